@@ -1,0 +1,17 @@
+//! peakprof: an exact peak-memory profiler for native Linux programs.
+//!
+//! The crate holds the pure core shared by the CLI and the preloaded library:
+//! [`record`] (the live-set bookkeeping and the exact peak snapshot) and [`format`] (the
+//! on-disk profile). With the `cli` feature it also holds the symbolizer, the renderers
+//! and the command-line tool.
+#![forbid(unsafe_code)]
+
+pub mod format;
+pub mod record;
+
+#[cfg(feature = "cli")]
+pub mod report;
+#[cfg(feature = "cli")]
+pub mod symbolize;
+#[cfg(feature = "cli")]
+pub mod render;

@@ -1,0 +1,47 @@
+//! The symbolized view of one process's profile: what every renderer draws from.
+//!
+//! Built from a raw [`crate::format::Profile`] by the symbolizer; renderers never see raw
+//! addresses, and never reach back into the recorder.
+
+/// How the profiled process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitStatus {
+    /// Exit code when it exited; `None` when killed by a signal or unknown.
+    pub code: Option<i32>,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+}
+
+/// One call path and what it held: frames are display names, root (e.g. `main`) first,
+/// allocation site last. Each name is `function (file:line)`, or `function` when no line
+/// is known, or `module+0xoffset` when nothing resolves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SymStack {
+    pub frames: Vec<String>,
+    pub bytes: u64,
+    pub count: u64,
+}
+
+/// A symbolized process profile.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    /// The command line the process ran.
+    pub argv: Vec<String>,
+    pub pid: u32,
+    pub ppid: u32,
+    pub exit: ExitStatus,
+    pub peak_bytes: u64,
+    pub peak_time_s: f64,
+    pub peak_rss_bytes: u64,
+    pub duration_s: f64,
+    pub total_allocs: u64,
+    pub total_alloc_bytes: u64,
+    /// 0 in exact mode; otherwise the sampling interval in bytes.
+    pub sample_rate: u64,
+    /// Live call paths at the peak, largest first.
+    pub at_peak: Vec<SymStack>,
+    /// Call paths still live at exit (leaks), largest first.
+    pub at_exit: Vec<SymStack>,
+    /// Problems met while symbolizing (missing files, build-id mismatch), one line each.
+    pub warnings: Vec<String>,
+}
