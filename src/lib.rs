@@ -10,8 +10,8 @@ pub mod format;
 pub mod record;
 
 #[cfg(feature = "cli")]
+pub mod render;
+#[cfg(feature = "cli")]
 pub mod report;
 #[cfg(feature = "cli")]
 pub mod symbolize;
-#[cfg(feature = "cli")]
-pub mod render;

@@ -1,1 +1,25 @@
-mod model; pub use model::*;
+//! The profile file: the contract between the preloaded library and the CLI.
+//!
+//! One file per profiled process, self-describing and versioned: raw return addresses, the
+//! module map, per-stack bytes and counts at the peak and at exit, and the timeline.
+
+mod elf_note;
+mod error;
+mod model;
+mod read;
+mod sections;
+mod wire;
+mod write;
+
+pub use elf_note::build_id_from_notes;
+pub use error::FormatError;
+pub use model::*;
+pub use read::decode;
+pub use sections::{MAGIC, VERSION};
+pub use write::encode;
+
+/// File name suffix of raw profiles.
+pub const EXTENSION: &str = "ppf";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! Pure bookkeeping of a profiled process: the live set, interned stacks, per-stack bytes,
+//! the exact snapshot at the peak and a bounded timeline.
+//!
+//! Takes `(address, size, stack)` events and knows nothing of hooks, threads or files: the
+//! preload serializes calls into it, and tests drive it directly.
+
+mod live;
+mod maps;
+mod peak;
+mod stacks;
+mod timeline;
+
+#[cfg(test)]
+mod proptests;
+
+pub use live::{AddrHasher, LiveAlloc, LiveHeap};
+pub use maps::{LiveMaps, Region};
+pub use peak::PeakTracker;
+pub use stacks::{StackId, StackTable};
+pub use timeline::Timeline;
+
+use crate::format::{Meta, Module, Profile, SiteBytes, Stack};
+
+/// The recorder of one process.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    stacks: StackTable,
+    heap: LiveHeap,
+    maps: LiveMaps,
+    sites: PeakTracker,
+    timeline: Timeline,
+    peak_time_ns: u64,
+    total_allocs: u64,
+    total_alloc_bytes: u64,
+}
+
+impl Recorder {
+    /// A recorder with nothing live.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of a stack (return addresses, innermost first).
+    pub fn intern(&mut self, frames: &[u64]) -> StackId {
+        self.stacks.intern(frames)
+    }
+
+    /// The interned stacks.
+    pub fn stacks(&self) -> &StackTable {
+        &self.stacks
+    }
+
+    /// Mutable access to the interned stacks, for callers that hash frames themselves.
+    pub fn stacks_mut(&mut self) -> &mut StackTable {
+        &mut self.stacks
+    }
+
+    /// Tracked bytes live now.
+    pub fn total(&self) -> u64 {
+        self.sites.total()
+    }
+
+    /// The highest total so far.
+    pub fn peak(&self) -> u64 {
+        self.sites.peak()
+    }
+
+    /// When the peak was reached (the `now_ns` of the event that reached it).
+    pub fn peak_time_ns(&self) -> u64 {
+        self.peak_time_ns
+    }
+
+    /// The bounded timeline so far.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Number of live heap blocks and mapping pieces.
+    pub fn live_count(&self) -> u64 {
+        self.sites.live_count()
+    }
+
+    fn grew(&mut self, raised_peak: bool, now_ns: u64) {
+        if raised_peak {
+            self.peak_time_ns = now_ns;
+        }
+        self.timeline.observe(now_ns, self.sites.total(), 0);
+    }
+
+    /// A heap block of `size` bytes was allocated at `addr` by `stack`.
+    #[inline]
+    pub fn on_alloc(&mut self, addr: u64, size: u64, stack: StackId, now_ns: u64) {
+        if let Some(old) = self.heap.insert(addr, LiveAlloc { size, stack }) {
+            // A free we never saw (e.g. an allocator-internal path): drop the stale block
+            // so the same bytes are not counted twice.
+            self.sites.remove(old.stack, old.size, true);
+        }
+        self.total_allocs += 1;
+        self.total_alloc_bytes += size;
+        let raised = self.sites.add(stack, size, true);
+        self.grew(raised, now_ns);
+    }
+
+    /// The heap block at `addr` was freed. Returns what it was, or `None` for an address
+    /// the recorder never saw (allocated before profiling started, or by another path).
+    #[inline]
+    pub fn on_free(&mut self, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
+        let old = self.heap.remove(addr)?;
+        self.sites.remove(old.stack, old.size, true);
+        self.timeline.observe(now_ns, self.sites.total(), 0);
+        Some(old)
+    }
+
+    /// The heap block at `addr`, if live.
+    pub fn heap_block(&self, addr: u64) -> Option<LiveAlloc> {
+        self.heap.get(addr)
+    }
+
+    fn account_unmapped(&mut self, removed: &[Region], kept: &[Region]) {
+        // A touched region goes as a whole and the pieces that remain of it come back as
+        // allocations of their own. Removals come first so the total never passes through a
+        // value it did not really have (and so can never fake a new peak).
+        for r in removed {
+            self.sites.remove(r.stack, r.len(), true);
+        }
+        for r in kept {
+            self.sites.add(r.stack, r.len(), true);
+        }
+    }
+
+    /// An anonymous mapping `[addr, addr + len)` was made by `stack`.
+    pub fn on_mmap(&mut self, addr: u64, len: u64, stack: StackId, now_ns: u64) {
+        let end = addr.saturating_add(len);
+        let (removed, kept) = self.maps.insert(Region {
+            start: addr,
+            end,
+            stack,
+        });
+        self.account_unmapped(&removed, &kept);
+        self.total_allocs += 1;
+        self.total_alloc_bytes += len;
+        let raised = self.sites.add(stack, len, true);
+        self.grew(raised, now_ns);
+    }
+
+    /// `[addr, addr + len)` was unmapped; only the tracked parts of it count.
+    pub fn on_munmap(&mut self, addr: u64, len: u64, now_ns: u64) {
+        let (removed, kept) = self.maps.remove_range(addr, addr.saturating_add(len));
+        if removed.is_empty() {
+            return;
+        }
+        self.account_unmapped(&removed, &kept);
+        self.timeline.observe(now_ns, self.sites.total(), 0);
+    }
+
+    /// Whether `[addr, addr + len)` overlaps a tracked mapping.
+    pub fn maps_overlap(&self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        self.maps.iter().any(|r| r.start < end && addr < r.end)
+    }
+
+    /// Stacks holding bytes at the peak, and stacks holding bytes now.
+    fn snapshots(&self) -> (Vec<(u32, u64, u64)>, Vec<(u32, u64, u64)>) {
+        (
+            self.sites.at_peak().collect(),
+            self.sites.current().collect(),
+        )
+    }
+
+    /// The profile of this process: the peak snapshot, what is live now, and the stacks
+    /// they reference (renumbered densely, so unused stacks cost nothing on disk).
+    pub fn to_profile(&self, meta: Meta, modules: Vec<Module>) -> Profile {
+        let (peak, now) = self.snapshots();
+        let mut remap: std::collections::HashMap<u32, u32> = Default::default();
+        let mut stacks = Vec::new();
+        let mut site = |&(id, bytes, count): &(u32, u64, u64)| {
+            let next = remap.len() as u32;
+            let stack = *remap.entry(id).or_insert_with(|| {
+                stacks.push(Stack {
+                    frames: self.stacks.frames(id).to_vec(),
+                });
+                next
+            });
+            SiteBytes {
+                stack,
+                bytes,
+                count,
+            }
+        };
+        let peak: Vec<SiteBytes> = peak.iter().map(&mut site).collect();
+        let exit: Vec<SiteBytes> = now.iter().map(&mut site).collect();
+        let mut meta = meta;
+        meta.peak_bytes = self.peak();
+        meta.peak_time_ns = self.peak_time_ns;
+        meta.final_bytes = self.total();
+        meta.total_allocs = self.total_allocs;
+        meta.total_alloc_bytes = self.total_alloc_bytes;
+        Profile {
+            meta,
+            modules,
+            stacks,
+            peak,
+            exit,
+            timeline: self.timeline.points().to_vec(),
+        }
+    }
+
+    /// Checks the recorder's invariants: the total equals the sum of live blocks and
+    /// mappings, and per-stack counters agree with the live set. Used by stress tests.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut per_stack: std::collections::HashMap<u32, (u64, u64)> = Default::default();
+        for (_, a) in self.heap.iter() {
+            let e = per_stack.entry(a.stack).or_default();
+            e.0 += a.size;
+            e.1 += 1;
+        }
+        for r in self.maps.iter() {
+            let e = per_stack.entry(r.stack).or_default();
+            e.0 += r.len();
+            e.1 += 1;
+        }
+        let live_total: u64 = per_stack.values().map(|v| v.0).sum();
+        if live_total != self.total() {
+            return Err(format!(
+                "total {} != sum of live allocations {}",
+                self.total(),
+                live_total
+            ));
+        }
+        for (id, bytes, count) in self.sites.current() {
+            let want = per_stack.get(&id).copied().unwrap_or_default();
+            if want != (bytes, count) {
+                return Err(format!(
+                    "stack {id}: counters say {bytes} bytes in {count} blocks, live set says {} in {}",
+                    want.0, want.1
+                ));
+            }
+        }
+        if self.peak() < self.total() {
+            return Err(format!("peak {} < total {}", self.peak(), self.total()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Interning of call stacks: each distinct sequence of return addresses gets a small id.
+//!
+//! Frames of all stacks live in one flat arena, and the hash table holds only ids, so a
+//! lookup of a stack that is already known allocates nothing.
+
+use hashbrown::HashTable;
+
+/// Identifies an interned stack.
+pub type StackId = u32;
+
+/// Deterministic seeds: the hash only has to spread addresses, not resist an attacker, and
+/// asking the OS for randomness inside a malloc hook is a risk with no benefit.
+fn hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+}
+
+/// The set of distinct stacks seen so far.
+#[derive(Clone)]
+pub struct StackTable {
+    table: HashTable<StackId>,
+    /// `frames[starts[id]..starts[id + 1]]` are the frames of stack `id`.
+    frames: Vec<u64>,
+    starts: Vec<usize>,
+    hashes: Vec<u64>,
+    build: ahash::RandomState,
+}
+
+impl Default for StackTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for StackTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StackTable")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl StackTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self {
+            table: HashTable::new(),
+            frames: Vec::new(),
+            starts: vec![0],
+            hashes: Vec::new(),
+            build: hasher(),
+        }
+    }
+
+    /// Number of distinct stacks.
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Whether no stack was interned yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The hash under which `frames` is (or would be) stored; callers that cache ids per
+    /// thread can use it as their own key.
+    pub fn hash_frames(&self, frames: &[u64]) -> u64 {
+        self.build.hash_one(frames)
+    }
+
+    /// The id of `frames`, interning it if new.
+    pub fn intern(&mut self, frames: &[u64]) -> StackId {
+        let hash = self.hash_frames(frames);
+        self.intern_hashed(hash, frames)
+    }
+
+    /// [`Self::intern`] with a hash already computed by [`Self::hash_frames`].
+    pub fn intern_hashed(&mut self, hash: u64, frames: &[u64]) -> StackId {
+        let Self {
+            table,
+            frames: arena,
+            starts,
+            hashes,
+            ..
+        } = self;
+        let found = table.find(hash, |&id| {
+            let id = id as usize;
+            hashes[id] == hash && arena[starts[id]..starts[id + 1]] == *frames
+        });
+        if let Some(&id) = found {
+            return id;
+        }
+        let id = (starts.len() - 1) as StackId;
+        arena.extend_from_slice(frames);
+        starts.push(arena.len());
+        hashes.push(hash);
+        table.insert_unique(hash, id, |&id| hashes[id as usize]);
+        id
+    }
+
+    /// The frames of stack `id`, innermost first.
+    pub fn frames(&self, id: StackId) -> &[u64] {
+        let id = id as usize;
+        &self.frames[self.starts[id]..self.starts[id + 1]]
+    }
+
+    /// Approximate heap bytes this table uses, for the profiler's own accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.frames.capacity() * 8
+            + self.starts.capacity() * 8
+            + self.hashes.capacity() * 8
+            + self.table.capacity() * (core::mem::size_of::<StackId>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_frames_same_id_and_frames_round_trip() {
+        let mut t = StackTable::new();
+        let a = t.intern(&[1, 2, 3]);
+        let b = t.intern(&[1, 2]);
+        let c = t.intern(&[]);
+        assert_eq!(t.intern(&[1, 2, 3]), a);
+        assert_ne!(a, b);
+        assert_ne!(b, c);
+        assert_eq!(t.frames(a), &[1, 2, 3]);
+        assert_eq!(t.frames(b), &[1, 2]);
+        assert_eq!(t.frames(c), &[] as &[u64]);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn many_stacks_keep_distinct_ids() {
+        let mut t = StackTable::new();
+        let ids: Vec<_> = (0..5000u64).map(|i| t.intern(&[i, i * 7, 42])).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(t.intern(&[i, i * 7, 42]), id);
+            assert_eq!(t.frames(id), &[i, i * 7, 42]);
+        }
+    }
+}
