@@ -1,1 +1,98 @@
+//! The library peakprof preloads into the profiled program.
+//!
+//! A thin unsafe shell: it interposes the allocation functions, captures stacks, and hands
+//! `(address, size, stack)` events to the pure recorder of the `peakprof` crate, which it
+//! writes as a profile file when the process ends. All the `unsafe` of the project lives
+//! here, each block with the reason it is sound.
 
+mod bootstrap;
+mod clock;
+mod guard;
+mod hooks;
+mod lock;
+mod modules;
+mod procfs;
+mod real;
+mod state;
+mod unwind;
+
+use core::alloc::{GlobalAlloc, Layout};
+
+/// The profiler's own memory comes from the real allocator, never from the hooked one: it
+/// must not be counted, and must not recurse into the recorder.
+struct RealAllocator;
+
+/// Alignment `malloc` guarantees on 64-bit glibc.
+const MALLOC_ALIGN: usize = 16;
+
+// SAFETY: forwards to the real malloc family, which satisfies GlobalAlloc's contract for
+// the alignments it is asked for here (larger ones go through memalign).
+unsafe impl GlobalAlloc for RealAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: plain allocation of a non-zero size (GlobalAlloc's contract).
+            unsafe { real::malloc(layout.size()).cast() }
+        } else {
+            // SAFETY: a power-of-two alignment, as Layout guarantees.
+            unsafe { real::memalign(layout.align(), layout.size()).cast() }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: plain zeroed allocation.
+            unsafe { real::calloc(1, layout.size()).cast() }
+        } else {
+            // SAFETY: allocate, then zero the bytes we own.
+            unsafe {
+                let p = self.alloc(layout);
+                if !p.is_null() {
+                    core::ptr::write_bytes(p, 0, layout.size());
+                }
+                p
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from this allocator.
+        unsafe { real::free(ptr.cast()) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: `ptr` came from real::malloc/calloc of this allocator.
+            return unsafe { real::realloc(ptr.cast(), new_size).cast() };
+        }
+        // SAFETY: allocate the new block, copy what both hold, free the old one.
+        unsafe {
+            let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+            if !new.is_null() {
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            new
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: RealAllocator = RealAllocator;
+
+extern "C" fn on_load() {
+    state::start();
+}
+
+extern "C" fn on_unload() {
+    state::finish(peakprof::format::WriteReason::Exit);
+}
+
+/// Runs when the loader maps the library, before the program's `main`.
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = on_load;
+
+/// Runs at `exit` (after the program's atexit handlers and destructors of later objects).
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = on_unload;

@@ -41,11 +41,6 @@ impl<'a> Cursor<'a> {
         self.buf.len() - self.pos
     }
 
-    /// Whether everything was read.
-    pub fn is_empty(&self) -> bool {
-        self.remaining() == 0
-    }
-
     /// Reads a varint.
     #[inline]
     pub fn u64(&mut self) -> Result<u64, FormatError> {
@@ -134,7 +129,7 @@ mod tests {
         for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
             assert_eq!(c.i64().unwrap(), v);
         }
-        assert!(c.is_empty());
+        assert_eq!(c.remaining(), 0);
         assert_eq!(c.u64(), Err(FormatError::Truncated));
     }
 

@@ -1,0 +1,56 @@
+//! Reentrancy guard and errno preservation.
+//!
+//! The guard is set while a thread is inside a hook *and* while it calls the real allocator,
+//! so that allocations made by the profiler itself, or mmaps an allocator makes internally,
+//! pass straight through instead of being counted twice (or recursing forever).
+
+use core::ffi::c_int;
+
+extern "C" {
+    fn peakprof_guard_enter() -> i32;
+    fn peakprof_guard_leave();
+}
+
+/// Held while the current thread is inside the profiler.
+pub struct Guard(());
+
+impl Guard {
+    /// Enters the profiler, or returns `None` when this thread already is inside it.
+    #[inline]
+    pub fn enter() -> Option<Guard> {
+        // SAFETY: the C function only touches an initial-exec thread-local int.
+        (unsafe { peakprof_guard_enter() } != 0).then_some(Guard(()))
+    }
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`.
+        unsafe { peakprof_guard_leave() }
+    }
+}
+
+/// The calling thread's errno.
+#[inline]
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+#[inline]
+pub fn set_errno(e: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Runs `f` and leaves errno as it was before: the program must see the errno of the real
+/// function it called, never one from the profiler's own bookkeeping.
+#[inline]
+pub fn keep_errno<R>(f: impl FnOnce() -> R) -> R {
+    let e = errno();
+    let r = f();
+    set_errno(e);
+    r
+}

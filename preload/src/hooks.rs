@@ -1,0 +1,282 @@
+//! The exported allocation functions. Each one is a thin shell: call the real function,
+//! then tell the recorder, with the reentrancy guard held throughout and errno preserved.
+//!
+//! Ordering under threads: a block's removal is recorded *before* the real free/realloc (so
+//! another thread cannot be handed the same address and record it first), and an
+//! allocation is recorded *after* the real call returns.
+
+use core::ffi::{c_int, c_void};
+
+use crate::guard::{keep_errno, Guard};
+use crate::{bootstrap, real, state};
+
+/// The guard, when this call should be recorded.
+#[inline]
+fn enter() -> Option<Guard> {
+    if state::active() {
+        Guard::enter()
+    } else {
+        None
+    }
+}
+
+#[inline]
+fn record_alloc(p: *mut c_void, size: usize) {
+    if !p.is_null() {
+        keep_errno(|| state::on_alloc(p as usize, size));
+    }
+}
+
+/// Interposed `malloc(3)`.
+///
+/// # Safety
+/// As `malloc(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    let Some(_g) = enter() else {
+        // SAFETY: forwarding to the real function.
+        return unsafe { real::malloc(size) };
+    };
+    // SAFETY: forwarding to the real function.
+    let p = unsafe { real::malloc(size) };
+    record_alloc(p, size);
+    p
+}
+
+/// Interposed `calloc(3)`.
+///
+/// # Safety
+/// As `calloc(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(_g) = enter() else {
+        // SAFETY: forwarding to the real function.
+        return unsafe { real::calloc(n, size) };
+    };
+    // SAFETY: forwarding to the real function.
+    let p = unsafe { real::calloc(n, size) };
+    // A successful calloc means n * size did not overflow.
+    record_alloc(p, n.wrapping_mul(size));
+    p
+}
+
+/// Interposed `free(3)`.
+///
+/// # Safety
+/// As `free(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    let _g = enter();
+    if _g.is_some() {
+        keep_errno(|| state::on_free(p as usize));
+    }
+    // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
+    unsafe { real::free(p) }
+}
+
+/// Shared body of realloc and reallocarray: `call` performs the real resize.
+///
+/// # Safety
+/// `p` must be null or a live block of this process's allocator.
+unsafe fn resize(p: *mut c_void, new_size: Option<usize>, call: impl FnOnce() -> *mut c_void) -> *mut c_void {
+    let Some(_g) = enter() else {
+        return call();
+    };
+    let old = if p.is_null() || bootstrap::contains(p) {
+        None
+    } else {
+        keep_errno(|| state::on_free(p as usize))
+    };
+    let q = call();
+    if !q.is_null() {
+        record_alloc(q, new_size.unwrap_or(0));
+    } else if let Some(old) = old {
+        // NULL with a size means failure and `p` is still live; NULL for size 0 means
+        // `p` was freed (glibc), which is not an out-of-memory condition.
+        if new_size != Some(0) {
+            keep_errno(|| state::restore(p as usize, old));
+        }
+    }
+    q
+}
+
+/// Interposed `realloc(3)`.
+///
+/// # Safety
+/// As `realloc(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the caller passes a valid block or null; forwarding to the real function.
+    unsafe { resize(p, Some(size), || real::realloc(p, size)) }
+}
+
+/// Interposed `reallocarray(3)`.
+///
+/// # Safety
+/// As `reallocarray(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    // An overflowing size fails in the real call; `None` then restores the old block.
+    // SAFETY: the caller passes a valid block or null; forwarding to the real function.
+    unsafe { resize(p, n.checked_mul(size), || real::reallocarray(p, n, size)) }
+}
+
+/// Interposed `posix_memalign(3)`.
+///
+/// # Safety
+/// As `posix_memalign(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    let Some(_g) = enter() else {
+        // SAFETY: forwarding to the real function.
+        return unsafe { real::posix_memalign(out, align, size) };
+    };
+    // SAFETY: forwarding to the real function.
+    let r = unsafe { real::posix_memalign(out, align, size) };
+    if r == 0 && !out.is_null() {
+        // SAFETY: on success the real function stored the block in `*out`.
+        record_alloc(unsafe { *out }, size);
+    }
+    r
+}
+
+macro_rules! aligned_hook {
+    ($(#[$doc:meta])* $name:ident($($arg:ident),*) => $real:path, size = $size:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As the C function of the same name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: usize),*) -> *mut c_void {
+            let Some(_g) = enter() else {
+                // SAFETY: forwarding to the real function.
+                return unsafe { $real($($arg),*) };
+            };
+            // SAFETY: forwarding to the real function.
+            let p = unsafe { $real($($arg),*) };
+            record_alloc(p, $size);
+            p
+        }
+    };
+}
+
+aligned_hook!(
+    /// Interposed `aligned_alloc(3)`.
+    aligned_alloc(align, size) => real::aligned_alloc, size = size
+);
+aligned_hook!(
+    /// Interposed `memalign(3)`.
+    memalign(align, size) => real::memalign, size = size
+);
+aligned_hook!(
+    /// Interposed `valloc(3)`.
+    valloc(size) => real::valloc, size = size
+);
+aligned_hook!(
+    /// Interposed `pvalloc(3)`.
+    pvalloc(size) => real::pvalloc, size = size
+);
+
+fn page_round(len: usize) -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    len.div_ceil(page).saturating_mul(page)
+}
+
+/// Interposed `mmap(2)`: anonymous, accessible mappings count as allocations; a fixed
+/// mapping of anything else over a tracked range ends what it replaces.
+///
+/// # Safety
+/// As `mmap(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    let Some(_g) = enter() else {
+        // SAFETY: forwarding to the real function.
+        return unsafe { real::mmap(addr, len, prot, flags, fd, off) };
+    };
+    // SAFETY: forwarding to the real function.
+    let r = unsafe { real::mmap(addr, len, prot, flags, fd, off) };
+    if r != libc::MAP_FAILED {
+        let anon = flags & libc::MAP_ANONYMOUS != 0;
+        if anon && prot != libc::PROT_NONE {
+            keep_errno(|| state::on_mmap(r as usize, page_round(len)));
+        } else if flags & libc::MAP_FIXED != 0 {
+            keep_errno(|| state::on_munmap(r as usize, page_round(len)));
+        }
+    }
+    r
+}
+
+/// Interposed `mmap64` (the same function on 64-bit Linux).
+///
+/// # Safety
+/// As `mmap(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    // SAFETY: same contract as mmap.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// Interposed `munmap(2)`: the tracked part of the range ends.
+///
+/// # Safety
+/// As `munmap(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
+    let _g = enter();
+    if _g.is_some() {
+        keep_errno(|| state::on_munmap(addr as usize, page_round(len)));
+    }
+    // SAFETY: forwarding to the real function.
+    unsafe { real::munmap(addr, len) }
+}
+
+/// Interposed `mremap(2)`. Declared with the optional fifth argument spelled out: on the
+/// 64-bit Linux ABIs a variadic pointer argument is passed exactly like a fixed one, and it
+/// is only read when `MREMAP_FIXED` says it is there.
+///
+/// # Safety
+/// As `mremap(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    let new_addr = if flags & libc::MREMAP_FIXED != 0 {
+        new_addr
+    } else {
+        core::ptr::null_mut()
+    };
+    let Some(_g) = enter() else {
+        // SAFETY: forwarding to the real function.
+        return unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
+    };
+    // SAFETY: forwarding to the real function.
+    let r = unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
+    if r != libc::MAP_FAILED {
+        keep_errno(|| {
+            state::on_mremap(old as usize, page_round(old_len), r as usize, page_round(new_len))
+        });
+    }
+    r
+}

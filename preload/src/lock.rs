@@ -1,0 +1,119 @@
+//! A futex mutex that never allocates and can be reset in a forked child.
+//!
+//! `std::sync::Mutex` cannot be forcibly released, and a child forked while another thread
+//! held the lock would deadlock on its first allocation.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+const UNLOCKED: u32 = 0;
+const LOCKED: u32 = 1;
+/// Locked, and another thread may be asleep waiting for it.
+const CONTENDED: u32 = 2;
+
+/// A value behind a futex lock.
+pub struct Lock<T> {
+    state: AtomicU32,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to `value` only happens through a `LockGuard`, and at most one guard
+// exists at a time (the state machine below admits one owner).
+unsafe impl<T: Send> Sync for Lock<T> {}
+
+/// Exclusive access to the locked value.
+pub struct LockGuard<'a, T> {
+    lock: &'a Lock<T>,
+}
+
+fn futex(word: &AtomicU32, op: libc::c_int, val: u32) {
+    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; the
+    // private futex ops only compare and wait on / wake that word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            core::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+impl<T> Lock<T> {
+    /// An unlocked lock.
+    pub const fn new(value: T) -> Self {
+        Self {
+            state: AtomicU32::new(UNLOCKED),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock, sleeping while another thread holds it.
+    #[inline]
+    pub fn lock(&self) -> LockGuard<'_, T> {
+        if self
+            .state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
+        }
+        LockGuard { lock: self }
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        // Critical sections are short: spin briefly before sleeping.
+        for _ in 0..100 {
+            core::hint::spin_loop();
+            if self.state.load(Ordering::Relaxed) == UNLOCKED
+                && self
+                    .state
+                    .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
+            futex(&self.state, libc::FUTEX_WAIT, CONTENDED);
+        }
+    }
+
+    /// Marks the lock free without a guard. Only for a freshly forked child, where the
+    /// thread that held it no longer exists.
+    pub fn reset_after_fork(&self) {
+        self.state.store(UNLOCKED, Ordering::Release);
+    }
+
+    /// Releases a lock whose guard was forgotten (fork's prepare/parent handlers).
+    pub fn force_unlock(&self) {
+        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
+            futex(&self.state, libc::FUTEX_WAKE, 1);
+        }
+    }
+}
+
+impl<T> Drop for LockGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.force_unlock();
+    }
+}
+
+impl<T> Deref for LockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves exclusive ownership of the lock.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for LockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves exclusive ownership of the lock.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}

@@ -1,0 +1,87 @@
+//! Stack capture: return addresses of the current thread, innermost first, without the
+//! profiler's own frames.
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use peakprof::format::TRUNCATED_FRAME;
+
+/// Deepest stack kept; deeper ones end with [`TRUNCATED_FRAME`].
+pub const MAX_DEPTH: usize = 128;
+
+/// Runtime address range of this library's code, whose frames are skipped.
+static SELF_START: AtomicU64 = AtomicU64::new(0);
+static SELF_END: AtomicU64 = AtomicU64::new(0);
+
+/// Remembers where this library's code lives.
+pub fn set_self_range(start: u64, end: u64) {
+    SELF_START.store(start, Ordering::Relaxed);
+    SELF_END.store(end, Ordering::Relaxed);
+}
+
+#[repr(C)]
+struct UnwindContext {
+    _private: [u8; 0],
+}
+
+type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
+
+extern "C" {
+    fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
+}
+
+const URC_NO_REASON: c_int = 0;
+const URC_END_OF_STACK: c_int = 5;
+
+struct Walk<'a> {
+    out: &'a mut [u64],
+    len: usize,
+    skip_lo: u64,
+    skip_hi: u64,
+    truncated: bool,
+}
+
+extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Walk` that `capture` passed to _Unwind_Backtrace, alive and
+    // exclusively ours for the duration of the walk.
+    let walk = unsafe { &mut *(arg as *mut Walk<'_>) };
+    // SAFETY: `ctx` is the context the unwinder handed to this callback.
+    let ip = unsafe { _Unwind_GetIP(ctx) } as u64;
+    if ip == 0 {
+        return URC_END_OF_STACK;
+    }
+    // Our own frames sit at the top of every stack: drop them until the first foreign one.
+    if walk.len == 0 && ip >= walk.skip_lo && ip < walk.skip_hi {
+        return URC_NO_REASON;
+    }
+    if walk.len == walk.out.len() {
+        walk.truncated = true;
+        return URC_END_OF_STACK;
+    }
+    walk.out[walk.len] = ip;
+    walk.len += 1;
+    URC_NO_REASON
+}
+
+/// Fills `out` with the calling thread's return addresses (innermost first) and returns how
+/// many were written. A stack deeper than `out.len() - 1` ends with [`TRUNCATED_FRAME`].
+pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> usize {
+    let (head, _) = out.split_at_mut(MAX_DEPTH);
+    let mut walk = Walk {
+        out: head,
+        len: 0,
+        skip_lo: SELF_START.load(Ordering::Relaxed),
+        skip_hi: SELF_END.load(Ordering::Relaxed),
+        truncated: false,
+    };
+    // SAFETY: `step` matches the callback ABI, and `walk` outlives the call.
+    unsafe { _Unwind_Backtrace(step, (&mut walk as *mut Walk<'_>).cast()) };
+    let (len, truncated) = (walk.len, walk.truncated);
+    if truncated {
+        out[len] = TRUNCATED_FRAME;
+        len + 1
+    } else {
+        len
+    }
+}
