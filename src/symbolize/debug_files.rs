@@ -25,6 +25,12 @@ pub(crate) struct ObjectFacts {
 /// Reads the facts through a read cache: only headers and notes are read, not the whole
 /// file, which matters for multi-hundred-megabyte libraries.
 pub(crate) fn read_facts(path: &Path) -> Result<ObjectFacts, String> {
+    // Opening a FIFO or a device would block or read forever; only regular files can be
+    // objects.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot open: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let cache = ReadCache::new(file);
     let obj =

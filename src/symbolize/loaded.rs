@@ -76,11 +76,11 @@ fn open_loader(path: &Path, sup: Option<&Path>, warnings: &mut Vec<String>) -> O
     match catch_unwind(|| Loader::new_with_sup(path, sup)) {
         Ok(Ok(l)) => Some(l),
         Ok(Err(e)) => {
-            warnings.push(format!("{}: cannot read debug info: {e}", path.display()));
+            warnings.push(format!("{}: cannot read: {e}", path.display()));
             None
         }
         Err(_) => {
-            warnings.push(format!("{}: debug info reader crashed", path.display()));
+            warnings.push(format!("{}: object reader crashed", path.display()));
             None
         }
     }

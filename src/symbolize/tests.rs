@@ -518,6 +518,14 @@ fn unusable_files_fall_back_without_panicking() {
     std::fs::write(&empty, b"").unwrap();
     files.push(empty);
     files.push(dir.path().to_path_buf());
+    let fifo = dir.path().join("fifo.so");
+    if Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        files.push(fifo);
+    }
     if have("gcc") {
         // Real headers whose sections point past the end of the file.
         let prog = inline_prog(dir.path(), &[]);
