@@ -94,7 +94,14 @@ fn dwarf_frames(loader: &Loader, svma: u64) -> Vec<Frame> {
         return out;
     };
     // addr2line yields the innermost inlined function first.
-    while let Ok(Some(f)) = iter.next() {
+    loop {
+        let f = match iter.next() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            // A chain missing its outer end would file the sample under the wrong caller;
+            // the symbol table's single name is better.
+            Err(_) => return Vec::new(),
+        };
         let function = f
             .function
             .as_ref()
