@@ -1,1 +1,169 @@
+//! Offline symbolization: raw return addresses from a profile to function, file and line.
+//!
+//! The target process only records addresses and its module map; everything here runs in the
+//! CLI afterwards, opening each module's files lazily and caching per address, since a
+//! profile's stacks share most of their frames.
 
+mod debug_files;
+mod demangle;
+mod frame;
+mod loaded;
+mod module_index;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::format::Module;
+
+pub use frame::Frame;
+
+use loaded::LoadedModule;
+use module_index::ModuleIndex;
+
+/// Where distributions install separate debug files.
+const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
+
+/// Lazily-opened state of one module.
+enum Slot {
+    Unopened,
+    /// Boxed: a loader is kilobytes, and most modules of a process are never opened.
+    Open(Box<LoadedModule>),
+    /// Nothing trustworthy to read; its addresses get `module+0xoffset` names.
+    Unusable,
+}
+
+/// Resolves return addresses of one profiled process to frames.
+pub struct Symbolizer {
+    modules: Vec<Module>,
+    slots: Vec<Slot>,
+    index: ModuleIndex,
+    debug_dirs: Vec<PathBuf>,
+    cache: HashMap<u64, Vec<Frame>>,
+    warnings: Vec<String>,
+    warned: HashSet<String>,
+}
+
+impl Symbolizer {
+    /// Uses the default debug directories (`/usr/lib/debug`).
+    pub fn new(modules: &[Module]) -> Self {
+        Self::with_debug_dirs(modules, vec![PathBuf::from(DEFAULT_DEBUG_DIR)])
+    }
+
+    /// Same with explicit global debug directories (searched as DIR/.build-id/xx/rest.debug
+    /// and for .gnu_debuglink targets), for tests.
+    pub fn with_debug_dirs(modules: &[Module], debug_dirs: Vec<PathBuf>) -> Self {
+        Symbolizer {
+            modules: modules.to_vec(),
+            slots: modules.iter().map(|_| Slot::Unopened).collect(),
+            index: ModuleIndex::new(modules),
+            debug_dirs,
+            cache: HashMap::new(),
+            warnings: Vec::new(),
+            warned: HashSet::new(),
+        }
+    }
+
+    /// Frames for one *return address* captured in the target (look up `addr - 1`, since a
+    /// return address points after the call). Ordered caller first: the outermost function
+    /// first, then the functions inlined into it, innermost last. Never empty: when nothing
+    /// resolves, one frame named `libfoo.so+0x1a2b` (file name of the module + offset =
+    /// addr - bias, hex), or `0x7f..` when no module contains the address. Results are cached
+    /// per address (the same addresses recur a lot).
+    pub fn symbolize(&mut self, return_address: u64) -> Vec<Frame> {
+        if let Some(frames) = self.cache.get(&return_address) {
+            return frames.clone();
+        }
+        let frames = self.resolve(return_address);
+        self.cache.insert(return_address, frames.clone());
+        frames
+    }
+
+    /// Index of the module containing `addr`, if any.
+    pub fn module_of(&self, addr: u64) -> Option<usize> {
+        self.index.find(addr)
+    }
+
+    /// Problems found (file missing, build-id mismatch, no debug info), one line each, each
+    /// reported once.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn resolve(&mut self, addr: u64) -> Vec<Frame> {
+        let Some(idx) = self.module_of(addr) else {
+            return vec![Frame::named(format!("{addr:#x}"))];
+        };
+        let fallback = fallback_name(&self.modules[idx], addr);
+        // Address 0 has no call before it; `addr - 1` would wrap around.
+        if addr == 0 {
+            return vec![Frame::named(fallback)];
+        }
+        self.open(idx);
+        let Slot::Open(loaded) = &self.slots[idx] else {
+            return vec![Frame::named(fallback)];
+        };
+        let svma = (addr - 1).wrapping_sub(self.modules[idx].bias);
+        match loaded.frames(svma) {
+            Ok(mut frames) if !frames.is_empty() => {
+                if frames[0].function.is_empty() {
+                    frames[0].function = fallback;
+                }
+                frames
+            }
+            Ok(_) => vec![Frame::named(fallback)],
+            Err(()) => {
+                let msg = format!(
+                    "{}: debug info reader crashed; its addresses are left unresolved",
+                    self.modules[idx].path
+                );
+                self.warn(msg);
+                self.slots[idx] = Slot::Unusable;
+                vec![Frame::named(fallback)]
+            }
+        }
+    }
+
+    /// Opens module `idx` the first time one of its addresses is asked for.
+    fn open(&mut self, idx: usize) {
+        if !matches!(self.slots[idx], Slot::Unopened) {
+            return;
+        }
+        let module = &self.modules[idx];
+        // Objects without a file (vdso, anonymous JIT code) have nothing to read, and saying
+        // so for every profile would be noise.
+        if module.path.is_empty() {
+            self.slots[idx] = Slot::Unusable;
+            return;
+        }
+        let located =
+            debug_files::locate(Path::new(&module.path), &module.build_id, &self.debug_dirs);
+        let mut warnings = located.warnings;
+        let slot = located
+            .source
+            .and_then(|s| LoadedModule::open(&s, &mut warnings))
+            .map_or(Slot::Unusable, |l| Slot::Open(Box::new(l)));
+        self.slots[idx] = slot;
+        for w in warnings {
+            self.warn(w);
+        }
+    }
+
+    fn warn(&mut self, msg: String) {
+        if self.warned.insert(msg.clone()) {
+            self.warnings.push(msg);
+        }
+    }
+}
+
+/// `libfoo.so+0x1a2b`: the module's file name and the address relative to its load bias, which
+/// is what `addr2line -e libfoo.so` takes, or the bare address for an object with no file.
+fn fallback_name(module: &Module, addr: u64) -> String {
+    let offset = addr.wrapping_sub(module.bias);
+    match Path::new(&module.path).file_name() {
+        Some(name) => format!("{}+{offset:#x}", name.to_string_lossy()),
+        None => format!("{addr:#x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
