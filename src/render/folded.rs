@@ -1,7 +1,7 @@
 //! The folded-stack text format read by flame graph tools (inferno, Brendan Gregg's
 //! `flamegraph.pl`, speedscope): `root;caller;...;leaf BYTES`, one line per call path.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use crate::report::SymStack;
 
@@ -18,19 +18,18 @@ pub(crate) const UNKNOWN_FRAME: &str = "[unknown]";
 /// for the format (see [`sanitize_frame`]) — the output always has exactly one count per
 /// line, parsed from the last space.
 pub fn folded(stacks: &[SymStack]) -> String {
-    let mut merged: BTreeMap<String, u64> = BTreeMap::new();
+    let mut merged: HashMap<String, u64> = HashMap::new();
     for s in stacks.iter().filter(|s| s.bytes > 0) {
         let bytes = merged.entry(folded_frames(&s.frames)).or_insert(0);
         *bytes = bytes.saturating_add(s.bytes);
     }
-    let mut out = String::new();
-    for (frames, bytes) in &merged {
-        out.push_str(frames);
-        out.push(' ');
-        out.push_str(&bytes.to_string());
-        out.push('\n');
-    }
-    out
+    // Sort whole lines, not frame keys: `. 1` sorts after `. # 1` although `.` < `. #`.
+    let mut lines: Vec<String> = merged
+        .into_iter()
+        .map(|(frames, bytes)| format!("{frames} {bytes}\n"))
+        .collect();
+    lines.sort_unstable();
+    lines.concat()
 }
 
 /// The `;`-joined, sanitized frame list of one stack (the part of a line before the count).
@@ -53,8 +52,9 @@ pub(crate) fn folded_frames(frames: &[String]) -> String {
 /// * a name whose last space-separated word is only digits and dots (`foo 12`) gets that
 ///   space replaced by a no-break space (U+00A0), because flame graph tools would read the
 ///   word as a second (differential) count;
-/// * likewise a name starting with `# ` gets a no-break space after the `#`, because
-///   inferno skips lines starting with `# ` as comments.
+/// * likewise a name starting with `# ` gets a no-break space after the `#`, and a name
+///   that is just `#` becomes `[#]`, because inferno skips lines starting with `# ` as
+///   comments (and `#` alone as a root frame makes the line `# BYTES`).
 ///
 /// The replacements are applied wherever the frame appears, so one function always has
 /// one name.
@@ -79,6 +79,8 @@ pub fn sanitize_frame(name: &str) -> String {
     }
     if name.starts_with("# ") {
         name.replace_range(1..2, "\u{a0}");
+    } else if name == "#" {
+        name = "[#]".to_string();
     }
     name
 }
@@ -137,6 +139,7 @@ mod tests {
         assert_eq!(sanitize_frame("f v1.5"), "f v1.5");
         assert_eq!(sanitize_frame("# comment"), "#\u{a0}comment");
         assert_eq!(sanitize_frame("#hash"), "#hash");
+        assert_eq!(sanitize_frame("#"), "[#]");
         assert_eq!(sanitize_frame("# 12"), "#\u{a0}12");
     }
 
