@@ -239,6 +239,19 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_times_become_null() {
+        let r = Report {
+            peak_time_s: f64::NAN,
+            duration_s: f64::INFINITY,
+            ..Report::default()
+        };
+        let got = summary_json(&r, &[]);
+        assert_eq!(got["peak_time_s"], Value::Null);
+        assert_eq!(got["duration_s"], Value::Null);
+        assert!(serde_json::to_string(&got).is_ok());
+    }
+
+    #[test]
     fn share_rounds() {
         assert_eq!(share(1, 3), 0.3333);
         assert_eq!(share(0, 0), 0.0);

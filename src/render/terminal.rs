@@ -22,7 +22,7 @@ const MAX_WARNINGS: usize = 5;
 ///
 /// Each call path is shown leaf first — the allocating frame with its location, then its
 /// callers as `← caller ← caller` without locations, repeated recursive callers collapsed
-/// to `name ×N` — and cut with `…` to fit [`WIDTH`] columns. Frame names, arguments and
+/// to `name ×N` — and cut with `…` to fit 100 columns. Frame names, arguments and
 /// paths are sanitized first so a hostile name cannot move the cursor or recolor the
 /// terminal (see [`super::text`]).
 pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
@@ -55,7 +55,11 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     if at_peak.is_empty() {
         let _ = writeln!(out, "\nNo heap allocations were live at the peak.");
     } else {
-        let live = at_peak.iter().fold(0u64, |a, s| a.saturating_add(s.count));
+        // Counted over every stack: zero-byte allocations (`malloc(0)`) are live too.
+        let live = report
+            .at_peak
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(s.count));
         let _ = writeln!(
             out,
             "\nLargest call paths at the peak ({} allocations live in {} paths):",
@@ -265,6 +269,7 @@ mod tests {
                 st(&["main", "tiny3"], 8, 1),
                 st(&["main", "tiny4"], 7, 1),
                 st(&["main", "tiny5"], 6, 1),
+                st(&["main", "malloc0"], 0, 4),
             ],
             at_exit: vec![st(&["main", "x"], 1536, 3)],
             warnings: vec!["no symbols for\u{1b}[31m libfoo.so".into()],
@@ -279,7 +284,7 @@ peakprof: ./prog --n 'a b' (exit code 0)
   peak heap  3.00 MiB after 1.24 s (of 3.50 s)
   peak RSS   40.0 MiB
 
-Largest call paths at the peak (106 allocations live in 7 paths):
+Largest call paths at the peak (110 allocations live in 7 paths):
    66.7%   2.00 MiB  alloc_big (src/lib.rs:12) ← build ← main
    33.3%   1.00 MiB  leaf ← rec ×3 ← main
     0.0%       10 B  tiny1 ← main
