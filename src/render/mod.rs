@@ -1,1 +1,23 @@
+//! Renderers: turn a symbolized [`crate::report::Report`] into what the user reads.
+//!
+//! Every renderer is a pure function of the report (plus a few options) so the output is
+//! deterministic and can be pinned by golden tests. Frame names and the command line come
+//! from the profiled program and are treated as untrusted text throughout: each renderer
+//! neutralises what would break its own output format (see [`text`]).
 
+mod flamegraph;
+mod folded;
+mod shell;
+mod stacks;
+mod summary_json;
+mod terminal;
+pub mod text;
+mod units;
+
+pub use flamegraph::{flamegraph_svg, FlameOptions, DEFAULT_MIN_SHARE};
+pub use folded::{folded, sanitize_frame};
+pub use shell::{shell_quote, shell_quote_command};
+pub use stacks::bound_stacks;
+pub use summary_json::{summary_json, SUMMARY_VERSION};
+pub use terminal::terminal_summary;
+pub use units::{group_digits, human_bytes, human_duration};
