@@ -1,0 +1,143 @@
+//! Running the target: environment for the preload, spawning, waiting, and the exit status.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+
+use crate::report::ExitStatus;
+
+/// Environment variable naming the directory the preload writes raw profiles into.
+pub const ENV_OUT_DIR: &str = "PEAKPROF_OUT_DIR";
+/// Set to `1` to profile only the root process.
+pub const ENV_NO_CHILDREN: &str = "PEAKPROF_NO_CHILDREN";
+
+/// What to run and how.
+pub struct Launch<'a> {
+    pub program: &'a Path,
+    pub argv: &'a [OsString],
+    pub preload: &'a Path,
+    pub raw_dir: &'a Path,
+    pub children: bool,
+}
+
+/// How the run ended, and the pid of the root process.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub pid: u32,
+}
+
+/// `LD_PRELOAD` with our library first, so our malloc is found before any allocator the
+/// user preloads (which then becomes our "next" malloc).
+fn ld_preload(ours: &Path, existing: Option<OsString>) -> OsString {
+    let mut v = OsString::from(ours);
+    if let Some(e) = existing.filter(|e| !e.is_empty()) {
+        v.push(":");
+        v.push(e);
+    }
+    v
+}
+
+/// Runs the program to completion. Ctrl-C and Ctrl-\ reach the program from the terminal
+/// and are ignored here, so peakprof survives to write the report; SIGTERM and SIGHUP sent
+/// to peakprof are passed on to the program.
+pub fn run(l: &Launch<'_>) -> Result<Finished> {
+    let mut cmd = Command::new(l.program);
+    cmd.arg0(l.argv.first().map_or(l.program.as_os_str(), OsString::as_os_str))
+        .args(l.argv.iter().skip(1))
+        .env("LD_PRELOAD", ld_preload(l.preload, std::env::var_os("LD_PRELOAD")))
+        .env(ENV_OUT_DIR, l.raw_dir);
+    if l.children {
+        cmd.env_remove(ENV_NO_CHILDREN);
+    } else {
+        cmd.env(ENV_NO_CHILDREN, "1");
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
+        .context("installing signal handlers")?;
+    let handle = signals.handle();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", l.program.display()))?;
+    let pid = child.id();
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == SIGTERM || sig == SIGHUP {
+                forward(pid, sig);
+            }
+        }
+    });
+    let status = child.wait().context("waiting for the program")?;
+    handle.close();
+    let _ = forwarder.join();
+    Ok(Finished {
+        status: ExitStatus {
+            code: status.code(),
+            signal: status.signal(),
+        },
+        pid,
+    })
+}
+
+fn forward(pid: u32, sig: i32) {
+    let (Some(pid), Some(sig)) = (
+        i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw),
+        rustix::process::Signal::from_named_raw(sig),
+    ) else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, sig);
+}
+
+/// The exit code peakprof itself returns for a program that ended with `status`.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    match (status.code, status.signal) {
+        (Some(c), _) => (c & 0xff) as u8,
+        (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
+        (None, None) => crate::exit_codes::TOOL_FAILED,
+    }
+}
+
+/// The program name for default directory names: the file name of `argv[0]`.
+pub fn program_name(cmd: &OsStr) -> String {
+    let name = Path::new(cmd)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "program".into());
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    if clean.is_empty() || clean.starts_with('.') {
+        format!("program{clean}")
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_library_comes_first_in_ld_preload() {
+        let v = ld_preload(Path::new("/c/libpp.so"), Some("libjemalloc.so".into()));
+        assert_eq!(v, "/c/libpp.so:libjemalloc.so");
+        assert_eq!(ld_preload(Path::new("/c/libpp.so"), Some("".into())), "/c/libpp.so");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(exit_code(ExitStatus { code: Some(3), signal: None }), 3);
+        assert_eq!(exit_code(ExitStatus { code: None, signal: Some(9) }), 137);
+    }
+
+    #[test]
+    fn program_names_are_safe_directory_names() {
+        assert_eq!(program_name(OsStr::new("/usr/bin/python3")), "python3");
+        assert_eq!(program_name(OsStr::new("./a b;c")), "a_b_c");
+        assert_eq!(program_name(OsStr::new("..")), "program..");
+    }
+}

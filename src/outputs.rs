@@ -1,0 +1,159 @@
+//! Where reports go and what is written there.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::format::{self, Profile};
+use crate::render::{self, FlameOptions};
+use crate::report::Report;
+
+/// Name of the subdirectory holding the raw profiles of a run.
+pub const RAW_DIR: &str = "raw";
+
+/// Creates `./peakprof-<program>-<n>` with the smallest `n` not taken. `create_dir` fails on
+/// an existing directory, so two runs started at once still get distinct directories and an
+/// earlier run is never overwritten.
+pub fn new_run_dir(base: &Path, program: &str) -> Result<PathBuf> {
+    for n in 1..100_000 {
+        let dir = base.join(format!("peakprof-{program}-{n}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot create output directory {}", dir.display())
+                })
+            }
+        }
+    }
+    anyhow::bail!("too many earlier runs in {}", base.display())
+}
+
+/// Makes `dir/raw` ready for the preload to write into, and proves `dir` is writable now
+/// rather than after a long run. Leftover profiles of an earlier run in the same directory
+/// are removed so they cannot mix with this one.
+pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf> {
+    let fail = |e: std::io::Error| {
+        anyhow::anyhow!("cannot write to output directory {}: {e}", dir.display())
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let raw = dir.join(RAW_DIR);
+    std::fs::create_dir_all(&raw).map_err(fail)?;
+    for entry in std::fs::read_dir(&raw).map_err(fail)?.flatten() {
+        if entry.path().extension().is_some_and(|e| e == format::EXTENSION) {
+            std::fs::remove_file(entry.path()).map_err(fail)?;
+        }
+    }
+    let probe = raw.join(".write-test");
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    std::fs::canonicalize(&raw).map_err(fail)
+}
+
+/// Reads one raw profile, naming the file in the error.
+pub fn read_profile(path: &Path) -> Result<Profile> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read profile {}", path.display()))?;
+    format::decode(&bytes).with_context(|| format!("cannot read profile {}", path.display()))
+}
+
+/// Every raw profile in `raw`, in file-name order, with the files that could not be read.
+pub fn read_profiles(raw: &Path) -> Result<(Vec<(PathBuf, Profile)>, Vec<anyhow::Error>)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(raw)
+        .with_context(|| format!("cannot read {}", raw.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == format::EXTENSION))
+        .collect();
+    paths.sort();
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for p in paths {
+        match read_profile(&p) {
+            Ok(profile) => ok.push((p, profile)),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// Index of the root process among `profiles`: the one with `pid` when given (the last
+/// image, if it exec'd), else the earliest one whose parent is not among them.
+pub fn root_index(profiles: &[(PathBuf, Profile)], pid: Option<u32>) -> Option<usize> {
+    let by_start = |i: &usize| profiles[*i].1.meta.start_unix_ns;
+    if let Some(pid) = pid {
+        if let Some(i) = (0..profiles.len())
+            .filter(|&i| profiles[i].1.meta.pid == pid)
+            .max_by_key(by_start)
+        {
+            return Some(i);
+        }
+    }
+    let pids: Vec<u32> = profiles.iter().map(|(_, p)| p.meta.pid).collect();
+    (0..profiles.len())
+        .filter(|&i| !pids.contains(&profiles[i].1.meta.ppid))
+        .min_by_key(by_start)
+}
+
+/// One line per process for summaries: largest peak first.
+pub fn process_list(reports: &[(PathBuf, &Report)]) -> Vec<Value> {
+    let mut v: Vec<(u64, Value)> = reports
+        .iter()
+        .map(|(dir, r)| {
+            (
+                r.peak_bytes,
+                json!({
+                    "pid": r.pid,
+                    "ppid": r.ppid,
+                    "command": render::shell_quote_command(&r.argv),
+                    "peak_bytes": r.peak_bytes,
+                    "peak_rss_bytes": r.peak_rss_bytes,
+                    "exit_code": r.exit.code,
+                    "signal": r.exit.signal,
+                    "dir": dir,
+                }),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.into_iter().map(|(_, j)| j).collect()
+}
+
+/// Writes the reports of one process into `dir`; returns the files written, by name.
+/// `extra` fields are merged into `summary.json` (the process list of a run).
+pub fn write_reports(
+    dir: &Path,
+    report: &Report,
+    extra: &[(&str, Value)],
+) -> Result<Vec<(&'static str, PathBuf)>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot write to output directory {}", dir.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        Ok(p)
+    };
+    let mut files = Vec::new();
+    let svg = render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?;
+    files.push(("flamegraph", write("peak.svg", &svg)?));
+    let reversed = FlameOptions {
+        reversed: true,
+        ..FlameOptions::default()
+    };
+    let svg = render::flamegraph_svg(report, &report.at_peak, &reversed)?;
+    files.push(("flamegraph_reversed", write("peak-reversed.svg", &svg)?));
+    files.push(("folded", write("peak.folded", render::folded(&report.at_peak).as_bytes())?));
+    let summary_path = dir.join("summary.json");
+    files.push(("summary", summary_path.clone()));
+    let mut summary = render::summary_json(report, &files);
+    if let Some(obj) = summary.as_object_mut() {
+        for (k, v) in extra {
+            obj.insert((*k).to_string(), v.clone());
+        }
+    }
+    let text = serde_json::to_string_pretty(&summary)?;
+    write("summary.json", text.as_bytes())?;
+    Ok(files)
+}

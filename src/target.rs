@@ -1,0 +1,92 @@
+//! Checks on the program to run, before anything is started: a clear refusal beats a run
+//! that silently produces no profile.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::exit_codes::{refuse, CANNOT_RUN, NOT_FOUND};
+use std::io::Read as _;
+
+use object::elf::FileHeader64;
+use object::read::elf::{FileHeader as _, ProgramHeader as _};
+use object::Endianness;
+
+/// Finds `cmd` as the shell would: a path when it contains `/`, else through `PATH`.
+pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
+    let as_path = Path::new(cmd);
+    if as_path.as_os_str().is_empty() {
+        return Err(refuse(NOT_FOUND, "empty command"));
+    }
+    if cmd.as_encoded_bytes().contains(&b'/') {
+        return check_runnable(as_path, cmd);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(as_path);
+        if candidate.is_file() && is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(refuse(NOT_FOUND, format!("command not found: {}", cmd.to_string_lossy())))
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
+    let shown = shown.to_string_lossy();
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(_) => return Err(refuse(NOT_FOUND, format!("command not found: {shown}"))),
+    };
+    if meta.is_dir() {
+        return Err(refuse(CANNOT_RUN, format!("{shown} is a directory, not a program")));
+    }
+    if !is_executable(p) {
+        return Err(refuse(CANNOT_RUN, format!("{shown} is not executable (permission denied)")));
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Refuses programs the dynamic loader will not preload into: static executables (no
+/// loader at all) and set-user/group-ID programs (the loader ignores `LD_PRELOAD`).
+pub fn check_preloadable(p: &Path) -> Result<()> {
+    let shown = p.display();
+    let meta = std::fs::metadata(p).map_err(|e| refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")))?;
+    if meta.permissions().mode() & 0o6000 != 0 {
+        return Err(refuse(CANNOT_RUN, format!(
+            "{shown} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so it cannot be profiled"
+        )));
+    }
+    // Program headers sit near the start; there is no need to read a large binary whole.
+    let mut data = Vec::new();
+    if let Err(e) = std::fs::File::open(p).and_then(|f| f.take(64 * 1024).read_to_end(&mut data)) {
+        return Err(refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")));
+    }
+    if data.starts_with(b"#!") {
+        return Ok(()); // a script: its interpreter is checked when it runs
+    }
+    if !data.starts_with(b"\x7fELF") {
+        return Ok(()); // let the kernel say what it thinks of it
+    }
+    let Ok(header) = FileHeader64::<Endianness>::parse(&*data) else {
+        return Ok(()); // 32-bit or unusual: the run itself will tell
+    };
+    let Ok(endian) = header.endian() else {
+        return Ok(());
+    };
+    let has_interp = header
+        .program_headers(endian, &*data)
+        .map(|phs| phs.iter().any(|ph| ph.p_type(endian) == object::elf::PT_INTERP))
+        .unwrap_or(true);
+    if !has_interp {
+        return Err(refuse(CANNOT_RUN, format!(
+            "{shown} is statically linked: LD_PRELOAD cannot work without the dynamic loader, so peakprof cannot profile it (rebuild it dynamically linked)"
+        )));
+    }
+    Ok(())
+}
