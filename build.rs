@@ -17,7 +17,14 @@ fn main() {
         return;
     }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
-    for p in ["preload", "src/record", "src/format", "src/lib.rs", "Cargo.toml", "Cargo.lock"] {
+    for p in [
+        "preload",
+        "src/record",
+        "src/format",
+        "src/lib.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", manifest_dir.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=PEAKPROF_PRELOAD_PATH");
@@ -29,9 +36,8 @@ fn main() {
         build_preload(&manifest_dir, &out_dir)
     };
     let dest = out_dir.join("libpeakprof_preload.so");
-    std::fs::copy(&built, &dest).unwrap_or_else(|e| {
-        panic!("copying {} to {}: {e}", built.display(), dest.display())
-    });
+    std::fs::copy(&built, &dest)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
 }
 
 /// `<target>/peakprof-preload`, shared by debug, release and clippy builds of the CLI.
@@ -66,9 +72,14 @@ fn build_preload(manifest_dir: &Path, out_dir: &Path) -> PathBuf {
     // tools) are not for this build either; the jobserver is shared through MAKEFLAGS.
     for (var, _) in env::vars_os() {
         let name = var.to_string_lossy();
-        let outer_only = ["CARGO_FEATURE_", "CARGO_CFG_", "CARGO_PKG_", "CARGO_MANIFEST_"]
-            .iter()
-            .any(|p| name.starts_with(p))
+        let outer_only = [
+            "CARGO_FEATURE_",
+            "CARGO_CFG_",
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
             || [
                 "RUSTC_WORKSPACE_WRAPPER",
                 "CARGO_TARGET_DIR",
@@ -92,7 +103,9 @@ fn build_preload(manifest_dir: &Path, out_dir: &Path) -> PathBuf {
     if let Some(flags) = env::var_os("CARGO_MAKEFLAGS") {
         cmd.env("MAKEFLAGS", flags);
     }
-    let status = cmd.status().expect("running cargo to build the preload library");
+    let status = cmd
+        .status()
+        .expect("running cargo to build the preload library");
     assert!(status.success(), "building the preload library failed");
     target_dir.join("release/libpeakprof_preload.so")
 }

@@ -169,7 +169,9 @@ mod tests {
 
     #[test]
     fn preload_module_is_recognized_by_file_name() {
-        assert!(is_preload_module("/root/.cache/peakprof/x/libpeakprof_preload.so"));
+        assert!(is_preload_module(
+            "/root/.cache/peakprof/x/libpeakprof_preload.so"
+        ));
         assert!(!is_preload_module("/usr/lib/libc.so.6"));
     }
 }

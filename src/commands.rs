@@ -47,7 +47,12 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         "signal": finished.status.signal,
     });
     let _ = std::fs::write(raw.join(ROOT_STATUS_FILE), status.to_string());
-    match render_run(&dir, &raw, Some((finished.pid, finished.status)), args.quiet) {
+    match render_run(
+        &dir,
+        &raw,
+        Some((finished.pid, finished.status)),
+        args.quiet,
+    ) {
         Ok(()) => Ok(code),
         Err(e) => {
             eprintln!("peakprof: error: {e:#}");
@@ -64,7 +69,10 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         if !raw.is_dir() {
             return Err(refuse(
                 TOOL_FAILED,
-                format!("{} is not a peakprof run directory (no {RAW_DIR}/ inside)", input.display()),
+                format!(
+                    "{} is not a peakprof run directory (no {RAW_DIR}/ inside)",
+                    input.display()
+                ),
             ));
         }
         let out = args.output.clone().unwrap_or_else(|| input.clone());
@@ -96,7 +104,11 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
 fn read_root_status(raw: &Path) -> Option<(u32, ExitStatus)> {
     let text = std::fs::read_to_string(raw.join(ROOT_STATUS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let int = |k: &str| v.get(k).and_then(|x| x.as_i64()).and_then(|x| i32::try_from(x).ok());
+    let int = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_i64())
+            .and_then(|x| i32::try_from(x).ok())
+    };
     Some((
         u32::try_from(v.get("pid")?.as_u64()?).ok()?,
         ExitStatus {
@@ -171,7 +183,7 @@ fn render_run(dir: &Path, raw: &Path, root: Option<(u32, ExitStatus)>, quiet: bo
 
 fn process_table(reports: &[(PathBuf, &Report)]) -> String {
     let mut rows: Vec<&(PathBuf, &Report)> = reports.iter().collect();
-    rows.sort_by(|a, b| b.1.peak_bytes.cmp(&a.1.peak_bytes));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.peak_bytes));
     let mut s = format!("{} processes (largest peak first):\n", rows.len());
     for (dir, r) in rows {
         let cmd = render::text::truncate_chars(

@@ -46,10 +46,17 @@ fn ld_preload(ours: &Path, existing: Option<OsString>) -> OsString {
 /// to peakprof are passed on to the program.
 pub fn run(l: &Launch<'_>) -> Result<Finished> {
     let mut cmd = Command::new(l.program);
-    cmd.arg0(l.argv.first().map_or(l.program.as_os_str(), OsString::as_os_str))
-        .args(l.argv.iter().skip(1))
-        .env("LD_PRELOAD", ld_preload(l.preload, std::env::var_os("LD_PRELOAD")))
-        .env(ENV_OUT_DIR, l.raw_dir);
+    cmd.arg0(
+        l.argv
+            .first()
+            .map_or(l.program.as_os_str(), OsString::as_os_str),
+    )
+    .args(l.argv.iter().skip(1))
+    .env(
+        "LD_PRELOAD",
+        ld_preload(l.preload, std::env::var_os("LD_PRELOAD")),
+    )
+    .env(ENV_OUT_DIR, l.raw_dir);
     if l.children {
         cmd.env_remove(ENV_NO_CHILDREN);
     } else {
@@ -83,7 +90,9 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
 
 fn forward(pid: u32, sig: i32) {
     let (Some(pid), Some(sig)) = (
-        i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw),
+        i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw),
         rustix::process::Signal::from_named_raw(sig),
     ) else {
         return;
@@ -108,7 +117,13 @@ pub fn program_name(cmd: &OsStr) -> String {
         .unwrap_or_else(|| "program".into());
     let clean: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if clean.is_empty() || clean.starts_with('.') {
         format!("program{clean}")
@@ -125,13 +140,28 @@ mod tests {
     fn our_library_comes_first_in_ld_preload() {
         let v = ld_preload(Path::new("/c/libpp.so"), Some("libjemalloc.so".into()));
         assert_eq!(v, "/c/libpp.so:libjemalloc.so");
-        assert_eq!(ld_preload(Path::new("/c/libpp.so"), Some("".into())), "/c/libpp.so");
+        assert_eq!(
+            ld_preload(Path::new("/c/libpp.so"), Some("".into())),
+            "/c/libpp.so"
+        );
     }
 
     #[test]
     fn exit_codes_follow_the_shell_convention() {
-        assert_eq!(exit_code(ExitStatus { code: Some(3), signal: None }), 3);
-        assert_eq!(exit_code(ExitStatus { code: None, signal: Some(9) }), 137);
+        assert_eq!(
+            exit_code(ExitStatus {
+                code: Some(3),
+                signal: None
+            }),
+            3
+        );
+        assert_eq!(
+            exit_code(ExitStatus {
+                code: None,
+                signal: Some(9)
+            }),
+            137
+        );
     }
 
     #[test]

@@ -22,9 +22,8 @@ pub fn new_run_dir(base: &Path, program: &str) -> Result<PathBuf> {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot create output directory {}", dir.display())
-                })
+                return Err(e)
+                    .with_context(|| format!("cannot create output directory {}", dir.display()))
             }
         }
     }
@@ -42,7 +41,11 @@ pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf> {
     let raw = dir.join(RAW_DIR);
     std::fs::create_dir_all(&raw).map_err(fail)?;
     for entry in std::fs::read_dir(&raw).map_err(fail)?.flatten() {
-        if entry.path().extension().is_some_and(|e| e == format::EXTENSION) {
+        if entry
+            .path()
+            .extension()
+            .is_some_and(|e| e == format::EXTENSION)
+        {
             std::fs::remove_file(entry.path()).map_err(fail)?;
         }
     }
@@ -59,8 +62,11 @@ pub fn read_profile(path: &Path) -> Result<Profile> {
     format::decode(&bytes).with_context(|| format!("cannot read profile {}", path.display()))
 }
 
+/// Raw profiles that were read, each with its file.
+pub type Profiles = Vec<(PathBuf, Profile)>;
+
 /// Every raw profile in `raw`, in file-name order, with the files that could not be read.
-pub fn read_profiles(raw: &Path) -> Result<(Vec<(PathBuf, Profile)>, Vec<anyhow::Error>)> {
+pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(raw)
         .with_context(|| format!("cannot read {}", raw.display()))?
         .flatten()
@@ -117,7 +123,7 @@ pub fn process_list(reports: &[(PathBuf, &Report)]) -> Vec<Value> {
             )
         })
         .collect();
-    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.sort_by_key(|e| std::cmp::Reverse(e.0));
     v.into_iter().map(|(_, j)| j).collect()
 }
 
@@ -144,7 +150,10 @@ pub fn write_reports(
     };
     let svg = render::flamegraph_svg(report, &report.at_peak, &reversed)?;
     files.push(("flamegraph_reversed", write("peak-reversed.svg", &svg)?));
-    files.push(("folded", write("peak.folded", render::folded(&report.at_peak).as_bytes())?));
+    files.push((
+        "folded",
+        write("peak.folded", render::folded(&report.at_peak).as_bytes())?,
+    ));
     let summary_path = dir.join("summary.json");
     files.push(("summary", summary_path.clone()));
     let mut summary = render::summary_json(report, &files);

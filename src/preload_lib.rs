@@ -35,7 +35,11 @@ fn cache_roots() -> Vec<PathBuf> {
 pub fn path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("PEAKPROF_PRELOAD") {
         let p = PathBuf::from(p);
-        anyhow::ensure!(p.is_file(), "PEAKPROF_PRELOAD={} is not a file", p.display());
+        anyhow::ensure!(
+            p.is_file(),
+            "PEAKPROF_PRELOAD={} is not a file",
+            p.display()
+        );
         return Ok(std::fs::canonicalize(&p)?);
     }
     let key = content_key();
@@ -60,7 +64,8 @@ fn unpack(dir: &Path, file: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // Unique temporary name, then rename: concurrent runs never see a half-written library.
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(PRELOAD)?;
     f.sync_all()?;
     drop(f);

@@ -30,7 +30,10 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    Err(refuse(NOT_FOUND, format!("command not found: {}", cmd.to_string_lossy())))
+    Err(refuse(
+        NOT_FOUND,
+        format!("command not found: {}", cmd.to_string_lossy()),
+    ))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -44,10 +47,16 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
         Err(_) => return Err(refuse(NOT_FOUND, format!("command not found: {shown}"))),
     };
     if meta.is_dir() {
-        return Err(refuse(CANNOT_RUN, format!("{shown} is a directory, not a program")));
+        return Err(refuse(
+            CANNOT_RUN,
+            format!("{shown} is a directory, not a program"),
+        ));
     }
     if !is_executable(p) {
-        return Err(refuse(CANNOT_RUN, format!("{shown} is not executable (permission denied)")));
+        return Err(refuse(
+            CANNOT_RUN,
+            format!("{shown} is not executable (permission denied)"),
+        ));
     }
     Ok(p.to_path_buf())
 }
@@ -56,7 +65,8 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
 /// loader at all) and set-user/group-ID programs (the loader ignores `LD_PRELOAD`).
 pub fn check_preloadable(p: &Path) -> Result<()> {
     let shown = p.display();
-    let meta = std::fs::metadata(p).map_err(|e| refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")))?;
+    let meta = std::fs::metadata(p)
+        .map_err(|e| refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")))?;
     if meta.permissions().mode() & 0o6000 != 0 {
         return Err(refuse(CANNOT_RUN, format!(
             "{shown} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so it cannot be profiled"
@@ -81,7 +91,10 @@ pub fn check_preloadable(p: &Path) -> Result<()> {
     };
     let has_interp = header
         .program_headers(endian, &*data)
-        .map(|phs| phs.iter().any(|ph| ph.p_type(endian) == object::elf::PT_INTERP))
+        .map(|phs| {
+            phs.iter()
+                .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP)
+        })
         .unwrap_or(true);
     if !has_interp {
         return Err(refuse(CANNOT_RUN, format!(

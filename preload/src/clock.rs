@@ -8,7 +8,9 @@ fn read(clock: libc::clockid_t) -> u64 {
     };
     // SAFETY: `ts` is a valid out-pointer; clock_gettime does not allocate.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// Monotonic nanoseconds, coarse.

@@ -81,7 +81,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 ///
 /// # Safety
 /// `p` must be null or a live block of this process's allocator.
-unsafe fn resize(p: *mut c_void, new_size: Option<usize>, call: impl FnOnce() -> *mut c_void) -> *mut c_void {
+unsafe fn resize(
+    p: *mut c_void,
+    new_size: Option<usize>,
+    call: impl FnOnce() -> *mut c_void,
+) -> *mut c_void {
     let Some(_g) = enter() else {
         return call();
     };
@@ -275,7 +279,12 @@ pub unsafe extern "C" fn mremap(
     let r = unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
     if r != libc::MAP_FAILED {
         keep_errno(|| {
-            state::on_mremap(old as usize, page_round(old_len), r as usize, page_round(new_len))
+            state::on_mremap(
+                old as usize,
+                page_round(old_len),
+                r as usize,
+                page_round(new_len),
+            )
         });
     }
     r

@@ -7,7 +7,11 @@ use peakprof::format::{build_id_from_notes, Module};
 
 use crate::procfs;
 
-unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+unsafe extern "C" fn visit(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> c_int {
     // SAFETY: `data` is the Vec passed by `loaded_modules`, exclusively borrowed for the
     // iteration; `info` is valid for the duration of this callback.
     let (out, info) = unsafe { (&mut *(data as *mut Vec<Module>), &*info) };
@@ -38,9 +42,7 @@ unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *m
     for ph in phdrs {
         let start = bias.wrapping_add(ph.p_vaddr);
         match ph.p_type {
-            libc::PT_LOAD => module
-                .ranges
-                .push((start, start.wrapping_add(ph.p_memsz))),
+            libc::PT_LOAD => module.ranges.push((start, start.wrapping_add(ph.p_memsz))),
             libc::PT_NOTE if module.build_id.is_empty() => {
                 // SAFETY: a PT_NOTE segment is part of a loaded PT_LOAD segment, so its
                 // bytes are mapped and readable for as long as the object is loaded.

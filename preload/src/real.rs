@@ -89,7 +89,8 @@ type ReallocArray = unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_vo
 type Free = unsafe extern "C" fn(*mut c_void);
 type PosixMemalign = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> c_int;
 type Memalign = unsafe extern "C" fn(usize, usize) -> *mut c_void;
-type Mmap = unsafe extern "C" fn(*mut c_void, usize, c_int, c_int, c_int, libc::off_t) -> *mut c_void;
+type Mmap =
+    unsafe extern "C" fn(*mut c_void, usize, c_int, c_int, c_int, libc::off_t) -> *mut c_void;
 type Munmap = unsafe extern "C" fn(*mut c_void, usize) -> c_int;
 type Mremap = unsafe extern "C" fn(*mut c_void, usize, usize, c_int, *mut c_void) -> *mut c_void;
 
@@ -166,7 +167,9 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         let q = unsafe { malloc(size) };
         if !q.is_null() {
             // SAFETY: both blocks hold at least min(old, size) bytes and do not overlap.
-            unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), old.min(size)) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), old.min(size))
+            };
         }
         return q;
     }
@@ -290,7 +293,9 @@ pub unsafe fn mmap(
         // SAFETY: forwarding the caller's arguments to the real function.
         Some(f) => unsafe { f(addr, len, prot, flags, fd, off) },
         // SAFETY: the same arguments, straight to the kernel.
-        None => unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void },
+        None => unsafe {
+            libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void
+        },
     }
 }
 

@@ -159,18 +159,11 @@ impl Recorder {
         self.maps.iter().any(|r| r.start < end && addr < r.end)
     }
 
-    /// Stacks holding bytes at the peak, and stacks holding bytes now.
-    fn snapshots(&self) -> (Vec<(u32, u64, u64)>, Vec<(u32, u64, u64)>) {
-        (
-            self.sites.at_peak().collect(),
-            self.sites.current().collect(),
-        )
-    }
-
     /// The profile of this process: the peak snapshot, what is live now, and the stacks
     /// they reference (renumbered densely, so unused stacks cost nothing on disk).
     pub fn to_profile(&self, meta: Meta, modules: Vec<Module>) -> Profile {
-        let (peak, now) = self.snapshots();
+        let peak: Vec<(u32, u64, u64)> = self.sites.at_peak().collect();
+        let now: Vec<(u32, u64, u64)> = self.sites.current().collect();
         let mut remap: std::collections::HashMap<u32, u32> = Default::default();
         let mut stacks = Vec::new();
         let mut site = |&(id, bytes, count): &(u32, u64, u64)| {
