@@ -114,6 +114,17 @@ pub fn status_from_profile(p: &Profile) -> ExitStatus {
     }
 }
 
+/// The `end` word of a report for how the profile was written.
+pub fn end_name(reason: WriteReason) -> &'static str {
+    match reason {
+        WriteReason::Exit => "exit",
+        WriteReason::FastExit => "fast-exit",
+        WriteReason::Signal(_) => "signal",
+        WriteReason::Snapshot => "snapshot",
+        WriteReason::Exec => "exec",
+    }
+}
+
 /// Symbolizes `profile` into a report.
 pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Report {
     let mut namer = StackNamer::new(profile, sym);
@@ -134,6 +145,11 @@ pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Rep
         sample_rate: m.sample_rate,
         at_peak,
         at_exit,
+        allocated: Vec::new(),
+        timeline: profile.timeline.clone(),
+        modules: profile.modules.clone(),
+        end: end_name(m.reason).to_string(),
+        cgroup_limit_bytes: None,
         warnings: namer.sym.warnings().to_vec(),
     }
 }

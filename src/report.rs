@@ -42,6 +42,18 @@ pub struct Report {
     pub at_peak: Vec<SymStack>,
     /// Call paths still live at exit (leaks), largest first.
     pub at_exit: Vec<SymStack>,
+    /// Bytes and counts allocated over the whole run, per call path (not only live ones).
+    pub allocated: Vec<SymStack>,
+    /// Tracked bytes (and RSS, 0 when unknown) over time; each point is the maximum of the
+    /// interval ending at its time.
+    pub timeline: Vec<crate::format::TimelinePoint>,
+    /// The loaded modules of the process (for exports that carry mappings, like pprof).
+    pub modules: Vec<crate::format::Module>,
+    /// How the process ended, as recorded by the profiler: `exit`, `fast-exit` (`_exit`),
+    /// `signal`, `killed` (no final profile: SIGKILL, OOM killer), `exec`, `snapshot`.
+    pub end: String,
+    /// The memory limit of the cgroup the process ran in (`memory.max`), when there is one.
+    pub cgroup_limit_bytes: Option<u64>,
     /// Problems met while symbolizing (missing files, build-id mismatch), one line each.
     pub warnings: Vec<String>,
 }
