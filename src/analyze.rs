@@ -122,6 +122,7 @@ pub fn end_name(reason: WriteReason) -> &'static str {
         WriteReason::Signal(_) => "signal",
         WriteReason::Snapshot => "snapshot",
         WriteReason::Exec => "exec",
+        WriteReason::Killed => "killed",
     }
 }
 
@@ -130,6 +131,7 @@ pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Rep
     let mut namer = StackNamer::new(profile, sym);
     let at_peak = namer.stacks(&profile.peak);
     let at_exit = namer.stacks(&profile.exit);
+    let allocated = namer.stacks(&profile.allocs);
     let m = &profile.meta;
     Report {
         argv: m.argv.clone(),
@@ -145,7 +147,7 @@ pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Rep
         sample_rate: m.sample_rate,
         at_peak,
         at_exit,
-        allocated: Vec::new(),
+        allocated,
         timeline: profile.timeline.clone(),
         modules: profile.modules.clone(),
         end: end_name(m.reason).to_string(),

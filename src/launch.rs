@@ -168,6 +168,7 @@ mod tests {
     fn program_names_are_safe_directory_names() {
         assert_eq!(program_name(OsStr::new("/usr/bin/python3")), "python3");
         assert_eq!(program_name(OsStr::new("./a b;c")), "a_b_c");
-        assert_eq!(program_name(OsStr::new("..")), "program..");
+        assert_eq!(program_name(OsStr::new("..")), "program");
+        assert_eq!(program_name(OsStr::new(".hidden")), "program.hidden");
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::format::{self, Profile};
+use crate::format::{self, live, Profile, WriteReason};
 use crate::render::{self, FlameOptions};
 use crate::report::Report;
 
@@ -65,21 +65,70 @@ pub fn read_profile(path: &Path) -> Result<Profile> {
 /// Raw profiles that were read, each with its file.
 pub type Profiles = Vec<(PathBuf, Profile)>;
 
-/// Every raw profile in `raw`, in file-name order, with the files that could not be read.
+/// The profile of one process image from its files: the final `.ppf` when it wrote one,
+/// else what its live files say (it was killed, crashed, or replaced itself with exec). A
+/// snapshot `.ppf` is older than the live files of a process that went on running.
+fn read_image(dir: &Path, stem: &str) -> Result<(PathBuf, Profile)> {
+    let ppf = dir.join(format!("{stem}.{}", format::EXTENSION));
+    let live = dir.join(format!("{stem}.{}", live::LIVE_EXTENSION));
+    let log = dir.join(format!("{stem}.{}", live::LOG_EXTENSION));
+    let snapshot = if ppf.exists() {
+        let p = read_profile(&ppf)?;
+        if p.meta.reason != WriteReason::Snapshot || !live.exists() {
+            return Ok((ppf, p));
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let recovered = (|| -> Result<Profile> {
+        let l = std::fs::read(&live).with_context(|| format!("cannot read {}", live.display()))?;
+        let g = std::fs::read(&log).with_context(|| format!("cannot read {}", log.display()))?;
+        format::live::recover(&l, &g)
+            .with_context(|| format!("cannot recover the profile in {}", live.display()))
+    })();
+    match (recovered, snapshot) {
+        (Ok(p), _) => Ok((live, p)),
+        (Err(_), Some(s)) => Ok((ppf, s)),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Every process image profiled in `raw`, in file-name order, with the files that could
+/// not be read. An image that left only live files and whose pid started a later image
+/// replaced itself with `exec`.
 pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(raw)
+    let mut stems: Vec<String> = std::fs::read_dir(raw)
         .with_context(|| format!("cannot read {}", raw.display()))?
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == format::EXTENSION))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (stem, ext) = name.rsplit_once('.')?;
+            [format::EXTENSION, live::LIVE_EXTENSION]
+                .contains(&ext)
+                .then(|| stem.to_string())
+        })
         .collect();
-    paths.sort();
-    let mut ok = Vec::new();
+    stems.sort();
+    stems.dedup();
+    let mut ok: Profiles = Vec::new();
     let mut bad = Vec::new();
-    for p in paths {
-        match read_profile(&p) {
-            Ok(profile) => ok.push((p, profile)),
+    for stem in &stems {
+        match read_image(raw, stem) {
+            Ok(p) => ok.push(p),
             Err(e) => bad.push(e),
+        }
+    }
+    let images: Vec<(u32, u64)> = ok
+        .iter()
+        .map(|(_, p)| (p.meta.pid, p.meta.start_unix_ns))
+        .collect();
+    for (_, p) in &mut ok {
+        let replaced = images
+            .iter()
+            .any(|&(pid, start)| pid == p.meta.pid && start > p.meta.start_unix_ns);
+        if replaced && p.meta.reason == WriteReason::Killed {
+            p.meta.reason = WriteReason::Exec;
         }
     }
     Ok((ok, bad))

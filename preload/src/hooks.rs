@@ -289,3 +289,42 @@ pub unsafe extern "C" fn mremap(
     }
     r
 }
+
+/// Interposed `_exit(2)`: the process skips `exit`'s handlers and our destructor, so the
+/// final profile is written here.
+///
+/// # Safety
+/// As `_exit(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    if state::active() {
+        state::finish(peakprof::format::WriteReason::FastExit);
+    }
+    real::exit(status)
+}
+
+/// Interposed `_Exit(3)`, the same as `_exit`.
+///
+/// # Safety
+/// As `_Exit(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    // SAFETY: same contract.
+    unsafe { _exit(status) }
+}
+
+/// Interposed `dlopen(3)`: the module map learns about the new library.
+///
+/// # Safety
+/// As `dlopen(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(file: *const core::ffi::c_char, flags: c_int) -> *mut c_void {
+    // SAFETY: forwarding to the real function.
+    let handle = unsafe { real::dlopen(file, flags) };
+    if !handle.is_null() {
+        if let Some(_g) = enter() {
+            keep_errno(state::on_dlopen);
+        }
+    }
+    handle
+}

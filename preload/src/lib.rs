@@ -9,10 +9,12 @@ mod bootstrap;
 mod clock;
 mod guard;
 mod hooks;
+mod livefile;
 mod lock;
 mod modules;
 mod procfs;
 mod real;
+mod signals;
 mod state;
 mod unwind;
 

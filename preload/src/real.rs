@@ -45,6 +45,8 @@ next_fns! {
     MMAP: "mmap",
     MUNMAP: "munmap",
     MREMAP: "mremap",
+    EXIT: "_exit",
+    DLOPEN: "dlopen",
 }
 
 /// Resolves the next definitions once. Returns false while they are being resolved (by this
@@ -330,5 +332,33 @@ pub unsafe fn mremap(
         None => unsafe {
             libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
         },
+    }
+}
+
+type Exit = unsafe extern "C" fn(c_int) -> !;
+type Dlopen = unsafe extern "C" fn(*const core::ffi::c_char, c_int) -> *mut c_void;
+
+/// The real `_exit`, or the raw system call.
+pub fn exit(status: c_int) -> ! {
+    match call!(EXIT as Exit) {
+        // SAFETY: `_exit` has no preconditions.
+        Some(f) => unsafe { f(status) },
+        None => {
+            // SAFETY: exit_group ends the process; it never returns.
+            unsafe { libc::syscall(libc::SYS_exit_group, status) };
+            unreachable!("exit_group returned")
+        }
+    }
+}
+
+/// The real `dlopen`.
+///
+/// # Safety
+/// As `dlopen(3)`.
+pub unsafe fn dlopen(file: *const core::ffi::c_char, flags: c_int) -> *mut c_void {
+    match call!(DLOPEN as Dlopen) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(file, flags) },
+        None => core::ptr::null_mut(),
     }
 }

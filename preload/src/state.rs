@@ -1,21 +1,34 @@
-//! The process-wide profiler: one recorder behind one lock, and its life cycle (start,
-//! fork, writing the profile).
+//! The process-wide profiler: one recorder behind one lock, and its life cycle (start, fork,
+//! snapshots, writing the final profile).
 
-use core::ffi::CStr;
+use core::ffi::{c_int, CStr};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use peakprof::format::{self, Meta, WriteReason};
-use peakprof::record::Recorder;
+use peakprof::format::{self, live, Meta, Module, WriteReason};
+use peakprof::record::{LiveAlloc, Recorder};
 
 use crate::guard::Guard;
+use crate::livefile::{LogFile, MappedStore};
 use crate::lock::Lock;
-use crate::{clock, modules, procfs, unwind};
+use crate::{clock, modules, procfs, signals, unwind};
 
 struct Profiler {
-    rec: Recorder,
+    rec: Recorder<MappedStore>,
+    log: LogFile,
+    /// Every module seen so far, including ones unloaded since (their frames must still
+    /// resolve).
+    modules: Vec<Module>,
     start_mono_ns: u64,
     start_unix_ns: u64,
     out_dir: String,
+    /// File stem of this process image's files: `<pid>-<start_unix_ns>`.
+    stem: String,
+    /// The process these files belong to; a forked child must make its own first.
+    owner_pid: u32,
+    /// Set in a forked child until it has files of its own.
+    rebind_pending: bool,
+    /// Profile only the root process (`--no-children`).
+    no_children: bool,
     written: bool,
 }
 
@@ -24,10 +37,18 @@ static PROFILER: Lock<Option<Profiler>> = Lock::new(None);
 /// Whether hooks record. False until the constructor ran and after the profile was written.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
+/// Set by SIGUSR2: write a snapshot at the next event.
+static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
+
 /// Whether hooks should record right now.
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Asks for a snapshot (called from the SIGUSR2 handler: one atomic store).
+pub fn request_snapshot() {
+    SNAPSHOT_PENDING.store(true, Ordering::Relaxed);
 }
 
 fn env(name: &CStr) -> Option<String> {
@@ -41,6 +62,59 @@ fn env(name: &CStr) -> Option<String> {
     Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
 }
 
+fn pid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+fn ppid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// Removes our library from `LD_PRELOAD`, so programs this one starts run unprofiled.
+fn stop_children_inheriting() {
+    let Some(list) = env(c"LD_PRELOAD") else {
+        return;
+    };
+    let kept: Vec<&str> = list
+        .split([':', ' '])
+        .filter(|e| !e.is_empty() && !e.contains("libpeakprof_preload"))
+        .collect();
+    // SAFETY: setenv/unsetenv with valid NUL-terminated strings, during start-up.
+    unsafe {
+        if kept.is_empty() {
+            libc::unsetenv(c"LD_PRELOAD".as_ptr());
+        } else if let Ok(v) = std::ffi::CString::new(kept.join(":")) {
+            libc::setenv(c"LD_PRELOAD".as_ptr(), v.as_ptr(), 1);
+        }
+    }
+}
+
+/// The live files of a new process image, with its first log records.
+fn open_files(
+    out_dir: &str,
+    stem: &str,
+    start_unix_ns: u64,
+    mods: &[Module],
+) -> (MappedStore, LogFile) {
+    let store = MappedStore::create(&format!("{out_dir}/{stem}.{}", live::LIVE_EXTENSION));
+    let log = LogFile::create(&format!("{out_dir}/{stem}.{}", live::LOG_EXTENSION));
+    let mut first = live::log_meta(
+        pid(),
+        ppid(),
+        &procfs::cmdline(),
+        &procfs::self_exe(),
+        start_unix_ns,
+        0,
+    );
+    for m in mods {
+        first.extend(live::log_module(m));
+    }
+    log.append(&first);
+    (store, log)
+}
+
 /// Starts profiling this process (the library's constructor).
 pub fn start() {
     let _guard = Guard::enter();
@@ -50,14 +124,28 @@ pub fn start() {
         unwind::set_self_range(lo, hi);
     }
     let out_dir = env(c"PEAKPROF_OUT_DIR").unwrap_or_else(|| ".".into());
+    let no_children = env(c"PEAKPROF_NO_CHILDREN").is_some_and(|v| v == "1");
+    if no_children {
+        stop_children_inheriting();
+    }
+    let start_unix_ns = clock::unix_ns();
+    let stem = format!("{}-{start_unix_ns}", pid());
+    let (store, log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     *PROFILER.lock() = Some(Profiler {
-        rec: Recorder::new(),
+        rec: Recorder::with_store(store),
+        log,
+        modules: mods,
         start_mono_ns: clock::monotonic_ns(),
-        start_unix_ns: clock::unix_ns(),
+        start_unix_ns,
         out_dir,
+        stem,
+        owner_pid: pid(),
+        rebind_pending: false,
+        no_children,
         written: false,
     });
     install_fork_handlers();
+    signals::install();
     ACTIVE.store(true, Ordering::Release);
 }
 
@@ -70,10 +158,121 @@ fn install_fork_handlers() {
         PROFILER.force_unlock();
     }
     extern "C" fn child() {
+        // The thread that held the lock is the one that forked: release it, and let the
+        // child make files of its own before it records anything (lazily: most children
+        // exec right away and never need them).
         PROFILER.reset_after_fork();
+        if let Some(p) = PROFILER.lock().as_mut() {
+            p.rebind_pending = true;
+        }
     }
     // SAFETY: the handlers are plain functions that live as long as the library.
     unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+impl Profiler {
+    #[inline]
+    fn now(&self) -> u64 {
+        clock::monotonic_coarse_ns().saturating_sub(self.start_mono_ns)
+    }
+
+    /// Ready to record in this process? Makes a forked child's own files first.
+    #[inline]
+    fn ready(&mut self) -> bool {
+        if self.rebind_pending {
+            self.rebind();
+        }
+        !self.written
+    }
+
+    /// A forked child takes over: its own files, a copy of the counters it inherited (its
+    /// live set starts from what it inherited, which it really holds), and its own history
+    /// from here on.
+    #[cold]
+    fn rebind(&mut self) {
+        self.rebind_pending = false;
+        if self.no_children {
+            self.written = true;
+            ACTIVE.store(false, Ordering::Release);
+            return;
+        }
+        let start_unix_ns = clock::unix_ns();
+        self.owner_pid = pid();
+        self.start_mono_ns = clock::monotonic_ns();
+        self.start_unix_ns = start_unix_ns;
+        self.stem = format!("{}-{start_unix_ns}", self.owner_pid);
+        let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
+        let store = self.rec.tracker().store().copy_to(&store_path);
+        let old = core::mem::replace(self.rec.tracker_mut().store_mut(), store);
+        old.release();
+        let log = LogFile::create(&format!(
+            "{}/{}.{}",
+            self.out_dir,
+            self.stem,
+            live::LOG_EXTENSION
+        ));
+        let mut first = live::log_meta(
+            self.owner_pid,
+            ppid(),
+            &procfs::cmdline(),
+            &procfs::self_exe(),
+            start_unix_ns,
+            0,
+        );
+        for m in &self.modules {
+            first.extend(live::log_module(m));
+        }
+        let stacks = self.rec.stacks();
+        for id in 0..stacks.len() as u32 {
+            first.extend(live::log_stack(id, stacks.frames(id)));
+        }
+        log.append(&first);
+        core::mem::replace(&mut self.log, log).close();
+        self.rec.reset_timeline();
+        self.rec.restart_peak(0);
+    }
+
+    #[inline]
+    fn intern(&mut self, frames: &[u64]) -> u32 {
+        let (id, new) = self.rec.intern_new(frames);
+        if new {
+            self.log.append(&live::log_stack(id, frames));
+        }
+        id
+    }
+
+    fn meta(&self, reason: WriteReason) -> Meta {
+        Meta {
+            pid: self.owner_pid,
+            ppid: ppid(),
+            argv: procfs::cmdline(),
+            exe: procfs::self_exe(),
+            peak_rss_bytes: procfs::peak_rss_bytes(),
+            reason,
+            start_unix_ns: self.start_unix_ns,
+            duration_ns: clock::monotonic_ns().saturating_sub(self.start_mono_ns),
+            ..Meta::default()
+        }
+    }
+
+    fn path(&self, ext: &str) -> String {
+        format!("{}/{}.{ext}", self.out_dir, self.stem)
+    }
+
+    /// Writes the full profile now (snapshot or final).
+    fn write_profile(&mut self, reason: WriteReason) -> bool {
+        let profile = self.rec.to_profile(self.meta(reason), self.modules.clone());
+        write_atomically(&self.path(format::EXTENSION), &format::encode(&profile))
+    }
+
+    #[inline]
+    fn maybe_snapshot(&mut self) {
+        if SNAPSHOT_PENDING.load(Ordering::Relaxed)
+            && SNAPSHOT_PENDING.swap(false, Ordering::Relaxed)
+        {
+            self.write_profile(WriteReason::Snapshot);
+        }
+    }
 }
 
 /// Captures the caller's stack (outside the lock: unwinding is the slow part).
@@ -84,127 +283,144 @@ fn stack() -> ([u64; unwind::MAX_DEPTH + 1], usize) {
     (frames, n)
 }
 
+/// Runs `f` on the profiler when it is recording in this process.
+#[inline]
+fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
+    let mut g = PROFILER.lock();
+    let p = g.as_mut()?;
+    if !p.ready() {
+        return None;
+    }
+    p.maybe_snapshot();
+    Some(f(p))
+}
+
 /// A heap block was allocated.
 #[inline]
 pub fn on_alloc(addr: usize, size: usize) {
     let (frames, n) = stack();
-    let now = clock::monotonic_coarse_ns();
-    if let Some(p) = PROFILER.lock().as_mut() {
-        let id = p.rec.intern(&frames[..n]);
-        let t = now.saturating_sub(p.start_mono_ns);
+    with_profiler(|p| {
+        let id = p.intern(&frames[..n]);
+        let t = p.now();
         p.rec.on_alloc(addr as u64, size as u64, id, t);
-    }
+    });
 }
 
 /// A heap block is about to be freed; returns its size and stack if it was tracked, so a
 /// failed realloc can put it back.
 #[inline]
-pub fn on_free(addr: usize) -> Option<peakprof::record::LiveAlloc> {
-    let now = clock::monotonic_coarse_ns();
-    let mut g = PROFILER.lock();
-    let p = g.as_mut()?;
-    let t = now.saturating_sub(p.start_mono_ns);
-    p.rec.on_free(addr as u64, t)
+pub fn on_free(addr: usize) -> Option<LiveAlloc> {
+    with_profiler(|p| {
+        let t = p.now();
+        p.rec.on_free(addr as u64, t)
+    })
+    .flatten()
 }
 
 /// Puts back a block whose realloc failed (it was removed before the call).
-pub fn restore(addr: usize, block: peakprof::record::LiveAlloc) {
-    let now = clock::monotonic_coarse_ns();
-    if let Some(p) = PROFILER.lock().as_mut() {
-        let t = now.saturating_sub(p.start_mono_ns);
-        p.rec.on_alloc(addr as u64, block.size, block.stack, t);
-    }
+pub fn restore(addr: usize, block: LiveAlloc) {
+    with_profiler(|p| {
+        let t = p.now();
+        p.rec.restore(addr as u64, block, t);
+    });
 }
 
 /// An anonymous mapping was made.
 pub fn on_mmap(addr: usize, len: usize) {
     let (frames, n) = stack();
-    let now = clock::monotonic_coarse_ns();
-    if let Some(p) = PROFILER.lock().as_mut() {
-        let id = p.rec.intern(&frames[..n]);
-        let t = now.saturating_sub(p.start_mono_ns);
+    with_profiler(|p| {
+        let id = p.intern(&frames[..n]);
+        let t = p.now();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
-    }
+    });
 }
 
 /// A range is being unmapped (or replaced by a mapping we do not track).
 pub fn on_munmap(addr: usize, len: usize) {
-    let now = clock::monotonic_coarse_ns();
-    if let Some(p) = PROFILER.lock().as_mut() {
-        let t = now.saturating_sub(p.start_mono_ns);
+    with_profiler(|p| {
+        let t = p.now();
         p.rec.on_munmap(addr as u64, len as u64, t);
-    }
+    });
 }
 
 /// A mapping was resized or moved: if it was tracked, the new range replaces the old one,
 /// attributed to the caller of mremap (as realloc's new block is to realloc's caller).
 pub fn on_mremap(old: usize, old_len: usize, new: usize, new_len: usize) {
     let (frames, n) = stack();
-    let now = clock::monotonic_coarse_ns();
-    if let Some(p) = PROFILER.lock().as_mut() {
+    with_profiler(|p| {
         if !p.rec.maps_overlap(old as u64, old_len as u64) {
             return;
         }
-        let id = p.rec.intern(&frames[..n]);
-        let t = now.saturating_sub(p.start_mono_ns);
+        let id = p.intern(&frames[..n]);
+        let t = p.now();
         p.rec.on_munmap(old as u64, old_len as u64, t);
         p.rec.on_mmap(new as u64, new_len as u64, id, t);
+    });
+}
+
+/// A library was loaded: log the modules that are new, so their frames resolve.
+pub fn on_dlopen() {
+    // Outside our lock: dl_iterate_phdr takes the loader's lock.
+    let mods = modules::loaded_modules();
+    with_profiler(|p| {
+        for m in mods {
+            let known = p
+                .modules
+                .iter()
+                .any(|k| k.bias == m.bias && k.path == m.path && k.ranges == m.ranges);
+            if !known {
+                p.log.append(&live::log_module(&m));
+                p.modules.push(m);
+            }
+        }
+    });
+}
+
+/// Writes the final profile (once) and stops recording. The live files it supersedes are
+/// removed; if writing fails they stay, and the CLI recovers from them.
+pub fn finish(reason: WriteReason) {
+    let _guard = Guard::enter();
+    let mods = modules::loaded_modules();
+    let mut g = PROFILER.lock();
+    let Some(p) = g.as_mut() else { return };
+    if p.rebind_pending {
+        p.rebind();
+    }
+    // A vfork child shares our memory: it must not write (or stop) the parent's profile.
+    if p.written || p.owner_pid != pid() {
+        return;
+    }
+    p.written = true;
+    ACTIVE.store(false, Ordering::Release);
+    for m in mods {
+        if !p
+            .modules
+            .iter()
+            .any(|k| k.bias == m.bias && k.path == m.path)
+        {
+            p.modules.push(m);
+        }
+    }
+    if p.write_profile(reason) {
+        let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));
+        let _ = std::fs::remove_file(p.path(live::LOG_EXTENSION));
     }
 }
 
-/// Writes the profile file (once) and stops recording.
-pub fn finish(reason: WriteReason) {
-    let _guard = Guard::enter();
-    // Outside our lock: dl_iterate_phdr takes the loader's lock, and a thread inside dlopen
-    // may be waiting for ours.
-    let mods = modules::loaded_modules();
-    let meta = Meta {
-        // SAFETY: getpid/getppid have no preconditions.
-        pid: unsafe { libc::getpid() } as u32,
-        // SAFETY: as above.
-        ppid: unsafe { libc::getppid() } as u32,
-        argv: procfs::cmdline(),
-        exe: procfs::self_exe(),
-        peak_rss_bytes: procfs::peak_rss_bytes(),
-        reason,
-        ..Meta::default()
-    };
-    let now = clock::monotonic_ns();
-    let (bytes, path) = {
-        let mut g = PROFILER.lock();
-        let Some(p) = g.as_mut() else { return };
-        if p.written {
-            return;
-        }
-        p.written = true;
-        ACTIVE.store(false, Ordering::Release);
-        let meta = Meta {
-            start_unix_ns: p.start_unix_ns,
-            duration_ns: now.saturating_sub(p.start_mono_ns),
-            ..meta
-        };
-        let profile = p.rec.to_profile(meta, mods);
-        let path = format!(
-            "{}/{}-{}.{}",
-            p.out_dir,
-            profile.meta.pid,
-            p.start_unix_ns,
-            format::EXTENSION
-        );
-        (format::encode(&profile), path)
-    };
-    write_atomically(&path, &bytes);
+/// Records a fatal signal in the live file (async-signal-safe).
+pub fn mark_signal(sig: c_int) {
+    crate::livefile::mark_signal(sig);
 }
 
 /// Writes to a temporary name and renames, so a reader never sees half a file.
-fn write_atomically(path: &str, bytes: &[u8]) {
+fn write_atomically(path: &str, bytes: &[u8]) -> bool {
     let tmp = format!("{path}.tmp");
-    if std::fs::write(&tmp, bytes).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
-    } else {
-        let _ = std::fs::remove_file(&tmp);
-        let msg = format!("peakprof: cannot write profile {path}\n");
-        // SAFETY: writing a valid buffer to stderr.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+        return true;
     }
+    let _ = std::fs::remove_file(&tmp);
+    let msg = format!("peakprof: cannot write profile {path}\n");
+    // SAFETY: writing a valid buffer to stderr.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    false
 }

@@ -5,6 +5,7 @@
 
 mod elf_note;
 mod error;
+pub mod live;
 mod model;
 mod read;
 mod sections;

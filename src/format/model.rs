@@ -20,6 +20,8 @@ pub struct Profile {
     pub peak: Vec<SiteBytes>,
     /// Bytes and allocation counts per stack still live when the profile was written.
     pub exit: Vec<SiteBytes>,
+    /// Bytes and number of allocations made by each stack over the whole run.
+    pub allocs: Vec<SiteBytes>,
     /// Tracked bytes over time, bounded; each point holds the maximum of its interval.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -70,6 +72,9 @@ pub enum WriteReason {
     FastExit,
     /// The process replaced itself with `exec`.
     Exec,
+    /// The process ended without writing its profile (SIGKILL, the OOM killer): the profile
+    /// was recovered from its live counters.
+    Killed,
 }
 
 /// One loaded ELF object.

@@ -10,6 +10,7 @@ fn reason(code: u64, sig: i64) -> WriteReason {
         2 => WriteReason::Snapshot,
         3 => WriteReason::FastExit,
         4 => WriteReason::Exec,
+        5 => WriteReason::Killed,
         _ => WriteReason::Exit,
     }
 }
@@ -146,6 +147,7 @@ pub fn decode(buf: &[u8]) -> Result<Profile, FormatError> {
             TAG_PEAK => p.peak = sites(&mut s)?,
             TAG_EXIT => p.exit = sites(&mut s)?,
             TAG_TIMELINE => p.timeline = timeline(&mut s)?,
+            TAG_ALLOCS => p.allocs = sites(&mut s)?,
             TAG_END => {
                 let want = u32::from_le_bytes(
                     payload
@@ -166,7 +168,12 @@ pub fn decode(buf: &[u8]) -> Result<Profile, FormatError> {
         return Err(FormatError::Corrupt("no metadata section"));
     }
     let n = p.stacks.len();
-    if p.peak.iter().chain(&p.exit).any(|s| s.stack as usize >= n) {
+    if p.peak
+        .iter()
+        .chain(&p.exit)
+        .chain(&p.allocs)
+        .any(|s| s.stack as usize >= n)
+    {
         return Err(FormatError::Corrupt(
             "snapshot refers to a stack that does not exist",
         ));

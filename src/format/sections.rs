@@ -14,4 +14,5 @@ pub const TAG_STACKS: u8 = 3;
 pub const TAG_PEAK: u8 = 4;
 pub const TAG_EXIT: u8 = 5;
 pub const TAG_TIMELINE: u8 = 6;
+pub const TAG_ALLOCS: u8 = 7;
 pub const TAG_END: u8 = 0xff;

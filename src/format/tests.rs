@@ -45,6 +45,11 @@ fn sample() -> Profile {
             bytes: 100,
             count: 1,
         }],
+        allocs: vec![SiteBytes {
+            stack: 0,
+            bytes: 999_999,
+            count: 70,
+        }],
         timeline: vec![
             TimelinePoint {
                 time_ns: 1_000_000,
@@ -177,6 +182,7 @@ fn arb_profile() -> impl Strategy<Value = Profile> {
                 }],
                 stacks,
                 exit: peak_sites.iter().rev().copied().collect(),
+                allocs: peak_sites.clone(),
                 peak: peak_sites,
                 timeline,
             }

@@ -19,6 +19,7 @@ fn reason_code(r: WriteReason) -> (u64, i64) {
         WriteReason::Snapshot => (2, 0),
         WriteReason::FastExit => (3, 0),
         WriteReason::Exec => (4, 0),
+        WriteReason::Killed => (5, 0),
     }
 }
 
@@ -107,6 +108,7 @@ pub fn encode(p: &Profile) -> Vec<u8> {
     section(&mut out, TAG_PEAK, |o| sites(o, &p.peak));
     section(&mut out, TAG_EXIT, |o| sites(o, &p.exit));
     section(&mut out, TAG_TIMELINE, |o| timeline(o, &p.timeline));
+    section(&mut out, TAG_ALLOCS, |o| sites(o, &p.allocs));
     let crc = crc32fast::hash(&out);
     section(&mut out, TAG_END, |o| {
         o.extend_from_slice(&crc.to_le_bytes())

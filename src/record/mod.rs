@@ -15,7 +15,7 @@ mod proptests;
 
 pub use live::{AddrHasher, LiveAlloc, LiveHeap};
 pub use maps::{LiveMaps, Region};
-pub use peak::PeakTracker;
+pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
 pub use stacks::{StackId, StackTable};
 pub use timeline::Timeline;
 
@@ -23,26 +23,67 @@ use crate::format::{Meta, Module, Profile, SiteBytes, Stack};
 
 /// The recorder of one process.
 #[derive(Debug, Default)]
-pub struct Recorder {
+pub struct Recorder<S: SiteStore = VecStore> {
     stacks: StackTable,
     heap: LiveHeap,
     maps: LiveMaps,
-    sites: PeakTracker,
+    sites: PeakTracker<S>,
     timeline: Timeline,
-    peak_time_ns: u64,
     total_allocs: u64,
     total_alloc_bytes: u64,
 }
 
-impl Recorder {
-    /// A recorder with nothing live.
+impl Recorder<VecStore> {
+    /// A recorder with nothing live, counters in ordinary memory.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+impl<S: SiteStore> Recorder<S> {
+    /// A recorder whose per-stack counters live in `store`.
+    pub fn with_store(store: S) -> Self {
+        Self {
+            stacks: StackTable::new(),
+            heap: LiveHeap::new(),
+            maps: LiveMaps::new(),
+            sites: PeakTracker::with_store(store),
+            timeline: Timeline::default(),
+            total_allocs: 0,
+            total_alloc_bytes: 0,
+        }
     }
 
     /// The id of a stack (return addresses, innermost first).
     pub fn intern(&mut self, frames: &[u64]) -> StackId {
         self.stacks.intern(frames)
+    }
+
+    /// The id of a stack, and whether it was seen for the first time.
+    pub fn intern_new(&mut self, frames: &[u64]) -> (StackId, bool) {
+        let before = self.stacks.len();
+        let id = self.stacks.intern(frames);
+        (id, self.stacks.len() > before)
+    }
+
+    /// The counters (and through them the store).
+    pub fn tracker(&self) -> &PeakTracker<S> {
+        &self.sites
+    }
+
+    /// The counters, for replacing their backing store (fork).
+    pub fn tracker_mut(&mut self) -> &mut PeakTracker<S> {
+        &mut self.sites
+    }
+
+    /// Starts the timeline afresh (a forked child's clock starts at the fork).
+    pub fn reset_timeline(&mut self) {
+        self.timeline = Timeline::default();
+    }
+
+    /// Makes the current state the peak (a forked child starts its own history).
+    pub fn restart_peak(&mut self, now_ns: u64) {
+        self.sites.restart_peak(now_ns);
     }
 
     /// The interned stacks.
@@ -67,7 +108,7 @@ impl Recorder {
 
     /// When the peak was reached (the `now_ns` of the event that reached it).
     pub fn peak_time_ns(&self) -> u64 {
-        self.peak_time_ns
+        self.sites.totals().peak_time_ns
     }
 
     /// The bounded timeline so far.
@@ -80,10 +121,11 @@ impl Recorder {
         self.sites.live_count()
     }
 
-    fn grew(&mut self, raised_peak: bool, now_ns: u64) {
-        if raised_peak {
-            self.peak_time_ns = now_ns;
-        }
+    fn allocated(&mut self, stack: StackId, size: u64, now_ns: u64) {
+        self.total_allocs += 1;
+        self.total_alloc_bytes += size;
+        self.sites.add(stack, size, true, now_ns);
+        self.sites.count_allocation(stack, size);
         self.timeline.observe(now_ns, self.sites.total(), 0);
     }
 
@@ -95,10 +137,16 @@ impl Recorder {
             // so the same bytes are not counted twice.
             self.sites.remove(old.stack, old.size, true);
         }
-        self.total_allocs += 1;
-        self.total_alloc_bytes += size;
-        let raised = self.sites.add(stack, size, true);
-        self.grew(raised, now_ns);
+        self.allocated(stack, size, now_ns);
+    }
+
+    /// Puts back a block whose `realloc` failed: it was removed before the call and is
+    /// still live, so it is not a new allocation.
+    pub fn restore(&mut self, addr: u64, block: LiveAlloc, now_ns: u64) {
+        if let Some(old) = self.heap.insert(addr, block) {
+            self.sites.remove(old.stack, old.size, true);
+        }
+        self.sites.add(block.stack, block.size, true, now_ns);
     }
 
     /// The heap block at `addr` was freed. Returns what it was, or `None` for an address
@@ -116,7 +164,7 @@ impl Recorder {
         self.heap.get(addr)
     }
 
-    fn account_unmapped(&mut self, removed: &[Region], kept: &[Region]) {
+    fn account_unmapped(&mut self, removed: &[Region], kept: &[Region], now_ns: u64) {
         // A touched region goes as a whole and the pieces that remain of it come back as
         // allocations of their own. Removals come first so the total never passes through a
         // value it did not really have (and so can never fake a new peak).
@@ -124,7 +172,7 @@ impl Recorder {
             self.sites.remove(r.stack, r.len(), true);
         }
         for r in kept {
-            self.sites.add(r.stack, r.len(), true);
+            self.sites.add(r.stack, r.len(), true, now_ns);
         }
     }
 
@@ -136,11 +184,8 @@ impl Recorder {
             end,
             stack,
         });
-        self.account_unmapped(&removed, &kept);
-        self.total_allocs += 1;
-        self.total_alloc_bytes += len;
-        let raised = self.sites.add(stack, len, true);
-        self.grew(raised, now_ns);
+        self.account_unmapped(&removed, &kept, now_ns);
+        self.allocated(stack, len, now_ns);
     }
 
     /// `[addr, addr + len)` was unmapped; only the tracked parts of it count.
@@ -149,7 +194,7 @@ impl Recorder {
         if removed.is_empty() {
             return;
         }
-        self.account_unmapped(&removed, &kept);
+        self.account_unmapped(&removed, &kept, now_ns);
         self.timeline.observe(now_ns, self.sites.total(), 0);
     }
 
@@ -164,6 +209,7 @@ impl Recorder {
     pub fn to_profile(&self, meta: Meta, modules: Vec<Module>) -> Profile {
         let peak: Vec<(u32, u64, u64)> = self.sites.at_peak().collect();
         let now: Vec<(u32, u64, u64)> = self.sites.current().collect();
+        let allocated: Vec<(u32, u64, u64)> = self.sites.allocated().collect();
         let mut remap: std::collections::HashMap<u32, u32> = Default::default();
         let mut stacks = Vec::new();
         let mut site = |&(id, bytes, count): &(u32, u64, u64)| {
@@ -182,9 +228,10 @@ impl Recorder {
         };
         let peak: Vec<SiteBytes> = peak.iter().map(&mut site).collect();
         let exit: Vec<SiteBytes> = now.iter().map(&mut site).collect();
+        let allocs: Vec<SiteBytes> = allocated.iter().map(&mut site).collect();
         let mut meta = meta;
         meta.peak_bytes = self.peak();
-        meta.peak_time_ns = self.peak_time_ns;
+        meta.peak_time_ns = self.peak_time_ns();
         meta.final_bytes = self.total();
         meta.total_allocs = self.total_allocs;
         meta.total_alloc_bytes = self.total_alloc_bytes;
@@ -194,6 +241,7 @@ impl Recorder {
             stacks,
             peak,
             exit,
+            allocs,
             timeline: self.timeline.points().to_vec(),
         }
     }

@@ -2,129 +2,258 @@
 //!
 //! Copying every counter at each new peak costs O(stacks) per peak and collapses on programs
 //! that climb in small steps (every allocation is a new peak). Instead each site carries a
-//! stamp: the peak epoch at which its `at_peak` copy was last saved. A site's value at the
+//! stamp: the peak epoch at which its `peak_*` copy was last saved. A site's value at the
 //! peak is its current value if it has not been touched since the latest peak, and its saved
 //! copy otherwise. Only the site being touched is ever copied.
+//!
+//! The counters live in a [`SiteStore`]: plain vectors in tests and the CLI, a file-backed
+//! shared mapping in the preload, so that the state on disk is current at every instant and
+//! survives SIGKILL.
 
-/// Counters of one call stack.
+/// Counters of one call stack. `repr(C)` and all `u64`: the layout is shared with the
+/// live file (see [`crate::format::live`]).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Site {
-    cur_bytes: u64,
-    cur_count: u64,
-    peak_bytes: u64,
-    peak_count: u64,
+pub struct Site {
+    pub cur_bytes: u64,
+    pub cur_count: u64,
+    pub peak_bytes: u64,
+    pub peak_count: u64,
     /// Epoch at which `peak_*` was saved; `< epoch` means `cur_*` still equals the peak value.
-    stamp: u64,
+    pub stamp: u64,
+    /// Bytes and number of allocations made by this stack over the whole run.
+    pub alloc_bytes: u64,
+    pub alloc_count: u64,
+}
+
+impl Site {
+    /// `(bytes, count)` of this site at the peak of epoch `epoch`.
+    #[inline]
+    pub fn at_peak(&self, epoch: u64) -> (u64, u64) {
+        if self.stamp < epoch {
+            (self.cur_bytes, self.cur_count)
+        } else {
+            (self.peak_bytes, self.peak_count)
+        }
+    }
+}
+
+/// Process-wide totals, shared with the live file like [`Site`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Tracked bytes live now.
+    pub total: u64,
+    /// Live allocations now.
+    pub live_count: u64,
+    /// The highest `total` so far.
+    pub peak: u64,
+    /// Number of times the peak was raised; 0 means the peak is the empty state.
+    pub epoch: u64,
+    /// Time of the peak, nanoseconds since profiling started.
+    pub peak_time_ns: u64,
+    /// Number of sites in use (stack ids below this exist).
+    pub sites: u64,
+}
+
+/// Where the counters live.
+pub trait SiteStore {
+    /// The totals.
+    fn totals(&self) -> &Totals;
+    /// The totals, for update.
+    fn totals_mut(&mut self) -> &mut Totals;
+    /// All sites; at least `totals().sites` of them.
+    fn sites(&self) -> &[Site];
+    /// All sites, for update.
+    fn sites_mut(&mut self) -> &mut [Site];
+    /// Makes room for at least `n` sites, new ones zeroed. False when memory ran out.
+    fn reserve(&mut self, n: usize) -> bool;
+}
+
+/// Counters in ordinary memory.
+#[derive(Debug, Clone, Default)]
+pub struct VecStore {
+    totals: Totals,
+    sites: Vec<Site>,
+}
+
+impl SiteStore for VecStore {
+    fn totals(&self) -> &Totals {
+        &self.totals
+    }
+    fn totals_mut(&mut self) -> &mut Totals {
+        &mut self.totals
+    }
+    fn sites(&self) -> &[Site] {
+        &self.sites
+    }
+    fn sites_mut(&mut self) -> &mut [Site] {
+        &mut self.sites
+    }
+    fn reserve(&mut self, n: usize) -> bool {
+        if n > self.sites.len() {
+            self.sites
+                .resize(n.max(self.sites.len() * 2), Site::default());
+        }
+        true
+    }
 }
 
 /// Totals and per-stack bytes, with the exact state at the peak.
 #[derive(Debug, Clone, Default)]
-pub struct PeakTracker {
-    sites: Vec<Site>,
-    total: u64,
-    live_count: u64,
-    peak: u64,
-    /// Number of times the peak was raised; 0 means the peak is the empty state.
-    epoch: u64,
+pub struct PeakTracker<S: SiteStore = VecStore> {
+    store: S,
 }
 
-impl PeakTracker {
-    /// An empty tracker: nothing live, peak 0.
+impl PeakTracker<VecStore> {
+    /// An empty tracker in ordinary memory: nothing live, peak 0.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+impl<S: SiteStore> PeakTracker<S> {
+    /// A tracker over `store`, which may already hold counters (a forked child's copy).
+    pub fn with_store(store: S) -> Self {
+        Self { store }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The underlying store, for replacing its backing (fork).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// The totals.
+    pub fn totals(&self) -> &Totals {
+        self.store.totals()
     }
 
     /// Tracked bytes live now.
     pub fn total(&self) -> u64 {
-        self.total
+        self.store.totals().total
     }
 
     /// Allocations live now.
     pub fn live_count(&self) -> u64 {
-        self.live_count
+        self.store.totals().live_count
     }
 
     /// The highest `total` reached so far.
     pub fn peak(&self) -> u64 {
-        self.peak
+        self.store.totals().peak
     }
 
     /// Saves the site's current value as its at-peak value unless that was already done
-    /// since the latest peak. Must run before every change to the site.
+    /// since the latest peak. Must run before every change to the site. `None` when the
+    /// store could not grow: the totals stay exact, only the attribution is lost.
     #[inline]
-    fn touch(&mut self, stack: u32) -> &mut Site {
+    fn touch(&mut self, stack: u32) -> Option<&mut Site> {
         let idx = stack as usize;
-        if idx >= self.sites.len() {
-            // A site that did not exist yet held nothing at any earlier peak; its default
-            // (stamp 0, all zero) reads as zero at peak either way.
-            self.sites.resize(idx + 1, Site::default());
+        if idx >= self.store.sites().len() && !self.store.reserve(idx + 1) {
+            return None;
         }
-        let epoch = self.epoch;
-        let site = &mut self.sites[idx];
+        let totals = self.store.totals_mut();
+        if idx as u64 >= totals.sites {
+            // A site that did not exist yet held nothing at any earlier peak; its zeroed
+            // state (stamp 0) reads as zero at peak either way.
+            totals.sites = idx as u64 + 1;
+        }
+        let epoch = totals.epoch;
+        let site = &mut self.store.sites_mut()[idx];
         if site.stamp < epoch {
             site.peak_bytes = site.cur_bytes;
             site.peak_count = site.cur_count;
             site.stamp = epoch;
         }
-        site
+        Some(site)
     }
 
-    /// Records `bytes` more held by `stack` (one more allocation when `count` is true).
-    /// Returns true when this raised the peak.
+    /// Records `bytes` more held by `stack` (one more live block when `count`). Returns
+    /// true when this raised the peak; `now_ns` is then the time of the peak.
     #[inline]
-    pub fn add(&mut self, stack: u32, bytes: u64, count: bool) -> bool {
-        let site = self.touch(stack);
-        site.cur_bytes += bytes;
-        site.cur_count += u64::from(count);
-        self.total += bytes;
-        self.live_count += u64::from(count);
-        if self.total > self.peak {
-            self.peak = self.total;
-            self.epoch += 1;
+    pub fn add(&mut self, stack: u32, bytes: u64, count: bool, now_ns: u64) -> bool {
+        if let Some(site) = self.touch(stack) {
+            site.cur_bytes += bytes;
+            site.cur_count += u64::from(count);
+        }
+        let t = self.store.totals_mut();
+        t.total += bytes;
+        t.live_count += u64::from(count);
+        if t.total > t.peak {
+            t.peak = t.total;
+            t.epoch += 1;
+            t.peak_time_ns = now_ns;
             true
         } else {
             false
         }
     }
 
-    /// Records `bytes` fewer held by `stack` (one allocation fewer when `count` is true).
+    /// Records a new allocation of `bytes` by `stack` in the run totals (not the live set).
+    #[inline]
+    pub fn count_allocation(&mut self, stack: u32, bytes: u64) {
+        if let Some(site) = self.store.sites_mut().get_mut(stack as usize) {
+            site.alloc_bytes += bytes;
+            site.alloc_count += 1;
+        }
+    }
+
+    /// Records `bytes` fewer held by `stack` (one live block fewer when `count`).
     /// Saturates instead of wrapping: a caller bug must not turn into an absurd total.
     #[inline]
     pub fn remove(&mut self, stack: u32, bytes: u64, count: bool) {
-        let site = self.touch(stack);
-        site.cur_bytes = site.cur_bytes.saturating_sub(bytes);
-        site.cur_count = site.cur_count.saturating_sub(u64::from(count));
-        self.total = self.total.saturating_sub(bytes);
-        self.live_count = self.live_count.saturating_sub(u64::from(count));
+        if let Some(site) = self.touch(stack) {
+            site.cur_bytes = site.cur_bytes.saturating_sub(bytes);
+            site.cur_count = site.cur_count.saturating_sub(u64::from(count));
+        }
+        let t = self.store.totals_mut();
+        t.total = t.total.saturating_sub(bytes);
+        t.live_count = t.live_count.saturating_sub(u64::from(count));
+    }
+
+    /// Makes the current state the peak state: a forked child starts its own history from
+    /// what it inherited.
+    pub fn restart_peak(&mut self, now_ns: u64) {
+        let t = self.store.totals_mut();
+        t.peak = t.total;
+        t.epoch += 1;
+        t.peak_time_ns = now_ns;
+    }
+
+    fn used_sites(&self) -> impl Iterator<Item = (u32, &Site)> + '_ {
+        let n = (self.store.totals().sites as usize).min(self.store.sites().len());
+        self.store.sites()[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s))
     }
 
     /// `(stack, bytes, count)` for every stack holding something at the peak.
     pub fn at_peak(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
-        let epoch = self.epoch;
-        self.sites.iter().enumerate().filter_map(move |(i, s)| {
-            let (bytes, count) = if s.stamp < epoch {
-                (s.cur_bytes, s.cur_count)
-            } else {
-                (s.peak_bytes, s.peak_count)
-            };
-            (bytes > 0 || count > 0).then_some((i as u32, bytes, count))
+        let epoch = self.store.totals().epoch;
+        self.used_sites().filter_map(move |(i, s)| {
+            let (bytes, count) = s.at_peak(epoch);
+            (bytes > 0 || count > 0).then_some((i, bytes, count))
         })
     }
 
     /// `(stack, bytes, count)` for every stack holding something now.
     pub fn current(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
-        self.sites
-            .iter()
-            .enumerate()
+        self.used_sites()
             .filter(|(_, s)| s.cur_bytes > 0 || s.cur_count > 0)
-            .map(|(i, s)| (i as u32, s.cur_bytes, s.cur_count))
+            .map(|(i, s)| (i, s.cur_bytes, s.cur_count))
     }
 
-    /// Bytes and count currently held by one stack.
-    pub fn current_of(&self, stack: u32) -> (u64, u64) {
-        self.sites
-            .get(stack as usize)
-            .map_or((0, 0), |s| (s.cur_bytes, s.cur_count))
+    /// `(stack, bytes, count)` allocated by every stack over the run.
+    pub fn allocated(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
+        self.used_sites()
+            .filter(|(_, s)| s.alloc_count > 0)
+            .map(|(i, s)| (i, s.alloc_bytes, s.alloc_count))
     }
 }
 
@@ -135,21 +264,22 @@ mod tests {
     #[test]
     fn snapshot_keeps_the_state_of_the_first_time_the_maximum_was_reached() {
         let mut t = PeakTracker::new();
-        assert!(t.add(0, 100, true));
-        assert!(t.add(1, 50, true));
+        assert!(t.add(0, 100, true, 1));
+        assert!(t.add(1, 50, true, 2));
         t.remove(0, 100, true);
-        assert!(!t.add(2, 100, true)); // ties the peak: not a new peak
+        assert!(!t.add(2, 100, true, 3)); // ties the peak: not a new peak
         let snap: Vec<_> = t.at_peak().collect();
         assert_eq!(snap, vec![(0, 100, 1), (1, 50, 1)]);
         assert_eq!(t.peak(), 150);
+        assert_eq!(t.totals().peak_time_ns, 2);
         assert_eq!(t.total(), 150);
     }
 
     #[test]
     fn untouched_sites_read_their_current_value() {
         let mut t = PeakTracker::new();
-        t.add(3, 10, true);
-        t.add(4, 20, true);
+        t.add(3, 10, true, 0);
+        t.add(4, 20, true, 0);
         let snap: Vec<_> = t.at_peak().collect();
         assert_eq!(snap, vec![(3, 10, 1), (4, 20, 1)]);
     }
@@ -159,5 +289,19 @@ mod tests {
         let t = PeakTracker::new();
         assert_eq!(t.at_peak().count(), 0);
         assert_eq!(t.peak(), 0);
+    }
+
+    #[test]
+    fn restarting_the_peak_makes_the_current_state_the_snapshot() {
+        let mut t = PeakTracker::new();
+        t.add(0, 500, true, 1);
+        t.remove(0, 400, false);
+        t.add(1, 10, true, 2);
+        t.restart_peak(3);
+        assert_eq!(t.peak(), 110);
+        assert_eq!(
+            t.at_peak().collect::<Vec<_>>(),
+            vec![(0, 100, 1), (1, 10, 1)]
+        );
     }
 }

@@ -1,0 +1,303 @@
+//! The live files: per-stack counters in a file-backed shared mapping, and the append-only
+//! log of stacks and modules they refer to (layout in `peakprof::format::live`).
+//!
+//! Every counter update is a plain store into the page cache, so the file on disk is
+//! current at every instant: SIGKILL, the OOM killer or a crash leave an exact peak behind.
+
+use core::ffi::c_int;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use std::ffi::CString;
+
+use peakprof::format::live::{LiveHeader, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
+use peakprof::record::{Site, SiteStore, Totals};
+
+use crate::real;
+
+/// The header of the current process's live file, for the fatal-signal handler.
+static HEADER: AtomicPtr<LiveHeader> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Records that the process is dying of `sig`. Async-signal-safe: one store.
+pub fn mark_signal(sig: c_int) {
+    let h = HEADER.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: HEADER points at a live header mapping that is never unmapped while it is
+        // published (it is cleared first).
+        unsafe { core::ptr::addr_of_mut!((*h).signal).write_volatile(sig as u64) };
+    }
+}
+
+fn map(len: usize, fd: c_int, offset: usize) -> *mut u8 {
+    let (flags, fd) = if fd >= 0 {
+        (libc::MAP_SHARED, fd)
+    } else {
+        (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+    };
+    // SAFETY: a fresh mapping of `len` bytes; the kernel picks the address.
+    let p = unsafe {
+        real::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        core::ptr::null_mut()
+    } else {
+        p.cast()
+    }
+}
+
+/// Per-stack counters, in a shared mapping of the `.live` file (or anonymous memory when
+/// the file cannot be made).
+pub struct MappedStore {
+    header: *mut LiveHeader,
+    sites: *mut Site,
+    capacity: usize,
+    fd: c_int,
+}
+
+// SAFETY: the store owns its mappings; it is only used under the profiler's lock.
+unsafe impl Send for MappedStore {}
+
+const INITIAL_SITES: usize = 4096;
+
+impl MappedStore {
+    /// Creates `path` and maps it; falls back to anonymous memory when that fails.
+    pub fn create(path: &str) -> MappedStore {
+        let fd = CString::new(path).ok().map_or(-1, |c| {
+            // SAFETY: a valid NUL-terminated path; O_EXCL never clobbers another file.
+            unsafe {
+                libc::open(
+                    c.as_ptr(),
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    0o644,
+                )
+            }
+        });
+        let len = HEADER_SIZE + INITIAL_SITES * SITE_SIZE;
+        // SAFETY: `fd` is ours; ftruncate only sizes the file.
+        if fd >= 0 && unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0 {
+            let header = map(HEADER_SIZE, fd, 0);
+            let sites = map(INITIAL_SITES * SITE_SIZE, fd, HEADER_SIZE);
+            if !header.is_null() && !sites.is_null() {
+                return Self::init(header.cast(), sites.cast(), INITIAL_SITES, fd);
+            }
+        }
+        if fd >= 0 {
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(fd) };
+        }
+        Self::anonymous()
+    }
+
+    /// Counters in anonymous memory: everything works but a killed process leaves no profile.
+    pub fn anonymous() -> MappedStore {
+        let header = map(HEADER_SIZE, -1, 0);
+        let sites = map(INITIAL_SITES * SITE_SIZE, -1, 0);
+        Self::init(header.cast(), sites.cast(), INITIAL_SITES, -1)
+    }
+
+    fn init(header: *mut LiveHeader, sites: *mut Site, capacity: usize, fd: c_int) -> Self {
+        if !header.is_null() {
+            // SAFETY: a fresh, zeroed, writable mapping of at least HEADER_SIZE bytes.
+            unsafe { (*header).magic = *LIVE_MAGIC };
+            HEADER.store(header, Ordering::Release);
+        }
+        Self {
+            header,
+            sites,
+            capacity: if sites.is_null() { 0 } else { capacity },
+            fd,
+        }
+    }
+
+    /// A new store at `path` holding a copy of this one's counters (a forked child's own).
+    pub fn copy_to(&self, path: &str) -> MappedStore {
+        let mut new = MappedStore::create(path);
+        if new.reserve(self.capacity) {
+            *new.totals_mut() = *self.totals();
+            let n = self.capacity.min(new.capacity);
+            new.sites_mut()[..n].copy_from_slice(&self.sites()[..n]);
+        }
+        new
+    }
+
+    /// Unmaps and closes without touching the file (the parent's, after fork).
+    pub fn release(self) {
+        if HEADER.load(Ordering::Acquire) == self.header {
+            HEADER.store(core::ptr::null_mut(), Ordering::Release);
+        }
+        // SAFETY: the mappings and descriptor are this store's own and unused hereafter.
+        unsafe {
+            if !self.header.is_null() {
+                real::munmap(self.header.cast(), HEADER_SIZE);
+            }
+            if !self.sites.is_null() {
+                real::munmap(self.sites.cast(), self.capacity * SITE_SIZE);
+            }
+            if self.fd >= 0 {
+                libc::close(self.fd);
+            }
+        }
+    }
+}
+
+static EMPTY_TOTALS: Totals = Totals {
+    total: 0,
+    live_count: 0,
+    peak: 0,
+    epoch: 0,
+    peak_time_ns: 0,
+    sites: 0,
+};
+
+impl SiteStore for MappedStore {
+    fn totals(&self) -> &Totals {
+        if self.header.is_null() {
+            return &EMPTY_TOTALS;
+        }
+        // SAFETY: the header mapping is valid and only accessed under the profiler's lock.
+        unsafe { &(*self.header).totals }
+    }
+
+    fn totals_mut(&mut self) -> &mut Totals {
+        if self.header.is_null() {
+            // Without a header mapping (out of memory at start) there is nowhere to count;
+            // leak a static-sized box from the real allocator instead of failing.
+            self.header = Box::into_raw(Box::default());
+        }
+        // SAFETY: as in `totals`, and `&mut self` makes the access exclusive.
+        unsafe { &mut (*self.header).totals }
+    }
+
+    fn sites(&self) -> &[Site] {
+        if self.sites.is_null() {
+            return &[];
+        }
+        // SAFETY: `capacity` sites are mapped at `sites`.
+        unsafe { core::slice::from_raw_parts(self.sites, self.capacity) }
+    }
+
+    fn sites_mut(&mut self) -> &mut [Site] {
+        if self.sites.is_null() {
+            return &mut [];
+        }
+        // SAFETY: as in `sites`, exclusive through `&mut self`.
+        unsafe { core::slice::from_raw_parts_mut(self.sites, self.capacity) }
+    }
+
+    fn reserve(&mut self, n: usize) -> bool {
+        if n <= self.capacity {
+            return true;
+        }
+        let new_cap = n.max(self.capacity * 2).max(INITIAL_SITES);
+        let new_len = new_cap * SITE_SIZE;
+        if self.fd >= 0 {
+            // SAFETY: growing our own file.
+            let grown =
+                unsafe { libc::ftruncate(self.fd, (HEADER_SIZE + new_len) as libc::off_t) } == 0;
+            if !grown {
+                return self.move_to_anonymous(new_cap);
+            }
+        }
+        let old_len = self.capacity * SITE_SIZE;
+        let p = if self.sites.is_null() {
+            map(new_len, self.fd, HEADER_SIZE)
+        } else {
+            // SAFETY: resizing our own mapping; MAYMOVE lets the kernel relocate it, and
+            // no reference into it outlives this call (callers hold `&mut self`).
+            let r = unsafe {
+                real::mremap(
+                    self.sites.cast(),
+                    old_len,
+                    new_len,
+                    libc::MREMAP_MAYMOVE,
+                    core::ptr::null_mut(),
+                )
+            };
+            if r == libc::MAP_FAILED {
+                core::ptr::null_mut()
+            } else {
+                r.cast()
+            }
+        };
+        if p.is_null() {
+            return false;
+        }
+        self.sites = p.cast();
+        self.capacity = new_cap;
+        true
+    }
+}
+
+impl MappedStore {
+    /// The file cannot grow (disk full): keep counting in anonymous memory.
+    fn move_to_anonymous(&mut self, new_cap: usize) -> bool {
+        let p: *mut Site = map(new_cap * SITE_SIZE, -1, 0).cast();
+        if p.is_null() {
+            return false;
+        }
+        if !self.sites.is_null() {
+            // SAFETY: both regions hold at least `capacity` sites and do not overlap.
+            unsafe {
+                core::ptr::copy_nonoverlapping(self.sites, p, self.capacity);
+                real::munmap(self.sites.cast(), self.capacity * SITE_SIZE);
+            }
+        }
+        self.sites = p;
+        self.capacity = new_cap;
+        true
+    }
+}
+
+/// The append-only log file.
+pub struct LogFile {
+    fd: c_int,
+}
+
+impl LogFile {
+    /// Creates `path` for appending; a log that cannot be created just drops records.
+    pub fn create(path: &str) -> LogFile {
+        let fd = CString::new(path).ok().map_or(-1, |c| {
+            // SAFETY: a valid NUL-terminated path.
+            unsafe {
+                libc::open(
+                    c.as_ptr(),
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_APPEND
+                        | libc::O_CLOEXEC,
+                    0o644,
+                )
+            }
+        });
+        LogFile { fd }
+    }
+
+    /// Appends `bytes` with as few system calls as the kernel allows.
+    pub fn append(&self, mut bytes: &[u8]) {
+        while self.fd >= 0 && !bytes.is_empty() {
+            // SAFETY: writing a valid buffer to our own descriptor.
+            let n = unsafe { libc::write(self.fd, bytes.as_ptr().cast(), bytes.len()) };
+            if n > 0 {
+                bytes = &bytes[n as usize..];
+            } else if n < 0 && crate::guard::errno() == libc::EINTR {
+                continue;
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Closes the file.
+    pub fn close(self) {
+        if self.fd >= 0 {
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}

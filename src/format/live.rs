@@ -1,0 +1,442 @@
+//! The live files of a running process: what lets a profile survive SIGKILL.
+//!
+//! While a process runs, the preload keeps two files beside its final profile:
+//! - `<id>.live`: a header with the totals, then the per-stack counters ([`Site`]), in a
+//!   file-backed shared mapping. Every update is a store into the page cache, so the file
+//!   is current at every instant, whatever kills the process.
+//! - `<id>.log`: an append-only log of what the counters refer to: process facts, modules
+//!   and stacks, each written with one `write(2)` as it appears.
+//!
+//! At a normal exit the final `<id>.ppf` replaces both. When a process never wrote it, the
+//! CLI recovers its profile from these two files with [`recover`].
+
+use super::wire::{put_bytes, put_i64, put_u64, Cursor};
+use super::{FormatError, Meta, Module, Profile, SiteBytes, Stack, WriteReason};
+use crate::record::{Site, Totals};
+
+/// First bytes of a `.live` file.
+pub const LIVE_MAGIC: &[u8; 8] = b"PPLIVE01";
+/// First bytes of a `.log` file.
+pub const LOG_MAGIC: &[u8; 8] = b"PPLOG001";
+/// Size of the `.live` header; sites start here (page-aligned, so the mapping can grow by
+/// whole pages).
+pub const HEADER_SIZE: usize = 4096;
+/// Size of one [`Site`] in the file.
+pub const SITE_SIZE: usize = core::mem::size_of::<Site>();
+
+/// File name suffix of the live counters.
+pub const LIVE_EXTENSION: &str = "live";
+/// File name suffix of the log.
+pub const LOG_EXTENSION: &str = "log";
+
+/// The `.live` header as laid out in memory by the preload. All fields are native-endian
+/// `u64` (the file never leaves the machine it was written on).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveHeader {
+    pub magic: [u8; 8],
+    pub totals: Totals,
+    /// Number of the fatal signal the process was dying of, 0 if none.
+    pub signal: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<LiveHeader>() <= HEADER_SIZE);
+
+const TAG_META: u8 = 1;
+const TAG_MODULE: u8 = 2;
+const TAG_STACK: u8 = 3;
+
+fn record(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    out.push(tag);
+    put_u64(&mut out, payload.len() as u64);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The log's first record: facts about the process. Goes right after [`LOG_MAGIC`].
+pub fn log_meta(
+    pid: u32,
+    ppid: u32,
+    argv: &[String],
+    exe: &str,
+    start_unix_ns: u64,
+    sample_rate: u64,
+) -> Vec<u8> {
+    let mut p = Vec::new();
+    put_u64(&mut p, u64::from(pid));
+    put_u64(&mut p, u64::from(ppid));
+    put_u64(&mut p, argv.len() as u64);
+    for a in argv {
+        put_bytes(&mut p, a.as_bytes());
+    }
+    put_bytes(&mut p, exe.as_bytes());
+    put_u64(&mut p, start_unix_ns);
+    put_u64(&mut p, sample_rate);
+    let mut out = LOG_MAGIC.to_vec();
+    out.extend(record(TAG_META, &p));
+    out
+}
+
+/// A log record for a loaded module.
+pub fn log_module(m: &Module) -> Vec<u8> {
+    let mut p = Vec::new();
+    put_bytes(&mut p, m.path.as_bytes());
+    put_bytes(&mut p, &m.build_id);
+    put_u64(&mut p, m.bias);
+    put_u64(&mut p, m.ranges.len() as u64);
+    for &(s, e) in &m.ranges {
+        put_u64(&mut p, s);
+        put_u64(&mut p, e.saturating_sub(s));
+    }
+    record(TAG_MODULE, &p)
+}
+
+/// A log record for a newly interned stack.
+pub fn log_stack(id: u32, frames: &[u64]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(frames.len() * 4 + 8);
+    put_u64(&mut p, u64::from(id));
+    put_u64(&mut p, frames.len() as u64);
+    let mut prev = 0u64;
+    for &f in frames {
+        put_i64(&mut p, f.wrapping_sub(prev) as i64);
+        prev = f;
+    }
+    record(TAG_STACK, &p)
+}
+
+/// What a log holds, as far as it could be read.
+#[derive(Debug, Default)]
+struct LogContents {
+    meta: Meta,
+    modules: Vec<Module>,
+    stacks: Vec<(u32, Vec<u64>)>,
+}
+
+fn parse_log(log: &[u8]) -> Result<LogContents, FormatError> {
+    if !log.starts_with(LOG_MAGIC) {
+        return Err(if LOG_MAGIC.starts_with(log) {
+            FormatError::Truncated
+        } else {
+            FormatError::NotAProfile
+        });
+    }
+    let mut c = Cursor::new(&log[LOG_MAGIC.len()..]);
+    let mut out = LogContents::default();
+    let mut seen_meta = false;
+    // A process killed mid-write leaves a partial last record: everything before it stands.
+    while c.remaining() > 0 {
+        let Ok(tag) = c.take(1).map(|t| t[0]) else {
+            break;
+        };
+        let Ok(len) = c.u64() else { break };
+        let Ok(payload) = usize::try_from(len)
+            .map_err(|_| FormatError::Truncated)
+            .and_then(|n| c.take(n))
+        else {
+            break;
+        };
+        let mut p = Cursor::new(payload);
+        match tag {
+            TAG_META => {
+                out.meta.pid = p.u32()?;
+                out.meta.ppid = p.u32()?;
+                let n = p.count(1)?;
+                out.meta.argv = (0..n).map(|_| p.string()).collect::<Result<_, _>>()?;
+                out.meta.exe = p.string()?;
+                out.meta.start_unix_ns = p.u64()?;
+                out.meta.sample_rate = p.u64()?;
+                seen_meta = true;
+            }
+            TAG_MODULE => {
+                let path = p.string()?;
+                let build_id = p.bytes()?.to_vec();
+                let bias = p.u64()?;
+                let n = p.count(2)?;
+                let mut ranges = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let s = p.u64()?;
+                    let len = p.u64()?;
+                    ranges.push((s, s.saturating_add(len)));
+                }
+                out.modules.push(Module {
+                    path,
+                    build_id,
+                    bias,
+                    ranges,
+                });
+            }
+            TAG_STACK => {
+                let id = p.u32()?;
+                let n = p.count(1)?;
+                let mut frames = Vec::with_capacity(n);
+                let mut prev = 0u64;
+                for _ in 0..n {
+                    prev = prev.wrapping_add(p.i64()? as u64);
+                    frames.push(prev);
+                }
+                out.stacks.push((id, frames));
+            }
+            _ => {}
+        }
+    }
+    if !seen_meta {
+        return Err(FormatError::Corrupt("live log has no process record"));
+    }
+    Ok(out)
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_ne_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+fn read_totals(live: &[u8]) -> Result<(Totals, u64), FormatError> {
+    if live.len() < HEADER_SIZE {
+        return Err(FormatError::Truncated);
+    }
+    if &live[..8] != LIVE_MAGIC {
+        return Err(FormatError::NotAProfile);
+    }
+    let f = |i: usize| u64_at(live, 8 + i * 8);
+    let totals = Totals {
+        total: f(0),
+        live_count: f(1),
+        peak: f(2),
+        epoch: f(3),
+        peak_time_ns: f(4),
+        sites: f(5),
+    };
+    Ok((totals, f(6)))
+}
+
+fn read_site(live: &[u8], i: usize) -> Option<Site> {
+    let off = HEADER_SIZE.checked_add(i.checked_mul(SITE_SIZE)?)?;
+    let b = live.get(off..off + SITE_SIZE)?;
+    let f = |k: usize| u64_at(b, k * 8);
+    Some(Site {
+        cur_bytes: f(0),
+        cur_count: f(1),
+        peak_bytes: f(2),
+        peak_count: f(3),
+        stamp: f(4),
+        alloc_bytes: f(5),
+        alloc_count: f(6),
+    })
+}
+
+/// Rebuilds the profile of a process that never wrote its final profile, from its live
+/// counters and its log. Stacks whose log record never made it to disk (the process was
+/// killed between interning a stack and logging it) keep their bytes under an empty stack.
+pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
+    let (totals, signal) = read_totals(live)?;
+    let contents = parse_log(log)?;
+    let n_sites = usize::try_from(totals.sites).unwrap_or(usize::MAX);
+    let n_sites = n_sites.min((live.len() - HEADER_SIZE) / SITE_SIZE);
+    let mut frames_of: Vec<Option<Vec<u64>>> = vec![None; n_sites];
+    for (id, frames) in contents.stacks {
+        if let Some(slot) = frames_of.get_mut(id as usize) {
+            *slot = Some(frames);
+        }
+    }
+    let mut stacks = Vec::new();
+    let mut index = vec![u32::MAX; n_sites];
+    let mut peak = Vec::new();
+    let mut exit = Vec::new();
+    let mut allocs = Vec::new();
+    for (i, slot) in index.iter_mut().enumerate() {
+        let Some(site) = read_site(live, i) else {
+            break;
+        };
+        let (pb, pc) = site.at_peak(totals.epoch);
+        let used =
+            pb > 0 || pc > 0 || site.cur_bytes > 0 || site.cur_count > 0 || site.alloc_count > 0;
+        if !used {
+            continue;
+        }
+        *slot = stacks.len() as u32;
+        stacks.push(Stack {
+            frames: frames_of[i].take().unwrap_or_default(),
+        });
+        let stack = *slot;
+        if pb > 0 || pc > 0 {
+            peak.push(SiteBytes {
+                stack,
+                bytes: pb,
+                count: pc,
+            });
+        }
+        if site.cur_bytes > 0 || site.cur_count > 0 {
+            exit.push(SiteBytes {
+                stack,
+                bytes: site.cur_bytes,
+                count: site.cur_count,
+            });
+        }
+        if site.alloc_count > 0 {
+            allocs.push(SiteBytes {
+                stack,
+                bytes: site.alloc_bytes,
+                count: site.alloc_count,
+            });
+        }
+    }
+    let mut meta = contents.meta;
+    meta.peak_bytes = totals.peak;
+    meta.peak_time_ns = totals.peak_time_ns;
+    meta.final_bytes = totals.total;
+    meta.total_allocs = allocs.iter().map(|s| s.count).sum();
+    meta.total_alloc_bytes = allocs.iter().map(|s| s.bytes).sum();
+    meta.reason = match i32::try_from(signal) {
+        Ok(s) if s > 0 => WriteReason::Signal(s),
+        _ => WriteReason::Killed,
+    };
+    Ok(Profile {
+        meta,
+        modules: contents.modules,
+        stacks,
+        peak,
+        exit,
+        allocs,
+        timeline: Vec::new(),
+    })
+}
+
+/// The bytes of a `.live` file holding `totals`, `signal` and `sites`: what the preload's
+/// mapping looks like, for tests.
+pub fn live_bytes(totals: &Totals, signal: u64, sites: &[Site]) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_SIZE + sites.len() * SITE_SIZE];
+    out[..8].copy_from_slice(LIVE_MAGIC);
+    let t = [
+        totals.total,
+        totals.live_count,
+        totals.peak,
+        totals.epoch,
+        totals.peak_time_ns,
+        totals.sites,
+        signal,
+    ];
+    for (i, v) in t.iter().enumerate() {
+        out[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, s) in sites.iter().enumerate() {
+        let f = [
+            s.cur_bytes,
+            s.cur_count,
+            s.peak_bytes,
+            s.peak_count,
+            s.stamp,
+            s.alloc_bytes,
+            s.alloc_count,
+        ];
+        for (k, v) in f.iter().enumerate() {
+            let off = HEADER_SIZE + i * SITE_SIZE + k * 8;
+            out[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Recorder, SiteStore};
+
+    /// Drives a recorder, logs as the preload would, and checks that recovery from the
+    /// bytes gives the same snapshot as the recorder's own profile.
+    #[test]
+    fn recovery_matches_the_recorders_own_profile() {
+        let mut rec = Recorder::new();
+        let mut log = log_meta(7, 1, &["prog".into(), "x".into()], "/bin/prog", 99, 0);
+        log.extend(log_module(&Module {
+            path: "/bin/prog".into(),
+            build_id: vec![1, 2],
+            bias: 0x1000,
+            ranges: vec![(0x1000, 0x9000)],
+        }));
+        let mut stack = |rec: &mut Recorder, log: &mut Vec<u8>, frames: &[u64]| {
+            let (id, new) = rec.intern_new(frames);
+            if new {
+                log.extend(log_stack(id, frames));
+            }
+            id
+        };
+        let a = stack(&mut rec, &mut log, &[0x1100, 0x1200]);
+        let b = stack(&mut rec, &mut log, &[0x1300]);
+        rec.on_alloc(0x10, 1000, a, 5);
+        rec.on_alloc(0x20, 3000, b, 6);
+        rec.on_free(0x10, 7);
+        rec.on_alloc(0x30, 500, a, 8);
+        let t = rec.tracker();
+        let live = live_bytes(t.totals(), 0, t.store().sites());
+        let got = recover(&live, &log).unwrap();
+        let want = rec.to_profile(Meta::default(), Vec::new());
+        assert_eq!(got.meta.peak_bytes, 4000);
+        assert_eq!(got.meta.peak_time_ns, 6);
+        assert_eq!(got.meta.pid, 7);
+        assert_eq!(got.meta.argv, vec!["prog", "x"]);
+        assert_eq!(got.meta.reason, WriteReason::Killed);
+        assert_eq!(got.modules.len(), 1);
+        let by_frames = |p: &Profile, list: &[SiteBytes]| {
+            let mut v: Vec<(Vec<u64>, u64, u64)> = list
+                .iter()
+                .map(|s| (p.stacks[s.stack as usize].frames.clone(), s.bytes, s.count))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(by_frames(&got, &got.peak), by_frames(&want, &want.peak));
+        assert_eq!(by_frames(&got, &got.exit), by_frames(&want, &want.exit));
+        assert_eq!(by_frames(&got, &got.allocs), by_frames(&want, &want.allocs));
+    }
+
+    #[test]
+    fn a_partial_last_log_record_is_ignored_and_a_signal_is_reported() {
+        let mut log = log_meta(1, 0, &[], "", 0, 0);
+        log.extend(log_stack(0, &[1, 2, 3]));
+        let full = log.len();
+        log.extend(log_stack(1, &[4, 5, 6]));
+        log.truncate(full + 3);
+        let sites = [Site {
+            cur_bytes: 8,
+            cur_count: 1,
+            alloc_bytes: 8,
+            alloc_count: 1,
+            ..Site::default()
+        }; 2];
+        let totals = Totals {
+            total: 16,
+            live_count: 2,
+            peak: 16,
+            epoch: 2,
+            peak_time_ns: 1,
+            sites: 2,
+        };
+        let p = recover(&live_bytes(&totals, 11, &sites), &log).unwrap();
+        assert_eq!(p.meta.reason, WriteReason::Signal(11));
+        assert_eq!(p.stacks.len(), 2);
+        assert_eq!(p.stacks[0].frames, vec![1, 2, 3]);
+        assert!(p.stacks[1].frames.is_empty()); // its record was cut
+        assert_eq!(p.peak.iter().map(|s| s.bytes).sum::<u64>(), 16);
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let log = log_meta(1, 0, &[], "", 0, 0);
+        assert_eq!(recover(&[0; 10], &log).unwrap_err(), FormatError::Truncated);
+        assert_eq!(
+            recover(&[0; HEADER_SIZE], &log).unwrap_err(),
+            FormatError::NotAProfile
+        );
+        let live = live_bytes(
+            &Totals {
+                sites: 1_000_000,
+                ..Totals::default()
+            },
+            0,
+            &[],
+        );
+        assert!(recover(&live, &log).is_ok()); // more sites claimed than present: clamp
+        assert!(recover(&live, b"junk").is_err());
+        assert!(recover(&live, &log[..5]).is_err());
+    }
+}
