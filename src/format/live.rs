@@ -353,7 +353,7 @@ mod tests {
             bias: 0x1000,
             ranges: vec![(0x1000, 0x9000)],
         }));
-        let mut stack = |rec: &mut Recorder, log: &mut Vec<u8>, frames: &[u64]| {
+        let stack = |rec: &mut Recorder, log: &mut Vec<u8>, frames: &[u64]| {
             let (id, new) = rec.intern_new(frames);
             if new {
                 log.extend(log_stack(id, frames));
