@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod record;
+pub mod unwind;
 
 #[cfg(feature = "cli")]
 pub mod analyze;

@@ -19,7 +19,14 @@ impl Guard {
     #[inline]
     pub fn enter() -> Option<Guard> {
         // SAFETY: the C function only touches an initial-exec thread-local int.
-        (unsafe { peakprof_guard_enter() } != 0).then_some(Guard(()))
+        let entered = unsafe { peakprof_guard_enter() } != 0;
+        // Not `then_some(Guard(()))`: that builds the guard eagerly, and dropping the unused
+        // one would clear the flag of the outer call that owns it.
+        if entered {
+            Some(Guard(()))
+        } else {
+            None
+        }
     }
 }
 

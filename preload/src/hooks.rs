@@ -328,3 +328,37 @@ pub unsafe extern "C" fn dlopen(file: *const core::ffi::c_char, flags: c_int) ->
     }
     handle
 }
+
+/// Interposed `dlclose(3)`: the unwinder forgets the library's tables before they are
+/// unmapped (the module map keeps it, so its frames still resolve).
+///
+/// # Safety
+/// As `dlclose(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    // Held so that frees inside dlclose pass straight through instead of unwinding.
+    let _g = Guard::enter();
+    // SAFETY: forwarding to the real function.
+    crate::unwind::forget_modules(|| unsafe { real::dlclose(handle) })
+}
+
+/// Captures the caller's stack with a chosen unwinder (0: cached rules, 1: libgcc, 2:
+/// frame pointers) into `out`; for the stack-capture benchmark, not for programs.
+///
+/// # Safety
+/// `out` must be valid for `cap` writes.
+#[no_mangle]
+pub unsafe extern "C" fn peakprof_bench_capture(method: c_int, out: *mut u64, cap: usize) -> usize {
+    use crate::unwind::{capture_with, Method, MAX_DEPTH};
+    let method = match method {
+        1 => Method::Libgcc,
+        2 => Method::FramePointers,
+        _ => Method::Cached,
+    };
+    let _g = Guard::enter();
+    let mut frames = [0u64; MAX_DEPTH + 1];
+    let n = capture_with(method, &mut frames).min(cap);
+    // SAFETY: the caller guarantees `out` holds `cap` words, and n <= cap.
+    unsafe { core::ptr::copy_nonoverlapping(frames.as_ptr(), out, n) };
+    n
+}

@@ -47,6 +47,7 @@ next_fns! {
     MREMAP: "mremap",
     EXIT: "_exit",
     DLOPEN: "dlopen",
+    DLCLOSE: "dlclose",
 }
 
 /// Resolves the next definitions once. Returns false while they are being resolved (by this
@@ -360,5 +361,19 @@ pub unsafe fn dlopen(file: *const core::ffi::c_char, flags: c_int) -> *mut c_voi
         // SAFETY: forwarding the caller's arguments to the real function.
         Some(f) => unsafe { f(file, flags) },
         None => core::ptr::null_mut(),
+    }
+}
+
+type Dlclose = unsafe extern "C" fn(*mut c_void) -> c_int;
+
+/// The real `dlclose`.
+///
+/// # Safety
+/// As `dlclose(3)`.
+pub unsafe fn dlclose(handle: *mut c_void) -> c_int {
+    match call!(DLCLOSE as Dlclose) {
+        // SAFETY: forwarding the caller's argument to the real function.
+        Some(f) => unsafe { f(handle) },
+        None => -1,
     }
 }

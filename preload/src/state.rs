@@ -123,7 +123,11 @@ pub fn start() {
     if let Some((lo, hi)) = modules::range_of(&mods, start as *const () as usize as u64) {
         unwind::set_self_range(lo, hi);
     }
-    let out_dir = env(c"PEAKPROF_OUT_DIR").unwrap_or_else(|| ".".into());
+    // Without an output directory the library was not started by `peakprof run` (a test
+    // binary linking it, a stray LD_PRELOAD): stay out of the way, record nothing.
+    let Some(out_dir) = env(c"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty()) else {
+        return;
+    };
     let no_children = env(c"PEAKPROF_NO_CHILDREN").is_some_and(|v| v == "1");
     if no_children {
         stop_children_inheriting();
@@ -151,16 +155,20 @@ pub fn start() {
 
 fn install_fork_handlers() {
     extern "C" fn prepare() {
-        // Hold the lock across fork so the child never inherits it mid-update.
+        // Hold the locks across fork so the child never inherits one mid-update. Same
+        // order everywhere: the unwinder's, then the profiler's.
+        unwind::fork_prepare();
         core::mem::forget(PROFILER.lock());
     }
     extern "C" fn parent() {
         PROFILER.force_unlock();
+        unwind::fork_parent();
     }
     extern "C" fn child() {
-        // The thread that held the lock is the one that forked: release it, and let the
+        // The thread that held the locks is the one that forked: release them, and let the
         // child make files of its own before it records anything (lazily: most children
         // exec right away and never need them).
+        unwind::fork_child();
         PROFILER.reset_after_fork();
         if let Some(p) = PROFILER.lock().as_mut() {
             p.rebind_pending = true;

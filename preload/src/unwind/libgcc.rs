@@ -1,23 +1,11 @@
-//! Stack capture: return addresses of the current thread, innermost first, without the
-//! profiler's own frames.
+//! The general unwinder: libgcc's `_Unwind_Backtrace`, which interprets DWARF CFI for every
+//! frame. Slow (microseconds per stack) but handles everything the fast path does not.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use peakprof::format::TRUNCATED_FRAME;
 
-/// Deepest stack kept; deeper ones end with [`TRUNCATED_FRAME`].
-pub const MAX_DEPTH: usize = 128;
-
-/// Runtime address range of this library's code, whose frames are skipped.
-static SELF_START: AtomicU64 = AtomicU64::new(0);
-static SELF_END: AtomicU64 = AtomicU64::new(0);
-
-/// Remembers where this library's code lives.
-pub fn set_self_range(start: u64, end: u64) {
-    SELF_START.store(start, Ordering::Relaxed);
-    SELF_END.store(end, Ordering::Relaxed);
-}
+use super::{self_range, MAX_DEPTH};
 
 #[repr(C)]
 struct UnwindContext {
@@ -66,13 +54,15 @@ extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
 
 /// Fills `out` with the calling thread's return addresses (innermost first) and returns how
 /// many were written. A stack deeper than `out.len() - 1` ends with [`TRUNCATED_FRAME`].
+#[inline(never)]
 pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> usize {
     let (head, _) = out.split_at_mut(MAX_DEPTH);
+    let (skip_lo, skip_hi) = self_range();
     let mut walk = Walk {
         out: head,
         len: 0,
-        skip_lo: SELF_START.load(Ordering::Relaxed),
-        skip_hi: SELF_END.load(Ordering::Relaxed),
+        skip_lo,
+        skip_hi,
         truncated: false,
     };
     // SAFETY: `step` matches the callback ABI, and `walk` outlives the call.
