@@ -60,6 +60,7 @@ fn small_report() -> Report {
         ],
         at_exit: vec![],
         warnings: vec![],
+        ..Report::default()
     }
 }
 

@@ -160,6 +160,7 @@ mod tests {
             ],
             at_exit: vec![st(&["main", "b"], 300, 1), st(&["main", "a"], 7, 2)],
             warnings: vec!["no debug info for libfoo.so".into()],
+            ..Report::default()
         }
     }
 
