@@ -171,7 +171,7 @@ fn empty_svg(title: &str, message: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -7,17 +7,21 @@
 
 mod flamegraph;
 mod folded;
+pub mod pprof;
 mod shell;
 mod stacks;
 mod summary_json;
 mod terminal;
 pub mod text;
+mod timeline;
 mod units;
 
 pub use flamegraph::{flamegraph_svg, FlameOptions, DEFAULT_MIN_SHARE};
 pub use folded::{folded, sanitize_frame};
+pub use pprof::{pprof_gz, pprof_profile};
 pub use shell::{shell_quote, shell_quote_command};
 pub use stacks::bound_stacks;
 pub use summary_json::{summary_json, SUMMARY_VERSION};
 pub use terminal::terminal_summary;
+pub use timeline::timeline_svg;
 pub use units::{group_digits, human_bytes, human_duration};
