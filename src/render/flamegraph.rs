@@ -152,7 +152,7 @@ fn subtitle(report: &Report, stacks: &[SymStack], folded_away: usize) -> String 
 
 /// A minimal stand-alone SVG for a snapshot with nothing to draw; inferno refuses empty
 /// input, and a missing file would look like a crash to the user.
-fn empty_svg(title: &str, message: &str) -> Vec<u8> {
+pub(crate) fn empty_svg(title: &str, message: &str) -> Vec<u8> {
     format!(
         concat!(
             "<?xml version=\"1.0\" standalone=\"no\"?>\n",

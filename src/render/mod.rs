@@ -5,6 +5,7 @@
 //! from the profiled program and are treated as untrusted text throughout: each renderer
 //! neutralises what would break its own output format (see [`text`]).
 
+mod diff;
 mod flamegraph;
 mod folded;
 pub mod pprof;
@@ -16,6 +17,7 @@ pub mod text;
 mod timeline;
 mod units;
 
+pub use diff::{diff_folded, diff_json, diff_summary, diff_svg};
 pub use flamegraph::{flamegraph_svg, FlameOptions, DEFAULT_MIN_SHARE};
 pub use folded::{folded, sanitize_frame};
 pub use pprof::{pprof_gz, pprof_profile};
