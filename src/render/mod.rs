@@ -8,6 +8,7 @@
 mod diff;
 mod flamegraph;
 mod folded;
+mod html;
 pub mod pprof;
 mod shell;
 mod stacks;
@@ -20,6 +21,7 @@ mod units;
 pub use diff::{diff_folded, diff_json, diff_summary, diff_svg};
 pub use flamegraph::{flamegraph_svg, FlameOptions, DEFAULT_MIN_SHARE};
 pub use folded::{folded, sanitize_frame};
+pub use html::{index_html, ProcessRow};
 pub use pprof::{pprof_gz, pprof_profile};
 pub use shell::{shell_quote, shell_quote_command};
 pub use stacks::bound_stacks;
