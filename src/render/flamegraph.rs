@@ -26,6 +26,9 @@ pub struct FlameOptions {
     pub reversed: bool,
     /// Replaces the generated title (`Peak heap: 12.3 MiB — ./prog args`) when set.
     pub title: Option<String>,
+    /// Replaces the generated subtitle (which describes the heap *at the peak*) when set,
+    /// for graphs of other snapshots such as what was left at exit.
+    pub subtitle: Option<String>,
     /// Call paths holding less than this share of the drawn bytes (at least 1 byte) are
     /// folded together; see [`super::bound_stacks`]. `0.0` draws every path.
     pub min_share: f64,
@@ -36,6 +39,7 @@ impl Default for FlameOptions {
         FlameOptions {
             reversed: false,
             title: None,
+            subtitle: None,
             min_share: DEFAULT_MIN_SHARE,
         }
     }
@@ -94,7 +98,10 @@ pub fn flamegraph_svg(
 
     let mut options = flamegraph::Options::default();
     options.title = title;
-    options.subtitle = Some(sanitize_line(&subtitle(report, stacks, folded_away)));
+    options.subtitle = Some(sanitize_line(&match &opts.subtitle {
+        Some(s) => s.clone(),
+        None => subtitle(report, stacks, folded_away),
+    }));
     options.count_name = "bytes".to_string();
     options.colors = Palette::Basic(BasicPalette::Mem);
     options.deterministic = true;
@@ -152,7 +159,7 @@ fn subtitle(report: &Report, stacks: &[SymStack], folded_away: usize) -> String 
 
 /// A minimal stand-alone SVG for a snapshot with nothing to draw; inferno refuses empty
 /// input, and a missing file would look like a crash to the user.
-fn empty_svg(title: &str, message: &str) -> Vec<u8> {
+pub(crate) fn empty_svg(title: &str, message: &str) -> Vec<u8> {
     format!(
         concat!(
             "<?xml version=\"1.0\" standalone=\"no\"?>\n",
@@ -171,7 +178,7 @@ fn empty_svg(title: &str, message: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -135,7 +135,7 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     out
 }
 
-fn exit_text(exit: ExitStatus) -> String {
+pub(crate) fn exit_text(exit: ExitStatus) -> String {
     match (exit.code, exit.signal) {
         (_, Some(sig)) => match signal_name(sig) {
             Some(name) => format!("killed by {name}"),
@@ -166,7 +166,7 @@ fn signal_name(sig: i32) -> Option<&'static str> {
 }
 
 /// `leaf (file:line) ← caller ← caller ×3 ← main`: leaf first, callers without locations.
-fn compact_path(frames: &[String]) -> String {
+pub(crate) fn compact_path(frames: &[String]) -> String {
     let Some((leaf, callers)) = frames.split_last() else {
         return "[unknown]".to_string();
     };
@@ -200,7 +200,7 @@ fn repeat_text((name, n): (String, usize)) -> String {
 
 /// Drops a trailing ` (file:line)` so callers take little room; anything that does not
 /// end like a location (e.g. a Rust tuple type) is left alone.
-fn strip_location(frame: &str) -> &str {
+pub(crate) fn strip_location(frame: &str) -> &str {
     let Some(open) = frame.rfind(" (") else {
         return frame;
     };
