@@ -24,22 +24,43 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let argv = &args.command;
     let program = target::resolve(&argv[0])?;
     target::check_preloadable(&program)?;
-    let dir = match &args.output {
-        Some(d) => d.clone(),
+    let preload = preload_lib::path()?;
+    let (dir, created) = match &args.output {
+        Some(d) => (d.clone(), !d.exists()),
         None => {
             let cwd = std::env::current_dir().context("cannot find the current directory")?;
-            outputs::new_run_dir(&cwd, &launch::program_name(&argv[0]))?
+            (
+                outputs::new_run_dir(&cwd, &launch::program_name(&argv[0]))?,
+                true,
+            )
         }
     };
-    let raw = outputs::prepare_run_dir(&dir)?;
-    let preload = preload_lib::path()?;
-    let finished = launch::run(&Launch {
+    let raw = match outputs::prepare_run_dir(&dir) {
+        Ok(raw) => raw,
+        Err(e) => {
+            if created {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
+    let launched = launch::run(&Launch {
         program: &program,
         argv,
         preload: &preload,
         raw_dir: &raw,
         children: !args.no_children,
-    })?;
+    });
+    let finished = match launched {
+        Ok(f) => f,
+        Err(e) => {
+            // Nothing ran: leave no empty report directory behind.
+            if created {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
     let code = launch::exit_code(finished.status);
     let status = json!({
         "pid": finished.pid,
@@ -133,19 +154,19 @@ fn child_dir(dir: &Path, p: &Profile, taken: &mut Vec<PathBuf>) -> PathBuf {
 /// Symbolizes and renders every profile of a run: the root process at the top of `dir`,
 /// the others under `dir/pid-N/`.
 fn render_run(dir: &Path, raw: &Path, root: Option<(u32, ExitStatus)>, quiet: bool) -> Result<()> {
-    let (profiles, bad) = outputs::read_profiles(raw)?;
-    for e in &bad {
-        eprintln!("peakprof: warning: {e:#}");
-    }
+    let (profiles, mut bad) = outputs::read_profiles(raw)?;
     let Some(root_idx) = outputs::root_index(&profiles, root.map(|r| r.0)) else {
-        if let Some(e) = bad.into_iter().next() {
-            return Err(e);
+        if !bad.is_empty() {
+            return Err(bad.swap_remove(0));
         }
         return Err(refuse(
             TOOL_FAILED,
             "the program left no profile: it ended before the profiler started, or it does not use the dynamic loader",
         ));
     };
+    for e in &bad {
+        eprintln!("peakprof: warning: {e:#}");
+    }
     let mut taken = Vec::new();
     let mut reports: Vec<(PathBuf, Report)> = Vec::with_capacity(profiles.len());
     for (i, (_, p)) in profiles.iter().enumerate() {

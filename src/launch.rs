@@ -65,9 +65,13 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let handle = signals.handle();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", l.program.display()))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let code = match e.kind() {
+            std::io::ErrorKind::NotFound => crate::exit_codes::NOT_FOUND,
+            _ => crate::exit_codes::CANNOT_RUN,
+        };
+        crate::exit_codes::refuse(code, format!("cannot start {}: {e}", l.program.display()))
+    })?;
     let pid = child.id();
     let forwarder = std::thread::spawn(move || {
         for sig in signals.forever() {

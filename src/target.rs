@@ -77,11 +77,14 @@ pub fn check_preloadable(p: &Path) -> Result<()> {
     if let Err(e) = std::fs::File::open(p).and_then(|f| f.take(64 * 1024).read_to_end(&mut data)) {
         return Err(refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")));
     }
-    if data.starts_with(b"#!") {
-        return Ok(()); // a script: its interpreter is checked when it runs
+    if let Some(rest) = data.strip_prefix(b"#!") {
+        return check_interpreter(rest, p);
     }
     if !data.starts_with(b"\x7fELF") {
-        return Ok(()); // let the kernel say what it thinks of it
+        return Err(refuse(
+            CANNOT_RUN,
+            format!("{shown} is not a program: neither an ELF executable nor a script starting with #! (exec format error)"),
+        ));
     }
     let Ok(header) = FileHeader64::<Endianness>::parse(&*data) else {
         return Ok(()); // 32-bit or unusual: the run itself will tell
@@ -100,6 +103,32 @@ pub fn check_preloadable(p: &Path) -> Result<()> {
         return Err(refuse(CANNOT_RUN, format!(
             "{shown} is statically linked: LD_PRELOAD cannot work without the dynamic loader, so peakprof cannot profile it (rebuild it dynamically linked)"
         )));
+    }
+    Ok(())
+}
+
+/// A script runs only if its `#!` interpreter exists; the shell's wording and code (127)
+/// name the interpreter, which is what is missing, not the script.
+fn check_interpreter(after_hashbang: &[u8], script: &Path) -> Result<()> {
+    let line = after_hashbang
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let Some(interp) = line.split_whitespace().next() else {
+        return Err(refuse(
+            CANNOT_RUN,
+            format!("{}: empty #! line, no interpreter named", script.display()),
+        ));
+    };
+    if !Path::new(interp).exists() {
+        return Err(refuse(
+            NOT_FOUND,
+            format!(
+                "{}: bad interpreter: {interp}: no such file",
+                script.display()
+            ),
+        ));
     }
     Ok(())
 }

@@ -275,18 +275,11 @@ pub unsafe extern "C" fn mremap(
         // SAFETY: forwarding to the real function.
         return unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
     };
+    let taken = keep_errno(|| state::before_mremap(old as usize, page_round(old_len)));
     // SAFETY: forwarding to the real function.
     let r = unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
-    if r != libc::MAP_FAILED {
-        keep_errno(|| {
-            state::on_mremap(
-                old as usize,
-                page_round(old_len),
-                r as usize,
-                page_round(new_len),
-            )
-        });
-    }
+    let moved = (r != libc::MAP_FAILED).then(|| (r as usize, page_round(new_len)));
+    keep_errno(|| state::after_mremap(moved, taken));
     r
 }
 
@@ -342,8 +335,8 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     crate::unwind::forget_modules(|| unsafe { real::dlclose(handle) })
 }
 
-/// Captures the caller's stack with a chosen unwinder (0: cached rules, 1: libgcc, 2:
-/// frame pointers) into `out`; for the stack-capture benchmark, not for programs.
+/// Captures the caller's stack with a chosen unwinder (0: cached rules, 1: libgcc) into
+/// `out`; for the stack-capture benchmark, not for programs.
 ///
 /// # Safety
 /// `out` must be valid for `cap` writes.
@@ -352,7 +345,6 @@ pub unsafe extern "C" fn peakprof_bench_capture(method: c_int, out: *mut u64, ca
     use crate::unwind::{capture_with, Method, MAX_DEPTH};
     let method = match method {
         1 => Method::Libgcc,
-        2 => Method::FramePointers,
         _ => Method::Cached,
     };
     let _g = Guard::enter();

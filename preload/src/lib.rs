@@ -82,7 +82,7 @@ unsafe impl GlobalAlloc for RealAllocator {
 static ALLOCATOR: RealAllocator = RealAllocator;
 
 extern "C" fn on_load() {
-    state::start();
+    state::try_start(true);
 }
 
 extern "C" fn on_unload() {

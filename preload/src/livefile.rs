@@ -5,26 +5,12 @@
 //! current at every instant: SIGKILL, the OOM killer or a crash leave an exact peak behind.
 
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicPtr, Ordering};
 use std::ffi::CString;
 
 use peakprof::format::live::{LiveHeader, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
 use peakprof::record::{Site, SiteStore, Totals};
 
 use crate::real;
-
-/// The header of the current process's live file, for the fatal-signal handler.
-static HEADER: AtomicPtr<LiveHeader> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Records that the process is dying of `sig`. Async-signal-safe: one store.
-pub fn mark_signal(sig: c_int) {
-    let h = HEADER.load(Ordering::Acquire);
-    if !h.is_null() {
-        // SAFETY: HEADER points at a live header mapping that is never unmapped while it is
-        // published (it is cleared first).
-        unsafe { core::ptr::addr_of_mut!((*h).signal).write_volatile(sig as u64) };
-    }
-}
 
 fn map(len: usize, fd: c_int, offset: usize) -> *mut u8 {
     let (flags, fd) = if fd >= 0 {
@@ -104,7 +90,6 @@ impl MappedStore {
         if !header.is_null() {
             // SAFETY: a fresh, zeroed, writable mapping of at least HEADER_SIZE bytes.
             unsafe { (*header).magic = *LIVE_MAGIC };
-            HEADER.store(header, Ordering::Release);
         }
         Self {
             header,
@@ -127,9 +112,6 @@ impl MappedStore {
 
     /// Unmaps and closes without touching the file (the parent's, after fork).
     pub fn release(self) {
-        if HEADER.load(Ordering::Acquire) == self.header {
-            HEADER.store(core::ptr::null_mut(), Ordering::Release);
-        }
         // SAFETY: the mappings and descriptor are this store's own and unused hereafter.
         unsafe {
             if !self.header.is_null() {

@@ -1,11 +1,11 @@
 //! The process-wide profiler: one recorder behind one lock, and its life cycle (start, fork,
 //! snapshots, writing the final profile).
 
-use core::ffi::{c_int, CStr};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
-use peakprof::record::{LiveAlloc, Recorder};
+use peakprof::record::{LiveAlloc, Recorder, Region};
 
 use crate::guard::Guard;
 use crate::livefile::{LogFile, MappedStore};
@@ -34,16 +34,53 @@ struct Profiler {
 
 static PROFILER: Lock<Option<Profiler>> = Lock::new(None);
 
-/// Whether hooks record. False until the constructor ran and after the profile was written.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Not started yet: the first hooked call (or the constructor) starts profiling.
+const UNSTARTED: u8 = 0;
+/// `start` is running on some thread.
+const STARTING: u8 = 1;
+/// Recording.
+const ACTIVE: u8 = 2;
+/// Not recording: not started by peakprof, a `--no-children` child, or finished.
+const PASSIVE: u8 = 3;
+
+/// Where the profiler is in its life. Profiling starts at the first allocation, not at our
+/// constructor: libraries initialized before us (libstdc++'s emergency pool) allocate
+/// memory that stays live for the whole run.
+static PHASE: AtomicU8 = AtomicU8::new(UNSTARTED);
 
 /// Set by SIGUSR2: write a snapshot at the next event.
 static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
 
-/// Whether hooks should record right now.
+/// Whether hooks should record right now; starts profiling on the first call.
 #[inline]
 pub fn active() -> bool {
-    ACTIVE.load(Ordering::Relaxed)
+    match PHASE.load(Ordering::Relaxed) {
+        ACTIVE => true,
+        UNSTARTED => {
+            try_start(false);
+            PHASE.load(Ordering::Relaxed) == ACTIVE
+        }
+        _ => false,
+    }
+}
+
+/// Starts profiling unless another call did or is doing it. From a hook (`final_try`
+/// false) a missing environment may just mean libc has not set it up yet, so the decision
+/// is left to a later call; the constructor's call is final.
+#[cold]
+pub fn try_start(final_try: bool) {
+    if PHASE
+        .compare_exchange(UNSTARTED, STARTING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    let next = match start() {
+        Some(()) => ACTIVE,
+        None if final_try => PASSIVE,
+        None => UNSTARTED,
+    };
+    PHASE.store(next, Ordering::Release);
 }
 
 /// Asks for a snapshot (called from the SIGUSR2 handler: one atomic store).
@@ -115,8 +152,8 @@ fn open_files(
     (store, log)
 }
 
-/// Starts profiling this process (the library's constructor).
-pub fn start() {
+/// Sets up profiling of this process; `None` when it should not be profiled (yet).
+fn start() -> Option<()> {
     let _guard = Guard::enter();
     crate::real::init();
     let mods = modules::loaded_modules();
@@ -125,9 +162,7 @@ pub fn start() {
     }
     // Without an output directory the library was not started by `peakprof run` (a test
     // binary linking it, a stray LD_PRELOAD): stay out of the way, record nothing.
-    let Some(out_dir) = env(c"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty()) else {
-        return;
-    };
+    let out_dir = env(c"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty())?;
     let no_children = env(c"PEAKPROF_NO_CHILDREN").is_some_and(|v| v == "1");
     if no_children {
         stop_children_inheriting();
@@ -150,7 +185,7 @@ pub fn start() {
     });
     install_fork_handlers();
     signals::install();
-    ACTIVE.store(true, Ordering::Release);
+    Some(())
 }
 
 fn install_fork_handlers() {
@@ -201,7 +236,7 @@ impl Profiler {
         self.rebind_pending = false;
         if self.no_children {
             self.written = true;
-            ACTIVE.store(false, Ordering::Release);
+            PHASE.store(PASSIVE, Ordering::Release);
             return;
         }
         let start_unix_ns = clock::unix_ns();
@@ -351,18 +386,38 @@ pub fn on_munmap(addr: usize, len: usize) {
     });
 }
 
-/// A mapping was resized or moved: if it was tracked, the new range replaces the old one,
-/// attributed to the caller of mremap (as realloc's new block is to realloc's caller).
-pub fn on_mremap(old: usize, old_len: usize, new: usize, new_len: usize) {
-    let (frames, n) = stack();
+/// A mapping is about to be resized or moved: its tracked parts leave the live set now,
+/// before the real call, so that another thread mapping the freed range at once is never
+/// confused with it. Returns what was taken, for [`after_mremap`].
+pub fn before_mremap(old: usize, old_len: usize) -> Vec<Region> {
     with_profiler(|p| {
-        if !p.rec.maps_overlap(old as u64, old_len as u64) {
-            return;
-        }
-        let id = p.intern(&frames[..n]);
         let t = p.now();
-        p.rec.on_munmap(old as u64, old_len as u64, t);
-        p.rec.on_mmap(new as u64, new_len as u64, id, t);
+        p.rec.take_range(old as u64, old_len as u64, t)
+    })
+    .unwrap_or_default()
+}
+
+/// The mapping moved to `new` (or the call failed: `None`). A tracked mapping's new range
+/// is attributed to the caller of mremap (as realloc's new block is to realloc's caller);
+/// after a failure the old pieces come back as they were.
+pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
+    if taken.is_empty() {
+        return;
+    }
+    let stack = moved.map(|_| stack());
+    with_profiler(|p| {
+        let t = p.now();
+        match (moved, stack) {
+            (Some((new, new_len)), Some((frames, n))) => {
+                let id = p.intern(&frames[..n]);
+                p.rec.on_mmap(new as u64, new_len as u64, id, t);
+            }
+            _ => {
+                for r in taken {
+                    p.rec.restore_region(r, t);
+                }
+            }
+        }
     });
 }
 
@@ -399,7 +454,7 @@ pub fn finish(reason: WriteReason) {
         return;
     }
     p.written = true;
-    ACTIVE.store(false, Ordering::Release);
+    PHASE.store(PASSIVE, Ordering::Release);
     for m in mods {
         if !p
             .modules
@@ -413,11 +468,6 @@ pub fn finish(reason: WriteReason) {
         let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));
         let _ = std::fs::remove_file(p.path(live::LOG_EXTENSION));
     }
-}
-
-/// Records a fatal signal in the live file (async-signal-safe).
-pub fn mark_signal(sig: c_int) {
-    crate::livefile::mark_signal(sig);
 }
 
 /// Writes to a temporary name and renames, so a reader never sees half a file.

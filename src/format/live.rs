@@ -36,7 +36,9 @@ pub const LOG_EXTENSION: &str = "log";
 pub struct LiveHeader {
     pub magic: [u8; 8],
     pub totals: Totals,
-    /// Number of the fatal signal the process was dying of, 0 if none.
+    /// Number of the fatal signal the process was dying of, 0 if none or unknown. The
+    /// preload leaves it 0 (it installs no crash handlers, see `preload/src/signals.rs`);
+    /// readers honour it so a writer that knows can say so.
     pub signal: u64,
 }
 

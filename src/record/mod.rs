@@ -198,6 +198,33 @@ impl<S: SiteStore> Recorder<S> {
         self.timeline.observe(now_ns, self.sites.total(), 0);
     }
 
+    /// Removes the tracked parts of `[addr, addr + len)` and returns them, cut to the range
+    /// (an `mremap` in progress: they come back through [`Self::restore_region`] if it fails).
+    pub fn take_range(&mut self, addr: u64, len: u64, now_ns: u64) -> Vec<Region> {
+        let end = addr.saturating_add(len);
+        let (removed, kept) = self.maps.remove_range(addr, end);
+        if removed.is_empty() {
+            return removed;
+        }
+        self.account_unmapped(&removed, &kept, now_ns);
+        self.timeline.observe(now_ns, self.sites.total(), 0);
+        removed
+            .into_iter()
+            .map(|r| Region {
+                start: r.start.max(addr),
+                end: r.end.min(end),
+                stack: r.stack,
+            })
+            .collect()
+    }
+
+    /// Puts back a mapping piece taken by [`Self::take_range`]; not a new allocation.
+    pub fn restore_region(&mut self, region: Region, now_ns: u64) {
+        let (removed, kept) = self.maps.insert(region);
+        self.account_unmapped(&removed, &kept, now_ns);
+        self.sites.add(region.stack, region.len(), true, now_ns);
+    }
+
     /// Whether `[addr, addr + len)` overlaps a tracked mapping.
     pub fn maps_overlap(&self, addr: u64, len: u64) -> bool {
         let end = addr.saturating_add(len);

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::shell::shell_quote_command;
 use super::stacks::{merge_identical, total_bytes};
+use super::terminal::strip_location;
 use crate::report::Report;
 
 /// The version of the field set below; bumped when a field changes meaning or goes away
@@ -38,7 +39,7 @@ const TOP_FUNCTIONS: usize = 50;
 /// | `sample_rate` | int | 0 when exact, else the sampling interval in bytes |
 /// | `live_allocations` | int | allocations live at the peak (sum over `at_peak`) |
 /// | `top` | array | up to 20 largest call paths at the peak, largest first: `{"bytes", "count", "share", "frames"}`; `frames` is root first; `share` is the fraction of the bytes of all paths at the peak, rounded to 4 decimals |
-/// | `functions` | array | up to 50 frames by inclusive bytes at the peak, largest first: `{"function", "bytes"}`; a frame's bytes are the sum over the paths containing it, each path counted once even under recursion |
+/// | `functions` | array | up to 50 functions by inclusive bytes at the peak, largest first: `{"function", "bytes"}`; `function` is the frame name without its `(file:line)`; its bytes are the sum over the paths containing it, each path counted once even under recursion or several call lines |
 /// | `leaked_bytes` | int | bytes still live at exit (sum over `at_exit`) |
 /// | `leaked_allocations` | int | allocations still live at exit |
 /// | `warnings` | array of strings | problems met while symbolizing |
@@ -66,7 +67,9 @@ pub fn summary_json(report: &Report, files: &[(&str, PathBuf)]) -> Value {
 
     let mut inclusive: HashMap<&str, u64> = HashMap::new();
     for s in &at_peak {
-        let distinct: HashSet<&str> = s.frames.iter().map(String::as_str).collect();
+        // Per function, not per call line: `main (a.c:10)` and `main (a.c:12)` are one
+        // function, and a path through it counts once.
+        let distinct: HashSet<&str> = s.frames.iter().map(|f| strip_location(f)).collect();
         for f in distinct {
             let bytes = inclusive.entry(f).or_insert(0);
             *bytes = bytes.saturating_add(s.bytes);

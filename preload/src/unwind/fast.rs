@@ -73,35 +73,43 @@ fn rule_at(pc: u64) -> Rule {
 extern "C" {
     fn peakprof_stack_bounds(lo: *mut usize, hi: *mut usize);
     fn peakprof_set_stack_bounds(lo: usize, hi: usize);
+    /// Top of the main thread's stack at start-up (glibc, exported by ld.so).
+    static __libc_stack_end: *mut libc::c_void;
 }
 
-/// This thread's stack `[lo, hi)`, found once per thread.
-fn stack_bounds() -> Option<(u64, u64)> {
+/// Farthest a stack top may lie above the stack pointer before it is not believed.
+const MAX_STACK: usize = 1 << 30;
+
+/// The top of this thread's stack, found once per thread. Frames lie between the stack
+/// pointer and it; reads outside are refused.
+fn stack_top(sp: u64) -> Option<u64> {
     let (mut lo, mut hi) = (0usize, 0usize);
     // SAFETY: valid out-pointers; the C side only reads initial-exec thread-locals.
     unsafe { peakprof_stack_bounds(&mut lo, &mut hi) };
     if lo == 0 && hi == 0 {
-        (lo, hi) = find_stack_bounds().unwrap_or((1, 1));
+        hi = find_stack_top().unwrap_or(1);
         // SAFETY: as above.
-        unsafe { peakprof_set_stack_bounds(lo, hi) };
+        unsafe { peakprof_set_stack_bounds(1, hi) };
     }
-    (hi > lo + 1).then_some((lo as u64, hi as u64))
+    let hi = hi as u64;
+    (hi > sp && hi - sp < MAX_STACK as u64).then_some(hi)
 }
 
-fn find_stack_bounds() -> Option<(usize, usize)> {
-    // SAFETY: pthread_getattr_np fills `attr`, which we destroy after reading the stack
-    // range; all pointers are valid locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return None;
-        }
-        let mut addr: *mut libc::c_void = core::ptr::null_mut();
-        let mut size = 0usize;
-        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
-        libc::pthread_attr_destroy(&mut attr);
-        ok.then(|| (addr as usize, addr as usize + size))
-    }
+/// Not `pthread_getattr_np`: it takes the thread's lock and mallocs, and the program may be
+/// inside it already (Rust's runtime calls it at start-up), which would deadlock. The main
+/// thread's frames lie below `__libc_stack_end`; glibc puts a thread's descriptor
+/// (`pthread_self()`) at the top of its stack, above all its frames. System calls only.
+fn find_stack_top() -> Option<usize> {
+    // SAFETY: getpid and gettid have no preconditions.
+    let main = unsafe { libc::syscall(libc::SYS_gettid) == i64::from(libc::getpid()) };
+    let top = if main {
+        // SAFETY: a plain read of a pointer-sized variable glibc sets before any user code.
+        unsafe { __libc_stack_end as usize }
+    } else {
+        // SAFETY: pthread_self has no preconditions.
+        unsafe { libc::pthread_self() as usize }
+    };
+    (top != 0).then_some(top)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -138,11 +146,9 @@ fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
-    let (_, hi) = stack_bounds()?;
     let (mut sp, mut bp, mut pc) = registers();
-    if sp >= hi {
-        return None; // on a signal stack or another foreign stack
-    }
+    // None on a signal stack or another foreign stack: the general unwinder copes.
+    let hi = stack_top(sp)?;
     let lo = sp;
     let (self_lo, self_hi) = self_range();
     let mut n = 0;
@@ -199,39 +205,4 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
 #[cfg(not(target_arch = "x86_64"))]
 pub fn capture(_out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
     None
-}
-
-/// Follows the frame-pointer chain: ~1 ns a frame, but wrong for code built without frame
-/// pointers. Kept for the stack-capture benchmark.
-#[cfg(target_arch = "x86_64")]
-#[inline(never)]
-pub fn capture_frame_pointers(out: &mut [u64; MAX_DEPTH + 1]) -> usize {
-    let Some((_, hi)) = stack_bounds() else {
-        return 0;
-    };
-    let (sp, mut bp, _) = registers();
-    let (self_lo, self_hi) = self_range();
-    let mut n = 0;
-    let mut in_self = true;
-    while n < MAX_DEPTH {
-        let (Some(next), Some(ra)) = (read(bp, sp, hi), read(bp.wrapping_add(8), sp, hi)) else {
-            break;
-        };
-        if ra == 0 || next <= bp {
-            break;
-        }
-        bp = next;
-        if in_self && ra >= self_lo && ra < self_hi {
-            continue;
-        }
-        in_self = false;
-        out[n] = ra;
-        n += 1;
-    }
-    n
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn capture_frame_pointers(_out: &mut [u64; MAX_DEPTH + 1]) -> usize {
-    0
 }

@@ -51,8 +51,6 @@ pub enum Method {
     Cached,
     /// libgcc's `_Unwind_Backtrace` on every capture.
     Libgcc,
-    /// Frame-pointer chain (only valid for code built with frame pointers).
-    FramePointers,
 }
 
 /// Captures with a chosen method.
@@ -61,6 +59,5 @@ pub fn capture_with(method: Method, out: &mut [u64; MAX_DEPTH + 1]) -> usize {
     match method {
         Method::Cached => capture(out),
         Method::Libgcc => libgcc::capture(out),
-        Method::FramePointers => fast::capture_frame_pointers(out),
     }
 }

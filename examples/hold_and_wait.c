@@ -1,0 +1,112 @@
+/*
+ * hold_and_wait.c: holds a known amount, says so through a file, then waits for the test to
+ * act on it (kill it with SIGKILL, or send SIGUSR2 and let it continue).
+ *
+ * Built by tests/e2e_robust.rs with `gcc -g -O0 -pthread`.
+ * Usage: hold_and_wait DIR
+ *   1. hold_big: malloc(300000); hold_small: calloc(100, 50) (5000 bytes)
+ *   2. writes its pid to DIR/ready (written to DIR/ready.tmp, then renamed)
+ *   3. waits (polling, up to 60 s) for DIR/go to exist
+ *   4. frees the 5000-byte block, then after_go: malloc(1000) (the first events after `go`:
+ *      a SIGUSR2 received before `go` is answered by a snapshot at this point)
+ *   5. writes DIR/snapped (same way), waits (up to 60 s) for DIR/finish to exist
+ *   6. late_alloc: malloc(400000), then returns 0 (nothing freed)
+ * Exits 3 when a wait times out, 2 on bad usage. No stdio.
+ *
+ * EXPECTED PEAKS:
+ *   killed (SIGKILL) while waiting in 3: 305000 bytes (hold_big 300000, hold_small 5000)
+ *   a snapshot taken in 4: peak so far 305000 (hold_big 300000, hold_small 5000), whether or
+ *     not the snapshot sees the free and the malloc(1000) that follow
+ *   the complete run: 701000 bytes at the end (hold_big 300000, after_go 1000,
+ *     late_alloc 400000), all still live at exit
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h> /* rename(2) only; no stdio stream is ever used */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+
+static void *held[4];
+static char path[4096];
+
+static const char *in_dir(const char *dir, const char *name) {
+    size_t n = strlen(dir), m = strlen(name);
+    if (n + m + 2 > sizeof path) _exit(2);
+    memcpy(path, dir, n);
+    path[n] = '/';
+    memcpy(path + n + 1, name, m + 1);
+    return path;
+}
+
+/* Writes `text` to DIR/name atomically (no allocation: no stdio, no snprintf). */
+static void signal_file(const char *dir, const char *name, const char *text) {
+    char tmp[4096], final[4096];
+    strcpy(final, in_dir(dir, name));
+    strcpy(tmp, final);
+    strcat(tmp, ".tmp");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) _exit(4);
+    if (write(fd, text, strlen(text)) < 0) _exit(4);
+    close(fd);
+    if (rename(tmp, final) != 0) _exit(4);
+}
+
+static void wait_for_file(const char *dir, const char *name) {
+    struct timespec tick = {0, 2 * 1000 * 1000};
+    struct stat st;
+    for (int i = 0; i < 30000; i++) {
+        if (stat(in_dir(dir, name), &st) == 0) return;
+        nanosleep(&tick, NULL);
+    }
+    _exit(3);
+}
+
+NOINLINE static void hold_big(void) {
+    held[0] = malloc(300000);
+    memset(held[0], 1, 300000);
+}
+
+NOINLINE static void hold_small(void) {
+    held[1] = calloc(100, 50);
+}
+
+NOINLINE static void after_go(void) {
+    held[2] = malloc(1000);
+    memset(held[2], 2, 1000);
+}
+
+NOINLINE static void late_alloc(void) {
+    held[3] = malloc(400000);
+    memset(held[3], 3, 400000);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *dir = argv[1];
+    hold_big();
+    hold_small();
+
+    char pid[32];
+    int n = 0;
+    char digits[16];
+    for (long p = getpid(); p > 0; p /= 10) digits[n++] = (char)('0' + p % 10);
+    for (int i = 0; i < n; i++) pid[i] = digits[n - 1 - i];
+    pid[n++] = '\n';
+    pid[n] = 0;
+    signal_file(dir, "ready", pid);
+
+    wait_for_file(dir, "go");
+    free(held[1]);
+    held[1] = NULL;
+    after_go();
+    signal_file(dir, "snapped", "1\n");
+
+    wait_for_file(dir, "finish");
+    late_alloc();
+    return 0;
+}

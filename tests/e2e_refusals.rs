@@ -1,0 +1,336 @@
+//! End-to-end: what peakprof refuses, and how. A refusal is one line on stderr starting
+//! `peakprof: error:` that says why, an exit code following the shell's convention (127: not
+//! found, 126: found but cannot be run, 125: peakprof itself failed, e.g. its output
+//! directory), and no half-made output directory left behind. Damaged profiles are reported
+//! the same way, never with a panic.
+
+mod common;
+#[path = "common/robust.rs"]
+mod robust;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use robust::*;
+
+/// `peakprof run -o <base>/out -- argv` in `base`.
+fn refused_run(base: &Path, argv: &[&str]) -> (Finished, PathBuf) {
+    let out = base.join("out");
+    let f = run_deadline(&mut peakprof_command(&out, &[], argv, base), RUN_TIMEOUT);
+    (f, out)
+}
+
+/// The refusal contract: exit `code`, one error line mentioning each of `reasons`
+/// (case-insensitive), nothing on stdout, and no output directory created.
+fn check_refusal(base: &Path, argv: &[&str], code: i32, reasons: &[&str]) {
+    let (f, out) = refused_run(base, argv);
+    let context = format!("peakprof run -- {argv:?}");
+    assert_eq!(
+        f.code(),
+        Some(code),
+        "{context}: exit status\n{}",
+        f.describe()
+    );
+    let line = assert_one_error_line(&f.stderr_str(), &context);
+    for r in reasons {
+        assert!(
+            line.to_lowercase().contains(&r.to_lowercase()),
+            "{context}: the error should say `{r}`: {line}"
+        );
+    }
+    assert!(f.stdout.is_empty(), "{context}: stdout: {}", f.stdout_str());
+    assert!(
+        !out.exists(),
+        "{context}: the refused run left {} behind (holding {:?})",
+        out.display(),
+        files_ending(&out, "")
+    );
+}
+
+fn copy_of(exe: &Path, dir: &Path, name: &str, mode: u32) -> PathBuf {
+    let dest = dir.join(name);
+    std::fs::copy(exe, &dest).unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).unwrap();
+    dest
+}
+
+#[test]
+fn command_not_found() {
+    let base = fresh_dir("refuse-notfound");
+    check_refusal(
+        &base,
+        &["peakprof-no-such-command-xyz"],
+        127,
+        &["not found", "peakprof-no-such-command-xyz"],
+    );
+}
+
+#[test]
+fn path_not_found() {
+    let base = fresh_dir("refuse-nopath");
+    check_refusal(&base, &["./missing/program"], 127, &["not found"]);
+}
+
+#[test]
+fn directory_is_not_a_program() {
+    let base = fresh_dir("refuse-dir");
+    std::fs::create_dir(base.join("adir")).unwrap();
+    check_refusal(&base, &["./adir"], 126, &["directory"]);
+}
+
+#[test]
+fn file_without_execute_permission() {
+    let base = fresh_dir("refuse-noexec");
+    copy_of(&c_example("exit_with.c"), &base, "noexec", 0o644);
+    check_refusal(&base, &["./noexec", "0"], 126, &["not executable"]);
+}
+
+#[test]
+fn statically_linked_program() {
+    let base = fresh_dir("refuse-static");
+    let src = repo_root().join("examples/exit_with.c");
+    let exe = base.join("static_prog");
+    let built = Command::new("gcc")
+        .arg("-static")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("gcc");
+    if !built.status.success() {
+        skip(&format!(
+            "gcc -static failed (libc.a missing? install libc6-dev): {}",
+            String::from_utf8_lossy(&built.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        ));
+        return;
+    }
+    // It runs fine without peakprof: the refusal is about LD_PRELOAD, not the program.
+    let st = Command::new(&exe).arg("3").status().unwrap();
+    assert_eq!(st.code(), Some(3));
+    check_refusal(&base, &["./static_prog", "0"], 126, &["statically linked"]);
+}
+
+#[test]
+fn setuid_program() {
+    let base = fresh_dir("refuse-setuid");
+    copy_of(&c_example("exit_with.c"), &base, "suid_prog", 0o4755);
+    check_refusal(&base, &["./suid_prog", "0"], 126, &["set-user-ID"]);
+}
+
+#[test]
+fn setgid_program() {
+    let base = fresh_dir("refuse-setgid");
+    copy_of(&c_example("exit_with.c"), &base, "sgid_prog", 0o2755);
+    check_refusal(&base, &["./sgid_prog", "0"], 126, &["set-group-ID"]);
+}
+
+#[test]
+fn executable_that_is_not_a_program() {
+    // Executable bits on bytes the kernel cannot run (ENOEXEC): found, but cannot be run.
+    let base = fresh_dir("refuse-enoexec");
+    let f = base.join("garbage");
+    std::fs::write(&f, b"\x01\x02\x03 this is not a program\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_refusal(&base, &["./garbage"], 126, &["./garbage"]);
+}
+
+#[test]
+fn script_with_missing_interpreter() {
+    // The script exists; its interpreter does not. Shells report this as 127 and name the
+    // interpreter; "./script: No such file or directory" would point at the wrong file.
+    let base = fresh_dir("refuse-interp");
+    let f = base.join("script");
+    std::fs::write(&f, "#!/nonexistent/interpreter\necho hi\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_refusal(&base, &["./script"], 127, &["/nonexistent/interpreter"]);
+}
+
+#[test]
+fn unwritable_output_dir() {
+    let exe = c_example("exit_with.c");
+    for out in ["/proc/peakprof-test", "/dev/null/x"] {
+        let f = run_deadline(
+            Command::new(PEAKPROF)
+                .args(["run", "-o", out, "--"])
+                .arg(&exe)
+                .arg("0"),
+            RUN_TIMEOUT,
+        );
+        let context = format!("peakprof run -o {out}");
+        assert_eq!(f.code(), Some(125), "{context}\n{}", f.describe());
+        let line = assert_one_error_line(&f.stderr_str(), &context);
+        assert!(
+            line.contains(out),
+            "{context}: the error should name it: {line}"
+        );
+        assert!(line.contains("output directory"), "{context}: {line}");
+        assert!(!Path::new(out).exists());
+    }
+}
+
+#[test]
+fn output_path_is_a_file() {
+    let base = fresh_dir("refuse-outfile");
+    let file = base.join("afile");
+    std::fs::write(&file, b"keep me").unwrap();
+    let exe = c_example("exit_with.c");
+    let f = run_deadline(
+        &mut peakprof_command(&file, &[], &[exe.to_str().unwrap(), "0"], &base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(125), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "-o FILE");
+    assert!(line.contains("output directory"), "{line}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+#[test]
+fn empty_command() {
+    let base = fresh_dir("refuse-empty");
+    check_refusal(&base, &[""], 127, &["empty command"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Damaged profiles
+// ---------------------------------------------------------------------------------------
+
+/// A good raw profile (.ppf) from a real run.
+fn good_profile() -> Vec<u8> {
+    let run = peakprof_run(&c_example("exit_with.c"), &["0"]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    let ppf = files_ending(&run.out_dir.join("raw"), ".ppf");
+    assert_eq!(ppf.len(), 1, "{ppf:?}");
+    std::fs::read(&ppf[0]).unwrap()
+}
+
+/// `peakprof report FILE -o OUT` on `bytes`: fails with one error line containing one of
+/// `words`, no panic, no report written.
+fn check_bad_profile(name: &str, bytes: &[u8], words: &[&str]) {
+    let base = fresh_dir(&format!("badppf-{name}"));
+    let file = base.join(format!("{name}.ppf"));
+    std::fs::write(&file, bytes).unwrap();
+    let out = base.join("report");
+    let f = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&file)
+            .arg("-o")
+            .arg(&out),
+        RUN_TIMEOUT,
+    );
+    let context = format!("peakprof report on a {name} profile");
+    assert_ne!(f.code(), Some(0), "{context}\n{}", f.describe());
+    assert!(
+        f.code().is_some(),
+        "{context}: killed by a signal\n{}",
+        f.describe()
+    );
+    let line = assert_one_error_line(&f.stderr_str(), &context);
+    assert!(
+        words.iter().any(|w| line.contains(w)),
+        "{context}: the error should say one of {words:?}: {line}"
+    );
+    assert!(
+        !out.join("summary.json").exists(),
+        "{context}: a report was written"
+    );
+}
+
+#[test]
+fn report_on_truncated_profile() {
+    let good = good_profile();
+    for keep in [0, 4, 12, good.len() / 2, good.len() - 1] {
+        check_bad_profile(
+            &format!("truncated-{keep}"),
+            &good[..keep],
+            &["truncated", "corrupt"],
+        );
+    }
+}
+
+#[test]
+fn report_on_garbage_profile() {
+    let mut x: u32 = 0x1234_5678;
+    let garbage: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    check_bad_profile("garbage", &garbage, &["corrupt", "not a peakprof profile"]);
+}
+
+#[test]
+fn report_on_profile_with_flipped_bytes() {
+    let good = good_profile();
+    for at in [20, good.len() / 3, good.len() / 2, good.len() - 8] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x5a;
+        check_bad_profile(&format!("flipped-{at}"), &bad, &["corrupt", "truncated"]);
+    }
+}
+
+#[test]
+fn report_on_missing_profile() {
+    check_bad_profile_path(Path::new("/nonexistent/peakprof/x.ppf"), &["No such file"]);
+}
+
+fn check_bad_profile_path(path: &Path, words: &[&str]) {
+    let f = run_deadline(Command::new(PEAKPROF).arg("report").arg(path), RUN_TIMEOUT);
+    assert_ne!(f.code(), Some(0), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "report on a missing file");
+    assert!(words.iter().any(|w| line.contains(w)), "{line}");
+}
+
+#[test]
+fn report_on_run_dir_with_damaged_live_file() {
+    // A run killed by SIGKILL leaves live files, which `peakprof report DIR` recovers from;
+    // damaged ones must give one clear error, not a panic or a duplicated message.
+    let base = fresh_dir("damaged-live");
+    let out = base.join("out");
+    let exe = c_example("die_by_signal.c");
+    let first = run_deadline(
+        &mut peakprof_command(&out, &["-q"], &[exe.to_str().unwrap(), "SIGKILL"], &base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(first.code(), Some(137), "{}", first.describe());
+    let live = files_ending(&out.join("raw"), ".live");
+    assert_eq!(live.len(), 1, "{:?}", files_ending(&out.join("raw"), ""));
+    // Cut the live file short.
+    let bytes = std::fs::read(&live[0]).unwrap();
+    std::fs::write(&live[0], &bytes[..100.min(bytes.len())]).unwrap();
+    for f in [
+        "summary.json",
+        "peak.folded",
+        "peak.svg",
+        "peak-reversed.svg",
+    ] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    let f = run_deadline(Command::new(PEAKPROF).arg("report").arg(&out), RUN_TIMEOUT);
+    assert_ne!(f.code(), Some(0), "{}", f.describe());
+    assert!(f.code().is_some(), "killed by a signal\n{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "report on a damaged live file");
+    assert!(
+        line.contains("truncated") || line.contains("corrupt"),
+        "{line}"
+    );
+    assert!(!out.join("summary.json").exists());
+}
+
+#[test]
+fn report_on_directory_that_is_not_a_run() {
+    let base = fresh_dir("not-a-run");
+    let f = run_deadline(Command::new(PEAKPROF).arg("report").arg(&base), RUN_TIMEOUT);
+    assert_eq!(f.code(), Some(125), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "report on a plain directory");
+    assert!(line.contains("not a peakprof run directory"), "{line}");
+}

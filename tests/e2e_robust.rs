@@ -1,0 +1,959 @@
+//! End-to-end robustness: programs that end badly (exit from a thread, `_exit`, return from
+//! main with threads running, fatal signals, SIGKILL from outside), snapshots on SIGUSR2,
+//! fork / exec / `--no-children`, dlopen + dlclose, programs linked with another malloc, and
+//! a multi-threaded stress run repeated many times.
+//!
+//! Every expected number is stated (and explained) at the top of the example it comes from;
+//! a mismatch is a finding about peakprof, not noise.
+
+mod common;
+#[path = "common/robust.rs"]
+mod robust;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use robust::*;
+use rustix::process::Signal;
+
+// ---------------------------------------------------------------------------------------
+// Shared checks
+// ---------------------------------------------------------------------------------------
+
+/// A finished peakprof run as `common::Run`, so the checks of `common` apply.
+fn as_run(out_dir: PathBuf, f: Finished) -> Run {
+    Run {
+        out_dir,
+        status: f.status,
+        stdout: f.stdout,
+        stderr: f.stderr,
+        elapsed: f.elapsed,
+    }
+}
+
+/// `peak.folded` of a report directory.
+fn folded_in(dir: &Path) -> Folded {
+    let path = dir.join("peak.folded");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    parse_folded(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts the inclusive bytes at the peak of each named function.
+fn assert_functions(folded: &Folded, expected: &[(&str, u64)], context: &str) {
+    let mismatches: Vec<String> = expected
+        .iter()
+        .filter_map(|&(name, want)| {
+            let got = function_bytes(folded, name);
+            (got != want).then(|| format!("{name}: expected {want} bytes at the peak, got {got}"))
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{context}\n{}\n--- peak.folded (largest first) ---\n{}",
+        mismatches.join("\n"),
+        show_folded(folded, 40)
+    );
+}
+
+/// peakprof's exit status and the status in summary.json.
+fn assert_status(run: &Run, code: i32, exit_code: Option<i64>, signal: Option<i64>) {
+    assert_eq!(
+        run.code(),
+        Some(code),
+        "peakprof's exit status\n{}",
+        run.describe()
+    );
+    let s = run.summary();
+    assert_eq!(
+        (json_opt_i64(&s, "exit_code"), json_opt_i64(&s, "signal")),
+        (exit_code, signal),
+        "summary.json (exit_code, signal)\n{}",
+        run.describe()
+    );
+}
+
+fn assert_peak(run: &Run, expected: u64) {
+    let got = json_u64(&run.summary(), "peak_bytes");
+    assert_eq!(
+        got,
+        expected,
+        "peak_bytes: expected {expected}, got {got} (difference {})\n--- peak.folded ---\n{}",
+        got as i64 - expected as i64,
+        show_folded(&run.folded(), 40)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The process ends while other threads run (examples/threads_exit.c)
+// ---------------------------------------------------------------------------------------
+
+/// Bytes of the program's own named blocks: main_hold + 3 x worker_hold + exiter_hold.
+const THREADS_EXIT_OWN: u64 = 300_000 + 30_000 + 20_000;
+const THREADS_EXIT_THREADS: u64 = 5;
+
+/// The peak of threads_exit: the named blocks exactly, one DTV per thread (all five are
+/// alive at the end), at most one 16-byte block of `churn`, nothing else.
+fn check_threads_exit_peak(run: &Run) {
+    check_outputs_consistent(run);
+    let folded = run.folded();
+    assert_functions(
+        &folded,
+        &[
+            ("main_hold", 300_000),
+            ("worker_hold", 30_000),
+            ("exiter_hold", 20_000),
+        ],
+        "threads_exit",
+    );
+    let churn = function_bytes(&folded, "churn");
+    assert!(
+        churn == 0 || churn == 16,
+        "churn holds one 16-byte block at most, got {churn}\n{}",
+        show_folded(&folded, 40)
+    );
+    // Everything else is pthread_create's DTVs: 16 * (TLS modules + 16) bytes per thread.
+    let named = ["main_hold", "worker_hold", "exiter_hold", "churn"];
+    let other: u64 = folded
+        .iter()
+        .filter(|(frames, _)| !frames.iter().any(|f| named.contains(&function_name(f))))
+        .map(|(_, b)| b)
+        .sum();
+    let per_thread = other / THREADS_EXIT_THREADS;
+    assert!(
+        other.is_multiple_of(THREADS_EXIT_THREADS)
+            && per_thread.is_multiple_of(16)
+            && (17 * 16..=32 * 16).contains(&per_thread),
+        "besides the named blocks only the 5 threads' DTVs (5 x 16*(modules+16) bytes) should be \
+         live at the peak; found {other} bytes\n{}",
+        show_folded(&folded, 40)
+    );
+    assert_peak(run, THREADS_EXIT_OWN + other + churn);
+}
+
+fn threads_exit(mode: &str) -> Run {
+    peakprof_run(&c_example("threads_exit.c"), &[mode])
+}
+
+#[test]
+fn exit_from_a_thread_while_others_run() {
+    let run = threads_exit("thread_exit");
+    assert_status(&run, 7, Some(7), None);
+    assert!(run.stdout.is_empty(), "{}", run.describe());
+    check_threads_exit_peak(&run);
+}
+
+#[test]
+fn underscore_exit_from_a_thread_while_others_run() {
+    let run = threads_exit("thread__exit");
+    assert_status(&run, 9, Some(9), None);
+    check_threads_exit_peak(&run);
+}
+
+#[test]
+fn return_from_main_while_threads_run() {
+    let run = threads_exit("main_return");
+    assert_status(&run, 5, Some(5), None);
+    check_threads_exit_peak(&run);
+}
+
+#[test]
+fn segfault_in_a_thread_while_others_run() {
+    let run = threads_exit("thread_segv");
+    assert_status(&run, 128 + 11, None, Some(11));
+    check_threads_exit_peak(&run);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fatal signals (examples/die_by_signal.c, examples/bus_fault.c)
+// ---------------------------------------------------------------------------------------
+
+fn check_died(run: &Run, signo: i32, holder: &str) {
+    assert_status(run, 128 + signo, None, Some(signo as i64));
+    check_outputs_consistent(run);
+    assert_peak(run, 250_000);
+    assert_functions(&run.folded(), &[(holder, 250_000), ("main", 250_000)], "");
+}
+
+#[test]
+fn sigsegv_keeps_exact_peak() {
+    let run = peakprof_run(&c_example("die_by_signal.c"), &["SIGSEGV"]);
+    check_died(&run, 11, "doomed_alloc");
+    assert_eq!(run.stdout_str(), "die_by_signal: dying\n");
+}
+
+#[test]
+fn sigabrt_keeps_exact_peak() {
+    let run = peakprof_run(&c_example("die_by_signal.c"), &["SIGABRT"]);
+    check_died(&run, 6, "doomed_alloc");
+}
+
+#[test]
+fn raised_sigbus_keeps_exact_peak() {
+    let run = peakprof_run(&c_example("die_by_signal.c"), &["SIGBUS"]);
+    check_died(&run, 7, "doomed_alloc");
+}
+
+#[test]
+fn real_sigbus_keeps_exact_peak() {
+    let tmp = fresh_dir("bus_fault");
+    let run = peakprof_run(&c_example("bus_fault.c"), &[tmp.to_str().unwrap()]);
+    check_died(&run, 7, "bus_hold");
+}
+
+// ---------------------------------------------------------------------------------------
+// Acting on a running program (examples/hold_and_wait.c)
+// ---------------------------------------------------------------------------------------
+
+/// A `peakprof run -- hold_and_wait CTRL` in progress.
+struct Waiting {
+    out: PathBuf,
+    ctrl: PathBuf,
+    /// peakprof; taken by `finish`.
+    child: Option<std::process::Child>,
+    /// The program's pid, from its ready file.
+    pid: u32,
+}
+
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+fn start_hold_and_wait(name: &str) -> Waiting {
+    let exe = c_example("hold_and_wait.c");
+    let base = fresh_dir(name);
+    let out = base.join("out");
+    let ctrl = base.join("ctrl");
+    std::fs::create_dir_all(&ctrl).unwrap();
+    let mut child = spawn(&mut peakprof_command(
+        &out,
+        &["-q"],
+        &[exe.to_str().unwrap(), ctrl.to_str().unwrap()],
+        &base,
+    ));
+    let ready = ctrl.join("ready");
+    let started = Instant::now();
+    while !ready.exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("peakprof ended ({st:?}) before the program was ready");
+        }
+        if started.elapsed() > WAIT_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hold_and_wait never became ready");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid: u32 = std::fs::read_to_string(&ready)
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("pid in the ready file");
+    let w = Waiting {
+        out,
+        ctrl,
+        child: Some(child),
+        pid,
+    };
+    // Only ever signal the program peakprof started for us: its parent must be our child.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|v| v.trim().parse::<u32>().unwrap_or(0));
+    assert_eq!(
+        ppid,
+        Some(w.peakprof_pid()),
+        "pid {pid} from the ready file is not peakprof's child"
+    );
+    w
+}
+
+impl Waiting {
+    fn peakprof_pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn finish(mut self) -> Run {
+        let child = self.child.take().unwrap();
+        let f = wait_deadline(child, WAIT_LIMIT).unwrap_or_else(|e| panic!("peakprof: {e}"));
+        as_run(self.out.clone(), f)
+    }
+}
+
+impl Drop for Waiting {
+    /// A test that failed half-way: let the program run to its end rather than leave it
+    /// waiting for files that will never come.
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            let _ = std::fs::write(self.ctrl.join("go"), b"");
+            let _ = std::fs::write(self.ctrl.join("finish"), b"");
+            let _ = wait_deadline(child, Duration::from_secs(20));
+        }
+    }
+}
+
+#[test]
+fn sigkill_mid_run_recovers_exact_peak() {
+    let w = start_hold_and_wait("sigkill");
+    send_signal(w.pid, Signal::KILL);
+    let pid = w.pid;
+    let run = w.finish();
+    assert_status(&run, 137, None, Some(9));
+    check_outputs_consistent(&run);
+    assert_peak(&run, 305_000);
+    assert_functions(
+        &run.folded(),
+        &[
+            ("hold_big", 300_000),
+            ("hold_small", 5_000),
+            ("main", 305_000),
+        ],
+        "killed while holding hold_big + hold_small",
+    );
+    // The recovery path was the one exercised: the process could not write a final profile.
+    let raw = run.out_dir.join("raw");
+    let finals: Vec<_> = files_ending(&raw, ".ppf")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{pid}-"))
+        })
+        .collect();
+    assert!(
+        finals.is_empty(),
+        "a SIGKILLed process cannot have written a final profile: {finals:?}"
+    );
+}
+
+#[test]
+fn sigterm_to_peakprof_reaches_the_program() {
+    let w = start_hold_and_wait("sigterm");
+    // peakprof passes SIGTERM on to the program and survives to write the report.
+    send_signal(w.peakprof_pid(), Signal::TERM);
+    let run = w.finish();
+    assert_status(&run, 128 + 15, None, Some(15));
+    check_outputs_consistent(&run);
+    assert_peak(&run, 305_000);
+    assert_functions(
+        &run.folded(),
+        &[("hold_big", 300_000), ("hold_small", 5_000)],
+        "terminated while holding hold_big + hold_small",
+    );
+}
+
+#[test]
+fn sigusr2_snapshot_while_running() {
+    let w = start_hold_and_wait("sigusr2");
+    send_signal(w.pid, Signal::USR2);
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    wait_for_path(&w.ctrl.join("snapped"), WAIT_LIMIT, || {
+        "hold_and_wait never got past `go`".into()
+    });
+    // The snapshot was written at the first event after `go`, before `snapped` was.
+    let raw = w.out.join("raw");
+    let snap = raw.join(
+        files_ending(&raw, ".live")
+            .iter()
+            .find_map(|p| {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                name.starts_with(&format!("{}-", w.pid))
+                    .then(|| name.replace(".live", ".ppf"))
+            })
+            .unwrap_or_else(|| panic!("no live file of pid {} in {}", w.pid, raw.display())),
+    );
+    assert!(
+        snap.is_file(),
+        "SIGUSR2 then an allocation: {} should hold a snapshot; raw/ has {:?}",
+        snap.display(),
+        files_ending(&raw, "")
+    );
+    // The final profile will replace it: render a copy.
+    let copy = w.out.parent().unwrap().join("snapshot.ppf");
+    std::fs::copy(&snap, &copy).unwrap();
+    let report_dir = w.out.parent().unwrap().join("snapshot-report");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&copy)
+            .arg("-o")
+            .arg(&report_dir)
+            .arg("-q"),
+        WAIT_LIMIT,
+    );
+    assert_eq!(
+        rep.code(),
+        Some(0),
+        "peakprof report snapshot\n{}",
+        rep.describe()
+    );
+    let snap_summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(
+        json_u64(&snap_summary, "peak_bytes"),
+        305_000,
+        "the snapshot's peak so far\n{}",
+        show_folded(&folded_in(&report_dir), 20)
+    );
+    assert_functions(
+        &folded_in(&report_dir),
+        &[
+            ("hold_big", 300_000),
+            ("hold_small", 5_000),
+            ("late_alloc", 0),
+        ],
+        "snapshot",
+    );
+
+    // The program kept running, and its final profile is complete.
+    std::fs::write(w.ctrl.join("finish"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    check_outputs_consistent(&run);
+    assert_peak(&run, 701_000);
+    assert_functions(
+        &run.folded(),
+        &[
+            ("hold_big", 300_000),
+            ("after_go", 1_000),
+            ("late_alloc", 400_000),
+            ("hold_small", 0),
+        ],
+        "final profile after the snapshot",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// fork, exec, --no-children (examples/fork_exec.c)
+// ---------------------------------------------------------------------------------------
+
+fn check_fork(mode: &str) {
+    let run = peakprof_run(&c_example("fork_exec.c"), &[mode]);
+    assert_status(&run, 0, Some(0), None);
+    check_outputs_consistent(&run);
+    let summary = run.summary();
+    let procs = processes(&summary);
+    let cwd = run.out_dir.parent().unwrap();
+    check_process_dirs(&procs, cwd).unwrap_or_else(|e| panic!("{e}\n{}", show_processes(&procs)));
+    assert_eq!(
+        procs.len(),
+        2,
+        "parent and child\n{}",
+        show_processes(&procs)
+    );
+    let root_pid = json_u64(&summary, "pid");
+    let child = procs
+        .iter()
+        .find(|p| p.pid != root_pid)
+        .unwrap_or_else(|| panic!("no child listed\n{}", show_processes(&procs)));
+    assert_eq!(child.ppid, root_pid, "{}", show_processes(&procs));
+
+    // Parent: parent_hold + parent_after; the child's block is not the parent's.
+    assert_peak(&run, 120_000);
+    assert_functions(
+        &run.folded(),
+        &[
+            ("parent_hold", 100_000),
+            ("parent_after", 20_000),
+            ("child_alloc", 0),
+        ],
+        "parent",
+    );
+    // Child: starts from the inherited parent_hold block, then child_alloc.
+    let child_dir = child.dir_in(cwd);
+    assert_eq!(child.peak_bytes, 130_000, "{}", show_processes(&procs));
+    assert_functions(
+        &folded_in(&child_dir),
+        &[
+            ("parent_hold", 100_000),
+            ("child_alloc", 30_000),
+            ("parent_after", 0),
+        ],
+        &format!("forked child ({mode}) in {}", child_dir.display()),
+    );
+}
+
+#[test]
+fn fork_child_profile_starts_from_inherited_blocks() {
+    check_fork("fork");
+}
+
+#[test]
+fn fork_child_ending_with_underscore_exit() {
+    check_fork("fork_exit");
+}
+
+#[test]
+fn exec_after_fork_is_profiled_as_its_own_process() {
+    let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);
+    assert_status(&run, 0, Some(0), None);
+    check_outputs_consistent(&run);
+    assert_peak(&run, 100_000);
+    let summary = run.summary();
+    let procs = processes(&summary);
+    let cwd = run.out_dir.parent().unwrap();
+    check_process_dirs(&procs, cwd).unwrap_or_else(|e| panic!("{e}\n{}", show_processes(&procs)));
+    let exec_child = procs
+        .iter()
+        .find(|p| p.command.ends_with("exec-child"))
+        .unwrap_or_else(|| panic!("the exec'd image is not listed\n{}", show_processes(&procs)));
+    assert_eq!(exec_child.peak_bytes, 55_555, "{}", show_processes(&procs));
+    assert_functions(
+        &folded_in(&exec_child.dir_in(cwd)),
+        &[("exec_child_alloc", 55_555), ("parent_hold", 0)],
+        "exec'd image",
+    );
+    // The forked image allocated before exec, so it has a profile of its own too.
+    let root_pid = json_u64(&summary, "pid");
+    let forked = procs
+        .iter()
+        .find(|p| p.pid == exec_child.pid && !p.command.ends_with("exec-child"))
+        .unwrap_or_else(|| {
+            panic!(
+                "the forked image (which allocated before exec) is not listed\n{}",
+                show_processes(&procs)
+            )
+        });
+    assert_eq!(forked.ppid, root_pid);
+    assert_eq!(forked.peak_bytes, 100_777, "{}", show_processes(&procs));
+    assert_functions(
+        &folded_in(&forked.dir_in(cwd)),
+        &[("parent_hold", 100_000), ("child_prep", 777)],
+        "forked image before exec",
+    );
+    assert_eq!(procs.len(), 3, "{}", show_processes(&procs));
+}
+
+#[test]
+fn no_children_profiles_only_the_root() {
+    let known = c_example("known_allocs.c");
+    let forker = c_example("fork_exec.c");
+    let script = format!(
+        "{} && {} fork; echo child-status=$?",
+        known.display(),
+        forker.display()
+    );
+    let native = run_deadline(Command::new("sh").arg("-c").arg(&script), RUN_TIMEOUT);
+    let run = peakprof_run_with(Path::new("/bin/sh"), &["-c", &script], &["--no-children"]);
+    assert_status(&run, 0, Some(0), None);
+    assert_eq!(
+        run.stdout, native.stdout,
+        "stdout with and without peakprof"
+    );
+    assert!(
+        run.stdout_str().contains("child-status=0"),
+        "{}",
+        run.describe()
+    );
+    let summary = run.summary();
+    let procs = processes(&summary);
+    assert_eq!(procs.len(), 1, "only the root\n{}", show_processes(&procs));
+    assert_eq!(procs[0].pid, json_u64(&summary, "pid"));
+    let raw = run.out_dir.join("raw");
+    let profiles: Vec<_> = files_ending(&raw, ".ppf")
+        .into_iter()
+        .chain(files_ending(&raw, ".live"))
+        .collect();
+    assert_eq!(
+        profiles.len(),
+        1,
+        "one raw profile (the root's): {profiles:?}"
+    );
+    let child_dirs: Vec<_> = std::fs::read_dir(&run.out_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pid-"))
+        .map(|e| e.path())
+        .collect();
+    assert!(child_dirs.is_empty(), "{child_dirs:?}");
+    // The shell's own heap only: no block of the children (known_allocs' 196400 bytes).
+    let folded = run.folded();
+    for f in ["k_malloc", "parent_hold", "child_alloc"] {
+        assert_eq!(
+            function_bytes(&folded, f),
+            0,
+            "{f}\n{}",
+            show_folded(&folded, 20)
+        );
+    }
+}
+
+#[test]
+fn no_children_skips_forked_children() {
+    let run = peakprof_run_with(&c_example("fork_exec.c"), &["fork"], &["--no-children"]);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak(&run, 120_000);
+    let procs = processes(&run.summary());
+    assert_eq!(procs.len(), 1, "{}", show_processes(&procs));
+    let raw = run.out_dir.join("raw");
+    assert_eq!(
+        files_ending(&raw, ".ppf").len() + files_ending(&raw, ".live").len(),
+        1,
+        "{:?}",
+        files_ending(&raw, "")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// dlopen / dlclose (examples/dlopen_main.c, examples/dlopen_lib.c)
+// ---------------------------------------------------------------------------------------
+
+fn dlopen_run(rounds: u64) -> Run {
+    let lib = compile("gcc", "dlopen_lib.c", &["-g", "-O0", "-shared", "-fPIC"]);
+    let main = compile("gcc", "dlopen_main.c", &["-g", "-O0", "-ldl"]);
+    let run = peakprof_run(&main, &[lib.to_str().unwrap(), &rounds.to_string()]);
+    assert_status(&run, 0, Some(0), None);
+    assert_eq!(run.stdout_str(), "dlopen_main: done\n");
+    check_outputs_consistent(&run);
+    let folded = run.folded();
+    assert_functions(
+        &folded,
+        &[
+            ("dl_lib_alloc", rounds * 123_456),
+            ("dl_lib_entry", rounds * 123_456),
+        ],
+        "blocks allocated in a library that was dlclose'd before exit",
+    );
+    run
+}
+
+#[test]
+fn dlclosed_library_function_named_in_profile() {
+    let run = dlopen_run(1);
+    // Symbolized from the library's own debug info although it was unloaded: the frame
+    // carries its source location.
+    let folded = run.folded();
+    let frame = folded
+        .iter()
+        .flat_map(|(frames, _)| frames.iter())
+        .find(|f| function_name(f) == "dl_lib_alloc")
+        .unwrap();
+    assert!(frame.contains("dlopen_lib.c:"), "{frame}");
+    for svg in ["peak.svg", "peak-reversed.svg"] {
+        let text = std::fs::read_to_string(run.path(svg)).unwrap();
+        assert!(
+            svg_names_function(&svg_titles(&text), "dl_lib_alloc"),
+            "{svg} has no box for dl_lib_alloc"
+        );
+    }
+}
+
+#[test]
+fn library_loaded_and_unloaded_repeatedly() {
+    // Mapped again (usually at the same address) after each dlclose: every block is still
+    // attributed to the library's function.
+    dlopen_run(4);
+}
+
+// ---------------------------------------------------------------------------------------
+// Other allocators (examples/known_allocs.c linked with -ljemalloc etc.)
+// ---------------------------------------------------------------------------------------
+
+/// Whether gcc can link a program against `-l<lib>` (its -dev package is installed).
+fn can_link(lib: &str) -> bool {
+    let dir = fresh_dir(&format!("link-{lib}"));
+    let src = dir.join("t.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    Command::new("gcc")
+        .arg(&src)
+        .arg("-o")
+        .arg(dir.join("t"))
+        .arg("-Wl,--no-as-needed")
+        .arg(format!("-l{lib}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+const KNOWN_ALLOCS: &[(&str, u64)] = &[
+    ("main", 196_400),
+    ("k_malloc", 100_000),
+    ("k_calloc", 40_000),
+    ("k_realloc", 30_000),
+    ("k_memalign", 20_000),
+    ("k_aligned", 6_400),
+    ("k_temp", 0),
+];
+
+/// Bytes at the peak in stacks without `main` (allocated before main, by library init).
+fn outside_main(folded: &Folded) -> u64 {
+    folded
+        .iter()
+        .filter(|(frames, _)| !frames.iter().any(|f| function_name(f) == "main"))
+        .map(|(_, b)| b)
+        .sum()
+}
+
+/// known_allocs linked with `-l<lib>`, or None (with a visible SKIPPED line) when the
+/// library is not installed.
+fn known_allocs_with(lib: &str, package: &str) -> Option<(PathBuf, Run)> {
+    if !can_link(lib) {
+        skip(&format!(
+            "-l{lib} cannot be linked (install {package}; see .ci/install-test-deps.sh)"
+        ));
+        return None;
+    }
+    let flag = format!("-l{lib}");
+    let exe = compile(
+        "gcc",
+        "known_allocs.c",
+        &["-g", "-O0", "-Wl,--no-as-needed", &flag],
+    );
+    Some((exe.clone(), peakprof_run(&exe, &[])))
+}
+
+fn check_other_allocator(lib: &str, package: &str) {
+    let Some((exe, run)) = known_allocs_with(lib, package) else {
+        return;
+    };
+    let native = run_deadline(&mut Command::new(&exe), RUN_TIMEOUT);
+    assert_eq!(native.code(), Some(0), "{}", native.describe());
+    assert_status(&run, 0, Some(0), None);
+    // The same allocator serves the program with and without peakprof: the usable size of
+    // the 100000-byte block is the allocator's size class, not glibc's 100008.
+    assert_eq!(
+        run.stdout, native.stdout,
+        "stdout (the allocator's usable size) with and without peakprof"
+    );
+    assert_ne!(
+        native.stdout_str(),
+        "known_allocs: usable=100008\n",
+        "-l{lib} did not replace glibc's malloc (test setup)"
+    );
+    check_outputs_consistent(&run);
+    let folded = run.folded();
+    assert_functions(&folded, KNOWN_ALLOCS, &format!("known_allocs with -l{lib}"));
+    // The peak is the program's blocks plus whatever library init left live before main;
+    // none of the allocator's own mmaps (made inside malloc) may appear.
+    assert_peak(&run, 196_400 + outside_main(&folded));
+    let s = run.summary();
+    assert_eq!(json_u64(&s, "leaked_bytes"), outside_main(&folded), "{s}");
+}
+
+#[test]
+fn glibc_malloc_exact() {
+    let exe = c_example("known_allocs.c");
+    let run = peakprof_run(&exe, &[]);
+    assert_status(&run, 0, Some(0), None);
+    assert_eq!(run.stdout_str(), "known_allocs: usable=100008\n");
+    assert_functions(&run.folded(), KNOWN_ALLOCS, "known_allocs with glibc");
+    assert_peak(&run, 196_400);
+}
+
+#[test]
+fn jemalloc_program_exact() {
+    check_other_allocator("jemalloc", "libjemalloc-dev");
+}
+
+#[test]
+fn tcmalloc_program_exact() {
+    check_other_allocator("tcmalloc", "libgoogle-perftools-dev");
+}
+
+#[test]
+fn mimalloc_program_exact() {
+    check_other_allocator("mimalloc", "libmimalloc-dev");
+}
+
+/// libjemalloc and libtcmalloc bring libstdc++, whose static initializer mallocs its
+/// exception emergency pool (72704 bytes with GCC 12's libstdc++) before main, through the
+/// interposed malloc (see examples/peak_cpp.cpp). It is live at the peak and at exit.
+fn check_startup_pool_counted(lib: &str, package: &str) {
+    let Some((_, run)) = known_allocs_with(lib, package) else {
+        return;
+    };
+    let folded = run.folded();
+    let pool = folded
+        .iter()
+        .any(|(frames, b)| *b == 72_704 && !frames.iter().any(|f| function_name(f) == "main"));
+    assert!(
+        pool,
+        "-l{lib} pulls in libstdc++, whose 72704-byte emergency pool (malloc'd by its static \
+         initializer before main) is live at the peak, but no such block is in the profile \
+         (bytes outside main: {})\n{}",
+        outside_main(&folded),
+        show_folded(&folded, 20)
+    );
+}
+
+#[test]
+fn jemalloc_program_startup_blocks_counted() {
+    check_startup_pool_counted("jemalloc", "libjemalloc-dev");
+}
+
+#[test]
+fn tcmalloc_program_startup_blocks_counted() {
+    check_startup_pool_counted("tcmalloc", "libgoogle-perftools-dev");
+}
+
+// ---------------------------------------------------------------------------------------
+// Output directory reuse
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn reused_output_dir_does_not_mix_runs() {
+    // A first run killed by SIGKILL leaves live files in raw/; a second run into the same
+    // directory must report its own processes only.
+    let base = fresh_dir("reuse");
+    let out = base.join("out");
+    let killed = c_example("die_by_signal.c");
+    let first = run_deadline(
+        &mut peakprof_command(&out, &["-q"], &[killed.to_str().unwrap(), "SIGKILL"], &base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(first.code(), Some(137), "{}", first.describe());
+    let exit_with = c_example("exit_with.c");
+    let second = as_run(
+        out.clone(),
+        run_deadline(
+            &mut peakprof_command(&out, &["-q"], &[exit_with.to_str().unwrap(), "0"], &base),
+            RUN_TIMEOUT,
+        ),
+    );
+    assert_status(&second, 0, Some(0), None);
+    assert_peak(&second, 4242);
+    let procs = processes(&second.summary());
+    assert_eq!(
+        procs.len(),
+        1,
+        "the second run started one process; the first run's leftovers are listed as its \
+         children:\n{}",
+        show_processes(&procs)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Stress: examples/stress_mt.c, many runs
+// ---------------------------------------------------------------------------------------
+
+/// Left live at exit by stress_mt: keep_alloc's 12345 bytes and keep_map's 3 pages.
+const STRESS_LEAKED: u64 = 12_345 + 3 * PAGE;
+/// Calls that allocate, per run: per thread 200 blocks + 200 reallocs + 13 mmaps + 13
+/// mremaps + 29 short-lived blocks (455), times 8 threads; 8 DTVs; keep_alloc, keep_map.
+const STRESS_ALLOCATIONS: u64 = 455 * 8 + 8 + 2;
+/// Most that can be live at once (see stress_mt.c): per thread 5 blocks of at most 8015 bytes,
+/// 9 pages of map_dance, a 20000-byte short-lived block and its DTV; 8 queued blocks of at
+/// most 4224 bytes; the kept blocks.
+const STRESS_MAX_PEAK: u64 = 8 * (5 * 8015 + 9 * PAGE + 20_000 + 512) + 8 * 4224 + STRESS_LEAKED;
+
+const STRESS_RUNS: usize = 100;
+const STRESS_BUDGET: Duration = Duration::from_secs(45);
+const STRESS_MIN_RUNS: usize = 25;
+const STRESS_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One profiled run of stress_mt; Err describes what went wrong.
+fn stress_once(exe: &Path, i: usize) -> Result<(), String> {
+    let base = fresh_dir(&format!("stress-{i}"));
+    let out = base.join("out");
+    let child = spawn(&mut peakprof_command(
+        &out,
+        &["-q"],
+        &[exe.to_str().unwrap()],
+        &base,
+    ));
+    let f = wait_deadline(child, STRESS_RUN_TIMEOUT).map_err(|e| format!("run {i}: hang: {e}"))?;
+    let fail = |what: String| Err(format!("run {i}: {what}\n{}", f.describe()));
+    if f.code() != Some(0) {
+        return fail("exit status".into());
+    }
+    if f.stdout_str() != "stress_mt: ok\n" {
+        return fail("stdout".into());
+    }
+    let Ok(text) = std::fs::read_to_string(out.join("summary.json")) else {
+        return fail("no summary.json".into());
+    };
+    let s: Value = serde_json::from_str(&text).map_err(|e| format!("run {i}: {e}"))?;
+    let get = |k: &str| s.get(k).and_then(Value::as_u64);
+    let leaked = get("leaked_bytes");
+    let leaked_n = get("leaked_allocations");
+    let total_n = get("total_allocations");
+    let peak = get("peak_bytes").unwrap_or(0);
+    if leaked != Some(STRESS_LEAKED) || leaked_n != Some(2) {
+        return fail(format!(
+            "leaked {leaked:?} bytes in {leaked_n:?} allocations, expected {STRESS_LEAKED} in 2"
+        ));
+    }
+    if total_n != Some(STRESS_ALLOCATIONS) {
+        return fail(format!(
+            "total_allocations {total_n:?}, expected {STRESS_ALLOCATIONS}"
+        ));
+    }
+    if !(STRESS_LEAKED..=STRESS_MAX_PEAK).contains(&peak) {
+        return fail(format!(
+            "peak_bytes {peak} outside [{STRESS_LEAKED}, {STRESS_MAX_PEAK}]"
+        ));
+    }
+    let folded = std::fs::read_to_string(out.join("peak.folded"))
+        .map_err(|e| format!("run {i}: peak.folded: {e}"))?;
+    let folded = parse_folded(&folded).map_err(|e| format!("run {i}: peak.folded: {e}"))?;
+    if folded_total(&folded) != peak {
+        return fail(format!(
+            "peak.folded sums to {}, peak_bytes is {peak}",
+            folded_total(&folded)
+        ));
+    }
+    if !files_ending(&out.join("raw"), ".live").is_empty() {
+        return fail("live files left after a normal exit".into());
+    }
+    // Passed: the run directory is not needed for inspection.
+    let _ = std::fs::remove_dir_all(&base);
+    Ok(())
+}
+
+#[test]
+fn stress_mt_many_runs() {
+    let exe = c_example_with("stress_mt.c", &["-g", "-O2", "-pthread"]);
+    let native = run_deadline(&mut Command::new(&exe), STRESS_RUN_TIMEOUT);
+    assert_eq!(
+        native.stdout_str(),
+        "stress_mt: ok\n",
+        "{}",
+        native.describe()
+    );
+
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                if started.elapsed() > STRESS_BUDGET {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= STRESS_RUNS {
+                    break;
+                }
+                if let Err(e) = stress_once(&exe, i) {
+                    failures.lock().unwrap().push(e);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    let done = done.into_inner();
+    let failures = failures.into_inner().unwrap();
+    eprintln!(
+        "stress_mt: {done} profiled runs in {:.1}s, {} failed",
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {done} runs failed; the first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    assert!(
+        done >= STRESS_MIN_RUNS,
+        "only {done} runs fit in the {STRESS_BUDGET:?} budget (each run is far too slow)"
+    );
+}
