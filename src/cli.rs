@@ -19,6 +19,21 @@ pub enum Command {
     Run(RunArgs),
     /// Render the reports again from the raw profiles of an earlier run.
     Report(ReportArgs),
+    /// Compare two runs: how the peak and the call paths holding it changed.
+    Diff(DiffArgs),
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    crate::size::parse_size(s)
+}
+
+/// What `--limit` does when the tracked heap first exceeds the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LimitAction {
+    /// Write the `oom` report and stop the program (exit code 121).
+    Stop,
+    /// Write the `oom` report and let the program continue.
+    Report,
 }
 
 /// `peakprof run`.
@@ -33,6 +48,25 @@ pub struct RunArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Sample allocations instead of recording each one's stack: on average one stack per
+    /// BYTES allocated (Poisson sampling by bytes). Totals stay exact; per-path bytes are
+    /// estimates. 0 records every allocation.
+    #[arg(long, value_name = "BYTES", value_parser = size, default_value = "0")]
+    pub sample_rate: u64,
+    /// After writing the report, exit with code 120 if the largest peak of any profiled
+    /// process exceeds SIZE (e.g. 512MiB, 2G): a memory budget for CI.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub fail_above: Option<u64>,
+    /// Emulate a container memory limit: when the tracked heap first exceeds SIZE, write an
+    /// `oom` report of what was live at that moment (see --limit-action).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub limit: Option<u64>,
+    /// What --limit does when it is hit.
+    #[arg(long, value_enum, default_value = "stop", requires = "limit")]
+    pub limit_action: LimitAction,
+    /// Open the report page in a browser afterwards (when there is a display).
+    #[arg(long)]
+    pub open: bool,
     /// The program to run and its arguments.
     #[arg(
         required = true,
@@ -50,6 +84,23 @@ pub struct ReportArgs {
     #[arg(value_name = "DIR_OR_PROFILE")]
     pub input: PathBuf,
     /// Directory for the reports [default: the run directory].
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `peakprof diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier run (directory or raw profile).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later run (directory or raw profile).
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Directory for the differential flamegraph and diff.json [default: ./peakprof-diff-<n>].
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print nothing but errors.

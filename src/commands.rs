@@ -1,4 +1,4 @@
-//! The subcommands: `run` and `report`.
+//! The subcommands: `run`, `report` and `diff`.
 
 use std::path::{Path, PathBuf};
 
@@ -6,18 +6,20 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::analyze::{build_report, status_from_profile};
-use crate::cli::{ReportArgs, RunArgs};
-use crate::exit_codes::{refuse, TOOL_FAILED};
-use crate::format::Profile;
+use crate::cli::{DiffArgs, LimitAction, ReportArgs, RunArgs};
+use crate::exit_codes::{refuse, BUDGET_EXCEEDED, TOOL_FAILED};
+use crate::format::{self, Profile};
 use crate::launch::{self, Launch};
-use crate::outputs::{self, RAW_DIR};
+use crate::outputs::{self, OomReport, ReportSet, RAW_DIR};
 use crate::render;
 use crate::report::{ExitStatus, Report};
 use crate::symbolize::Symbolizer;
-use crate::{preload_lib, target};
+use crate::{cgroup, preload_lib, progress, target};
 
 /// File in `raw/` recording how the root process ended, for `peakprof report`.
 const ROOT_STATUS_FILE: &str = "root.json";
+/// Suffix of the `--limit` report the preload writes beside a process's profile.
+const OOM_EXTENSION: &str = "oom";
 
 /// `peakprof run`: returns the exit code peakprof should end with.
 pub fn run(args: &RunArgs) -> Result<u8> {
@@ -35,46 +37,66 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             )
         }
     };
-    let raw = match outputs::prepare_run_dir(&dir) {
-        Ok(raw) => raw,
-        Err(e) => {
-            if created {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            return Err(e);
+    let cleanup = |e: anyhow::Error| {
+        // Nothing ran: leave no empty report directory behind.
+        if created {
+            let _ = std::fs::remove_dir_all(&dir);
         }
+        e
     };
-    let launched = launch::run(&Launch {
+    let raw = outputs::prepare_run_dir(&dir).map_err(cleanup)?;
+    let action = match args.limit_action {
+        LimitAction::Stop => "stop",
+        LimitAction::Report => "report",
+    };
+    let limit = args.limit.map(|l| (l, action));
+    let mut env = vec![("PEAKPROF_SAMPLE_RATE", args.sample_rate.to_string())];
+    if let Some((bytes, action)) = limit {
+        env.push(("PEAKPROF_LIMIT", bytes.to_string()));
+        env.push(("PEAKPROF_LIMIT_ACTION", action.to_string()));
+    }
+    let finished = launch::run(&Launch {
         program: &program,
         argv,
         preload: &preload,
         raw_dir: &raw,
         children: !args.no_children,
-    });
-    let finished = match launched {
-        Ok(f) => f,
-        Err(e) => {
-            // Nothing ran: leave no empty report directory behind.
-            if created {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            return Err(e);
-        }
-    };
+        env,
+    })
+    .map_err(cleanup)?;
     let code = launch::exit_code(finished.status);
     let status = json!({
         "pid": finished.pid,
         "exit_code": finished.status.code,
         "signal": finished.status.signal,
+        "limit_bytes": args.limit,
+        "limit_action": action,
     });
     let _ = std::fs::write(raw.join(ROOT_STATUS_FILE), status.to_string());
-    match render_run(
-        &dir,
-        &raw,
-        Some((finished.pid, finished.status)),
-        args.quiet,
-    ) {
-        Ok(()) => Ok(code),
+    let budget = args.fail_above;
+    let root = RootStatus {
+        pid: finished.pid,
+        status: finished.status,
+        limit,
+    };
+    let result = render_run(&dir, &raw, Some(root), args.quiet, budget);
+    match result {
+        Ok(largest_peak) => {
+            if args.open {
+                open_in_browser(&dir.join("index.html"));
+            }
+            match budget {
+                Some(b) if largest_peak > b && code == 0 => {
+                    eprintln!(
+                        "peakprof: peak {} exceeds the budget of {} (--fail-above): exit code {BUDGET_EXCEEDED}",
+                        render::human_bytes(largest_peak),
+                        render::human_bytes(b)
+                    );
+                    Ok(BUDGET_EXCEEDED)
+                }
+                _ => Ok(code),
+            }
+        }
         Err(e) => {
             eprintln!("peakprof: error: {e:#}");
             Ok(if code == 0 { TOOL_FAILED } else { code })
@@ -98,7 +120,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
         let out = args.output.clone().unwrap_or_else(|| input.clone());
         let root = read_root_status(&raw);
-        render_run(&out, &raw, root, args.quiet)?;
+        render_run(&out, &raw, root, args.quiet, None)?;
         return Ok(0);
     }
     let profile = outputs::read_profile(input)?;
@@ -115,14 +137,100 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
     };
     let status = status_from_profile(&profile);
     let report = build_report(&profile, status, Symbolizer::new(&profile.modules));
-    let files = outputs::write_reports(&out, &report, &[])?;
+    let set = ReportSet {
+        report: &report,
+        processes: &[],
+        extra: Vec::new(),
+        oom: None,
+    };
+    let files = outputs::write_reports(&out, &set)?;
     if !args.quiet {
         eprint!("{}", render::terminal_summary(&report, &files));
     }
     Ok(0)
 }
 
-fn read_root_status(raw: &Path) -> Option<(u32, ExitStatus)> {
+/// The root process's report of a run directory or a raw profile.
+fn load_report(input: &Path) -> Result<Report> {
+    let (profile, status) = if input.is_dir() {
+        let raw = input.join(RAW_DIR);
+        let (profiles, mut bad) = outputs::read_profiles(&raw)
+            .with_context(|| format!("{} is not a peakprof run directory", input.display()))?;
+        let root = read_root_status(&raw);
+        let Some(i) = outputs::root_index(&profiles, root.as_ref().map(|r| r.pid)) else {
+            return Err(if bad.is_empty() {
+                anyhow::anyhow!("{} holds no profile", input.display())
+            } else {
+                bad.swap_remove(0)
+            });
+        };
+        let p = profiles
+            .into_iter()
+            .nth(i)
+            .map(|(_, p)| p)
+            .expect("index in range");
+        let status = root
+            .map(|r| r.status)
+            .unwrap_or_else(|| status_from_profile(&p));
+        (p, status)
+    } else {
+        let p = outputs::read_profile(input)?;
+        let status = status_from_profile(&p);
+        (p, status)
+    };
+    Ok(build_report(
+        &profile,
+        status,
+        Symbolizer::new(&profile.modules),
+    ))
+}
+
+/// `peakprof diff OLD NEW`.
+pub fn diff(args: &DiffArgs) -> Result<u8> {
+    let old = load_report(&args.old)?;
+    let new = load_report(&args.new)?;
+    let dir = match &args.output {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("cannot write to output directory {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            let cwd = std::env::current_dir().context("cannot find the current directory")?;
+            outputs::new_run_dir(&cwd, "diff")?
+        }
+    };
+    let svg = dir.join("diff.svg");
+    std::fs::write(&svg, render::diff_svg(&old, &new)?)
+        .with_context(|| format!("cannot write {}", svg.display()))?;
+    let folded = dir.join("diff.folded");
+    std::fs::write(&folded, render::diff_folded(&old.at_peak, &new.at_peak))?;
+    let json_path = dir.join("diff.json");
+    let mut j = render::diff_json(&old, &new);
+    if let Some(o) = j.as_object_mut() {
+        o.insert("files".into(), json!({"flamegraph": svg, "folded": folded}));
+    }
+    std::fs::write(&json_path, serde_json::to_string_pretty(&j)?)?;
+    if !args.quiet {
+        eprint!("{}", render::diff_summary(&old, &new, 10));
+        eprintln!(
+            "Wrote:\n  {}\n  {}\n  {}",
+            svg.display(),
+            folded.display(),
+            json_path.display()
+        );
+    }
+    Ok(0)
+}
+
+/// How the root process of a run ended, and the run's `--limit`.
+struct RootStatus {
+    pid: u32,
+    status: ExitStatus,
+    limit: Option<(u64, &'static str)>,
+}
+
+fn read_root_status(raw: &Path) -> Option<RootStatus> {
     let text = std::fs::read_to_string(raw.join(ROOT_STATUS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let int = |k: &str| {
@@ -130,13 +238,21 @@ fn read_root_status(raw: &Path) -> Option<(u32, ExitStatus)> {
             .and_then(|x| x.as_i64())
             .and_then(|x| i32::try_from(x).ok())
     };
-    Some((
-        u32::try_from(v.get("pid")?.as_u64()?).ok()?,
-        ExitStatus {
+    let action = match v.get("limit_action").and_then(|a| a.as_str()) {
+        Some("report") => "report",
+        _ => "stop",
+    };
+    Some(RootStatus {
+        pid: u32::try_from(v.get("pid")?.as_u64()?).ok()?,
+        status: ExitStatus {
             code: int("exit_code"),
             signal: int("signal"),
         },
-    ))
+        limit: v
+            .get("limit_bytes")
+            .and_then(|l| l.as_u64())
+            .map(|l| (l, action)),
+    })
 }
 
 /// Directory for a non-root process's reports.
@@ -151,11 +267,35 @@ fn child_dir(dir: &Path, p: &Profile, taken: &mut Vec<PathBuf>) -> PathBuf {
     d
 }
 
+/// The `--limit` report a process left beside its profile, if any.
+fn oom_report(profile_path: &Path, limit: Option<(u64, &'static str)>) -> Option<OomReport> {
+    let (limit_bytes, action) = limit?;
+    let stem = profile_path.file_stem()?;
+    let path = profile_path.with_file_name(format!("{}.{OOM_EXTENSION}", stem.to_string_lossy()));
+    let profile = format::decode(&std::fs::read(&path).ok()?).ok()?;
+    let report = build_report(
+        &profile,
+        ExitStatus::default(),
+        Symbolizer::new(&profile.modules),
+    );
+    Some(OomReport {
+        report,
+        limit_bytes,
+        action,
+    })
+}
+
 /// Symbolizes and renders every profile of a run: the root process at the top of `dir`,
-/// the others under `dir/pid-N/`.
-fn render_run(dir: &Path, raw: &Path, root: Option<(u32, ExitStatus)>, quiet: bool) -> Result<()> {
+/// the others under `dir/pid-N/`. Returns the largest peak of any process.
+fn render_run(
+    dir: &Path,
+    raw: &Path,
+    root: Option<RootStatus>,
+    quiet: bool,
+    budget: Option<u64>,
+) -> Result<u64> {
     let (profiles, mut bad) = outputs::read_profiles(raw)?;
-    let Some(root_idx) = outputs::root_index(&profiles, root.map(|r| r.0)) else {
+    let Some(root_idx) = outputs::root_index(&profiles, root.as_ref().map(|r| r.pid)) else {
         if !bad.is_empty() {
             return Err(bad.swap_remove(0));
         }
@@ -167,39 +307,86 @@ fn render_run(dir: &Path, raw: &Path, root: Option<(u32, ExitStatus)>, quiet: bo
     for e in &bad {
         eprintln!("peakprof: warning: {e:#}");
     }
+    let limit = cgroup::memory_limit();
+    let spinner = progress::Spinner::start(quiet, profiles.len());
     let mut taken = Vec::new();
-    let mut reports: Vec<(PathBuf, Report)> = Vec::with_capacity(profiles.len());
-    for (i, (_, p)) in profiles.iter().enumerate() {
+    let mut reports: Vec<(PathBuf, Report, Option<OomReport>)> = Vec::with_capacity(profiles.len());
+    for (i, (path, p)) in profiles.iter().enumerate() {
         let (out, status) = if i == root_idx {
-            let status = root.map(|r| r.1).unwrap_or_else(|| status_from_profile(p));
+            let status = root
+                .as_ref()
+                .map_or_else(|| status_from_profile(p), |r| r.status);
             (dir.to_path_buf(), status)
         } else {
             (child_dir(dir, p, &mut taken), status_from_profile(p))
         };
-        reports.push((out, build_report(p, status, Symbolizer::new(&p.modules))));
+        let mut report = build_report(p, status, Symbolizer::new(&p.modules));
+        report.cgroup_limit_bytes = limit;
+        reports.push((
+            out,
+            report,
+            oom_report(path, root.as_ref().and_then(|r| r.limit)),
+        ));
+        spinner.tick();
     }
-    let listed: Vec<(PathBuf, &Report)> = reports.iter().map(|(d, r)| (d.clone(), r)).collect();
+    let listed: Vec<(PathBuf, &Report)> = reports.iter().map(|(d, r, _)| (d.clone(), r)).collect();
     let processes = outputs::process_list(&listed);
+    let all_rows = outputs::process_rows(&listed, dir);
+    let largest_peak = reports
+        .iter()
+        .map(|(_, r, _)| r.peak_bytes)
+        .max()
+        .unwrap_or(0);
     let mut root_files = Vec::new();
-    for (i, (out, report)) in reports.iter().enumerate() {
-        let extra = if i == root_idx {
-            vec![("processes", serde_json::Value::Array(processes.clone()))]
-        } else {
-            Vec::new()
+    for (i, (out, report, oom)) in reports.iter().enumerate() {
+        let is_root = i == root_idx;
+        let mut extra = Vec::new();
+        let rows: &[render::ProcessRow] = if is_root { &all_rows } else { &[] };
+        if is_root {
+            extra.push(("processes", serde_json::Value::Array(processes.clone())));
+            if let Some(b) = budget {
+                extra.push((
+                    "budget",
+                    json!({"fail_above_bytes": b, "largest_peak_bytes": largest_peak, "exceeded": largest_peak > b}),
+                ));
+            }
+        }
+        let set = ReportSet {
+            report,
+            processes: rows,
+            extra,
+            oom: oom.as_ref(),
         };
-        let files = outputs::write_reports(out, report, &extra)?;
-        if i == root_idx {
+        let files = outputs::write_reports(out, &set)?;
+        if is_root {
             root_files = files;
         }
+        spinner.tick();
     }
+    drop(spinner);
     if !quiet {
         let root_report = &reports[root_idx].1;
         eprint!("{}", render::terminal_summary(root_report, &root_files));
+        if let Some(oom) = reports.iter().find_map(|(_, _, o)| o.as_ref()) {
+            eprintln!(
+                "Limit: the tracked heap first exceeded {} after {} ({} live); see oom.svg",
+                render::human_bytes(oom.limit_bytes),
+                render::human_duration(oom.report.peak_time_s),
+                render::human_bytes(oom.report.peak_bytes),
+            );
+        }
+        if let Some(l) = limit {
+            eprintln!(
+                "cgroup memory.max: {} (peak heap is {:.0}% of it)",
+                render::human_bytes(l),
+                100.0 * reports[root_idx].1.peak_bytes as f64 / l as f64
+            );
+        }
         if reports.len() > 1 {
             eprintln!("{}", process_table(&listed));
         }
     }
-    Ok(())
+    Ok(largest_peak)
 }
 
 fn process_table(reports: &[(PathBuf, &Report)]) -> String {
@@ -221,4 +408,24 @@ fn process_table(reports: &[(PathBuf, &Report)]) -> String {
         ));
     }
     s
+}
+
+/// Opens `page` with the desktop's opener when a display is there; says so otherwise.
+fn open_in_browser(page: &Path) {
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    if !display {
+        eprintln!("peakprof: no display to open {} on", page.display());
+        return;
+    }
+    let opened = std::process::Command::new("xdg-open")
+        .arg(page)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok();
+    if !opened {
+        eprintln!("peakprof: could not run xdg-open for {}", page.display());
+    }
 }

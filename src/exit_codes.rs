@@ -1,6 +1,12 @@
 //! Exit codes of peakprof itself. Otherwise peakprof exits with the profiled program's own
 //! status (128 + N when a signal N killed it), so scripts see what they would have seen.
 
+/// `--fail-above`: the program succeeded but its peak exceeded the budget.
+pub const BUDGET_EXCEEDED: u8 = 120;
+/// `--limit` with `--limit-action stop`: the program was stopped at the limit (the preload
+/// ends it with this code).
+pub const LIMIT_STOPPED: u8 = 121;
+
 /// peakprof could not do its job (unwritable output, unreadable profile, internal error).
 /// The same code `timeout(1)` and `env(1)` use for their own failures.
 pub const TOOL_FAILED: u8 = 125;

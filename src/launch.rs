@@ -22,6 +22,8 @@ pub struct Launch<'a> {
     pub preload: &'a Path,
     pub raw_dir: &'a Path,
     pub children: bool,
+    /// Further settings for the preload (`PEAKPROF_*`).
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// How the run ended, and the pid of the root process.
@@ -61,6 +63,9 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
         cmd.env_remove(ENV_NO_CHILDREN);
     } else {
         cmd.env(ENV_NO_CHILDREN, "1");
+    }
+    for (k, v) in &l.env {
+        cmd.env(k, v);
     }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;

@@ -13,6 +13,8 @@ pub mod unwind;
 #[cfg(feature = "cli")]
 pub mod analyze;
 #[cfg(feature = "cli")]
+pub mod cgroup;
+#[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod commands;
@@ -25,9 +27,13 @@ pub mod outputs;
 #[cfg(feature = "cli")]
 pub mod preload_lib;
 #[cfg(feature = "cli")]
+pub mod progress;
+#[cfg(feature = "cli")]
 pub mod render;
 #[cfg(feature = "cli")]
 pub mod report;
+#[cfg(feature = "cli")]
+pub mod size;
 #[cfg(feature = "cli")]
 pub mod symbolize;
 #[cfg(feature = "cli")]

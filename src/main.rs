@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => commands::run(args),
         Command::Report(args) => commands::report(args),
+        Command::Diff(args) => commands::diff(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::format::{self, live, Profile, WriteReason};
-use crate::render::{self, FlameOptions};
+use crate::render::{self, FlameOptions, ProcessRow};
 use crate::report::Report;
 
 /// Name of the subdirectory holding the raw profiles of a run.
@@ -40,13 +40,23 @@ pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(fail)?;
     let raw = dir.join(RAW_DIR);
     std::fs::create_dir_all(&raw).map_err(fail)?;
+    // Everything the preload and an earlier run leave in raw/.
+    let ours = [
+        format::EXTENSION,
+        live::LIVE_EXTENSION,
+        live::LOG_EXTENSION,
+        "oom",
+        "tmp",
+        "json",
+    ];
     for entry in std::fs::read_dir(&raw).map_err(fail)?.flatten() {
-        if entry
-            .path()
+        let path = entry.path();
+        if path
             .extension()
-            .is_some_and(|e| e == format::EXTENSION)
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ours.contains(&e))
         {
-            std::fs::remove_file(entry.path()).map_err(fail)?;
+            std::fs::remove_file(&path).map_err(fail)?;
         }
     }
     let probe = raw.join(".write-test");
@@ -152,7 +162,42 @@ pub fn root_index(profiles: &[(PathBuf, Profile)], pid: Option<u32>) -> Option<u
         .min_by_key(by_start)
 }
 
-/// One line per process for summaries: largest peak first.
+/// How a process ended, in words.
+pub fn exit_words(r: &Report) -> String {
+    match (r.exit.code, r.exit.signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        (None, None) => match r.end.as_str() {
+            "exec" => "replaced itself (exec)".to_string(),
+            "killed" => "ended without writing its profile (killed)".to_string(),
+            other => format!("ended ({other})"),
+        },
+    }
+}
+
+/// One row per process: largest peak first. `dir` is relative to the root's directory.
+pub fn process_rows(reports: &[(PathBuf, &Report)], root_dir: &Path) -> Vec<ProcessRow> {
+    let mut rows: Vec<ProcessRow> = reports
+        .iter()
+        .map(|(dir, r)| ProcessRow {
+            pid: r.pid,
+            ppid: r.ppid,
+            command: render::shell_quote_command(&r.argv),
+            peak_bytes: r.peak_bytes,
+            peak_rss_bytes: r.peak_rss_bytes,
+            exit: exit_words(r),
+            dir: dir
+                .strip_prefix(root_dir)
+                .ok()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| ".".to_string(), |d| d.display().to_string()),
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.peak_bytes));
+    rows
+}
+
+/// The `processes` array of `summary.json`.
 pub fn process_list(reports: &[(PathBuf, &Report)]) -> Vec<Value> {
     let mut v: Vec<(u64, Value)> = reports
         .iter()
@@ -167,6 +212,7 @@ pub fn process_list(reports: &[(PathBuf, &Report)]) -> Vec<Value> {
                     "peak_rss_bytes": r.peak_rss_bytes,
                     "exit_code": r.exit.code,
                     "signal": r.exit.signal,
+                    "end": r.end,
                     "dir": dir,
                 }),
             )
@@ -176,13 +222,40 @@ pub fn process_list(reports: &[(PathBuf, &Report)]) -> Vec<Value> {
     v.into_iter().map(|(_, j)| j).collect()
 }
 
-/// Writes the reports of one process into `dir`; returns the files written, by name.
-/// `extra` fields are merged into `summary.json` (the process list of a run).
-pub fn write_reports(
-    dir: &Path,
-    report: &Report,
-    extra: &[(&str, Value)],
-) -> Result<Vec<(&'static str, PathBuf)>> {
+/// What was live when a `--limit` was first exceeded.
+pub struct OomReport {
+    pub report: Report,
+    pub limit_bytes: u64,
+    pub action: &'static str,
+}
+
+/// Everything written for one process.
+pub struct ReportSet<'a> {
+    pub report: &'a Report,
+    /// The process list of the run (shown on the root's page when there are several).
+    pub processes: &'a [ProcessRow],
+    /// Extra `summary.json` fields.
+    pub extra: Vec<(&'static str, Value)>,
+    pub oom: Option<&'a OomReport>,
+}
+
+fn oom_json(oom: &OomReport, files: &[(&str, PathBuf)]) -> Value {
+    let s = render::summary_json(&oom.report, files);
+    json!({
+        "limit_bytes": oom.limit_bytes,
+        "action": oom.action,
+        "time_s": oom.report.peak_time_s,
+        "live_bytes": oom.report.peak_bytes,
+        "top": s.get("top").cloned().unwrap_or(Value::Null),
+        "functions": s.get("functions").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Writes the reports of one process into `dir`; returns the files written, by name:
+/// `peak.svg`, `peak-reversed.svg`, `peak.folded`, `leaks.svg`, `timeline.svg`,
+/// `peak.pb.gz`, `oom.svg` (with `--limit`), `index.html` and `summary.json`.
+pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static str, PathBuf)>> {
+    let report = set.report;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot write to output directory {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
@@ -191,23 +264,62 @@ pub fn write_reports(
         Ok(p)
     };
     let mut files = Vec::new();
-    let svg = render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?;
-    files.push(("flamegraph", write("peak.svg", &svg)?));
+    let flame = render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?;
+    files.push(("flamegraph", write("peak.svg", &flame)?));
     let reversed = FlameOptions {
         reversed: true,
         ..FlameOptions::default()
     };
-    let svg = render::flamegraph_svg(report, &report.at_peak, &reversed)?;
-    files.push(("flamegraph_reversed", write("peak-reversed.svg", &svg)?));
+    let flame_reversed = render::flamegraph_svg(report, &report.at_peak, &reversed)?;
+    files.push((
+        "flamegraph_reversed",
+        write("peak-reversed.svg", &flame_reversed)?,
+    ));
     files.push((
         "folded",
         write("peak.folded", render::folded(&report.at_peak).as_bytes())?,
     ));
+    files.push((
+        "leaks",
+        write("leaks.svg", &render::leaks_svg(report, false)?)?,
+    ));
+    let title = format!("Tracked heap over time, pid {}", report.pid);
+    let timeline = render::timeline_svg(report, &title);
+    files.push(("timeline", write("timeline.svg", timeline.as_bytes())?));
+    files.push(("pprof", write("peak.pb.gz", &render::pprof_gz(report)?)?));
+    if let Some(oom) = set.oom {
+        let opts = FlameOptions {
+            title: Some(format!(
+                "Live heap when the limit of {} was exceeded: {}",
+                render::human_bytes(oom.limit_bytes),
+                render::human_bytes(oom.report.peak_bytes)
+            )),
+            ..FlameOptions::default()
+        };
+        let svg = render::flamegraph_svg(&oom.report, &oom.report.at_peak, &opts)?;
+        files.push(("oom", write("oom.svg", &svg)?));
+    }
+    let page = render::index_html(
+        report,
+        set.processes,
+        &String::from_utf8_lossy(&flame),
+        &String::from_utf8_lossy(&flame_reversed),
+        &timeline,
+    );
+    files.push(("report", write("index.html", page.as_bytes())?));
     let summary_path = dir.join("summary.json");
-    files.push(("summary", summary_path.clone()));
+    files.push(("summary", summary_path));
     let mut summary = render::summary_json(report, &files);
     if let Some(obj) = summary.as_object_mut() {
-        for (k, v) in extra {
+        obj.insert("end".into(), json!(report.end));
+        obj.insert(
+            "cgroup_limit_bytes".into(),
+            json!(report.cgroup_limit_bytes),
+        );
+        if let Some(oom) = set.oom {
+            obj.insert("oom".into(), oom_json(oom, &files));
+        }
+        for (k, v) in &set.extra {
             obj.insert((*k).to_string(), v.clone());
         }
     }

@@ -2,7 +2,7 @@
 //! snapshots, writing the final profile).
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
 use peakprof::record::{LiveAlloc, Recorder, Region};
@@ -30,6 +30,25 @@ struct Profiler {
     /// Profile only the root process (`--no-children`).
     no_children: bool,
     written: bool,
+    /// Sampled mode: the stack standing for "not sampled".
+    unsampled: u32,
+    /// `--limit`: the byte limit, whether reaching it stops the program, whether it was hit.
+    limit: Option<u64>,
+    limit_stop: bool,
+    limit_hit: bool,
+}
+
+/// Mean sampling interval in bytes; 0 records every allocation's stack.
+static SAMPLE_RATE: AtomicU64 = AtomicU64::new(0);
+
+/// Exit code of a program stopped by `--limit` (see the CLI's exit codes).
+const LIMIT_EXIT_CODE: i32 = 121;
+
+/// The frame of the stand-in stack of unsampled blocks (never shown: it holds no bytes).
+const UNSAMPLED_FRAME: u64 = u64::MAX - 1;
+
+extern "C" {
+    fn peakprof_should_sample(size: u64, rate: u64) -> i32;
 }
 
 static PROFILER: Lock<Option<Profiler>> = Lock::new(None);
@@ -128,6 +147,10 @@ fn stop_children_inheriting() {
     }
 }
 
+fn env_u64(name: &CStr) -> u64 {
+    env(name).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 /// The live files of a new process image, with its first log records.
 fn open_files(
     out_dir: &str,
@@ -167,11 +190,24 @@ fn start() -> Option<()> {
     if no_children {
         stop_children_inheriting();
     }
+    let sample_rate = env_u64(c"PEAKPROF_SAMPLE_RATE");
+    SAMPLE_RATE.store(sample_rate, Ordering::Relaxed);
+    let limit = Some(env_u64(c"PEAKPROF_LIMIT")).filter(|&l| l > 0);
+    let limit_stop = env(c"PEAKPROF_LIMIT_ACTION").is_none_or(|a| a != "report");
     let start_unix_ns = clock::unix_ns();
     let stem = format!("{}-{start_unix_ns}", pid());
     let (store, log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
+    let mut rec = Recorder::with_store(store);
+    let unsampled = if sample_rate > 0 {
+        let id = rec.intern(&[UNSAMPLED_FRAME]);
+        log.append(&live::log_stack(id, &[UNSAMPLED_FRAME]));
+        rec.set_sampling(sample_rate, id);
+        id
+    } else {
+        0
+    };
     *PROFILER.lock() = Some(Profiler {
-        rec: Recorder::with_store(store),
+        rec,
         log,
         modules: mods,
         start_mono_ns: clock::monotonic_ns(),
@@ -182,6 +218,10 @@ fn start() -> Option<()> {
         rebind_pending: false,
         no_children,
         written: false,
+        unsampled,
+        limit,
+        limit_stop,
+        limit_hit: false,
     });
     install_fork_handlers();
     signals::install();
@@ -292,6 +332,7 @@ impl Profiler {
             exe: procfs::self_exe(),
             peak_rss_bytes: procfs::peak_rss_bytes(),
             reason,
+            sample_rate: SAMPLE_RATE.load(Ordering::Relaxed),
             start_unix_ns: self.start_unix_ns,
             duration_ns: clock::monotonic_ns().saturating_sub(self.start_mono_ns),
             ..Meta::default()
@@ -306,6 +347,27 @@ impl Profiler {
     fn write_profile(&mut self, reason: WriteReason) -> bool {
         let profile = self.rec.to_profile(self.meta(reason), self.modules.clone());
         write_atomically(&self.path(format::EXTENSION), &format::encode(&profile))
+    }
+
+    /// After an allocation: the first time the total passes `--limit`, writes what is live
+    /// now as `<stem>.oom`. Returns true when the program must stop.
+    #[inline]
+    fn check_limit(&mut self) -> bool {
+        match self.limit {
+            Some(l) if !self.limit_hit && self.rec.total() > l => {
+                self.limit_hit = true;
+                let now = self.now();
+                let mut p = self
+                    .rec
+                    .to_profile(self.meta(WriteReason::Snapshot), self.modules.clone());
+                p.peak = p.exit.clone();
+                p.meta.peak_bytes = self.rec.total();
+                p.meta.peak_time_ns = now;
+                write_atomically(&self.path("oom"), &format::encode(&p));
+                self.limit_stop
+            }
+            _ => false,
+        }
     }
 
     #[inline]
@@ -338,15 +400,37 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     Some(f(p))
 }
 
+/// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).
+#[cold]
+fn stop_at_limit() -> ! {
+    finish(WriteReason::FastExit);
+    crate::real::exit(LIMIT_EXIT_CODE)
+}
+
 /// A heap block was allocated.
 #[inline]
 pub fn on_alloc(addr: usize, size: usize) {
-    let (frames, n) = stack();
-    with_profiler(|p| {
-        let id = p.intern(&frames[..n]);
-        let t = p.now();
-        p.rec.on_alloc(addr as u64, size as u64, id, t);
-    });
+    let rate = SAMPLE_RATE.load(Ordering::Relaxed);
+    // SAFETY: the C sampler only touches initial-exec thread-locals.
+    let stop = if rate > 0 && unsafe { peakprof_should_sample(size as u64, rate) } == 0 {
+        // Not sampled: no stack to capture, but the size counts in the exact total.
+        with_profiler(|p| {
+            let t = p.now();
+            p.rec.on_alloc(addr as u64, size as u64, p.unsampled, t);
+            p.check_limit()
+        })
+    } else {
+        let (frames, n) = stack();
+        with_profiler(|p| {
+            let id = p.intern(&frames[..n]);
+            let t = p.now();
+            p.rec.on_alloc(addr as u64, size as u64, id, t);
+            p.check_limit()
+        })
+    };
+    if stop == Some(true) {
+        stop_at_limit();
+    }
 }
 
 /// A heap block is about to be freed; returns its size and stack if it was tracked, so a
@@ -371,11 +455,15 @@ pub fn restore(addr: usize, block: LiveAlloc) {
 /// An anonymous mapping was made.
 pub fn on_mmap(addr: usize, len: usize) {
     let (frames, n) = stack();
-    with_profiler(|p| {
+    let stop = with_profiler(|p| {
         let id = p.intern(&frames[..n]);
         let t = p.now();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
+        p.check_limit()
     });
+    if stop == Some(true) {
+        stop_at_limit();
+    }
 }
 
 /// A range is being unmapped (or replaced by a mapping we do not track).

@@ -30,3 +30,46 @@ void peakprof_set_stack_bounds(uintptr_t lo, uintptr_t hi) {
     stack_lo = lo;
     stack_hi = hi;
 }
+
+/* Poisson sampling by bytes, as tcmalloc and jemalloc do: each thread counts down bytes to
+ * its next sample, drawn from an exponential distribution with mean `rate`, so an
+ * allocation of s bytes is sampled with probability 1 - exp(-s/rate) whatever the sizes
+ * around it. */
+#include <math.h>
+
+static __thread int64_t sample_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
+
+static double next_uniform(void) {
+    /* xorshift64*: a few ns, statistically plenty for choosing samples. */
+    uint64_t x = sample_rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    sample_rng = x;
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int64_t next_interval(uint64_t rate) {
+    double u = next_uniform();
+    if (u <= 0.0)
+        u = 1e-300;
+    double v = -log(u) * (double)rate;
+    return v > 9e18 ? (int64_t)9e18 : (int64_t)v + 1;
+}
+
+/* 1 when this allocation of `size` bytes is sampled. */
+int32_t peakprof_should_sample(uint64_t size, uint64_t rate) {
+    if (sample_rng == 0) {
+        /* Seed from the thread's own address space position: distinct per thread. */
+        sample_rng = ((uint64_t)(uintptr_t)&sample_left * 0x9E3779B97F4A7C15ULL) | 1;
+        sample_left = next_interval(rate);
+    }
+    int64_t s = size > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)size;
+    if (sample_left > s) {
+        sample_left -= s;
+        return 0;
+    }
+    sample_left = next_interval(rate);
+    return 1;
+}

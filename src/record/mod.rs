@@ -19,6 +19,9 @@ pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
 pub use stacks::{StackId, StackTable};
 pub use timeline::Timeline;
 
+#[cfg(test)]
+mod sampling_tests;
+
 use crate::format::{Meta, Module, Profile, SiteBytes, Stack};
 
 /// The recorder of one process.
@@ -31,6 +34,26 @@ pub struct Recorder<S: SiteStore = VecStore> {
     timeline: Timeline,
     total_allocs: u64,
     total_alloc_bytes: u64,
+    sampling: Option<Sampling>,
+}
+
+/// Sampled mode: which stack stands for "not sampled", and the mean sampling interval.
+#[derive(Debug, Clone, Copy)]
+struct Sampling {
+    rate: u64,
+    unsampled: StackId,
+}
+
+/// The estimated bytes a sampled block of `size` stands for: it was sampled with
+/// probability `1 - exp(-size / rate)`, so it counts `size` divided by that (the
+/// Horvitz-Thompson estimate tcmalloc and jemalloc use). Large blocks count about their
+/// size; small ones about `rate`.
+pub fn sample_weight(size: u64, rate: u64) -> u64 {
+    if size == 0 || rate == 0 {
+        return size;
+    }
+    let p = -(-(size as f64) / rate as f64).exp_m1();
+    (size as f64 / p).round() as u64
 }
 
 impl Recorder<VecStore> {
@@ -51,6 +74,23 @@ impl<S: SiteStore> Recorder<S> {
             timeline: Timeline::default(),
             total_allocs: 0,
             total_alloc_bytes: 0,
+            sampling: None,
+        }
+    }
+
+    /// Switches to sampled mode: heap blocks recorded with the stack `unsampled` count in
+    /// the total only, and the others count their estimated weight at their stack.
+    pub fn set_sampling(&mut self, rate: u64, unsampled: StackId) {
+        self.sampling = (rate > 0).then_some(Sampling { rate, unsampled });
+    }
+
+    /// The site share of a heap block: its stack and the bytes it stands for there.
+    #[inline]
+    fn share(&self, stack: StackId, size: u64) -> Option<(u32, u64)> {
+        match self.sampling {
+            None => Some((stack, size)),
+            Some(s) if s.unsampled == stack => None,
+            Some(s) => Some((stack, sample_weight(size, s.rate))),
         }
     }
 
@@ -121,12 +161,19 @@ impl<S: SiteStore> Recorder<S> {
         self.sites.live_count()
     }
 
-    fn allocated(&mut self, stack: StackId, size: u64, now_ns: u64) {
+    fn allocated(&mut self, share: Option<(u32, u64)>, size: u64, now_ns: u64) {
         self.total_allocs += 1;
         self.total_alloc_bytes += size;
-        self.sites.add(stack, size, true, now_ns);
-        self.sites.count_allocation(stack, size);
+        self.sites.add_parts(share, size, true, now_ns);
+        if let Some((stack, weight)) = share {
+            self.sites.count_allocation(stack, weight);
+        }
         self.timeline.observe(now_ns, self.sites.total(), 0);
+    }
+
+    fn drop_block(&mut self, block: LiveAlloc) {
+        let share = self.share(block.stack, block.size);
+        self.sites.remove_parts(share, block.size, true);
     }
 
     /// A heap block of `size` bytes was allocated at `addr` by `stack`.
@@ -135,18 +182,20 @@ impl<S: SiteStore> Recorder<S> {
         if let Some(old) = self.heap.insert(addr, LiveAlloc { size, stack }) {
             // A free we never saw (e.g. an allocator-internal path): drop the stale block
             // so the same bytes are not counted twice.
-            self.sites.remove(old.stack, old.size, true);
+            self.drop_block(old);
         }
-        self.allocated(stack, size, now_ns);
+        let share = self.share(stack, size);
+        self.allocated(share, size, now_ns);
     }
 
     /// Puts back a block whose `realloc` failed: it was removed before the call and is
     /// still live, so it is not a new allocation.
     pub fn restore(&mut self, addr: u64, block: LiveAlloc, now_ns: u64) {
         if let Some(old) = self.heap.insert(addr, block) {
-            self.sites.remove(old.stack, old.size, true);
+            self.drop_block(old);
         }
-        self.sites.add(block.stack, block.size, true, now_ns);
+        let share = self.share(block.stack, block.size);
+        self.sites.add_parts(share, block.size, true, now_ns);
     }
 
     /// The heap block at `addr` was freed. Returns what it was, or `None` for an address
@@ -154,7 +203,7 @@ impl<S: SiteStore> Recorder<S> {
     #[inline]
     pub fn on_free(&mut self, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
         let old = self.heap.remove(addr)?;
-        self.sites.remove(old.stack, old.size, true);
+        self.drop_block(old);
         self.timeline.observe(now_ns, self.sites.total(), 0);
         Some(old)
     }
@@ -185,7 +234,7 @@ impl<S: SiteStore> Recorder<S> {
             stack,
         });
         self.account_unmapped(&removed, &kept, now_ns);
-        self.allocated(stack, len, now_ns);
+        self.allocated(Some((stack, len)), len, now_ns);
     }
 
     /// `[addr, addr + len)` was unmapped; only the tracked parts of it count.
@@ -277,17 +326,21 @@ impl<S: SiteStore> Recorder<S> {
     /// mappings, and per-stack counters agree with the live set. Used by stress tests.
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut per_stack: std::collections::HashMap<u32, (u64, u64)> = Default::default();
+        let mut live_total = 0u64;
         for (_, a) in self.heap.iter() {
-            let e = per_stack.entry(a.stack).or_default();
-            e.0 += a.size;
-            e.1 += 1;
+            live_total += a.size;
+            if let Some((stack, weight)) = self.share(a.stack, a.size) {
+                let e = per_stack.entry(stack).or_default();
+                e.0 += weight;
+                e.1 += 1;
+            }
         }
         for r in self.maps.iter() {
+            live_total += r.len();
             let e = per_stack.entry(r.stack).or_default();
             e.0 += r.len();
             e.1 += 1;
         }
-        let live_total: u64 = per_stack.values().map(|v| v.0).sum();
         if live_total != self.total() {
             return Err(format!(
                 "total {} != sum of live allocations {}",

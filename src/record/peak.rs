@@ -177,9 +177,25 @@ impl<S: SiteStore> PeakTracker<S> {
     /// true when this raised the peak; `now_ns` is then the time of the peak.
     #[inline]
     pub fn add(&mut self, stack: u32, bytes: u64, count: bool, now_ns: u64) -> bool {
-        if let Some(site) = self.touch(stack) {
-            site.cur_bytes += bytes;
-            site.cur_count += u64::from(count);
+        self.add_parts(Some((stack, bytes)), bytes, count, now_ns)
+    }
+
+    /// Like [`Self::add`], with the site's share given apart from the bytes added to the
+    /// total: in sampled mode a sampled block counts its estimated weight at its site, an
+    /// unsampled one (`site` None) only in the total, which so stays exact.
+    #[inline]
+    pub fn add_parts(
+        &mut self,
+        site: Option<(u32, u64)>,
+        bytes: u64,
+        count: bool,
+        now_ns: u64,
+    ) -> bool {
+        if let Some((stack, weight)) = site {
+            if let Some(site) = self.touch(stack) {
+                site.cur_bytes += weight;
+                site.cur_count += u64::from(count);
+            }
         }
         let t = self.store.totals_mut();
         t.total += bytes;
@@ -207,9 +223,17 @@ impl<S: SiteStore> PeakTracker<S> {
     /// Saturates instead of wrapping: a caller bug must not turn into an absurd total.
     #[inline]
     pub fn remove(&mut self, stack: u32, bytes: u64, count: bool) {
-        if let Some(site) = self.touch(stack) {
-            site.cur_bytes = site.cur_bytes.saturating_sub(bytes);
-            site.cur_count = site.cur_count.saturating_sub(u64::from(count));
+        self.remove_parts(Some((stack, bytes)), bytes, count);
+    }
+
+    /// The inverse of [`Self::add_parts`].
+    #[inline]
+    pub fn remove_parts(&mut self, site: Option<(u32, u64)>, bytes: u64, count: bool) {
+        if let Some((stack, weight)) = site {
+            if let Some(site) = self.touch(stack) {
+                site.cur_bytes = site.cur_bytes.saturating_sub(weight);
+                site.cur_count = site.cur_count.saturating_sub(u64::from(count));
+            }
         }
         let t = self.store.totals_mut();
         t.total = t.total.saturating_sub(bytes);

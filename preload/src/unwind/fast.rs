@@ -134,7 +134,7 @@ fn registers() -> (u64, u64, u64) {
 /// Reads a word of this thread's stack.
 #[inline(always)]
 fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
-    if addr < lo || addr.checked_add(8)? > hi || addr % 8 != 0 {
+    if addr < lo || addr.checked_add(8)? > hi || !addr.is_multiple_of(8) {
         return None;
     }
     // SAFETY: `[lo, hi)` is the part of this thread's stack between the current stack

@@ -1,0 +1,56 @@
+//! Sizes on the command line: `512MiB`, `2G`, `1.5GiB`, `100000`.
+
+/// Parses a size in bytes. Binary suffixes `KiB`/`MiB`/`GiB`/`TiB` and the short forms
+/// `K`/`M`/`G`/`T` (as `ulimit`, `docker -m` and `sort -S` read them) are powers of 1024;
+/// `KB`/`MB`/`GB`/`TB` are powers of 1000; `B` or no suffix is bytes. Case-insensitive.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let mult: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown size unit in {text:?} (use e.g. 512MiB, 2G, 1500MB)"
+            ))
+        }
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("not a size: {text:?} (use e.g. 512MiB, 2G, 1500MB)"))?;
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size out of range: {text:?}"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("1500MB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("100000"), Ok(100_000));
+        assert_eq!(parse_size(" 64 KiB "), Ok(64 << 10));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("-1G").is_err());
+    }
+}
