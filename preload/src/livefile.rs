@@ -134,6 +134,7 @@ static EMPTY_TOTALS: Totals = Totals {
     epoch: 0,
     peak_time_ns: 0,
     sites: 0,
+    peak_rss: 0,
 };
 
 impl SiteStore for MappedStore {

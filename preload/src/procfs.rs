@@ -33,3 +33,39 @@ pub fn peak_rss_bytes() -> u64 {
         0
     }
 }
+
+/// Resident set size right now, from `/proc/self/statm`, without allocating; 0 when it
+/// cannot be read.
+pub fn current_rss_bytes() -> u64 {
+    let mut buf = [0u8; 128];
+    // SAFETY: a NUL-terminated path; the descriptor is ours and closed below; `read` writes
+    // at most `buf.len()` bytes into `buf`.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return 0;
+    }
+    // "size resident shared ...", in pages.
+    let text = &buf[..n as usize];
+    let Some(pages) = text
+        .split(|&b| b == b' ')
+        .nth(1)
+        .and_then(|f| core::str::from_utf8(f).ok())
+        .and_then(|f| f.trim().parse::<u64>().ok())
+    else {
+        return 0;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    pages * page
+}

@@ -397,7 +397,12 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         return None;
     }
     p.maybe_snapshot();
-    Some(f(p))
+    let r = f(p);
+    if p.rec.take_new_point() {
+        // A new timeline point: a good moment for the (comparatively slow) RSS reading.
+        p.rec.note_rss(procfs::current_rss_bytes());
+    }
+    Some(r)
 }
 
 /// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).

@@ -207,8 +207,9 @@ fn read_totals(live: &[u8]) -> Result<(Totals, u64), FormatError> {
         epoch: f(3),
         peak_time_ns: f(4),
         sites: f(5),
+        peak_rss: f(6),
     };
-    Ok((totals, f(6)))
+    Ok((totals, f(7)))
 }
 
 fn read_site(live: &[u8], i: usize) -> Option<Site> {
@@ -286,6 +287,7 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
     meta.peak_bytes = totals.peak;
     meta.peak_time_ns = totals.peak_time_ns;
     meta.final_bytes = totals.total;
+    meta.peak_rss_bytes = totals.peak_rss;
     meta.total_allocs = allocs.iter().map(|s| s.count).sum();
     meta.total_alloc_bytes = allocs.iter().map(|s| s.bytes).sum();
     meta.reason = match i32::try_from(signal) {
@@ -315,6 +317,7 @@ pub fn live_bytes(totals: &Totals, signal: u64, sites: &[Site]) -> Vec<u8> {
         totals.epoch,
         totals.peak_time_ns,
         totals.sites,
+        totals.peak_rss,
         signal,
     ];
     for (i, v) in t.iter().enumerate() {
@@ -412,9 +415,11 @@ mod tests {
             epoch: 2,
             peak_time_ns: 1,
             sites: 2,
+            peak_rss: 5 << 20,
         };
         let p = recover(&live_bytes(&totals, 11, &sites), &log).unwrap();
         assert_eq!(p.meta.reason, WriteReason::Signal(11));
+        assert_eq!(p.meta.peak_rss_bytes, 5 << 20);
         assert_eq!(p.stacks.len(), 2);
         assert_eq!(p.stacks[0].frames, vec![1, 2, 3]);
         assert!(p.stacks[1].frames.is_empty()); // its record was cut

@@ -35,6 +35,8 @@ pub struct Recorder<S: SiteStore = VecStore> {
     total_allocs: u64,
     total_alloc_bytes: u64,
     sampling: Option<Sampling>,
+    /// A timeline point was started since the last [`Recorder::take_new_point`].
+    new_point: bool,
 }
 
 /// Sampled mode: which stack stands for "not sampled", and the mean sampling interval.
@@ -75,7 +77,24 @@ impl<S: SiteStore> Recorder<S> {
             total_allocs: 0,
             total_alloc_bytes: 0,
             sampling: None,
+            new_point: false,
         }
+    }
+
+    /// Whether a timeline point started since the last call: the caller may then sample
+    /// the process's RSS (a system call, so not on every event) and pass it to
+    /// [`Self::note_rss`].
+    #[inline]
+    pub fn take_new_point(&mut self) -> bool {
+        core::mem::take(&mut self.new_point)
+    }
+
+    /// Records the process's resident set size now: into the timeline and the highest seen
+    /// (which survives in the live counters when the process is killed).
+    pub fn note_rss(&mut self, rss_bytes: u64) {
+        self.timeline.note_rss(rss_bytes);
+        let t = self.sites.store_mut().totals_mut();
+        t.peak_rss = t.peak_rss.max(rss_bytes);
     }
 
     /// Switches to sampled mode: heap blocks recorded with the stack `unsampled` count in
@@ -161,6 +180,13 @@ impl<S: SiteStore> Recorder<S> {
         self.sites.live_count()
     }
 
+    #[inline]
+    fn observe(&mut self, now_ns: u64) {
+        if self.timeline.observe(now_ns, self.sites.total(), 0) {
+            self.new_point = true;
+        }
+    }
+
     fn allocated(&mut self, share: Option<(u32, u64)>, size: u64, now_ns: u64) {
         self.total_allocs += 1;
         self.total_alloc_bytes += size;
@@ -168,7 +194,7 @@ impl<S: SiteStore> Recorder<S> {
         if let Some((stack, weight)) = share {
             self.sites.count_allocation(stack, weight);
         }
-        self.timeline.observe(now_ns, self.sites.total(), 0);
+        self.observe(now_ns);
     }
 
     fn drop_block(&mut self, block: LiveAlloc) {
@@ -204,7 +230,7 @@ impl<S: SiteStore> Recorder<S> {
     pub fn on_free(&mut self, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
         let old = self.heap.remove(addr)?;
         self.drop_block(old);
-        self.timeline.observe(now_ns, self.sites.total(), 0);
+        self.observe(now_ns);
         Some(old)
     }
 
@@ -244,7 +270,7 @@ impl<S: SiteStore> Recorder<S> {
             return;
         }
         self.account_unmapped(&removed, &kept, now_ns);
-        self.timeline.observe(now_ns, self.sites.total(), 0);
+        self.observe(now_ns);
     }
 
     /// Removes the tracked parts of `[addr, addr + len)` and returns them, cut to the range
@@ -256,7 +282,7 @@ impl<S: SiteStore> Recorder<S> {
             return removed;
         }
         self.account_unmapped(&removed, &kept, now_ns);
-        self.timeline.observe(now_ns, self.sites.total(), 0);
+        self.observe(now_ns);
         removed
             .into_iter()
             .map(|r| Region {

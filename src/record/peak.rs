@@ -54,6 +54,8 @@ pub struct Totals {
     pub peak_time_ns: u64,
     /// Number of sites in use (stack ids below this exist).
     pub sites: u64,
+    /// Highest resident set size sampled so far (0 when never sampled).
+    pub peak_rss: u64,
 }
 
 /// Where the counters live.

@@ -35,16 +35,18 @@ impl Timeline {
 
     /// Records that `bytes` were tracked at `time_ns` (and the RSS, if known, else 0).
     /// Times must not go backwards; a time before the last point is folded into it.
+    /// Returns true when this started a new point (a moment to sample the RSS).
     #[inline]
-    pub fn observe(&mut self, time_ns: u64, bytes: u64, rss_bytes: u64) {
-        let bucket_end = (time_ns / self.width_ns + 1) * self.width_ns;
+    pub fn observe(&mut self, time_ns: u64, bytes: u64, rss_bytes: u64) -> bool {
         if let Some(last) = self.points.last_mut() {
-            if bucket_end <= last.time_ns {
+            // Most events fall in the current interval: no division on that path.
+            if time_ns < last.time_ns {
                 last.bytes = last.bytes.max(bytes);
                 last.rss_bytes = last.rss_bytes.max(rss_bytes);
-                return;
+                return false;
             }
         }
+        let bucket_end = (time_ns / self.width_ns + 1) * self.width_ns;
         if self.points.len() == self.capacity {
             self.halve();
             return self.observe(time_ns, bytes, rss_bytes);
@@ -54,6 +56,14 @@ impl Timeline {
             bytes,
             rss_bytes,
         });
+        true
+    }
+
+    /// Raises the RSS of the latest point to at least `rss_bytes`.
+    pub fn note_rss(&mut self, rss_bytes: u64) {
+        if let Some(last) = self.points.last_mut() {
+            last.rss_bytes = last.rss_bytes.max(rss_bytes);
+        }
     }
 
     /// Doubles the interval width and merges points that now share an interval.
