@@ -152,7 +152,11 @@ pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Rep
         modules: profile.modules.clone(),
         end: end_name(m.reason).to_string(),
         cgroup_limit_bytes: None,
-        warnings: namer.sym.warnings().to_vec(),
+        warnings: {
+            let mut w = namer.sym.warnings().to_vec();
+            w.extend(crate::allocator_check::warning_for(&m.exe));
+            w
+        },
     }
 }
 

@@ -11,6 +11,8 @@ pub mod record;
 pub mod unwind;
 
 #[cfg(feature = "cli")]
+pub mod allocator_check;
+#[cfg(feature = "cli")]
 pub mod analyze;
 #[cfg(feature = "cli")]
 pub mod cgroup;
