@@ -13,10 +13,10 @@ const CACHE_BITS: u32 = 16;
 /// entry or another pc's (which it rejects): no locks on the hot path.
 static CACHE: [AtomicU64; 1 << CACHE_BITS] = [const { AtomicU64::new(0) }; 1 << CACHE_BITS];
 
-/// The distinct rules met so far, encoded ([`Rule::encode`]), indexed by id; a process has
-/// a few hundred. Id 0 means "empty"; entries are written before any cache word names
-/// them and never change afterwards.
-static RULES: [AtomicU64; 1 << 16] = [const { AtomicU64::new(0) }; 1 << 16];
+/// The distinct rules met so far that do not fit a cache word's code, encoded
+/// ([`Rule::encode`]), indexed by id. Id 0 means "empty"; entries are written before any
+/// cache word names them and never change afterwards.
+static RULES: [AtomicU64; TABLE_IDS as usize] = [const { AtomicU64::new(0) }; TABLE_IDS as usize];
 /// Number of ids handed out (under the module lock, on the miss path only).
 static RULE_COUNT: AtomicU64 = AtomicU64::new(1);
 
@@ -39,12 +39,58 @@ fn rule_id(rule: Rule) -> Option<u64> {
     if let Some(i) = (1..n).find(|&i| RULES[i as usize].load(Ordering::Relaxed) == word) {
         return Some(i);
     }
-    if n as usize >= RULES.len() {
+    if n >= TABLE_IDS {
         return None;
     }
     RULES[n as usize].store(word, Ordering::Release);
     RULE_COUNT.store(n + 1, Ordering::Release);
     Some(n)
+}
+
+/// Rule codes above this are rules packed in the code itself; below, table ids.
+const INLINE: u64 = 1 << 15;
+/// Ids the table can hand out (codes 1..INLINE).
+const TABLE_IDS: u64 = INLINE;
+
+/// The 16-bit code of `rule` for a cache word. Nearly every call site's rule fits in 15
+/// bits (stack-pointer or frame-pointer CFA with an offset under 2 KiB, frame pointer saved
+/// within 512 bytes): those are packed in the word itself, so a hit costs one load. Others
+/// get a table id.
+fn rule_code(rule: Rule) -> Option<u64> {
+    if let Rule::Simple {
+        from_rbp,
+        cfa_offset,
+        rbp_offset,
+    } = rule
+    {
+        let off8 = u64::from(cfa_offset / 8);
+        let rbp8 = rbp_offset.map_or(Some(0), |o| {
+            (o < 0 && o % 8 == 0 && -o / 8 < 64).then(|| (-o / 8) as u64)
+        });
+        if cfa_offset % 8 == 0 && (1..256).contains(&off8) {
+            if let Some(rbp8) = rbp8 {
+                return Some(INLINE | (u64::from(from_rbp) << 14) | (off8 << 6) | rbp8);
+            }
+        }
+    }
+    rule_id(rule)
+}
+
+/// The rule for a 16-bit code from a cache word; `None` for an empty code.
+#[inline(always)]
+fn decode_code(code: u64) -> Option<Rule> {
+    if code & INLINE != 0 {
+        let rbp8 = (code & 0x3f) as i32;
+        return Some(Rule::Simple {
+            from_rbp: code & (1 << 14) != 0,
+            cfa_offset: ((code >> 6) & 0xff) as u32 * 8,
+            rbp_offset: (rbp8 != 0).then_some(-rbp8 * 8),
+        });
+    }
+    if code == 0 {
+        return None;
+    }
+    Rule::decode(RULES[code as usize].load(Ordering::Acquire))
 }
 
 #[inline]
@@ -53,19 +99,19 @@ fn rule_at(pc: u64) -> Rule {
         return Rule::Complex;
     }
     let w = slot(pc).load(Ordering::Acquire);
-    if w >> 16 == pc && w & 0xffff != 0 {
-        if let Some(r) = Rule::decode(RULES[(w & 0xffff) as usize].load(Ordering::Acquire)) {
+    if w >> 16 == pc {
+        if let Some(r) = decode_code(w & 0xffff) {
             return r;
         }
     }
     // No unwind information (code without CFI, or outside any module): the walk ends
     // here, as it would in any unwinder.
-    let (rule, id) = modules::with_rule(pc, |r| {
+    let (rule, code) = modules::with_rule(pc, |r| {
         let r = r.unwrap_or(Rule::End);
-        (r, rule_id(r))
+        (r, rule_code(r))
     });
-    if let Some(id) = id {
-        slot(pc).store((pc << 16) | id, Ordering::Release);
+    if let Some(code) = code {
+        slot(pc).store((pc << 16) | code, Ordering::Release);
     }
     rule
 }
