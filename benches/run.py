@@ -884,7 +884,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=None, help="rounds per workload (default 5, --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="~10x smaller sizes, 1 round: a smoke test")
-    ap.add_argument("--only", default="", help="comma-separated workload names (%s)" %
+    ap.add_argument("--only", default="", help="comma-separated workload names, or stack_capture (%s)" %
                     ",".join(w.name for w in WORKLOADS))
     ap.add_argument("--out", help="also write the report (markdown) to FILE and raw per-run JSON "
                     "to FILE with its extension replaced by .json")
@@ -904,7 +904,7 @@ def main():
     if runs < 1:
         ap.error("--runs must be at least 1")
     only = [x.strip() for x in args.only.split(",") if x.strip()]
-    unknown = [x for x in only if x not in {w.name for w in WORKLOADS}]
+    unknown = [x for x in only if x not in {w.name for w in WORKLOADS} | {"stack_capture"}]
     if unknown:
         ap.error("unknown workload(s): %s" % ", ".join(unknown))
     selected = [w for w in WORKLOADS if not only or w.name in only]
@@ -1005,6 +1005,8 @@ def main():
     config["total_s"] = time.monotonic() - t_start
     notes.append("total benchmark time %.0f s" % config["total_s"])
     report = render(results, machine, config)
+    if not args.only or "stack_capture" in args.only.split(","):
+        report += "\n" + stack_capture_micro(notes_sink=notes)
     print(report)
     if args.out:
         with open(args.out, "w") as f:
@@ -1015,6 +1017,47 @@ def main():
             json.dump({"machine": machine, "config": config, "workloads": results}, f, indent=1)
         log("wrote %s and %s" % (args.out, jpath))
     return 130 if interrupted else 0
+
+
+def stack_capture_micro(notes_sink, runs=3):
+    """The stack-capture microbenchmark (benches/micro/stack_capture.c): ns per captured
+    stack at depths 10/30/60 for peakprof's unwinder and the alternatives, median of RUNS.
+    It runs under the preload library that the nested build left in
+    target/peakprof-preload, whose exported bench entry point it calls."""
+    src = os.path.join(REPO, "benches", "micro", "stack_capture.c")
+    exe = os.path.join(TARGET, "stack_capture")
+    lib = os.path.join(REPO, "target", "peakprof-preload", "release", "libpeakprof_preload.so")
+    if not os.path.exists(lib):
+        return "stack capture: preload library not found at %s (build first)\n" % lib
+    r = sh(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-o", exe, src, "-ldl"])
+    if r.returncode != 0:
+        return "stack capture: compiling failed: %s\n" % r.stdout.strip()[-300:]
+    rows = {}
+    check = ""
+    tmp = tempfile.mkdtemp(prefix="stack-capture-", dir=SCRATCH)
+    env = dict(os.environ, LD_PRELOAD=lib, PEAKPROF_OUT_DIR=tmp)
+    for _ in range(runs):
+        out = subprocess.run([exe], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True, timeout=300)
+        for line in out.stdout.splitlines():
+            if line.startswith("cached vs libgcc"):
+                check = line
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 5 and cells[0][:1].isdigit():
+                rows.setdefault(cells[0], []).append([float(c) for c in cells[1:]])
+        if out.returncode != 0:
+            notes_sink.append("stack capture: the cached unwinder disagreed with libgcc: " + check)
+    shutil.rmtree(tmp, ignore_errors=True)
+    lines = ["### Stack capture (ns per captured stack, median of %d runs)" % runs, "",
+             "| depth | peakprof (cached rules) | libgcc _Unwind_Backtrace | glibc backtrace() | frame pointers* |",
+             "|---:|---:|---:|---:|---:|"]
+    for depth, vals in rows.items():
+        med = [statistics.median(v[i] for v in vals) for i in range(4)]
+        lines.append("| %s | %.0f | %.0f | %.0f | %.0f |" % (depth, *med))
+    lines += ["", check + " (must be 0)",
+              "*frame pointers: valid only when every frame was built with them; most of a "
+              "Debian system is not, so peakprof cannot rely on them.", ""]
+    return "\n".join(lines)
 
 
 def run_workload(runner, args, name, argv, runs, variants, entry):
