@@ -8,12 +8,15 @@
 #                     falls back to known lists without it)
 #   libjemalloc-dev, libgoogle-perftools-dev (tcmalloc), libmimalloc-dev
 #                     programs linked against another malloc
+#   golang-go         `go tool pprof` reads the pprof export (tests/render_pprof.rs,
+#                     tests/e2e_reports.rs)
+#   chromium          headless browser for the report page (tests/e2e_browser.rs)
 # Idempotent and quiet: packages already present are skipped, an unavailable package is
 # reported on stderr and skipped, and the script always exits 0 (the tests themselves print
 # "SKIPPED: ..." for whatever is still missing).
 set -u
 
-PACKAGES="gcc g++ make libc6-dev python3 time strace libjemalloc-dev libjemalloc2 libgoogle-perftools-dev libmimalloc-dev"
+PACKAGES="gcc g++ make libc6-dev python3 time strace libjemalloc-dev libjemalloc2 libgoogle-perftools-dev libmimalloc-dev golang-go chromium"
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""

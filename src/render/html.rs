@@ -283,7 +283,7 @@ fn flame_frame(svg: &str, title: &str) -> String {
     let doc = format!(
         concat!(
             "<!DOCTYPE html><html><head><meta charset=\"utf-8\"/>",
-            "<style>html, body {{ margin: 0; padding: 0; background: #fff; }} svg {{ display: block; }}</style>",
+            "<style>html, body {{ margin: 0; padding: 0; background: #fff; }} svg {{ display: block; width: 100%; }}</style>",
             "<script>{}</script></head><body>{}</body></html>"
         ),
         REPLACE_STATE_SHIM,
