@@ -167,7 +167,10 @@ pub fn exit_words(r: &Report) -> String {
     match (r.exit.code, r.exit.signal) {
         (Some(c), _) => format!("exit code {c}"),
         (None, Some(s)) => format!("killed by signal {s}"),
+        // A child's own exit status is seen only by its parent, not by peakprof.
         (None, None) => match r.end.as_str() {
+            "exit" => "exited".to_string(),
+            "fast-exit" => "exited (_exit)".to_string(),
             "exec" => "replaced itself (exec)".to_string(),
             "killed" => "ended without writing its profile (killed)".to_string(),
             other => format!("ended ({other})"),

@@ -140,7 +140,7 @@ fn subtitle(report: &Report, stacks: &[SymStack], folded_away: usize) -> String 
             human_duration(report.peak_time_s)
         ),
         format!("peak RSS {}", human_bytes(report.peak_rss_bytes)),
-        format!("{} allocations live", group_digits(live)),
+        format!("{} live", super::units::count_of(live, "allocation")),
     ];
     if report.sample_rate != 0 {
         parts.push(format!(

@@ -170,12 +170,12 @@ fn header(h: &mut String, r: &Report, command: &str) {
     fact(
         "Left at exit",
         human_bytes(leaked),
-        format!("{} allocations", group_digits(leaked_count)),
+        super::units::count_of(leaked_count, "allocation"),
     );
     fact(
         "Allocated in total",
         human_bytes(r.total_alloc_bytes),
-        format!("{} allocations", group_digits(r.total_allocs)),
+        super::units::count_of(r.total_allocs, "allocation"),
     );
     if let Some(limit) = r.cgroup_limit_bytes {
         fact("memory.max", human_bytes(limit), "cgroup limit".to_string());

@@ -5,7 +5,7 @@ use super::flamegraph::{empty_svg, flamegraph_svg, FlameOptions};
 use super::shell::shell_quote_command;
 use super::stacks::total_bytes;
 use super::text::truncate_chars;
-use super::units::{group_digits, human_bytes, human_duration};
+use super::units::{human_bytes, human_duration};
 use crate::report::Report;
 
 /// `Left allocated at exit: 4.00 KiB in 12 allocations — ./prog args`, the command cut
@@ -16,9 +16,9 @@ pub fn leaks_title(report: &Report) -> String {
         .iter()
         .fold(0u64, |a, s| a.saturating_add(s.count));
     let mut title = format!(
-        "Left allocated at exit: {} in {} allocations",
+        "Left allocated at exit: {} in {}",
         human_bytes(total_bytes(&report.at_exit)),
-        group_digits(count)
+        super::units::count_of(count, "allocation")
     );
     let command = truncate_chars(&shell_quote_command(&report.argv), 100);
     if !command.is_empty() {

@@ -30,4 +30,4 @@ pub use stacks::bound_stacks;
 pub use summary_json::{summary_json, SUMMARY_VERSION};
 pub use terminal::terminal_summary;
 pub use timeline::timeline_svg;
-pub use units::{group_digits, human_bytes, human_duration};
+pub use units::{count_of, group_digits, human_bytes, human_duration};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::shell::shell_quote_command;
 use super::stacks::{merge_identical, total_bytes};
 use super::text::{sanitize_line, truncate_chars};
-use super::units::{group_digits, human_bytes, human_duration};
+use super::units::{count_of, group_digits, human_bytes, human_duration};
 use crate::report::{ExitStatus, Report};
 
 /// Lines are kept within this many characters so the summary reads in a default terminal.
@@ -62,9 +62,9 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
             .fold(0u64, |a, s| a.saturating_add(s.count));
         let _ = writeln!(
             out,
-            "\nLargest call paths at the peak ({} allocations live in {} paths):",
-            group_digits(live),
-            group_digits(at_peak.len() as u64)
+            "\nLargest call paths at the peak ({} live in {}):",
+            count_of(live, "allocation"),
+            count_of(at_peak.len() as u64, "path")
         );
         for s in at_peak.iter().take(TOP_PATHS) {
             let prefix = format!(

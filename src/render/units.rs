@@ -83,9 +83,26 @@ pub fn group_digits(n: u64) -> String {
     out
 }
 
+/// `1 allocation`, `2 allocations`, `1,234 allocations`: a count with its noun, digits
+/// grouped. `noun` is the singular; the plural adds `s`.
+pub fn count_of(n: u64, noun: &str) -> String {
+    format!(
+        "{} {noun}{}",
+        group_digits(n),
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_a_plural_only_when_not_one() {
+        assert_eq!(count_of(1, "allocation"), "1 allocation");
+        assert_eq!(count_of(0, "path"), "0 paths");
+        assert_eq!(count_of(1234, "allocation"), "1,234 allocations");
+    }
 
     #[test]
     fn bytes() {
