@@ -397,7 +397,13 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         return None;
     }
     p.maybe_snapshot();
+    let peak_before = p.rec.peak();
     let r = f(p);
+    if p.rec.peak() > peak_before {
+        // The event clock is coarse (milliseconds); a new peak deserves the precise time.
+        let t = clock::monotonic_ns().saturating_sub(p.start_mono_ns);
+        p.rec.set_peak_time(t);
+    }
     if p.rec.take_new_point() {
         // A new timeline point: a good moment for the (comparatively slow) RSS reading.
         p.rec.note_rss(procfs::current_rss_bytes());

@@ -170,6 +170,12 @@ impl<S: SiteStore> Recorder<S> {
         self.sites.totals().peak_time_ns
     }
 
+    /// Refines the time of the current peak: events carry a cheap coarse clock, and the
+    /// caller may read a precise one only when an event raised the peak.
+    pub fn set_peak_time(&mut self, now_ns: u64) {
+        self.sites.store_mut().totals_mut().peak_time_ns = now_ns;
+    }
+
     /// The bounded timeline so far.
     pub fn timeline(&self) -> &Timeline {
         &self.timeline

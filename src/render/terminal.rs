@@ -100,9 +100,9 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
             .fold(0u64, |a, s| a.saturating_add(s.count));
         let _ = writeln!(
             out,
-            "\nLeaked at exit: {} in {} allocations",
+            "\nLeaked at exit: {} in {}",
             human_bytes(leaked),
-            group_digits(count)
+            count_of(count, "allocation")
         );
     }
 
