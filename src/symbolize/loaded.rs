@@ -58,6 +58,17 @@ impl LoadedModule {
                     None => frames.push(Frame::named(name)),
                 }
             }
+        } else if let Some(first) = frames.first_mut() {
+            // Line-tables-only debug info (Rust's standard library ships so) names functions
+            // without their path: `alloc_impl` where the symbol table says
+            // `alloc::alloc::Global::alloc_impl`. The qualified name says much more.
+            if !first.function.contains("::") {
+                if let Some(sym) = self.symbol(svma) {
+                    if qualifies(&sym, &first.function) {
+                        first.function = sym;
+                    }
+                }
+            }
         }
         frames
     }
@@ -69,6 +80,26 @@ impl LoadedModule {
             .find_map(|l| l.find_symbol(svma))
             .map(demangle)
     }
+}
+
+/// Whether the symbol-table name `sym` is the bare DWARF name `bare` with a path in front
+/// (`a::b::bare`, `a::b::bare(int)`, `a::b::bare<T>`).
+fn qualifies(sym: &str, bare: &str) -> bool {
+    !bare.is_empty()
+        && [
+            format!("::{bare}"),
+            format!("::{bare}("),
+            format!("::{bare}<"),
+        ]
+        .iter()
+        .enumerate()
+        .any(|(i, pat)| {
+            if i == 0 {
+                sym.ends_with(pat)
+            } else {
+                sym.contains(pat)
+            }
+        })
 }
 
 /// Opens one file with addr2line's loader, catching its panics like lookups do.
@@ -125,4 +156,22 @@ fn dwarf_frames(loader: &Loader, svma: u64) -> Vec<Frame> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qualifies;
+
+    #[test]
+    fn a_qualified_symbol_name_is_preferred_only_when_it_names_the_same_function() {
+        assert!(qualifies("alloc::alloc::Global::alloc_impl", "alloc_impl"));
+        assert!(qualifies("ns::Klass::method(int)", "method"));
+        assert!(qualifies(
+            "std::vector<int>::push_back<int>(int&&)",
+            "push_back"
+        ));
+        assert!(!qualifies("alloc::alloc::Global::alloc_impl", "alloc"));
+        assert!(!qualifies("main", "main"));
+        assert!(!qualifies("x::y", ""));
+    }
 }
