@@ -13,7 +13,7 @@ use crate::launch::{self, Launch};
 use crate::outputs::{self, OomReport, ReportSet, RAW_DIR};
 use crate::render;
 use crate::report::{ExitStatus, Report};
-use crate::symbolize::Symbolizer;
+use crate::symbolize::{SymbolCache, Symbolizer};
 use crate::{cgroup, preload_lib, progress, target};
 
 /// File in `raw/` recording how the root process ended, for `peakprof report`.
@@ -309,6 +309,7 @@ fn render_run(
     }
     let limit = cgroup::memory_limit();
     let spinner = progress::Spinner::start(quiet, profiles.len());
+    let files = SymbolCache::new();
     let mut taken = Vec::new();
     let mut reports: Vec<(PathBuf, Report, Option<OomReport>)> = Vec::with_capacity(profiles.len());
     for (i, (path, p)) in profiles.iter().enumerate() {
@@ -320,7 +321,7 @@ fn render_run(
         } else {
             (child_dir(dir, p, &mut taken), status_from_profile(p))
         };
-        let mut report = build_report(p, status, Symbolizer::new(&p.modules));
+        let mut report = build_report(p, status, Symbolizer::with_cache(&p.modules, &files));
         report.cgroup_limit_bytes = limit;
         reports.push((
             out,

@@ -67,6 +67,10 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     for (k, v) in &l.env {
         cmd.env(k, v);
     }
+    // Orphaned descendants (a background job, a daemonized child) are re-parented to us
+    // rather than to init, so we can wait for the whole tree: their profiles are only
+    // complete once they have ended.
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let handle = signals.handle();
@@ -86,6 +90,7 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
         }
     });
     let status = child.wait().context("waiting for the program")?;
+    wait_for_descendants();
     handle.close();
     let _ = forwarder.join();
     Ok(Finished {
@@ -95,6 +100,19 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
         },
         pid,
     })
+}
+
+/// Reaps every remaining descendant (re-parented to us as their subreaper) until none is
+/// left.
+fn wait_for_descendants() {
+    loop {
+        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
+            Ok(Some(_)) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            // ECHILD: nobody left to wait for.
+            Ok(None) | Err(_) => break,
+        }
+    }
 }
 
 fn forward(pid: u32, sig: i32) {

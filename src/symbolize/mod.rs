@@ -10,8 +10,10 @@ mod frame;
 mod loaded;
 mod module_index;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::format::Module;
 
@@ -23,11 +25,34 @@ use module_index::ModuleIndex;
 /// Where distributions install separate debug files.
 const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 
+/// One file, opened once per run, with the frames of every address asked of it (by file
+/// address, so they hold whatever the load bias of each process was).
+struct OpenedFile {
+    loaded: Option<LoadedModule>,
+    warnings: Vec<String>,
+    frames: RefCell<HashMap<u64, Vec<Frame>>>,
+}
+
+/// Opened files shared by the symbolizers of one run: the processes of a run (a shell
+/// script's hundred children) load the same libraries, which are then read and resolved
+/// once instead of once per process.
+#[derive(Default, Clone)]
+pub struct SymbolCache(Rc<RefCell<HashMap<FileKey, Rc<OpenedFile>>>>);
+
+/// A file as a module map names it: path and build-id.
+type FileKey = (String, Vec<u8>);
+
+impl SymbolCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
 /// Lazily-opened state of one module.
 enum Slot {
     Unopened,
-    /// Boxed: a loader is kilobytes, and most modules of a process are never opened.
-    Open(Box<LoadedModule>),
+    Open(Rc<OpenedFile>),
     /// Nothing trustworthy to read; its addresses get `module+0xoffset` names.
     Unusable,
 }
@@ -39,6 +64,7 @@ pub struct Symbolizer {
     index: ModuleIndex,
     debug_dirs: Vec<PathBuf>,
     cache: HashMap<u64, Vec<Frame>>,
+    files: SymbolCache,
     warnings: Vec<String>,
     warned: HashSet<String>,
 }
@@ -58,9 +84,18 @@ impl Symbolizer {
             index: ModuleIndex::new(modules),
             debug_dirs,
             cache: HashMap::new(),
+            files: SymbolCache::new(),
             warnings: Vec::new(),
             warned: HashSet::new(),
         }
+    }
+
+    /// Uses the default debug directories and shares opened files with other symbolizers
+    /// of the same run through `files`.
+    pub fn with_cache(modules: &[Module], files: &SymbolCache) -> Self {
+        let mut s = Self::new(modules);
+        s.files = files.clone();
+        s
     }
 
     /// Frames for one *return address* captured in the target (look up `addr - 1`, since a
@@ -99,18 +134,21 @@ impl Symbolizer {
             return vec![Frame::named(fallback)];
         }
         self.open(idx);
-        let Slot::Open(loaded) = &self.slots[idx] else {
+        let Slot::Open(file) = &self.slots[idx] else {
+            return vec![Frame::named(fallback)];
+        };
+        let Some(loaded) = &file.loaded else {
             return vec![Frame::named(fallback)];
         };
         let svma = (addr - 1).wrapping_sub(self.modules[idx].bias);
+        if let Some(frames) = file.frames.borrow().get(&svma) {
+            return Self::or_fallback(frames.clone(), fallback);
+        }
         match loaded.frames(svma) {
-            Ok(mut frames) if !frames.is_empty() => {
-                if frames[0].function.is_empty() {
-                    frames[0].function = fallback;
-                }
-                frames
+            Ok(frames) => {
+                file.frames.borrow_mut().insert(svma, frames.clone());
+                Self::or_fallback(frames, fallback)
             }
-            Ok(_) => vec![Frame::named(fallback)],
             Err(()) => {
                 let msg = format!(
                     "{}: debug info reader crashed; its addresses are left unresolved",
@@ -121,6 +159,17 @@ impl Symbolizer {
                 vec![Frame::named(fallback)]
             }
         }
+    }
+
+    /// `frames`, with the fallback name where nothing resolved.
+    fn or_fallback(mut frames: Vec<Frame>, fallback: String) -> Vec<Frame> {
+        if frames.is_empty() {
+            return vec![Frame::named(fallback)];
+        }
+        if frames[0].function.is_empty() {
+            frames[0].function = fallback;
+        }
+        frames
     }
 
     /// Opens module `idx` the first time one of its addresses is asked for.
@@ -135,17 +184,31 @@ impl Symbolizer {
             self.slots[idx] = Slot::Unusable;
             return;
         }
-        let located =
-            debug_files::locate(Path::new(&module.path), &module.build_id, &self.debug_dirs);
-        let mut warnings = located.warnings;
-        let slot = located
-            .source
-            .and_then(|s| LoadedModule::open(&s, &mut warnings))
-            .map_or(Slot::Unusable, |l| Slot::Open(Box::new(l)));
-        self.slots[idx] = slot;
-        for w in warnings {
+        let key = (module.path.clone(), module.build_id.clone());
+        let cached = self.files.0.borrow().get(&key).cloned();
+        let file = cached.unwrap_or_else(|| {
+            let located =
+                debug_files::locate(Path::new(&module.path), &module.build_id, &self.debug_dirs);
+            let mut warnings = located.warnings;
+            let loaded = located
+                .source
+                .and_then(|s| LoadedModule::open(&s, &mut warnings));
+            let file = Rc::new(OpenedFile {
+                loaded,
+                warnings,
+                frames: RefCell::new(HashMap::new()),
+            });
+            self.files.0.borrow_mut().insert(key, Rc::clone(&file));
+            file
+        });
+        for w in file.warnings.clone() {
             self.warn(w);
         }
+        self.slots[idx] = if file.loaded.is_some() {
+            Slot::Open(file)
+        } else {
+            Slot::Unusable
+        };
     }
 
     fn warn(&mut self, msg: String) {
