@@ -1,0 +1,71 @@
+//! `peakprof run` waits for the whole process tree: a child left running in the background
+//! by the root is still profiled to its end, exactly.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tree-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_background_child_that_outlives_the_root_is_waited_for_and_profiled() {
+    let dir = scratch("bg");
+    // Sleeps first, so the shell has long exited when it allocates: only a peakprof that
+    // waits for orphaned descendants sees its allocation and its end.
+    let src = dir.join("late.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((noinline)) static void *late_hold(size_t n) { void *p = malloc(n); memset(p, 1, n); return p; }
+int main(void) { usleep(300000); void *p = late_hold(777777); free(p); return 0; }
+"#,
+    )
+    .unwrap();
+    let exe = dir.join("late");
+    let cc = Command::new("cc")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status();
+    if !cc.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no C compiler");
+        return;
+    }
+    let out = dir.join("out");
+    let script = format!("{} & exit 0", exe.display());
+    let status = Command::new(env!("CARGO_BIN_EXE_peakprof"))
+        .args(["run", "-q", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let procs = summary["processes"].as_array().unwrap();
+    let late = procs
+        .iter()
+        .find(|p| p["command"].as_str().unwrap().contains("late"))
+        .unwrap_or_else(|| panic!("the background child is missing: {procs:?}"));
+    assert_eq!(late["peak_bytes"], 777777, "{late}");
+    assert_eq!(late["end"], "exit", "it ran to its end: {late}");
+    let dir_of_late = PathBuf::from(late["dir"].as_str().unwrap());
+    let child: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir_of_late.join("summary.json")).unwrap())
+            .unwrap();
+    let holds = child["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "late_hold")
+        .map(|f| f["bytes"].clone());
+    assert_eq!(holds, Some(serde_json::json!(777777)));
+}
