@@ -69,3 +69,66 @@ int main(void) { usleep(300000); void *p = late_hold(777777); free(p); return 0;
         .map(|f| f["bytes"].clone());
     assert_eq!(holds, Some(serde_json::json!(777777)));
 }
+
+/// A signal handler calling `_exit` (async-signal-safe, and common) can interrupt the
+/// program inside one of peakprof's hooks, while it holds the profiler's lock: writing the
+/// final profile there would deadlock. The run must end with the program's code, every time.
+#[test]
+fn underscore_exit_from_a_signal_handler_during_allocation_does_not_hang() {
+    let dir = scratch("sigexit");
+    let src = dir.join("sigexit.c");
+    std::fs::write(
+        &src,
+        r#"#include <signal.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <unistd.h>
+static void on_alarm(int s) { (void)s; _exit(9); }
+int main(void) {
+    signal(SIGALRM, on_alarm);
+    struct itimerval t = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &t, 0);
+    for (;;) { void *p = malloc(100); free(p); }
+}
+"#,
+    )
+    .unwrap();
+    let exe = dir.join("sigexit");
+    let cc = Command::new("cc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status();
+    if !cc.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no C compiler");
+        return;
+    }
+    for round in 0..8 {
+        let out = dir.join(format!("out{round}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peakprof"))
+            .args(["run", "-q", "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&exe)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = Command::new("pkill").arg("-9").arg("-f").arg(&exe).status();
+                panic!("round {round}: peakprof run hung");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(9), "round {round}");
+        assert!(
+            out.join("summary.json").exists(),
+            "round {round}: no report"
+        );
+    }
+}

@@ -329,10 +329,14 @@ pub unsafe extern "C" fn dlopen(file: *const core::ffi::c_char, flags: c_int) ->
 /// As `dlclose(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
-    // Held so that frees inside dlclose pass straight through instead of unwinding.
-    let _g = Guard::enter();
     // SAFETY: forwarding to the real function.
-    crate::unwind::forget_modules(|| unsafe { real::dlclose(handle) })
+    let r = unsafe { real::dlclose(handle) };
+    // Forget the tables afterwards, not around the call: dlclose runs the library's
+    // destructors, which may wait for threads that need the unwinder's lock. Until then a
+    // lookup could only concern the unloaded library if its code were still running,
+    // which would be the program's own use-after-unload.
+    crate::unwind::forget_modules();
+    r
 }
 
 /// Captures the caller's stack with a chosen unwinder (0: cached rules, 1: libgcc) into

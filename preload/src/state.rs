@@ -414,7 +414,7 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
 /// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).
 #[cold]
 fn stop_at_limit() -> ! {
-    finish(WriteReason::FastExit);
+    finish_from_hook(WriteReason::FastExit);
     crate::real::exit(LIMIT_EXIT_CODE)
 }
 
@@ -540,8 +540,22 @@ pub fn on_dlopen() {
 
 /// Writes the final profile (once) and stops recording. The live files it supersedes are
 /// removed; if writing fails they stay, and the CLI recovers from them.
+///
+/// Called from outside the profiler (exit, `_exit`). When this thread is already inside a
+/// hook, a signal handler interrupted it (`_exit` from a handler is common and legal) and it
+/// may hold the profiler's lock: writing would deadlock, so nothing is written — the live
+/// files are current and stand in for the final profile.
 pub fn finish(reason: WriteReason) {
-    let _guard = Guard::enter();
+    let Some(_guard) = Guard::enter() else { return };
+    finish_locked_out(reason);
+}
+
+/// [`finish`] for a hook that knows it does not hold the profiler's lock (`--limit` stop).
+fn finish_from_hook(reason: WriteReason) {
+    finish_locked_out(reason);
+}
+
+fn finish_locked_out(reason: WriteReason) {
     let mods = modules::loaded_modules();
     let mut g = PROFILER.lock();
     let Some(p) = g.as_mut() else { return };

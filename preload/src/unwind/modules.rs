@@ -136,11 +136,9 @@ pub fn fork_child() {
     EH_MODULES.reset_after_fork();
 }
 
-/// Forgets all modules and cached rules; `f` runs while lookups are held off (dlclose).
-pub fn forget_modules<R>(f: impl FnOnce() -> R) -> R {
+/// Forgets all modules and cached rules (after a dlclose: the addresses may be reused).
+pub fn forget_modules() {
     let mut mods = EH_MODULES.lock();
-    let r = f();
     mods.clear();
     super::fast::clear_cache();
-    r
 }
