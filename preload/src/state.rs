@@ -158,7 +158,13 @@ fn open_files(
     start_unix_ns: u64,
     mods: &[Module],
 ) -> (MappedStore, LogFile) {
-    let store = MappedStore::create(&format!("{out_dir}/{stem}.{}", live::LIVE_EXTENSION));
+    // PEAKPROF_NO_LIVE_FILES=1 keeps the counters in anonymous memory: only to measure what
+    // the file-backed mapping costs (a killed process then leaves no profile).
+    let store = if env(c"PEAKPROF_NO_LIVE_FILES").is_some_and(|v| v == "1") {
+        MappedStore::anonymous()
+    } else {
+        MappedStore::create(&format!("{out_dir}/{stem}.{}", live::LIVE_EXTENSION))
+    };
     let log = LogFile::create(&format!("{out_dir}/{stem}.{}", live::LOG_EXTENSION));
     let mut first = live::log_meta(
         pid(),
