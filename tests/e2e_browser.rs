@@ -242,14 +242,27 @@ fn graphs(p: &Probe) -> &Vec<Value> {
         .unwrap_or_else(|| panic!("no graphs in {}", p.result))
 }
 
-#[test]
-fn report_page_loads_in_chromium() {
-    if !have_chromium("report_page_loads_in_chromium") {
-        return;
+/// What the probe saw, for `test`; it must have run without an error. None (after a visible
+/// SKIPPED line) when Chromium is missing.
+fn probe_for(test: &str) -> Option<&'static Probe> {
+    if !have_chromium(test) {
+        return None;
     }
     let p = probe().unwrap();
+    assert!(
+        p.result.get("error").is_none(),
+        "the probe failed: {}",
+        p.result["error"]
+    );
+    Some(p)
+}
+
+#[test]
+fn report_page_loads_in_chromium() {
+    let Some(p) = probe_for("report_page_loads_in_chromium") else {
+        return;
+    };
     let r = &p.result;
-    assert!(r.get("error").is_none(), "the probe failed: {}", r["error"]);
     assert_eq!(r["loaded"], true);
     let summary = page_run().summary();
     let command = summary["command"].as_str().unwrap();
@@ -288,15 +301,9 @@ fn report_page_loads_in_chromium() {
 
 #[test]
 fn flame_graphs_initialize_in_their_frames() {
-    if !have_chromium("flame_graphs_initialize_in_their_frames") {
+    let Some(p) = probe_for("flame_graphs_initialize_in_their_frames") else {
         return;
-    }
-    let p = probe().unwrap();
-    assert!(
-        p.result.get("error").is_none(),
-        "the probe failed: {}",
-        p.result["error"]
-    );
+    };
     let g = graphs(p);
     assert_eq!(g.len(), 2);
     for graph in g {
@@ -318,15 +325,9 @@ fn flame_graphs_initialize_in_their_frames() {
 
 #[test]
 fn flame_graph_search_marks_matches() {
-    if !have_chromium("flame_graph_search_marks_matches") {
+    let Some(p) = probe_for("flame_graph_search_marks_matches") else {
         return;
-    }
-    let p = probe().unwrap();
-    assert!(
-        p.result.get("error").is_none(),
-        "the probe failed: {}",
-        p.result["error"]
-    );
+    };
     for graph in graphs(p) {
         // hold_a holds 100000 of 399152 bytes: 25.05%, shown with one decimal.
         assert_eq!(graph["matched"], "Matched: 25.1%", "{graph}");
@@ -346,15 +347,9 @@ fn flame_graph_search_marks_matches() {
 
 #[test]
 fn flame_graph_click_zooms() {
-    if !have_chromium("flame_graph_click_zooms") {
+    let Some(p) = probe_for("flame_graph_click_zooms") else {
         return;
-    }
-    let p = probe().unwrap();
-    assert!(
-        p.result.get("error").is_none(),
-        "the probe failed: {}",
-        p.result["error"]
-    );
+    };
     for graph in graphs(p) {
         assert_eq!(graph["found_target"], true, "{graph}");
         assert_eq!(graph["width_before"], "25.0531%", "{graph}");
@@ -370,15 +365,9 @@ fn flame_graph_click_zooms() {
 
 #[test]
 fn flame_graphs_use_the_width_of_their_frame() {
-    if !have_chromium("flame_graphs_use_the_width_of_their_frame") {
+    let Some(p) = probe_for("flame_graphs_use_the_width_of_their_frame") else {
         return;
-    }
-    let p = probe().unwrap();
-    assert!(
-        p.result.get("error").is_none(),
-        "the probe failed: {}",
-        p.result["error"]
-    );
+    };
     for graph in graphs(p) {
         let frame = graph["frame_width"].as_f64().unwrap();
         let drawn = graph["graph_width"].as_f64().unwrap();

@@ -27,31 +27,16 @@ fn assert_functions(
     expected: &[(&str, u64)],
     bytes_of: impl Fn(&Folded, &str) -> u64,
 ) {
-    let mismatches: Vec<String> = expected
-        .iter()
-        .filter_map(|&(name, want)| {
-            let got = bytes_of(folded, name);
-            (got != want).then(|| format!("{name}: expected {want} bytes at the peak, got {got}"))
-        })
-        .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{}\n--- peak.folded (largest first) ---\n{}",
-        mismatches.join("\n"),
-        show_folded(folded, 40)
-    );
+    assert_functions_by(folded, expected, bytes_of, "");
 }
 
-fn assert_peak_bytes(run: &Run, expected: u64) {
-    let summary = run.summary();
-    let got = json_u64(&summary, "peak_bytes");
-    assert_eq!(
-        got,
-        expected,
-        "peak_bytes: expected {expected}, got {got} (difference {})\n--- peak.folded ---\n{}",
-        got as i64 - expected as i64,
-        show_folded(&run.folded(), 40)
-    );
+/// The functions of a ground-truth table that hold something at the peak.
+fn held_at_peak<'a>(functions: &[(&'a str, u64)]) -> Vec<&'a str> {
+    functions
+        .iter()
+        .filter(|(_, b)| *b > 0)
+        .map(|(n, _)| *n)
+        .collect()
 }
 
 fn assert_exit(run: &Run, code: i32, summary_code: Option<i64>, summary_signal: Option<i64>) {
@@ -475,11 +460,7 @@ fn peak_cpp_startup_allocation_counted() {
 
 #[test]
 fn peak_cpp_flamegraphs_name_functions() {
-    let names: Vec<&str> = PEAK_CPP_FUNCTIONS
-        .iter()
-        .filter(|(_, b)| *b > 0)
-        .map(|(n, _)| *n)
-        .collect();
+    let names = held_at_peak(PEAK_CPP_FUNCTIONS);
     assert_svgs_name(peak_cpp(), &names, |titles, name| {
         let (with_params, with_loc) = (format!("{name}("), format!("{name} ("));
         titles
@@ -599,11 +580,7 @@ fn peak_rust_runtime_blocks_counted() {
 
 #[test]
 fn peak_rust_flamegraphs_name_functions() {
-    let names: Vec<&str> = PEAK_RUST_FUNCTIONS
-        .iter()
-        .filter(|(_, b)| *b > 0)
-        .map(|(n, _)| *n)
-        .collect();
+    let names = held_at_peak(PEAK_RUST_FUNCTIONS);
     assert_svgs_name(peak_rust(), &names, svg_names_function);
 }
 
@@ -611,13 +588,13 @@ fn peak_rust_flamegraphs_name_functions() {
 // exit_with.c
 // =======================================================================================
 
-fn exit_with(args: &[&str]) -> Run {
-    peakprof_run(&c_example("exit_with.c"), args)
-}
-
-fn assert_exit_with_profile(run: &Run) {
-    check_outputs_consistent(run);
-    assert_peak_bytes(run, 4242);
+/// exit_with.c run with `args`: peakprof and summary.json report exit code `code`, and the
+/// profile is complete and exact.
+fn check_exit_with(args: &[&str], code: i32) {
+    let run = peakprof_run(&c_example("exit_with.c"), args);
+    assert_exit(&run, code, Some(i64::from(code)), None);
+    check_outputs_consistent(&run);
+    assert_peak_bytes(&run, 4242);
     assert_functions(
         &run.folded(),
         &[("main", 4242), ("exit_hold", 4242)],
@@ -632,38 +609,28 @@ fn assert_exit_with_profile(run: &Run) {
 
 #[test]
 fn exit_with_42() {
-    let run = exit_with(&["42"]);
-    assert_exit(&run, 42, Some(42), None);
-    assert_exit_with_profile(&run);
+    check_exit_with(&["42"], 42);
 }
 
 #[test]
 fn exit_with_0() {
-    let run = exit_with(&["0"]);
-    assert_exit(&run, 0, Some(0), None);
-    assert_exit_with_profile(&run);
+    check_exit_with(&["0"], 0);
 }
 
 #[test]
 fn exit_with_255() {
-    let run = exit_with(&["255"]);
-    assert_exit(&run, 255, Some(255), None);
-    assert_exit_with_profile(&run);
+    check_exit_with(&["255"], 255);
 }
 
 #[test]
 fn exit_with_42_via_exit() {
-    let run = exit_with(&["42", "exit"]);
-    assert_exit(&run, 42, Some(42), None);
-    assert_exit_with_profile(&run);
+    check_exit_with(&["42", "exit"], 42);
 }
 
 #[test]
 fn exit_with_42_via_underscore_exit() {
     // _exit skips atexit handlers and destructors: the profile must still be written.
-    let run = exit_with(&["42", "_exit"]);
-    assert_exit(&run, 42, Some(42), None);
-    assert_exit_with_profile(&run);
+    check_exit_with(&["42", "_exit"], 42);
 }
 
 // =======================================================================================

@@ -125,10 +125,7 @@ fn check_real_program(name: &str, argv: &[&str], cwd: &Path, expected_execs: &[&
     let f = run_deadline(&mut peakprof_command(&out_dir, &[], argv, cwd), RUN_TIMEOUT);
     let run = Run {
         out_dir: out_dir.clone(),
-        status: f.status,
-        stdout: f.stdout,
-        stderr: f.stderr,
-        elapsed: f.elapsed,
+        finished: f,
     };
 
     // Same stdout, same status.

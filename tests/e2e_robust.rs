@@ -28,10 +28,7 @@ use rustix::process::Signal;
 fn as_run(out_dir: PathBuf, f: Finished) -> Run {
     Run {
         out_dir,
-        status: f.status,
-        stdout: f.stdout,
-        stderr: f.stderr,
-        elapsed: f.elapsed,
+        finished: f,
     }
 }
 
@@ -45,19 +42,7 @@ fn folded_in(dir: &Path) -> Folded {
 
 /// Asserts the inclusive bytes at the peak of each named function.
 fn assert_functions(folded: &Folded, expected: &[(&str, u64)], context: &str) {
-    let mismatches: Vec<String> = expected
-        .iter()
-        .filter_map(|&(name, want)| {
-            let got = function_bytes(folded, name);
-            (got != want).then(|| format!("{name}: expected {want} bytes at the peak, got {got}"))
-        })
-        .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{context}\n{}\n--- peak.folded (largest first) ---\n{}",
-        mismatches.join("\n"),
-        show_folded(folded, 40)
-    );
+    assert_functions_by(folded, expected, function_bytes, context);
 }
 
 /// peakprof's exit status and the status in summary.json.
@@ -74,17 +59,6 @@ fn assert_status(run: &Run, code: i32, exit_code: Option<i64>, signal: Option<i6
         (exit_code, signal),
         "summary.json (exit_code, signal)\n{}",
         run.describe()
-    );
-}
-
-fn assert_peak(run: &Run, expected: u64) {
-    let got = json_u64(&run.summary(), "peak_bytes");
-    assert_eq!(
-        got,
-        expected,
-        "peak_bytes: expected {expected}, got {got} (difference {})\n--- peak.folded ---\n{}",
-        got as i64 - expected as i64,
-        show_folded(&run.folded(), 40)
     );
 }
 
@@ -132,7 +106,7 @@ fn check_threads_exit_peak(run: &Run) {
          live at the peak; found {other} bytes\n{}",
         show_folded(&folded, 40)
     );
-    assert_peak(run, THREADS_EXIT_OWN + other + churn);
+    assert_peak_bytes(run, THREADS_EXIT_OWN + other + churn);
 }
 
 fn threads_exit(mode: &str) -> Run {
@@ -175,7 +149,7 @@ fn segfault_in_a_thread_while_others_run() {
 fn check_died(run: &Run, signo: i32, holder: &str) {
     assert_status(run, 128 + signo, None, Some(signo as i64));
     check_outputs_consistent(run);
-    assert_peak(run, 250_000);
+    assert_peak_bytes(run, 250_000);
     assert_functions(&run.folded(), &[(holder, 250_000), ("main", 250_000)], "");
 }
 
@@ -303,7 +277,7 @@ fn sigkill_mid_run_recovers_exact_peak() {
     let run = w.finish();
     assert_status(&run, 137, None, Some(9));
     check_outputs_consistent(&run);
-    assert_peak(&run, 305_000);
+    assert_peak_bytes(&run, 305_000);
     assert_functions(
         &run.folded(),
         &[
@@ -338,7 +312,7 @@ fn sigterm_to_peakprof_reaches_the_program() {
     let run = w.finish();
     assert_status(&run, 128 + 15, None, Some(15));
     check_outputs_consistent(&run);
-    assert_peak(&run, 305_000);
+    assert_peak_bytes(&run, 305_000);
     assert_functions(
         &run.folded(),
         &[("hold_big", 300_000), ("hold_small", 5_000)],
@@ -413,7 +387,7 @@ fn sigusr2_snapshot_while_running() {
     let run = w.finish();
     assert_status(&run, 0, Some(0), None);
     check_outputs_consistent(&run);
-    assert_peak(&run, 701_000);
+    assert_peak_bytes(&run, 701_000);
     assert_functions(
         &run.folded(),
         &[
@@ -452,7 +426,7 @@ fn check_fork(mode: &str) {
     assert_eq!(child.ppid, root_pid, "{}", show_processes(&procs));
 
     // Parent: parent_hold + parent_after; the child's block is not the parent's.
-    assert_peak(&run, 120_000);
+    assert_peak_bytes(&run, 120_000);
     assert_functions(
         &run.folded(),
         &[
@@ -491,7 +465,7 @@ fn exec_after_fork_is_profiled_as_its_own_process() {
     let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);
     assert_status(&run, 0, Some(0), None);
     check_outputs_consistent(&run);
-    assert_peak(&run, 100_000);
+    assert_peak_bytes(&run, 100_000);
     let summary = run.summary();
     let procs = processes(&summary);
     let cwd = run.out_dir.parent().unwrap();
@@ -585,7 +559,7 @@ fn no_children_profiles_only_the_root() {
 fn no_children_skips_forked_children() {
     let run = peakprof_run_with(&c_example("fork_exec.c"), &["fork"], &["--no-children"]);
     assert_status(&run, 0, Some(0), None);
-    assert_peak(&run, 120_000);
+    assert_peak_bytes(&run, 120_000);
     let procs = processes(&run.summary());
     assert_eq!(procs.len(), 1, "{}", show_processes(&procs));
     let raw = run.out_dir.join("raw");
@@ -727,7 +701,7 @@ fn check_other_allocator(lib: &str, package: &str) {
     assert_functions(&folded, KNOWN_ALLOCS, &format!("known_allocs with -l{lib}"));
     // The peak is the program's blocks plus whatever library init left live before main;
     // none of the allocator's own mmaps (made inside malloc) may appear.
-    assert_peak(&run, 196_400 + outside_main(&folded));
+    assert_peak_bytes(&run, 196_400 + outside_main(&folded));
     let s = run.summary();
     assert_eq!(json_u64(&s, "leaked_bytes"), outside_main(&folded), "{s}");
 }
@@ -739,7 +713,7 @@ fn glibc_malloc_exact() {
     assert_status(&run, 0, Some(0), None);
     assert_eq!(run.stdout_str(), "known_allocs: usable=100008\n");
     assert_functions(&run.folded(), KNOWN_ALLOCS, "known_allocs with glibc");
-    assert_peak(&run, 196_400);
+    assert_peak_bytes(&run, 196_400);
 }
 
 #[test]
@@ -813,7 +787,7 @@ fn reused_output_dir_does_not_mix_runs() {
         ),
     );
     assert_status(&second, 0, Some(0), None);
-    assert_peak(&second, 4242);
+    assert_peak_bytes(&second, 4242);
     let procs = processes(&second.summary());
     assert_eq!(
         procs.len(),

@@ -1,5 +1,5 @@
-//! Helpers shared by the `render_*` tests of the timeline, pprof, HTML and diff renderers,
-//! included with `#[path]`. Cargo also builds this file as a test target of its own, with
+//! Helpers shared by the `render_*` tests (flame graph, folded, timeline, pprof, HTML, diff,
+//! leaks), included with `#[path]`. Cargo also builds this file as a test target of its own, with
 //! no tests in it.
 #![allow(dead_code)]
 #![cfg(feature = "cli")]
@@ -192,7 +192,10 @@ pub fn parse_xml(xml: &str) -> (Vec<String>, Vec<String>) {
             Event::End(_) => texts.push(open.pop().expect("balanced tags")),
             Event::Text(t) => {
                 let s = t.decode().expect("text decodes");
-                assert!(!s.contains('<'), "raw markup in text: {s:?}");
+                assert!(
+                    !s.contains('<') && !s.contains('&'),
+                    "raw markup in text: {s:?}"
+                );
                 if let Some(top) = open.last_mut() {
                     top.push_str(&s);
                 }

@@ -2,149 +2,40 @@
 //! the empty snapshot, and the size bound on huge profiles.
 #![cfg(feature = "cli")]
 
-use std::path::PathBuf;
+#[path = "render_common.rs"]
+mod common;
 
+use common::{check_golden, parse_xml, sample_report, st};
 use peakprof::render::{flamegraph_svg, FlameOptions};
-use peakprof::report::{ExitStatus, Report, SymStack};
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use peakprof::report::{Report, SymStack};
 
-fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
-    SymStack {
-        frames: frames.iter().map(|s| s.to_string()).collect(),
-        bytes,
-        count,
-    }
-}
-
+/// The shared sample report as the flame graph golden file was made from: only the peak
+/// snapshot, with its own peak time, peak RSS and duration.
 fn small_report() -> Report {
+    let sample = sample_report();
     Report {
-        argv: vec!["./prog".into(), "--size".into(), "12".into()],
-        pid: 1234,
-        ppid: 1,
-        exit: ExitStatus {
-            code: Some(0),
-            signal: None,
-        },
-        peak_bytes: (2 << 20) + (512 << 10) + 4096,
+        argv: sample.argv,
+        pid: sample.pid,
+        ppid: sample.ppid,
+        exit: sample.exit,
+        peak_bytes: sample.peak_bytes,
         peak_time_s: 1.2449,
         peak_rss_bytes: 40 << 20,
         duration_s: 3.5,
-        total_allocs: 5000,
-        total_alloc_bytes: 9 << 20,
+        total_allocs: sample.total_allocs,
+        total_alloc_bytes: sample.total_alloc_bytes,
         sample_rate: 0,
-        at_peak: vec![
-            st(
-                &[
-                    "main (src/main.rs:40)",
-                    "build_index (src/index.rs:88)",
-                    "alloc_big (src/main.rs:12)",
-                ],
-                2 << 20,
-                1,
-            ),
-            st(
-                &[
-                    "main (src/main.rs:40)",
-                    "build_index (src/index.rs:88)",
-                    "grow (src/index.rs:101)",
-                ],
-                512 << 10,
-                3,
-            ),
-            st(
-                &["main (src/main.rs:41)", "load_config (src/config.rs:7)"],
-                4096,
-                12,
-            ),
-        ],
+        at_peak: sample.at_peak,
         at_exit: vec![],
         warnings: vec![],
         ..Report::default()
     }
 }
 
-/// Parses `svg` as XML, failing on anything ill-formed, and returns the text of every
-/// element (entities resolved), in document order of the closing tags.
+/// Parses `svg` strictly as XML (see [`parse_xml`]) and returns the text of every element
+/// (entities resolved), in document order of the closing tags.
 fn parse_svg(svg: &[u8]) -> Vec<String> {
-    let text = std::str::from_utf8(svg).expect("SVG is UTF-8");
-    for c in text.chars() {
-        let allowed = matches!(c, '\t' | '\n' | '\r')
-            || (c >= ' '
-                && c != '\u{FFFE}'
-                && c != '\u{FFFF}'
-                && !('\u{7f}'..='\u{9f}').contains(&c));
-        assert!(allowed, "character {c:?} is not allowed in XML 1.0 output");
-    }
-    let mut reader = Reader::from_str(text);
-    reader.config_mut().check_end_names = true;
-    reader.config_mut().check_comments = true;
-    let mut open: Vec<String> = Vec::new();
-    let mut done = Vec::new();
-    let mut depth = 0usize;
-    loop {
-        match reader.read_event().expect("well-formed XML") {
-            Event::Start(_) => {
-                depth += 1;
-                open.push(String::new());
-            }
-            Event::End(_) => {
-                depth = depth.checked_sub(1).expect("balanced tags");
-                done.push(open.pop().unwrap());
-            }
-            Event::Text(t) => {
-                let s = t.decode().expect("text decodes");
-                assert!(
-                    !s.contains('<') && !s.contains('&'),
-                    "raw markup in text: {s:?}"
-                );
-                if let Some(top) = open.last_mut() {
-                    top.push_str(&s);
-                }
-            }
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().expect("valid char ref") {
-                    Some(c) => c.to_string(),
-                    None => match &*r.decode().unwrap() {
-                        "amp" => "&".to_string(),
-                        "lt" => "<".to_string(),
-                        "gt" => ">".to_string(),
-                        "quot" => "\"".to_string(),
-                        "apos" => "'".to_string(),
-                        other => panic!("undefined entity &{other};"),
-                    },
-                };
-                if let Some(top) = open.last_mut() {
-                    top.push_str(&resolved);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    assert_eq!(depth, 0, "unclosed elements");
-    done
-}
-
-fn check_golden(name: &str, actual: &[u8]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{} differs from the output; run with UPDATE_GOLDEN=1 to accept the change",
-        path.display()
-    );
+    parse_xml(std::str::from_utf8(svg).expect("SVG is UTF-8")).0
 }
 
 #[test]

@@ -2,42 +2,13 @@
 //! hold for any frame names a hostile or odd program could produce.
 #![cfg(feature = "cli")]
 
-use std::path::PathBuf;
+#[path = "render_common.rs"]
+mod common;
 
+use common::{check_golden, st};
 use peakprof::render::{bound_stacks, folded};
 use peakprof::report::SymStack;
 use proptest::prelude::*;
-
-fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
-    SymStack {
-        frames: frames.iter().map(|s| s.to_string()).collect(),
-        bytes,
-        count,
-    }
-}
-
-/// Compares `actual` with `tests/golden/<name>`, rewriting the file instead when
-/// `UPDATE_GOLDEN=1` so an intended change is one command away.
-fn check_golden(name: &str, actual: &[u8]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{} differs from the output; run with UPDATE_GOLDEN=1 to accept the change",
-        path.display()
-    );
-}
 
 #[test]
 fn golden_folded() {

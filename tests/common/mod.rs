@@ -7,11 +7,13 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::ops::Deref;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
@@ -27,8 +29,48 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn tmp_root() -> PathBuf {
+pub fn tmp_root() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// A fresh, empty directory `base/<name>-<pid>-<n>`, unique to this process and call. Kept
+/// after the test for inspection (target/tmp is cargo's scratch space).
+pub fn unique_dir(base: &Path, name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = base.join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Directories kept for inspection are removed from `base` once older than a day (once per
+/// test process and `base`), so that they do not pile up.
+pub fn remove_stale(base: &Path) {
+    static CLEANED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let mut cleaned = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+    if !cleaned.insert(base.to_path_buf()) {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Page size assumed by the examples' ground truth (x86_64).
@@ -161,19 +203,17 @@ pub fn rust_example(name: &str) -> PathBuf {
 // Running peakprof
 // ---------------------------------------------------------------------------------------
 
-/// One `peakprof run` and everything it left behind.
+/// What a finished command left: status, both outputs, time taken.
 #[derive(Debug)]
-pub struct Run {
-    /// The `-o` directory: peak.folded, summary.json, peak.svg, peak-reversed.svg.
-    pub out_dir: PathBuf,
+pub struct Finished {
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub elapsed: Duration,
 }
 
-impl Run {
-    /// peakprof's own exit code (it exits with the program's status, 128+N for signal N).
+impl Finished {
+    /// The exit code (for peakprof: it exits with the program's status, 128+N for signal N).
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
@@ -186,6 +226,35 @@ impl Run {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
 
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?} after {:.1}s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            self.elapsed.as_secs_f64(),
+            self.stdout_str(),
+            self.stderr_str()
+        )
+    }
+}
+
+/// One `peakprof run` and everything it left behind. Derefs to its [`Finished`] (status,
+/// outputs, time taken).
+#[derive(Debug)]
+pub struct Run {
+    /// The `-o` directory: peak.folded, summary.json, peak.svg, peak-reversed.svg.
+    pub out_dir: PathBuf,
+    pub finished: Finished,
+}
+
+impl Deref for Run {
+    type Target = Finished;
+
+    fn deref(&self) -> &Finished {
+        &self.finished
+    }
+}
+
+impl Run {
     pub fn path(&self, file: &str) -> PathBuf {
         self.out_dir.join(file)
     }
@@ -244,76 +313,52 @@ pub fn peakprof_run(program: &Path, args: &[&str]) -> Run {
 
 /// Like [`peakprof_run`], with extra `peakprof run` options placed before `--`.
 pub fn peakprof_run_with(program: &Path, args: &[&str], options: &[&str]) -> Run {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = program.file_name().unwrap().to_string_lossy().into_owned();
     let base = tmp_root().join("runs");
-    remove_stale_runs(&base);
-    let out_dir = base.join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    if out_dir.exists() {
-        std::fs::remove_dir_all(&out_dir).unwrap();
-    }
-    std::fs::create_dir_all(&out_dir).unwrap();
+    remove_stale(&base);
+    let out_dir = unique_dir(&base, &name);
+    let finished = run_in_group(
+        Command::new(PEAKPROF)
+            .arg("run")
+            .arg("-o")
+            .arg(&out_dir)
+            .args(options)
+            .arg("--")
+            .arg(program)
+            .args(args)
+            .current_dir(&base),
+        RUN_TIMEOUT,
+        &format!("peakprof run -- {} {args:?}", program.display()),
+    );
+    Run { out_dir, finished }
+}
 
+/// Runs `cmd` in a process group of its own with stdin closed and both outputs captured;
+/// after `timeout` the whole group is killed and the test fails (a hang must not block the
+/// suite, and nothing it started may outlive the test). `what` names the command in panics.
+pub fn run_in_group(cmd: &mut Command, timeout: Duration, what: &str) -> Finished {
     let started = Instant::now();
-    let mut child = Command::new(PEAKPROF)
-        .arg("run")
-        .arg("-o")
-        .arg(&out_dir)
-        .args(options)
-        .arg("--")
-        .arg(program)
-        .args(args)
-        .current_dir(&base)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, so that a timeout can stop peakprof and the program it runs
-        // together, and no profiled process outlives the test.
         .process_group(0)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {PEAKPROF}: {e}"));
-
-    // Drain both pipes on their own threads: a full pipe must not stall the child.
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            // The group we created: peakprof (its id is the group's) and what it started.
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg("--")
-                .arg(format!("-{}", child.id()))
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "peakprof run -- {} {args:?} did not finish within {RUN_TIMEOUT:?}",
-                program.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let (out_reader, err_reader) = drain_pipes(&mut child);
+    let Some(status) = wait_until(&mut child, started, timeout, Duration::from_millis(20)) else {
+        // The group we created: the command (its id is the group's) and its children.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg("--")
+            .arg(format!("-{}", child.id()))
+            .status();
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} did not finish within {timeout:?}");
     };
     let elapsed = started.elapsed();
-    Run {
-        out_dir,
+    Finished {
         status,
         stdout: out_reader.join().unwrap(),
         stderr: err_reader.join().unwrap(),
@@ -321,26 +366,39 @@ pub fn peakprof_run_with(program: &Path, args: &[&str], options: &[&str]) -> Run
     }
 }
 
-/// Run directories are kept for inspection after a failure; those older than a day are
-/// removed (once per test process) so that they do not pile up.
-fn remove_stale_runs(base: &Path) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let Ok(entries) = std::fs::read_dir(base) else {
-            return;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(24 * 3600));
-            if old {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+/// Reads the piped stdout and stderr of `child` to their end, each on a thread of its own: a
+/// full pipe must not stall the child.
+pub fn drain_pipes(child: &mut Child) -> (JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>) {
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = pipe.read_to_end(&mut v);
+            v
+        })
+    };
+    (
+        drain(Box::new(child.stdout.take().unwrap())),
+        drain(Box::new(child.stderr.take().unwrap())),
+    )
+}
+
+/// Polls `child` every `poll` until it exits (its status), or until `timeout` has passed
+/// since `started` (None; the child is left running for the caller to deal with).
+pub fn wait_until(
+    child: &mut Child,
+    started: Instant,
+    timeout: Duration,
+    poll: Duration,
+) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
         }
-    });
+        if started.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(poll);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -509,6 +567,47 @@ pub fn mentions_function(folded: &Folded, name: &str) -> bool {
     folded
         .iter()
         .any(|(frames, _)| frames.iter().any(|f| function_name(f) == name))
+}
+
+/// Asserts the inclusive bytes at the peak of each named function, as `bytes_of` counts them
+/// (e.g. [`function_bytes`]). A failure lists every mismatch, after `context` unless it is
+/// empty, and the profile.
+pub fn assert_functions_by(
+    folded: &Folded,
+    expected: &[(&str, u64)],
+    bytes_of: impl Fn(&Folded, &str) -> u64,
+    context: &str,
+) {
+    let mismatches: Vec<String> = expected
+        .iter()
+        .filter_map(|&(name, want)| {
+            let got = bytes_of(folded, name);
+            (got != want).then(|| format!("{name}: expected {want} bytes at the peak, got {got}"))
+        })
+        .collect();
+    let context = if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}\n")
+    };
+    assert!(
+        mismatches.is_empty(),
+        "{context}{}\n--- peak.folded (largest first) ---\n{}",
+        mismatches.join("\n"),
+        show_folded(folded, 40)
+    );
+}
+
+/// Asserts summary.json's `peak_bytes`, showing the difference and the profile on failure.
+pub fn assert_peak_bytes(run: &Run, expected: u64) {
+    let got = json_u64(&run.summary(), "peak_bytes");
+    assert_eq!(
+        got,
+        expected,
+        "peak_bytes: expected {expected}, got {got} (difference {})\n--- peak.folded ---\n{}",
+        got as i64 - expected as i64,
+        show_folded(&run.folded(), 40)
+    );
 }
 
 /// All distinct function names in the profile (for failure messages).

@@ -8,13 +8,14 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{json_u64, Value, PEAKPROF};
+use crate::common::{
+    drain_pipes, json_opt_i64, json_u64, remove_stale, tmp_root, unique_dir, wait_until, Finished,
+    Value, PEAKPROF,
+};
 
 /// Prints the line that makes a skipped test visible in `cargo test` output (run with
 /// `--nocapture` to see it; it is in the captured output of the test otherwise).
@@ -25,41 +26,9 @@ pub fn skip(why: &str) {
 /// A fresh, empty directory under `CARGO_TARGET_TMPDIR/robust/`, unique to this process and
 /// call. Kept after the test for inspection (the whole tree is disposable).
 pub fn fresh_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("robust");
+    let root = tmp_root().join("robust");
     remove_stale(&root);
-    let dir = root.join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Directories older than a day are removed (once per test process), so that the ones
-/// kept for inspection do not pile up.
-fn remove_stale(root: &Path) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let Ok(entries) = std::fs::read_dir(root) else {
-            return;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(24 * 3600));
-            if old {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    });
+    unique_dir(&root, name)
 }
 
 /// The full path of `program` found on `PATH`, if any.
@@ -75,36 +44,6 @@ pub fn which(program: &str) -> Option<PathBuf> {
         })
 }
 
-/// What a finished command left: status, both outputs, time taken.
-#[derive(Debug)]
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub elapsed: Duration,
-}
-
-impl Finished {
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-    pub fn stdout_str(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-    pub fn stderr_str(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-    pub fn describe(&self) -> String {
-        format!(
-            "status {:?} after {:.1}s\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status,
-            self.elapsed.as_secs_f64(),
-            self.stdout_str(),
-            self.stderr_str()
-        )
-    }
-}
-
 /// Starts `cmd` with stdin closed and both outputs piped.
 pub fn spawn(cmd: &mut Command) -> Child {
     cmd.stdin(Stdio::null())
@@ -118,35 +57,19 @@ pub fn spawn(cmd: &mut Command) -> Child {
 /// this child) and returns `Err` with what it printed when it outlives `timeout`.
 pub fn wait_deadline(mut child: Child, timeout: Duration) -> Result<Finished, String> {
     let started = Instant::now();
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Ok(Finished {
-                status,
-                stdout: out_reader.join().unwrap(),
-                stderr: err_reader.join().unwrap(),
-                elapsed: started.elapsed(),
-            });
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            // The pipes may be held open by grandchildren: do not wait for the readers.
-            return Err(format!("did not finish within {timeout:?} (killed)"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (out_reader, err_reader) = drain_pipes(&mut child);
+    let Some(status) = wait_until(&mut child, started, timeout, Duration::from_millis(10)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        // The pipes may be held open by grandchildren: do not wait for the readers.
+        return Err(format!("did not finish within {timeout:?} (killed)"));
+    };
+    Ok(Finished {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Runs `cmd` to completion with a deadline; a hang fails the test.
@@ -218,29 +141,22 @@ pub fn processes(summary: &Value) -> Vec<Process> {
         .and_then(Value::as_array)
         .unwrap_or_else(|| panic!("summary.json: `processes` is not an array: {summary}"));
     list.iter()
-        .map(|p| {
-            let opt = |k: &str| match p.get(k) {
-                Some(Value::Null) => None,
-                Some(v) if v.is_i64() => v.as_i64(),
-                other => panic!("processes[].{k}: expected an integer or null, got {other:?}"),
-            };
-            Process {
-                pid: json_u64(p, "pid"),
-                ppid: json_u64(p, "ppid"),
-                command: p
-                    .get("command")
-                    .and_then(Value::as_str)
-                    .unwrap_or_else(|| panic!("processes[].command missing: {p}"))
-                    .to_string(),
-                peak_bytes: json_u64(p, "peak_bytes"),
-                exit_code: opt("exit_code"),
-                signal: opt("signal"),
-                dir: p
-                    .get("dir")
-                    .and_then(Value::as_str)
-                    .unwrap_or_else(|| panic!("processes[].dir missing: {p}"))
-                    .to_string(),
-            }
+        .map(|p| Process {
+            pid: json_u64(p, "pid"),
+            ppid: json_u64(p, "ppid"),
+            command: p
+                .get("command")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("processes[].command missing: {p}"))
+                .to_string(),
+            peak_bytes: json_u64(p, "peak_bytes"),
+            exit_code: json_opt_i64(p, "exit_code"),
+            signal: json_opt_i64(p, "signal"),
+            dir: p
+                .get("dir")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("processes[].dir missing: {p}"))
+                .to_string(),
         })
         .collect()
 }
