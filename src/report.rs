@@ -57,3 +57,13 @@ pub struct Report {
     /// Problems met while symbolizing (missing files, build-id mismatch), one line each.
     pub warnings: Vec<String>,
 }
+
+/// A stack for tests: frames root first, bytes, count.
+#[cfg(test)]
+pub(crate) fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
+    SymStack {
+        frames: frames.iter().map(|s| s.to_string()).collect(),
+        bytes,
+        count,
+    }
+}

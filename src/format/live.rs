@@ -10,7 +10,7 @@
 //! At a normal exit the final `<id>.ppf` replaces both. When a process never wrote it, the
 //! CLI recovers its profile from these two files with [`recover`].
 
-use super::wire::{put_bytes, put_i64, put_u64, Cursor};
+use super::wire::{put_bytes, put_u64, Cursor};
 use super::{FormatError, Meta, Module, Profile, SiteBytes, Stack, WriteReason};
 use crate::record::{Site, Totals};
 
@@ -83,14 +83,7 @@ pub fn log_meta(
 /// A log record for a loaded module.
 pub fn log_module(m: &Module) -> Vec<u8> {
     let mut p = Vec::new();
-    put_bytes(&mut p, m.path.as_bytes());
-    put_bytes(&mut p, &m.build_id);
-    put_u64(&mut p, m.bias);
-    put_u64(&mut p, m.ranges.len() as u64);
-    for &(s, e) in &m.ranges {
-        put_u64(&mut p, s);
-        put_u64(&mut p, e.saturating_sub(s));
-    }
+    super::write::put_module(&mut p, m);
     record(TAG_MODULE, &p)
 }
 
@@ -98,12 +91,7 @@ pub fn log_module(m: &Module) -> Vec<u8> {
 pub fn log_stack(id: u32, frames: &[u64]) -> Vec<u8> {
     let mut p = Vec::with_capacity(frames.len() * 4 + 8);
     put_u64(&mut p, u64::from(id));
-    put_u64(&mut p, frames.len() as u64);
-    let mut prev = 0u64;
-    for &f in frames {
-        put_i64(&mut p, f.wrapping_sub(prev) as i64);
-        prev = f;
-    }
+    super::write::put_frames(&mut p, frames);
     record(TAG_STACK, &p)
 }
 
@@ -150,34 +138,10 @@ fn parse_log(log: &[u8]) -> Result<LogContents, FormatError> {
                 out.meta.sample_rate = p.u64()?;
                 seen_meta = true;
             }
-            TAG_MODULE => {
-                let path = p.string()?;
-                let build_id = p.bytes()?.to_vec();
-                let bias = p.u64()?;
-                let n = p.count(2)?;
-                let mut ranges = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let s = p.u64()?;
-                    let len = p.u64()?;
-                    ranges.push((s, s.saturating_add(len)));
-                }
-                out.modules.push(Module {
-                    path,
-                    build_id,
-                    bias,
-                    ranges,
-                });
-            }
+            TAG_MODULE => out.modules.push(super::read::module(&mut p)?),
             TAG_STACK => {
                 let id = p.u32()?;
-                let n = p.count(1)?;
-                let mut frames = Vec::with_capacity(n);
-                let mut prev = 0u64;
-                for _ in 0..n {
-                    prev = prev.wrapping_add(p.i64()? as u64);
-                    frames.push(prev);
-                }
-                out.stacks.push((id, frames));
+                out.stacks.push((id, super::read::frames(&mut p)?));
             }
             _ => {}
         }

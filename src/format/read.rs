@@ -47,44 +47,46 @@ fn meta(c: &mut Cursor<'_>) -> Result<Meta, FormatError> {
     })
 }
 
+/// One module, as [`super::write`] puts it (shared with the live log).
+pub(super) fn module(c: &mut Cursor<'_>) -> Result<Module, FormatError> {
+    let path = c.string()?;
+    let build_id = c.bytes()?.to_vec();
+    let bias = c.u64()?;
+    let nr = c.count(2)?;
+    let mut ranges = Vec::with_capacity(nr);
+    for _ in 0..nr {
+        let start = c.u64()?;
+        let len = c.u64()?;
+        ranges.push((start, start.saturating_add(len)));
+    }
+    Ok(Module {
+        path,
+        build_id,
+        bias,
+        ranges,
+    })
+}
+
 fn modules(c: &mut Cursor<'_>) -> Result<Vec<Module>, FormatError> {
     let n = c.count(4)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let path = c.string()?;
-        let build_id = c.bytes()?.to_vec();
-        let bias = c.u64()?;
-        let nr = c.count(2)?;
-        let mut ranges = Vec::with_capacity(nr);
-        for _ in 0..nr {
-            let start = c.u64()?;
-            let len = c.u64()?;
-            ranges.push((start, start.saturating_add(len)));
-        }
-        out.push(Module {
-            path,
-            build_id,
-            bias,
-            ranges,
-        });
+    (0..n).map(|_| module(c)).collect()
+}
+
+/// One stack's frames (shared with the live log).
+pub(super) fn frames(c: &mut Cursor<'_>) -> Result<Vec<u64>, FormatError> {
+    let nf = c.count(1)?;
+    let mut frames = Vec::with_capacity(nf);
+    let mut prev = 0u64;
+    for _ in 0..nf {
+        prev = prev.wrapping_add(c.i64()? as u64);
+        frames.push(prev);
     }
-    Ok(out)
+    Ok(frames)
 }
 
 fn stacks(c: &mut Cursor<'_>) -> Result<Vec<Stack>, FormatError> {
     let n = c.count(1)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let nf = c.count(1)?;
-        let mut frames = Vec::with_capacity(nf);
-        let mut prev = 0u64;
-        for _ in 0..nf {
-            prev = prev.wrapping_add(c.i64()? as u64);
-            frames.push(prev);
-        }
-        out.push(Stack { frames });
-    }
-    Ok(out)
+    (0..n).map(|_| Ok(Stack { frames: frames(c)? })).collect()
 }
 
 fn sites(c: &mut Cursor<'_>) -> Result<Vec<SiteBytes>, FormatError> {

@@ -50,30 +50,40 @@ fn meta(out: &mut Vec<u8>, m: &Meta) {
     put_u64(out, m.truncated_stacks);
 }
 
+/// One module: path, build-id, bias, ranges as (start, length). Shared with the live log.
+pub(super) fn put_module(out: &mut Vec<u8>, m: &Module) {
+    put_bytes(out, m.path.as_bytes());
+    put_bytes(out, &m.build_id);
+    put_u64(out, m.bias);
+    put_u64(out, m.ranges.len() as u64);
+    for &(start, end) in &m.ranges {
+        put_u64(out, start);
+        put_u64(out, end.saturating_sub(start));
+    }
+}
+
 fn modules(out: &mut Vec<u8>, modules: &[Module]) {
     put_u64(out, modules.len() as u64);
     for m in modules {
-        put_bytes(out, m.path.as_bytes());
-        put_bytes(out, &m.build_id);
-        put_u64(out, m.bias);
-        put_u64(out, m.ranges.len() as u64);
-        for &(start, end) in &m.ranges {
-            put_u64(out, start);
-            put_u64(out, end.saturating_sub(start));
-        }
+        put_module(out, m);
+    }
+}
+
+/// One stack's frames: count, then deltas (neighbouring frames usually sit in the same
+/// module, so deltas are short). Shared with the live log.
+pub(super) fn put_frames(out: &mut Vec<u8>, frames: &[u64]) {
+    put_u64(out, frames.len() as u64);
+    let mut prev = 0u64;
+    for &f in frames {
+        put_i64(out, f.wrapping_sub(prev) as i64);
+        prev = f;
     }
 }
 
 fn stacks(out: &mut Vec<u8>, stacks: &[Stack]) {
     put_u64(out, stacks.len() as u64);
     for s in stacks {
-        put_u64(out, s.frames.len() as u64);
-        // Neighbouring frames usually sit in the same module: deltas make them short.
-        let mut prev = 0u64;
-        for &f in &s.frames {
-            put_i64(out, f.wrapping_sub(prev) as i64);
-            prev = f;
-        }
+        put_frames(out, &s.frames);
     }
 }
 

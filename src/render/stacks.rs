@@ -131,13 +131,7 @@ pub fn bound_stacks(stacks: &[SymStack], threshold: u64) -> (Vec<SymStack>, usiz
 mod tests {
     use super::*;
 
-    fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
-        SymStack {
-            frames: frames.iter().map(|s| s.to_string()).collect(),
-            bytes,
-            count,
-        }
-    }
+    use crate::report::st;
 
     #[test]
     fn merge_sums_duplicates_drops_zero_and_orders() {

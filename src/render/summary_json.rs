@@ -129,15 +129,9 @@ fn share(part: u64, whole: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ExitStatus, SymStack};
+    use crate::report::ExitStatus;
 
-    fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
-        SymStack {
-            frames: frames.iter().map(|s| s.to_string()).collect(),
-            bytes,
-            count,
-        }
-    }
+    use crate::report::st;
 
     fn sample() -> Report {
         Report {

@@ -221,15 +221,8 @@ pub(crate) fn strip_location(frame: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::SymStack;
 
-    fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
-        SymStack {
-            frames: frames.iter().map(|s| s.to_string()).collect(),
-            bytes,
-            count,
-        }
-    }
+    use crate::report::st;
 
     #[test]
     fn full_summary() {
