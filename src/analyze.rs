@@ -61,8 +61,23 @@ impl<'a> StackNamer<'a> {
             return n.clone();
         }
         let frames = &self.profile.stacks[id as usize].frames;
+        // Start-up frames at the root are recognized from symbol tables alone, so that a
+        // library whose only frames are those (libc, usually) never has its debug info
+        // loaded; they are dropped like the display names below would be.
+        let root_first: Vec<u64> = frames.iter().rev().copied().collect();
+        let skip = root_first
+            .iter()
+            .take(STARTUP_DEPTH)
+            .rposition(|&a| {
+                a != TRUNCATED_FRAME
+                    && self
+                        .sym
+                        .symbol_name(a)
+                        .is_some_and(|n| STARTUP_FRAMES.contains(&n.as_str()))
+            })
+            .map_or(0, |i| i + 1);
         let mut names = Vec::with_capacity(frames.len() + 4);
-        for &addr in frames.iter().rev() {
+        for &addr in &root_first[skip..] {
             if addr == TRUNCATED_FRAME {
                 names.push(TRUNCATED_NAME.to_string());
                 continue;

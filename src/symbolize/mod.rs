@@ -9,6 +9,7 @@ mod demangle;
 mod frame;
 mod loaded;
 mod module_index;
+mod symtab;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ pub use frame::Frame;
 
 use loaded::LoadedModule;
 use module_index::ModuleIndex;
+use symtab::SymbolTable;
 
 /// Where distributions install separate debug files.
 const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
@@ -37,7 +39,10 @@ struct OpenedFile {
 /// script's hundred children) load the same libraries, which are then read and resolved
 /// once instead of once per process.
 #[derive(Default, Clone)]
-pub struct SymbolCache(Rc<RefCell<HashMap<FileKey, Rc<OpenedFile>>>>);
+pub struct SymbolCache(
+    Rc<RefCell<HashMap<FileKey, Rc<OpenedFile>>>>,
+    Rc<RefCell<HashMap<FileKey, Rc<SymbolTable>>>>,
+);
 
 /// A file as a module map names it: path and build-id.
 type FileKey = (String, Vec<u8>);
@@ -111,6 +116,34 @@ impl Symbolizer {
         let frames = self.resolve(return_address);
         self.cache.insert(return_address, frames.clone());
         frames
+    }
+
+    /// The symbol-table name of the function a *return address* returns into, without
+    /// loading debug info (see [`symtab`]); `None` when unknown. For recognizing frames,
+    /// not for showing them: no file, line or inlining.
+    pub fn symbol_name(&mut self, return_address: u64) -> Option<String> {
+        let idx = self.module_of(return_address)?;
+        let module = &self.modules[idx];
+        if module.path.is_empty() || return_address == 0 {
+            return None;
+        }
+        let key = (module.path.clone(), module.build_id.clone());
+        let cached = self.files.1.borrow().get(&key).cloned();
+        let table = cached.unwrap_or_else(|| {
+            // The debug file has the full symbol table (local functions included); the
+            // module's own file may have only `.dynsym`.
+            let located =
+                debug_files::locate(Path::new(&module.path), &module.build_id, &self.debug_dirs);
+            let path = located
+                .source
+                .and_then(|s| s.dwarf.or(s.symbols))
+                .unwrap_or_else(|| PathBuf::from(&module.path));
+            let table = Rc::new(SymbolTable::read(&path));
+            self.files.1.borrow_mut().insert(key, Rc::clone(&table));
+            table
+        });
+        let svma = (return_address - 1).wrapping_sub(module.bias);
+        table.name_at(svma).map(str::to_string)
     }
 
     /// Index of the module containing `addr`, if any.
