@@ -114,6 +114,7 @@ pub fn sample_report() -> Report {
                 mib * MIB
             },
             rss_bytes: rss_mib * MIB,
+            last_bytes: mib * MIB,
         })
         .collect(),
         modules: vec![peakprof::format::Module {

@@ -101,6 +101,7 @@ fn special_cases() {
         time_ns: 0,
         bytes: 10,
         rss_bytes: 0,
+        last_bytes: 10,
     }];
     let svg = timeline_svg(&r, "t");
     assert!(texts(&svg).contains(&format!(

@@ -117,6 +117,10 @@ pub struct SiteBytes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TimelinePoint {
     pub time_ns: u64,
+    /// The most tracked bytes during the interval.
     pub bytes: u64,
     pub rss_bytes: u64,
+    /// Tracked bytes at the interval's last event: what was held across a following stretch
+    /// with no activity.
+    pub last_bytes: u64,
 }

@@ -103,7 +103,7 @@ fn sites(c: &mut Cursor<'_>) -> Result<Vec<SiteBytes>, FormatError> {
 }
 
 fn timeline(c: &mut Cursor<'_>) -> Result<Vec<TimelinePoint>, FormatError> {
-    let n = c.count(3)?;
+    let n = c.count(4)?;
     let mut out = Vec::with_capacity(n);
     let mut t = 0u64;
     for _ in 0..n {
@@ -112,6 +112,7 @@ fn timeline(c: &mut Cursor<'_>) -> Result<Vec<TimelinePoint>, FormatError> {
             time_ns: t,
             bytes: c.u64()?,
             rss_bytes: c.u64()?,
+            last_bytes: c.u64()?,
         });
     }
     Ok(out)

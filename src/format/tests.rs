@@ -55,11 +55,13 @@ fn sample() -> Profile {
                 time_ns: 1_000_000,
                 bytes: 123_456,
                 rss_bytes: 1 << 20,
+                last_bytes: 120_000,
             },
             TimelinePoint {
                 time_ns: 2_000_000,
                 bytes: 100,
                 rss_bytes: 2 << 20,
+                last_bytes: 100,
             },
         ],
     }
@@ -164,6 +166,7 @@ fn arb_profile() -> impl Strategy<Value = Profile> {
                         time_ns: t,
                         bytes,
                         rss_bytes: rss,
+                        last_bytes: bytes / 2,
                     }
                 })
                 .collect();

@@ -104,6 +104,7 @@ fn timeline(out: &mut Vec<u8>, points: &[TimelinePoint]) {
         prev = p.time_ns;
         put_u64(out, p.bytes);
         put_u64(out, p.rss_bytes);
+        put_u64(out, p.last_bytes);
     }
 }
 

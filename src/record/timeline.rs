@@ -43,6 +43,7 @@ impl Timeline {
             if time_ns < last.time_ns {
                 last.bytes = last.bytes.max(bytes);
                 last.rss_bytes = last.rss_bytes.max(rss_bytes);
+                last.last_bytes = bytes;
                 return false;
             }
         }
@@ -55,6 +56,7 @@ impl Timeline {
             time_ns: bucket_end,
             bytes,
             rss_bytes,
+            last_bytes: bytes,
         });
         true
     }
@@ -77,6 +79,7 @@ impl Timeline {
                 Some(last) if last.time_ns == end => {
                     last.bytes = last.bytes.max(p.bytes);
                     last.rss_bytes = last.rss_bytes.max(p.rss_bytes);
+                    last.last_bytes = p.last_bytes;
                 }
                 _ => merged.push(TimelinePoint { time_ns: end, ..p }),
             }
@@ -93,6 +96,24 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_point_keeps_the_value_its_interval_ended_with() {
+        let mut t = Timeline::new(4, 10);
+        t.observe(1, 100, 0);
+        t.observe(5, 900, 0);
+        t.observe(8, 200, 0); // freed most of it before the interval ended
+        t.observe(55, 300, 0); // a quiet stretch, then a new interval
+        let p = t.points();
+        assert_eq!((p[0].bytes, p[0].last_bytes), (900, 200));
+        assert_eq!((p[1].bytes, p[1].last_bytes), (300, 300));
+        // Merging intervals keeps the later one's ending value.
+        for i in 0..10u64 {
+            t.observe(100 + i * 10, 1000 + i, 0);
+        }
+        let last = t.points().last().unwrap();
+        assert_eq!(last.last_bytes, 1009);
+    }
 
     #[test]
     fn stays_bounded_and_keeps_the_maximum() {

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use super::flamegraph::xml_escape;
 use super::text::{sanitize_line, truncate_chars};
 use super::units::{human_bytes, human_duration};
+use crate::format::TimelinePoint;
 use crate::report::Report;
 
 const WIDTH: f64 = 1200.0;
@@ -133,10 +134,8 @@ pub fn timeline_svg(report: &Report, title: &str) -> String {
     );
 
     // Heap: a filled area under the line makes "how much, for how long" readable at a glance.
-    let heap: Vec<(f64, f64)> = points
-        .iter()
-        .map(|p| (plot.x(p.time_ns as f64 / 1e9), plot.y(p.bytes as f64)))
-        .collect();
+    let width_ns = interval_ns(&points);
+    let heap = steps(&points, |p| p.bytes, |p| p.last_bytes, width_ns, &plot);
     let line = coords(&heap);
     let (first_x, last_x) = (heap[0].0, heap[heap.len() - 1].0);
     let base = HEIGHT - BOTTOM;
@@ -149,11 +148,9 @@ pub fn timeline_svg(report: &Report, title: &str) -> String {
         r#"<polyline points="{line}" fill="none" stroke="{HEAP_COLOR}" stroke-width="2" stroke-linejoin="round"/>"#
     );
     if has_rss {
-        let rss: Vec<(f64, f64)> = points
-            .iter()
-            .filter(|p| p.rss_bytes > 0)
-            .map(|p| (plot.x(p.time_ns as f64 / 1e9), plot.y(p.rss_bytes as f64)))
-            .collect();
+        let known: Vec<TimelinePoint> =
+            points.iter().filter(|p| p.rss_bytes > 0).copied().collect();
+        let rss = steps(&known, |p| p.rss_bytes, |p| p.rss_bytes, width_ns, &plot);
         let _ = writeln!(
             svg,
             r#"<polyline points="{}" fill="none" stroke="{RSS_COLOR}" stroke-width="2" stroke-linejoin="round"/>"#,
@@ -177,7 +174,8 @@ pub fn timeline_svg(report: &Report, title: &str) -> String {
         );
     }
 
-    peak_marker(&mut svg, &plot, report.peak_bytes, peak_time);
+    let at = peak_time.map(|t| dot_time(&points, report.peak_bytes, t, width_ns));
+    peak_marker(&mut svg, &plot, report.peak_bytes, peak_time, at);
     legend(&mut svg, has_rss, limit, limit_drawn.is_some());
     svg.push_str("</svg>\n");
     svg
@@ -197,6 +195,68 @@ impl Plot {
     fn y(&self, bytes: f64) -> f64 {
         let top = HEIGHT - BOTTOM - TOP;
         HEIGHT - BOTTOM - top * (bytes / self.y_max).clamp(0.0, 1.0)
+    }
+}
+
+/// The width of one timeline interval: points sit at the ends of equal intervals, and
+/// the smallest gap between two of them is one interval (the whole span for one point).
+fn interval_ns(points: &[TimelinePoint]) -> u64 {
+    points
+        .windows(2)
+        .map(|w| w[1].time_ns.saturating_sub(w[0].time_ns))
+        .filter(|&d| d > 0)
+        .min()
+        .unwrap_or_else(|| points.first().map_or(1, |p| p.time_ns))
+        .max(1)
+}
+
+/// The chart coordinates of a series as steps. Each point is the maximum of the interval
+/// that ends at its time, so it is drawn level across that interval only; across a gap
+/// (no allocation activity) the level is what the previous interval ended with (`carry`).
+/// A straight line from point to point would draw a quiet stretch as a ramp that never
+/// happened, and carrying the maximum would draw a freed peak as still held.
+fn steps(
+    points: &[TimelinePoint],
+    level: impl Fn(&TimelinePoint) -> u64,
+    carry: impl Fn(&TimelinePoint) -> u64,
+    width_ns: u64,
+    plot: &Plot,
+) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 4);
+    let mut prev: Option<(f64, f64)> = None;
+    for p in points {
+        let start_s = p.time_ns.saturating_sub(width_ns) as f64 / 1e9;
+        let (x0, x1) = (plot.x(start_s), plot.x(p.time_ns as f64 / 1e9));
+        let y = plot.y(level(p) as f64);
+        let x0 = match prev {
+            Some((px, carried)) if x0 > px => {
+                out.push((px, carried));
+                out.push((x0, carried));
+                x0
+            }
+            Some((px, _)) => px,
+            None => x0,
+        };
+        out.push((x0, y));
+        out.push((x1, y));
+        prev = Some((x1, plot.y(carry(p) as f64)));
+    }
+    if let Some((px, carried)) = prev {
+        out.push((px, carried));
+    }
+    out
+}
+
+/// Where the peak dot goes: at the exact peak time, kept inside the interval whose maximum
+/// is the peak (events are timed with a clock coarser than the peak's own).
+fn dot_time(points: &[TimelinePoint], peak_bytes: u64, peak_time: f64, width_ns: u64) -> f64 {
+    match points.iter().find(|p| p.bytes >= peak_bytes) {
+        Some(p) => {
+            let end = p.time_ns as f64 / 1e9;
+            let start = p.time_ns.saturating_sub(width_ns) as f64 / 1e9;
+            peak_time.clamp(start, end)
+        }
+        None => peak_time,
     }
 }
 
@@ -227,13 +287,19 @@ fn header(svg: &mut String, title: &str) {
 
 /// The dot at the exact peak, a dashed drop line to the time axis, and the label, placed
 /// left of the dot when the peak is near the right edge so it stays inside the chart.
-fn peak_marker(svg: &mut String, plot: &Plot, peak_bytes: u64, peak_time: Option<f64>) {
+fn peak_marker(
+    svg: &mut String,
+    plot: &Plot,
+    peak_bytes: u64,
+    peak_time: Option<f64>,
+    at: Option<f64>,
+) {
     let y = plot.y(peak_bytes as f64);
     let label = match peak_time {
         Some(t) => format!("peak {} at {}", human_bytes(peak_bytes), human_duration(t)),
         None => format!("peak {}", human_bytes(peak_bytes)),
     };
-    let Some(t) = peak_time else {
+    let Some(t) = at else {
         // No trustworthy time: name the peak at the left edge without a position.
         let _ = writeln!(
             svg,
