@@ -311,7 +311,7 @@ fn top_paths(h: &mut String, r: &Report) {
     ));
     for s in paths.iter().take(TOP_PATHS) {
         let share = 100.0 * s.bytes as f64 / total as f64;
-        let (leaf, callers) = match s.frames.split_last() {
+        let (leaf, callers) = match super::sites::up_to_site(&s.frames).split_last() {
             Some((leaf, callers)) => (leaf.as_str(), callers),
             None => ("[unknown]", &[][..]),
         };

@@ -12,6 +12,7 @@ mod html;
 mod leaks;
 pub mod pprof;
 mod shell;
+mod sites;
 mod stacks;
 mod summary_json;
 mod terminal;

@@ -167,6 +167,7 @@ fn signal_name(sig: i32) -> Option<&'static str> {
 
 /// `leaf (file:line) ← caller ← caller ×3 ← main`: leaf first, callers without locations.
 pub(crate) fn compact_path(frames: &[String]) -> String {
+    let frames = super::sites::up_to_site(frames);
     let Some((leaf, callers)) = frames.split_last() else {
         return "[unknown]".to_string();
     };

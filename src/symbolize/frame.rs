@@ -33,8 +33,16 @@ impl Frame {
 }
 
 /// The last two components of `path`; DWARF paths may come from Windows hosts, so both
-/// separators count.
+/// separators count. Rust standard library sources (`/rustc/<hash>/library/alloc/src/...`)
+/// keep their crate name instead (`alloc/src/raw_vec/mod.rs`), which says whose code it is.
 fn short_path(path: &str) -> String {
+    if let Some(rest) = path
+        .strip_prefix("/rustc/")
+        .and_then(|p| p.split_once("/library/"))
+        .map(|(_, rest)| rest)
+    {
+        return rest.to_string();
+    }
     let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
     match parts.len() {
         0 => path.to_string(),
@@ -52,6 +60,17 @@ mod tests {
             file: file.map(str::to_string),
             line,
         }
+    }
+
+    #[test]
+    fn rust_standard_library_paths_keep_their_crate() {
+        let f = frame(
+            Some(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/raw_vec/mod.rs",
+            ),
+            Some(470),
+        );
+        assert_eq!(f.display_name(), "f (alloc/src/raw_vec/mod.rs:470)");
     }
 
     #[test]
