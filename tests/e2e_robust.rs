@@ -821,12 +821,10 @@ const STRESS_RUN_TIMEOUT: Duration = Duration::from_secs(60);
 fn stress_once(exe: &Path, i: usize) -> Result<(), String> {
     let base = fresh_dir(&format!("stress-{i}"));
     let out = base.join("out");
-    let child = spawn(&mut peakprof_command(
-        &out,
-        &["-q"],
-        &[exe.to_str().unwrap()],
-        &base,
-    ));
+    let child = spawn(
+        peakprof_command(&out, &["-q"], &[exe.to_str().unwrap()], &base)
+            .env("PEAKPROF_CHECK_CONSISTENCY", "1"),
+    );
     let f = wait_deadline(child, STRESS_RUN_TIMEOUT).map_err(|e| format!("run {i}: hang: {e}"))?;
     let fail = |what: String| Err(format!("run {i}: {what}\n{}", f.describe()));
     if f.code() != Some(0) {
@@ -834,6 +832,11 @@ fn stress_once(exe: &Path, i: usize) -> Result<(), String> {
     }
     if f.stdout_str() != "stress_mt: ok\n" {
         return fail("stdout".into());
+    }
+    // The recorder's own invariants held when the process ended.
+    let stderr = String::from_utf8_lossy(&f.stderr);
+    if !stderr.contains("recorder consistency check passed") || stderr.contains("FAILED") {
+        return fail("recorder consistency check".into());
     }
     let Ok(text) = std::fs::read_to_string(out.join("summary.json")) else {
         return fail("no summary.json".into());

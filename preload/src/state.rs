@@ -583,6 +583,16 @@ fn finish_locked_out(reason: WriteReason) {
             p.modules.push(m);
         }
     }
+    if env(c"PEAKPROF_CHECK_CONSISTENCY").is_some_and(|v| v == "1") {
+        // For stress tests: the recorder's invariants (total = sum of live blocks, per-stack
+        // counters = live set) at the very end of the process, said on stderr.
+        let msg = match p.rec.check_consistency() {
+            Ok(()) => "peakprof: recorder consistency check passed\n".to_string(),
+            Err(e) => format!("peakprof: recorder consistency check FAILED: {e}\n"),
+        };
+        // SAFETY: writing a valid buffer to stderr.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
     if p.write_profile(reason) {
         let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));
         let _ = std::fs::remove_file(p.path(live::LOG_EXTENSION));
