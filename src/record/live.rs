@@ -36,6 +36,13 @@ impl Hasher for AddrHasher {
 
 type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
+fn unpack(v: u64) -> LiveAlloc {
+    LiveAlloc {
+        size: v >> STACK_BITS,
+        stack: (v & STACK_MASK) as StackId,
+    }
+}
+
 /// One live allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveAlloc {
@@ -78,24 +85,27 @@ impl LiveHeap {
     /// (only possible when a free was missed).
     #[inline]
     pub fn insert(&mut self, addr: u64, alloc: LiveAlloc) -> Option<LiveAlloc> {
-        let old = self.remove(addr);
         if alloc.size >> SIZE_BITS == 0 && u64::from(alloc.stack) <= STACK_MASK {
-            self.packed
-                .insert(addr, (alloc.size << STACK_BITS) | u64::from(alloc.stack));
+            // One probe on the hot path: the insert itself reports what it replaced.
+            let old = self
+                .packed
+                .insert(addr, (alloc.size << STACK_BITS) | u64::from(alloc.stack))
+                .map(unpack);
+            if old.is_some() || self.wide.is_empty() {
+                return old;
+            }
+            self.wide.remove(&addr)
         } else {
-            self.wide.insert(addr, alloc);
+            let old = self.packed.remove(&addr).map(unpack);
+            self.wide.insert(addr, alloc).or(old)
         }
-        old
     }
 
     /// Removes and returns the allocation at `addr`, if it is live.
     #[inline]
     pub fn remove(&mut self, addr: u64) -> Option<LiveAlloc> {
         if let Some(v) = self.packed.remove(&addr) {
-            return Some(LiveAlloc {
-                size: v >> STACK_BITS,
-                stack: (v & STACK_MASK) as StackId,
-            });
+            return Some(unpack(v));
         }
         if self.wide.is_empty() {
             None
