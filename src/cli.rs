@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// What --limit does when it is hit.
     #[arg(long, value_enum, default_value = "stop", requires = "limit")]
     pub limit_action: LimitAction,
+    /// Read system libraries' debug info too, for file:line and inlined frames inside libc
+    /// and friends (slower; by default they are named from their symbol tables).
+    #[arg(long)]
+    pub system_lines: bool,
     /// Open the report page in a browser afterwards (when there is a display).
     #[arg(long)]
     pub open: bool,
@@ -86,6 +90,10 @@ pub struct ReportArgs {
     /// Directory for the reports [default: the run directory].
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Read system libraries' debug info too, for file:line and inlined frames inside libc
+    /// and friends (slower; by default they are named from their symbol tables).
+    #[arg(long)]
+    pub system_lines: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,

@@ -79,7 +79,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         status: finished.status,
         limit,
     };
-    let result = render_run(&dir, &raw, Some(root), args.quiet, budget);
+    let files = SymbolCache::with_system_lines(args.system_lines);
+    let result = render_run(&dir, &raw, Some(root), args.quiet, budget, &files);
     match result {
         Ok(largest_peak) => {
             if args.open {
@@ -120,7 +121,8 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
         let out = args.output.clone().unwrap_or_else(|| input.clone());
         let root = read_root_status(&raw);
-        render_run(&out, &raw, root, args.quiet, None)?;
+        let files = SymbolCache::with_system_lines(args.system_lines);
+        render_run(&out, &raw, root, args.quiet, None, &files)?;
         return Ok(0);
     }
     let profile = outputs::read_profile(input)?;
@@ -136,7 +138,12 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
     };
     let status = status_from_profile(&profile);
-    let report = build_report(&profile, status, Symbolizer::new(&profile.modules));
+    let files = SymbolCache::with_system_lines(args.system_lines);
+    let report = build_report(
+        &profile,
+        status,
+        Symbolizer::with_cache(&profile.modules, &files),
+    );
     let set = ReportSet {
         report: &report,
         processes: &[],
@@ -293,6 +300,7 @@ fn render_run(
     root: Option<RootStatus>,
     quiet: bool,
     budget: Option<u64>,
+    files: &SymbolCache,
 ) -> Result<u64> {
     let (profiles, mut bad) = outputs::read_profiles(raw)?;
     let Some(root_idx) = outputs::root_index(&profiles, root.as_ref().map(|r| r.pid)) else {
@@ -309,7 +317,6 @@ fn render_run(
     }
     let limit = cgroup::memory_limit();
     let spinner = progress::Spinner::start(quiet, profiles.len());
-    let files = SymbolCache::new();
     let mut taken = Vec::new();
     let mut reports: Vec<(PathBuf, Report, Option<OomReport>)> = Vec::with_capacity(profiles.len());
     for (i, (path, p)) in profiles.iter().enumerate() {
@@ -321,7 +328,7 @@ fn render_run(
         } else {
             (child_dir(dir, p, &mut taken), status_from_profile(p))
         };
-        let mut report = build_report(p, status, Symbolizer::with_cache(&p.modules, &files));
+        let mut report = build_report(p, status, Symbolizer::with_cache(&p.modules, files));
         report.cgroup_limit_bytes = limit;
         reports.push((
             out,

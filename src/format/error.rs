@@ -19,10 +19,14 @@ impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotAProfile => write!(f, "not a peakprof profile (bad magic)"),
-            Self::UnsupportedVersion(v) => write!(
+            Self::UnsupportedVersion(v) if *v > super::VERSION => write!(
                 f,
                 "profile format version {v} is newer than this peakprof understands (max {})",
                 super::VERSION
+            ),
+            Self::UnsupportedVersion(v) => write!(
+                f,
+                "profile format version {v} was written by an older peakprof; run the program again"
             ),
             Self::Truncated => write!(f, "profile is truncated"),
             Self::Corrupt(why) => write!(f, "profile is corrupt: {why}"),

@@ -129,7 +129,7 @@ pub fn decode(buf: &[u8]) -> Result<Profile, FormatError> {
     }
     let mut c = Cursor::new(&buf[MAGIC.len()..]);
     let version = u32::from_le_bytes(c.take(4)?.try_into().expect("took 4 bytes"));
-    if version > VERSION {
+    if !(MIN_VERSION..=VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion(version));
     }
     let mut p = Profile::default();

@@ -6,7 +6,10 @@
 /// First bytes of every profile.
 pub const MAGIC: &[u8; 8] = b"PEAKPROF";
 /// Current format version; bumped only for changes older readers would misread.
-pub const VERSION: u32 = 1;
+/// Version 2: timeline points carry the value their interval ended with.
+pub const VERSION: u32 = 2;
+/// Oldest version this reader understands.
+pub const MIN_VERSION: u32 = 2;
 
 pub const TAG_META: u8 = 1;
 pub const TAG_MODULES: u8 = 2;

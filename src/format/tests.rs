@@ -112,6 +112,10 @@ fn other_files_and_newer_versions_are_refused_by_name() {
         decode(&b),
         Err(FormatError::UnsupportedVersion(VERSION + 1))
     );
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let old = decode(&b).unwrap_err();
+    assert_eq!(old, FormatError::UnsupportedVersion(1));
+    assert!(old.to_string().contains("older peakprof"), "{old}");
     assert!(FormatError::Truncated.to_string().contains("truncated"));
 }
 

@@ -42,16 +42,41 @@ struct OpenedFile {
 pub struct SymbolCache(
     Rc<RefCell<HashMap<FileKey, Rc<OpenedFile>>>>,
     Rc<RefCell<HashMap<FileKey, Rc<SymbolTable>>>>,
+    /// Read debug info of system libraries too (see [`is_system_library`]).
+    bool,
 );
 
 /// A file as a module map names it: path and build-id.
 type FileKey = (String, Vec<u8>);
 
 impl SymbolCache {
-    /// An empty cache.
+    /// An empty cache; system libraries are named from their symbol tables.
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// An empty cache that also reads system libraries' debug info (file:line, inlined
+    /// frames) when `system_lines`: slower, since their debug sections are large and
+    /// compressed.
+    pub fn with_system_lines(system_lines: bool) -> Self {
+        SymbolCache(Rc::default(), Rc::default(), system_lines)
+    }
+}
+
+/// Libraries installed by the system (libc, libstdc++, ...): named by function from their
+/// symbol tables, without reading their debug info. Inflating libc's compressed DWARF is
+/// most of the time spent symbolizing a short run, and the file and line inside libc say
+/// little about which of the program's call paths held the memory.
+fn is_system_library(path: &str) -> bool {
+    [
+        "/usr/lib/",
+        "/lib/",
+        "/lib64/",
+        "/usr/lib64/",
+        "/usr/libexec/",
+    ]
+    .iter()
+    .any(|d| path.starts_with(d))
 }
 
 /// Lazily-opened state of one module.
@@ -166,6 +191,10 @@ impl Symbolizer {
         if addr == 0 {
             return vec![Frame::named(fallback)];
         }
+        if !self.files.2 && is_system_library(&self.modules[idx].path) {
+            let name = self.symbol_name(addr).map(|n| demangle::demangle(&n));
+            return vec![Frame::named(name.unwrap_or(fallback))];
+        }
         self.open(idx);
         let Slot::Open(file) = &self.slots[idx] else {
             return vec![Frame::named(fallback)];
@@ -263,3 +292,17 @@ fn fallback_name(module: &Module, addr: u64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod system_tests {
+    use super::*;
+
+    #[test]
+    fn system_libraries_are_recognized_by_their_directory() {
+        assert!(is_system_library("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(is_system_library("/lib/x86_64-linux-gnu/libstdc++.so.6"));
+        assert!(!is_system_library("/home/me/proj/target/debug/prog"));
+        assert!(!is_system_library("/usr/bin/python3"));
+        assert!(!is_system_library(""));
+    }
+}
