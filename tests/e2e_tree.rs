@@ -4,6 +4,25 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Compiles the C program `source` as `dir/name` with `opt`; `None` (after saying so) when
+/// there is no C compiler.
+fn compile(dir: &std::path::Path, name: &str, source: &str, opt: &str) -> Option<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let exe = dir.join(name);
+    let cc = Command::new("cc")
+        .arg(opt)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status();
+    if !cc.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no C compiler");
+        return None;
+    }
+    Some(exe)
+}
+
 fn scratch(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("tree-{name}-{}", std::process::id()));
@@ -17,28 +36,19 @@ fn a_background_child_that_outlives_the_root_is_waited_for_and_profiled() {
     let dir = scratch("bg");
     // Sleeps first, so the shell has long exited when it allocates: only a peakprof that
     // waits for orphaned descendants sees its allocation and its end.
-    let src = dir.join("late.c");
-    std::fs::write(
-        &src,
+    let Some(exe) = compile(
+        &dir,
+        "late",
         r#"#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 __attribute__((noinline)) static void *late_hold(size_t n) { void *p = malloc(n); memset(p, 1, n); return p; }
 int main(void) { usleep(300000); void *p = late_hold(777777); free(p); return 0; }
 "#,
-    )
-    .unwrap();
-    let exe = dir.join("late");
-    let cc = Command::new("cc")
-        .arg("-O0")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .status();
-    if !cc.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: no C compiler");
+        "-O0",
+    ) else {
         return;
-    }
+    };
     let out = dir.join("out");
     let script = format!("{} & exit 0", exe.display());
     let status = Command::new(env!("CARGO_BIN_EXE_peakprof"))
@@ -76,9 +86,9 @@ int main(void) { usleep(300000); void *p = late_hold(777777); free(p); return 0;
 #[test]
 fn underscore_exit_from_a_signal_handler_during_allocation_does_not_hang() {
     let dir = scratch("sigexit");
-    let src = dir.join("sigexit.c");
-    std::fs::write(
-        &src,
+    let Some(exe) = compile(
+        &dir,
+        "sigexit",
         r#"#include <signal.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -91,19 +101,10 @@ int main(void) {
     for (;;) { void *p = malloc(100); free(p); }
 }
 "#,
-    )
-    .unwrap();
-    let exe = dir.join("sigexit");
-    let cc = Command::new("cc")
-        .arg("-O1")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .status();
-    if !cc.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: no C compiler");
+        "-O1",
+    ) else {
         return;
-    }
+    };
     for round in 0..8 {
         let out = dir.join(format!("out{round}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_peakprof"))

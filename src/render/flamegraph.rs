@@ -131,9 +131,7 @@ fn default_title(report: &Report, reversed: bool) -> String {
 
 /// `live heap at the peak, reached after 1.24 s · peak RSS 40.0 MiB · 1,234 allocations live`
 fn subtitle(report: &Report, stacks: &[SymStack], folded_away: usize) -> String {
-    let live: u64 = stacks
-        .iter()
-        .fold(0u64, |acc, s| acc.saturating_add(s.count));
+    let live: u64 = super::stacks::total_count(stacks);
     let mut parts = vec![
         format!(
             "live heap at the peak, reached after {}",

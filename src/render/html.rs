@@ -163,10 +163,7 @@ fn header(h: &mut String, r: &Report, command: &str) {
         esc(&end_text(&r.end, r.duration_s)),
     );
     let leaked = total_bytes(&r.at_exit);
-    let leaked_count = r
-        .at_exit
-        .iter()
-        .fold(0u64, |a, s| a.saturating_add(s.count));
+    let leaked_count = super::stacks::total_count(&r.at_exit);
     fact(
         "Left at exit",
         human_bytes(leaked),

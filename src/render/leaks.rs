@@ -11,10 +11,7 @@ use crate::report::Report;
 /// `Left allocated at exit: 4.00 KiB in 12 allocations — ./prog args`, the command cut
 /// like the peak graph's title.
 pub fn leaks_title(report: &Report) -> String {
-    let count = report
-        .at_exit
-        .iter()
-        .fold(0u64, |a, s| a.saturating_add(s.count));
+    let count = super::stacks::total_count(&report.at_exit);
     let mut title = format!(
         "Left allocated at exit: {} in {}",
         human_bytes(total_bytes(&report.at_exit)),

@@ -38,6 +38,13 @@ pub(crate) fn total_bytes(stacks: &[SymStack]) -> u64 {
         .fold(0u64, |acc, s| acc.saturating_add(s.bytes))
 }
 
+/// Total allocations over `stacks`, saturating.
+pub(crate) fn total_count(stacks: &[SymStack]) -> u64 {
+    stacks
+        .iter()
+        .fold(0u64, |acc, s| acc.saturating_add(s.count))
+}
+
 /// The display name of the frame that stands for `n` folded paths.
 pub(crate) fn small_paths_frame(n: usize) -> String {
     format!("[{n} small allocation paths]")

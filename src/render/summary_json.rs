@@ -108,11 +108,11 @@ pub fn summary_json(report: &Report, files: &[(&str, PathBuf)]) -> Value {
         "total_allocations": report.total_allocs,
         "total_allocated_bytes": report.total_alloc_bytes,
         "sample_rate": report.sample_rate,
-        "live_allocations": report.at_peak.iter().fold(0u64, |a, s| a.saturating_add(s.count)),
+        "live_allocations": super::stacks::total_count(&report.at_peak),
         "top": top,
         "functions": functions,
         "leaked_bytes": total_bytes(&report.at_exit),
-        "leaked_allocations": report.at_exit.iter().fold(0u64, |a, s| a.saturating_add(s.count)),
+        "leaked_allocations": super::stacks::total_count(&report.at_exit),
         "warnings": report.warnings,
         "files": files,
     })

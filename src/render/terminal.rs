@@ -56,10 +56,7 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
         let _ = writeln!(out, "\nNo heap allocations were live at the peak.");
     } else {
         // Counted over every stack: zero-byte allocations (`malloc(0)`) are live too.
-        let live = report
-            .at_peak
-            .iter()
-            .fold(0u64, |a, s| a.saturating_add(s.count));
+        let live = super::stacks::total_count(&report.at_peak);
         let _ = writeln!(
             out,
             "\nLargest call paths at the peak ({} live in {}):",
@@ -94,10 +91,7 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     if leaked == 0 {
         let _ = writeln!(out, "\nNothing was left allocated at exit.");
     } else {
-        let count = report
-            .at_exit
-            .iter()
-            .fold(0u64, |a, s| a.saturating_add(s.count));
+        let count = super::stacks::total_count(&report.at_exit);
         let _ = writeln!(
             out,
             "\nLeaked at exit: {} in {}",

@@ -269,18 +269,23 @@ fn coords(points: &[(f64, f64)]) -> String {
 }
 
 fn header(svg: &mut String, title: &str) {
+    frame(svg, title, HEIGHT, 24.0);
+}
+
+/// The `<svg>` element of a chart `height` high: white background and the title.
+fn frame(svg: &mut String, title: &str, height: f64, title_y: f64) {
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" role="img" aria-label="{title}">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" role="img" aria-label="{title}">"#
     );
     let _ = writeln!(svg, "<title>{title}</title>");
     let _ = writeln!(
         svg,
-        r##"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##
+        r##"<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>"##
     );
     let _ = writeln!(
         svg,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="17" fill="{TEXT_COLOR}">{title}</text>"#,
+        r#"<text x="{}" y="{title_y}" text-anchor="middle" font-size="17" fill="{TEXT_COLOR}">{title}</text>"#,
         WIDTH / 2.0
     );
 }
@@ -368,21 +373,7 @@ fn legend(svg: &mut String, has_rss: bool, limit: Option<u64>, limit_drawn: bool
 
 fn empty(title: &str) -> String {
     let mut svg = String::new();
-    let h = 90.0;
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{h}" viewBox="0 0 {WIDTH} {h}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" role="img" aria-label="{title}">"#
-    );
-    let _ = writeln!(svg, "<title>{title}</title>");
-    let _ = writeln!(
-        svg,
-        r##"<rect x="0" y="0" width="{WIDTH}" height="{h}" fill="#ffffff"/>"##
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="30" text-anchor="middle" font-size="17" fill="{TEXT_COLOR}">{title}</text>"#,
-        WIDTH / 2.0
-    );
+    frame(&mut svg, title, 90.0, 30.0);
     let _ = writeln!(
         svg,
         r#"<text x="{}" y="60" text-anchor="middle" font-size="13" fill="{AXIS_COLOR}">No memory timeline was recorded for this process.</text>"#,
