@@ -196,8 +196,12 @@ struct Waiting {
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 fn start_hold_and_wait(name: &str) -> Waiting {
-    let exe = c_example("hold_and_wait.c");
     let base = fresh_dir(name);
+    start_waiting(c_example("hold_and_wait.c"), base)
+}
+
+/// Like `start_hold_and_wait`, with the binary and the test's directory given.
+fn start_waiting(exe: PathBuf, base: PathBuf) -> Waiting {
     let out = base.join("out");
     let ctrl = base.join("ctrl");
     std::fs::create_dir_all(&ctrl).unwrap();
@@ -301,6 +305,40 @@ fn sigkill_mid_run_recovers_exact_peak() {
     assert!(
         finals.is_empty(),
         "a SIGKILLed process cannot have written a final profile: {finals:?}"
+    );
+}
+
+#[test]
+fn executable_replaced_during_the_run_still_symbolizes() {
+    // A rebuild while a long job runs: the kernel then names the executable
+    // "path (deleted)". The profile must name the path itself, whose build-id (identical
+    // rebuild here) lets the symbolizer use it.
+    let base = fresh_dir("exe-replaced");
+    let exe = base.join("hold_and_wait");
+    std::fs::copy(c_example("hold_and_wait.c"), &exe).unwrap();
+    let w = start_waiting(exe.clone(), base.clone());
+    let staged = base.join("hold_and_wait.new");
+    std::fs::copy(&exe, &staged).unwrap();
+    std::fs::rename(&staged, &exe).unwrap();
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    std::fs::write(w.ctrl.join("finish"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 701_000);
+    let folded = run.folded();
+    let deleted = folded
+        .iter()
+        .flat_map(|(frames, _)| frames)
+        .any(|f| f.contains("(deleted)"));
+    assert!(!deleted, "{folded:?}");
+    assert_functions(
+        &folded,
+        &[
+            ("hold_big", 300_000),
+            ("after_go", 1_000),
+            ("late_alloc", 400_000),
+        ],
+        "the complete run, executable replaced by an identical build",
     );
 }
 

@@ -3,11 +3,17 @@
 
 use std::io::Read;
 
-/// The executable's path.
+/// The executable's path. When the file was replaced or removed while the program runs (a
+/// rebuild during a long job), the kernel appends " (deleted)"; the path without it is what
+/// the symbolizer should look at, and its build-id check refuses a file that differs.
 pub fn self_exe() -> String {
-    std::fs::read_link("/proc/self/exe")
+    let path = std::fs::read_link("/proc/self/exe")
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    match path.strip_suffix(" (deleted)") {
+        Some(original) => original.to_owned(),
+        None => path,
+    }
 }
 
 /// The command line, one entry per argument.
