@@ -1043,17 +1043,19 @@ def stack_capture_micro(notes_sink, runs=3):
             if line.startswith("cached vs libgcc"):
                 check = line
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 5 and cells[0][:1].isdigit():
+            if len(cells) == 7 and cells[0][:1].isdigit():
                 rows.setdefault(cells[0], []).append([float(c) for c in cells[1:]])
         if out.returncode != 0:
             notes_sink.append("stack capture: the cached unwinder disagreed with libgcc: " + check)
     shutil.rmtree(tmp, ignore_errors=True)
     lines = ["### Stack capture (ns per captured stack, median of %d runs)" % runs, "",
-             "| depth | peakprof (cached rules) | libgcc _Unwind_Backtrace | glibc backtrace() | frame pointers* |",
-             "|---:|---:|---:|---:|---:|"]
+             "| depth | peakprof, memo: same stack again | peakprof, memo: 3 inner frames differ "
+             "| peakprof, memo off (cached rules) | libgcc _Unwind_Backtrace | glibc backtrace() "
+             "| frame pointers* |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
     for depth, vals in rows.items():
-        med = [statistics.median(v[i] for v in vals) for i in range(4)]
-        lines.append("| %s | %.0f | %.0f | %.0f | %.0f |" % (depth, *med))
+        med = [statistics.median(v[i] for v in vals) for i in range(6)]
+        lines.append("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (depth, *med))
     lines += ["", check + " (must be 0)",
               "*frame pointers: valid only when every frame was built with them; most of a "
               "Debian system is not, so peakprof cannot rely on them.", ""]

@@ -1,7 +1,11 @@
 /* Stack-capture microbenchmark: nanoseconds per captured stack at depths 10, 30 and 60,
- * for the unwinder peakprof uses (rules cached per return address, libgcc fallback) and
- * the alternatives measured while choosing it:
- *   cached     - peakprof's unwinder (peakprof_bench_capture method 0)
+ * for the unwinder peakprof uses (rules cached per return address, a memo of the thread's
+ * previous capture, libgcc fallback) and the alternatives measured while choosing it:
+ *   memo-same  - peakprof's unwinder capturing the same stack again (method 0): the memo
+ *                matches at once, the words it relies on are checked, nothing is walked
+ *   memo-inner - the same, alternating between two call paths whose 3 innermost frames
+ *                differ: those are walked, the rest checked (the common case)
+ *   cached     - peakprof's unwinder with the memo off (method 2): every frame walked
  *   libgcc     - _Unwind_Backtrace on every capture (what the backtrace crate does)
  *   backtrace  - glibc's backtrace(3) (also libgcc underneath, plus its own overhead)
  *   fp         - a frame-pointer walk (only valid when everything is built with frame
@@ -23,7 +27,7 @@ typedef size_t (*capture_fn)(int, uint64_t *, size_t);
 static capture_fn capture;
 static int mismatches;
 
-enum { CACHED, LIBGCC, BACKTRACE, FP, CHECK };
+enum { MEMO_SAME, LIBGCC, BACKTRACE, FP, NOMEMO, MEMO_INNER, CHECK, METHODS = CHECK };
 
 static size_t fp_walk(uint64_t *out, size_t cap) {
     uintptr_t *bp = __builtin_frame_address(0);
@@ -45,6 +49,15 @@ static double now_ns(void) {
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
+/* Two 3-frame call paths to a capture, for MEMO_INNER. */
+#define KEEP() __asm__ volatile("" ::: "memory")
+__attribute__((noinline)) static size_t path_a3(uint64_t *a) { size_t n = capture(0, a, 130); KEEP(); return n; }
+__attribute__((noinline)) static size_t path_a2(uint64_t *a) { size_t n = path_a3(a); KEEP(); return n; }
+__attribute__((noinline)) static size_t path_a1(uint64_t *a) { size_t n = path_a2(a); KEEP(); return n; }
+__attribute__((noinline)) static size_t path_b3(uint64_t *a) { size_t n = capture(0, a, 130); KEEP(); return n + 1; }
+__attribute__((noinline)) static size_t path_b2(uint64_t *a) { size_t n = path_b3(a); KEEP(); return n; }
+__attribute__((noinline)) static size_t path_b1(uint64_t *a) { size_t n = path_b2(a); KEEP(); return n - 1; }
+
 __attribute__((noinline)) static size_t leaf(int method, int iters, double *ns) {
     uint64_t a[130], b[130];
     void *c[130];
@@ -64,7 +77,9 @@ __attribute__((noinline)) static size_t leaf(int method, int iters, double *ns) 
     double t0 = now_ns();
     for (int i = 0; i < iters; i++) {
         switch (method) {
-        case CACHED: n = capture(0, a, 130); break;
+        case MEMO_SAME: n = capture(0, a, 130); break;
+        case NOMEMO: n = capture(2, a, 130); break;
+        case MEMO_INNER: n = (i & 1) ? path_a1(a) : path_b1(a); break;
         case LIBGCC: n = capture(1, a, 130); break;
         case BACKTRACE: n = (size_t)backtrace(c, 130); break;
         case FP: n = fp_walk(a, 130); break;
@@ -92,22 +107,22 @@ int main(int argc, char **argv) {
     for (int d = 1; d < 100; d += 3)
         down(d, CHECK, 0, &ns);
     printf("cached vs libgcc frame mismatches: %d\n", mismatches);
-    const char *names[] = {"cached", "libgcc", "backtrace", "fp"};
     int depths[] = {10, 30, 60};
-    printf("| depth | cached ns | libgcc ns | glibc backtrace ns | frame pointers ns |\n|---:|---:|---:|---:|---:|\n");
+    printf("| depth | memo-same ns | memo-inner ns | cached ns | libgcc ns | glibc backtrace ns | frame pointers ns |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < 3; i++) {
-        double r[4];
+        double r[METHODS];
         size_t frames = 0;
-        for (int m = 0; m < 4; m++) {
+        for (int m = 0; m < METHODS; m++) {
             int iters = (m == LIBGCC || m == BACKTRACE) ? 3000 : 100000;
             /* Depth counts from main; the stack also holds libc's start-up frames. */
             size_t n = down(depths[i] - 3, m, iters, &ns);
-            if (m == CACHED)
+            if (m == NOMEMO)
                 frames = n;
             r[m] = ns;
         }
-        printf("| %d (%zu captured) | %.0f | %.0f | %.0f | %.0f |\n", depths[i], frames, r[0], r[1], r[2], r[3]);
+        printf("| %d (%zu captured) | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", depths[i], frames,
+               r[MEMO_SAME], r[MEMO_INNER], r[NOMEMO], r[LIBGCC], r[BACKTRACE], r[FP]);
     }
-    (void)names;
     return mismatches != 0;
 }

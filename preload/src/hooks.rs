@@ -349,6 +349,7 @@ pub unsafe extern "C" fn peakprof_bench_capture(method: c_int, out: *mut u64, ca
     use crate::unwind::{capture_with, Method, MAX_DEPTH};
     let method = match method {
         1 => Method::Libgcc,
+        2 => Method::CachedNoMemo,
         _ => Method::Cached,
     };
     let _g = Guard::enter();

@@ -2,10 +2,10 @@
 //! snapshots, writing the final profile).
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
-use peakprof::record::{LiveAlloc, Recorder, Region};
+use peakprof::record::{LiveAlloc, LiveHeap, Recorder, Region};
 
 use crate::guard::Guard;
 use crate::livefile::{LogFile, MappedStore};
@@ -69,6 +69,30 @@ static PHASE: AtomicU8 = AtomicU8::new(UNSTARTED);
 
 /// Set by SIGUSR2: write a snapshot at the next event.
 static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// The live map's slot array (address, slots), republished under the lock whenever it
+/// moves, so a hook can prefetch an address's slot before taking the lock: in a big live
+/// set that slot is a cache miss, and the prefetch overlaps it with unwinding or the real
+/// allocator's work. Read without synchronization: a stale pair only makes a useless hint.
+static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Starts loading the cache line where `addr`'s live-map slot is looked up first.
+#[inline]
+fn prefetch_slot(addr: usize) {
+    let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
+    if slots == 0 {
+        return;
+    }
+    let base = LIVE_TABLE[0].load(Ordering::Relaxed);
+    let line = base.wrapping_add(LiveHeap::home_byte_offset(addr as u64, slots));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = line;
+}
 
 /// Whether hooks should record right now; starts profiling on the first call.
 #[inline]
@@ -198,6 +222,7 @@ fn start() -> Option<()> {
     }
     let sample_rate = env_u64(c"PEAKPROF_SAMPLE_RATE");
     SAMPLE_RATE.store(sample_rate, Ordering::Relaxed);
+    unwind::set_check_memo(env(c"PEAKPROF_CHECK_UNWIND").is_some_and(|v| v == "1"));
     let limit = Some(env_u64(c"PEAKPROF_LIMIT")).filter(|&l| l > 0);
     let limit_stop = env(c"PEAKPROF_LIMIT_ACTION").is_none_or(|a| a != "report");
     let start_unix_ns = clock::unix_ns();
@@ -405,6 +430,13 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     p.maybe_snapshot();
     let peak_before = p.rec.peak();
     let r = f(p);
+    let (base, slots) = p.rec.live_table();
+    if LIVE_TABLE[0].load(Ordering::Relaxed) != base
+        || LIVE_TABLE[1].load(Ordering::Relaxed) != slots
+    {
+        LIVE_TABLE[0].store(base, Ordering::Relaxed);
+        LIVE_TABLE[1].store(slots, Ordering::Relaxed);
+    }
     if p.rec.peak() > peak_before {
         // The event clock is coarse (milliseconds); a new peak deserves the precise time.
         let t = clock::monotonic_ns().saturating_sub(p.start_mono_ns);
@@ -427,6 +459,7 @@ fn stop_at_limit() -> ! {
 /// A heap block was allocated.
 #[inline]
 pub fn on_alloc(addr: usize, size: usize) {
+    prefetch_slot(addr);
     let rate = SAMPLE_RATE.load(Ordering::Relaxed);
     // SAFETY: the C sampler only touches initial-exec thread-locals.
     let stop = if rate > 0 && unsafe { peakprof_should_sample(size as u64, rate) } == 0 {
@@ -454,6 +487,7 @@ pub fn on_alloc(addr: usize, size: usize) {
 /// failed realloc can put it back.
 #[inline]
 pub fn on_free(addr: usize) -> Option<LiveAlloc> {
+    prefetch_slot(addr);
     with_profiler(|p| {
         let t = p.now();
         p.rec.on_free(addr as u64, t)

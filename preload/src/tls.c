@@ -73,3 +73,29 @@ int32_t peakprof_should_sample(uint64_t size, uint64_t rate) {
     sample_left = next_interval(rate);
     return 1;
 }
+
+/* The fast unwinder's memo of the previous capture on this thread (see unwind/memo.rs):
+ * two buffers, the last capture's and the one being written. Initial-exec TLS like the
+ * rest, so reaching it never allocates; ~9 KiB per thread. */
+#define PEAKPROF_MEMO_LEVELS 136
+
+struct peakprof_memo {
+    uint64_t generation;
+    uint32_t len;
+    uint32_t valid;
+    uint64_t pc[PEAKPROF_MEMO_LEVELS];
+    uint64_t sp[PEAKPROF_MEMO_LEVELS];
+    uint64_t bp[PEAKPROF_MEMO_LEVELS];
+    uint64_t bp_slot[PEAKPROF_MEMO_LEVELS];
+    uint8_t in_self[PEAKPROF_MEMO_LEVELS];
+};
+
+static __thread struct peakprof_memo memos[2] __attribute__((tls_model("initial-exec")));
+static __thread uint32_t memo_current __attribute__((tls_model("initial-exec")));
+
+void peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next) {
+    *previous = &memos[memo_current];
+    *next = &memos[memo_current ^ 1];
+}
+
+void peakprof_memo_swap(void) { memo_current ^= 1; }

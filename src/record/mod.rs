@@ -240,6 +240,12 @@ impl<S: SiteStore> Recorder<S> {
         Some(old)
     }
 
+    /// The live map's slot array, `(address, slots)`: see [`LiveHeap::home_byte_offset`].
+    #[inline]
+    pub fn live_table(&self) -> (usize, usize) {
+        self.heap.table()
+    }
+
     /// The heap block at `addr`, if live.
     pub fn heap_block(&self, addr: u64) -> Option<LiveAlloc> {
         self.heap.get(addr)

@@ -341,6 +341,9 @@ pub fn peakprof_run_with(program: &Path, args: &[&str], options: &[&str]) -> Run
     let out_dir = unique_dir(&base, &name);
     let finished = run_in_group(
         Command::new(PEAKPROF)
+            // Every memo-shortened stack capture is checked against a full walk; a
+            // difference aborts the program (and fails the test's status check).
+            .env("PEAKPROF_CHECK_UNWIND", "1")
             .arg("run")
             .arg("-o")
             .arg(&out_dir)

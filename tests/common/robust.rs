@@ -79,9 +79,12 @@ pub fn run_deadline(cmd: &mut Command, timeout: Duration) -> Finished {
 }
 
 /// `peakprof run [options] -o out_dir -- argv...` as a Command (not started), working in `cwd`.
+/// Every capture the memo shortens is checked against a full walk (PEAKPROF_CHECK_UNWIND):
+/// a difference aborts the program, which these tests would report.
 pub fn peakprof_command(out_dir: &Path, options: &[&str], argv: &[&str], cwd: &Path) -> Command {
     let mut cmd = Command::new(PEAKPROF);
-    cmd.arg("run")
+    cmd.env("PEAKPROF_CHECK_UNWIND", "1")
+        .arg("run")
         .arg("-o")
         .arg(out_dir)
         .args(options)

@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use peakprof::format::TRUNCATED_FRAME;
 use peakprof::unwind::Rule;
 
-use super::{modules, self_range, MAX_DEPTH};
+use super::{memo, modules, self_range, MAX_DEPTH};
 
 const CACHE_BITS: u32 = 16;
 /// Direct-mapped cache: each word is `pc << 16 | rule id`. x86-64 user addresses fit in 47
@@ -27,6 +27,7 @@ fn slot(pc: u64) -> &'static AtomicU64 {
 
 /// Empties the cache (a module was unloaded: its addresses may be reused).
 pub fn clear_cache() {
+    memo::invalidate_all();
     for w in CACHE.iter() {
         w.store(0, Ordering::Relaxed);
     }
@@ -188,24 +189,63 @@ fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
     Some(unsafe { (addr as *const u64).read() })
 }
 
-/// Captures with cached rules; `None` asks the caller to use the general unwinder.
+/// Captures with cached rules; `None` asks the caller to use the general unwinder. With
+/// `use_memo`, the walk stops where it meets the previous capture of this thread and
+/// copies the rest after checking it still holds (see [`memo`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
+pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> {
     let (mut sp, mut bp, mut pc) = registers();
     // None on a signal stack or another foreign stack: the general unwinder copes.
     let hi = stack_top(sp)?;
     let lo = sp;
     let (self_lo, self_hi) = self_range();
+    let (prev, next) = memo::buffers();
+    let generation = memo::generation();
+    let mut search = use_memo && prev.valid != 0 && prev.generation == generation;
+    let mut j = 0usize;
+    // Matches below this level of the previous walk are known to fail.
+    let mut min_j = 0usize;
+    let mut level = 0usize;
+    let mut recording = true;
     let mut n = 0;
     let mut first = true;
     let mut in_self = true;
     loop {
+        recording = recording && next.enter(level, pc, sp, bp, in_self);
+        if search && recording {
+            // Levels are ordered by sp in both walks: advance to the first not below ours.
+            while j < prev.len as usize && prev.sp[j] < sp {
+                j += 1;
+            }
+            if j >= prev.len as usize {
+                search = false;
+            } else if j >= min_j
+                && prev.sp[j] == sp
+                && prev.pc[j] == pc
+                && prev.bp[j] == bp
+                && (prev.in_self[j] != 0) == in_self
+                && (j == 0) == first
+            {
+                let frames = (self_lo, self_hi);
+                match reuse(prev, next, j, level, out, n, (lo, hi), frames) {
+                    Ok(total) => {
+                        memo::swap();
+                        return Some(total);
+                    }
+                    // The stacks differ further out: walk on, perhaps to a later match.
+                    Err(first_worth) => min_j = first_worth,
+                }
+            }
+        }
         // A return address points after the call; the rule in effect is the call's.
         let at = if first { pc } else { pc - 1 };
         first = false;
         let (from_rbp, cfa_offset, rbp_offset) = match rule_at(at) {
-            Rule::End => break,
+            Rule::End => {
+                level += 1;
+                break;
+            }
             Rule::Complex => return None,
             Rule::Simple {
                 from_rbp,
@@ -215,23 +255,30 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
         };
         let base = if from_rbp { bp } else { sp };
         let Some(cfa) = base.checked_add(u64::from(cfa_offset)) else {
-            break;
+            return Some(n); // a corrupt or foreign frame: stop rather than guess
         };
         if cfa <= sp || cfa > hi {
-            break; // a corrupt or foreign frame: stop rather than guess
+            return Some(n);
         }
         let Some(ra) = read(cfa - 8, lo, hi) else {
-            break;
+            return Some(n);
         };
         if let Some(o) = rbp_offset {
-            match read(cfa.wrapping_add_signed(i64::from(o)), lo, hi) {
+            let slot = cfa.wrapping_add_signed(i64::from(o));
+            match read(slot, lo, hi) {
                 Some(v) => bp = v,
-                None => break,
+                None => return Some(n),
+            }
+            if recording {
+                next.bp_slot[level] = slot;
             }
         }
         sp = cfa;
         pc = ra;
+        level += 1;
         if pc == 0 {
+            recording = recording && next.enter(level, pc, sp, bp, in_self);
+            level += 1;
             break;
         }
         if in_self && pc >= self_lo && pc < self_hi {
@@ -245,10 +292,96 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
         out[n] = pc;
         n += 1;
     }
+    if recording {
+        next.finish(level, generation);
+        memo::swap();
+    }
     Some(n)
 }
 
+/// The rest of a walk that reached level `j` of the previous capture (as its own level
+/// `level`, with `n` frames out so far): checks every stack word the previous walk read
+/// from there on, then copies its frames and levels. `None` when a word changed or the
+/// copy would not fit (the caller then walks on), with the first level of the previous walk
+/// still worth matching: one past the step whose word changed, since a match below it
+/// would check that word again.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn reuse(
+    prev: &memo::Memo,
+    next: &mut memo::Memo,
+    j: usize,
+    level: usize,
+    out: &mut [u64; MAX_DEPTH + 1],
+    n: usize,
+    (lo, hi): (u64, u64),
+    (self_lo, self_hi): (u64, u64),
+) -> Result<usize, usize> {
+    let len = prev.len as usize;
+    let rest = len - j; // levels j..len, the first of which the caller already recorded
+    if level + rest > memo::LEVELS {
+        return Err(len);
+    }
+    // Every word the previous walk read from level j on must be unchanged. Independent
+    // loads, unlike the walk's chain. The reads stay inside this thread's stack.
+    for i in j..len - 1 {
+        let ra_at = prev.sp[i + 1].wrapping_sub(8);
+        if ra_at < lo || ra_at + 8 > hi {
+            return Err(len);
+        }
+        // SAFETY: inside `[lo, hi)`, the live part of this thread's stack (see `read`).
+        if unsafe { (ra_at as *const u64).read() } != prev.pc[i + 1] {
+            return Err(i + 1);
+        }
+        let slot = prev.bp_slot[i];
+        if slot != 0 {
+            if slot < lo || slot + 8 > hi || !slot.is_multiple_of(8) {
+                return Err(len);
+            }
+            // SAFETY: as above.
+            if unsafe { (slot as *const u64).read() } != prev.bp[i + 1] {
+                return Err(i + 1);
+            }
+        }
+    }
+    // The frames: levels j+1.. minus this library's own (only ever innermost) and the
+    // terminal zero.
+    let mut n = n;
+    let mut in_self = prev.in_self[j] != 0;
+    let frames = &prev.pc[j + 1..len];
+    let frames = frames.strip_suffix(&[0]).unwrap_or(frames);
+    let mut skip = 0;
+    if in_self {
+        skip = frames
+            .iter()
+            .take_while(|&&pc| pc >= self_lo && pc < self_hi)
+            .count();
+        in_self = skip == frames.len();
+    }
+    let frames = &frames[skip..];
+    if n + frames.len() > MAX_DEPTH {
+        return Err(len); // the full walk writes the truncation marker
+    }
+    out[n..n + frames.len()].copy_from_slice(frames);
+    n += frames.len();
+    // The levels: the caller wrote level `level` (= previous j) but for its read slot.
+    next.bp_slot[level] = prev.bp_slot[j];
+    let (from, to) = (j + 1..len, level + 1..level + rest);
+    next.pc[to.clone()].copy_from_slice(&prev.pc[from.clone()]);
+    next.sp[to.clone()].copy_from_slice(&prev.sp[from.clone()]);
+    next.bp[to.clone()].copy_from_slice(&prev.bp[from.clone()]);
+    next.bp_slot[to.clone()].copy_from_slice(&prev.bp_slot[from.clone()]);
+    if in_self || skip > 0 {
+        next.in_self[to].copy_from_slice(&prev.in_self[from]);
+    } else {
+        next.in_self[to].fill(0);
+    }
+    next.finish(level + rest, prev.generation);
+    Ok(n)
+}
+
 #[cfg(not(target_arch = "x86_64"))]
-pub fn capture(_out: &mut [u64; MAX_DEPTH + 1]) -> Option<usize> {
+pub fn capture(_out: &mut [u64; MAX_DEPTH + 1], _use_memo: bool) -> Option<usize> {
     None
 }
