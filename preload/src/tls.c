@@ -99,3 +99,10 @@ void peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next
 }
 
 void peakprof_memo_swap(void) { memo_current ^= 1; }
+
+/* When the memo stops paying on this thread (its stacks share little from one capture to
+ * the next), captures skip it for a while: [0] captures left to skip, [1] unprofitable
+ * captures in a row. */
+static __thread uint32_t memo_policy[2] __attribute__((tls_model("initial-exec")));
+
+uint32_t *peakprof_memo_policy(void) { return memo_policy; }

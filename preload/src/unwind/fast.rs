@@ -200,6 +200,7 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
     let hi = stack_top(sp)?;
     let lo = sp;
     let (self_lo, self_hi) = self_range();
+    let use_memo = use_memo && memo::wanted();
     let (prev, next) = memo::buffers();
     let generation = memo::generation();
     let mut search = use_memo && prev.valid != 0 && prev.generation == generation;
@@ -207,7 +208,7 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
     // Matches below this level of the previous walk are known to fail.
     let mut min_j = 0usize;
     let mut level = 0usize;
-    let mut recording = true;
+    let mut recording = use_memo;
     let mut n = 0;
     let mut first = true;
     let mut in_self = true;
@@ -231,6 +232,7 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
                 match reuse(prev, next, j, level, out, n, (lo, hi), frames) {
                     Ok(total) => {
                         memo::swap();
+                        memo::account(total - n, total);
                         return Some(total);
                     }
                     // The stacks differ further out: walk on, perhaps to a later match.
@@ -295,6 +297,9 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
     if recording {
         next.finish(level, generation);
         memo::swap();
+    }
+    if use_memo {
+        memo::account(0, n);
     }
     Some(n)
 }

@@ -64,6 +64,41 @@ impl Memo {
 extern "C" {
     fn peakprof_memos(previous: *mut *mut Memo, next: *mut *mut Memo);
     fn peakprof_memo_swap();
+    fn peakprof_memo_policy() -> *mut [u32; 2];
+}
+
+/// Captures in a row that copied less than half their frames before the memo is set aside.
+const UNPROFITABLE_LIMIT: u32 = 16;
+/// Captures that then skip it (no recording, no matching) before it is tried again.
+const SKIP_FOR: u32 = 1024;
+
+/// Whether this capture should use (and record) the memo. Recording costs a few stores
+/// per frame, which only pays when later captures copy frames.
+#[inline(always)]
+pub fn wanted() -> bool {
+    // SAFETY: an initial-exec thread-local of this thread, touched only by its captures.
+    let policy = unsafe { &mut *peakprof_memo_policy() };
+    if policy[0] > 0 {
+        policy[0] -= 1;
+        return false;
+    }
+    true
+}
+
+/// Reports how much a memo-using capture copied: `copied` of `total` frames.
+#[inline(always)]
+pub fn account(copied: usize, total: usize) {
+    // SAFETY: as in `wanted`.
+    let policy = unsafe { &mut *peakprof_memo_policy() };
+    if copied * 2 >= total {
+        policy[1] = 0;
+    } else {
+        policy[1] += 1;
+        if policy[1] >= UNPROFITABLE_LIMIT {
+            policy[1] = 0;
+            policy[0] = SKIP_FOR;
+        }
+    }
 }
 
 /// This thread's memos: the previous capture's (read) and the one being written.
