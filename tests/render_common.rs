@@ -11,6 +11,9 @@ use peakprof::report::{ExitStatus, Report, SymStack};
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
+#[path = "common/xml_ref.rs"]
+mod xml_ref;
+
 pub const MIB: u64 = 1 << 20;
 pub const KIB: u64 = 1 << 10;
 
@@ -202,17 +205,7 @@ pub fn parse_xml(xml: &str) -> (Vec<String>, Vec<String>) {
                 }
             }
             Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().expect("valid char ref") {
-                    Some(c) => c.to_string(),
-                    None => match &*r.decode().unwrap() {
-                        "amp" => "&".to_string(),
-                        "lt" => "<".to_string(),
-                        "gt" => ">".to_string(),
-                        "quot" => "\"".to_string(),
-                        "apos" => "'".to_string(),
-                        other => panic!("undefined entity &{other};"),
-                    },
-                };
+                let resolved = xml_ref::resolve(&r, "XML");
                 if let Some(top) = open.last_mut() {
                     top.push_str(&resolved);
                 }

@@ -134,14 +134,17 @@ pub fn compile(compiler: &str, source: &str, flags: &[&str]) -> PathBuf {
     let out = dir.join(format!("{stem}.{tag}"));
 
     let src_time = std::fs::metadata(&src).and_then(|m| m.modified()).unwrap();
+    let fresh = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= src_time)
+    };
     // One compile at a time in this test binary, so parallel tests wanting the same binary
     // build it once.
     static COMPILING: Mutex<()> = Mutex::new(());
     let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Ok(t) = std::fs::metadata(&out).and_then(|m| m.modified()) {
-        if t >= src_time {
-            return out;
-        }
+    if fresh(&out) {
+        return out;
     }
 
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -166,11 +169,6 @@ pub fn compile(compiler: &str, source: &str, flags: &[&str]) -> PathBuf {
     // Never replace a fresh binary that another test placed meanwhile: a test may be running
     // it, and the profile would then name a "(deleted)" executable. A missing binary is
     // placed with a hard link (fails if someone got there first); a stale one is renamed over.
-    let fresh = |p: &Path| {
-        std::fs::metadata(p)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= src_time)
-    };
     if fresh(&out) {
         let _ = std::fs::remove_file(&partial);
         return out;

@@ -15,6 +15,9 @@ use quick_xml::{Reader, XmlVersion};
 
 use crate::common::{run_in_group, tmp_root, unique_dir};
 
+#[path = "xml_ref.rs"]
+mod xml_ref;
+
 /// A fresh, empty directory `CARGO_TARGET_TMPDIR/<group>/<name>-<pid>-<n>`. Kept after the
 /// test for inspection (target/tmp is cargo's scratch space).
 pub fn fresh_dir(group: &str, name: &str) -> PathBuf {
@@ -191,20 +194,7 @@ pub fn parse_xml(xml: &str, what: &str) -> Vec<Elem> {
                 append(&mut elems, &open, &s);
             }
             Event::GeneralRef(r) => {
-                let resolved = match r
-                    .resolve_char_ref()
-                    .unwrap_or_else(|e| panic!("{what}: bad character reference: {e}"))
-                {
-                    Some(c) => c.to_string(),
-                    None => match &*r.decode().unwrap() {
-                        "amp" => "&".to_string(),
-                        "lt" => "<".to_string(),
-                        "gt" => ">".to_string(),
-                        "quot" => "\"".to_string(),
-                        "apos" => "'".to_string(),
-                        other => panic!("{what}: undefined entity &{other};"),
-                    },
-                };
+                let resolved = xml_ref::resolve(&r, what);
                 append(&mut elems, &open, &resolved);
             }
             Event::Eof => break,
