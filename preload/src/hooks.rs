@@ -70,9 +70,20 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     let _g = enter();
-    if _g.is_some() {
-        keep_errno(|| state::on_free(p as usize));
+    if _g.is_none() {
+        // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
+        return unsafe { real::free(p) };
     }
+    if crate::threads::single() {
+        // No other thread can be handed this address before we record the free, so the
+        // real free may go first: it overlaps the live map's cache miss (prefetched here).
+        state::prefetch_slot(p as usize);
+        // SAFETY: as below.
+        unsafe { real::free(p) };
+        keep_errno(|| state::on_free(p as usize));
+        return;
+    }
+    keep_errno(|| state::on_free(p as usize));
     // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
     unsafe { real::free(p) }
 }

@@ -16,6 +16,7 @@ mod procfs;
 mod real;
 mod signals;
 mod state;
+mod threads;
 mod unwind;
 
 use core::alloc::{GlobalAlloc, Layout};

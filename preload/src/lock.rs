@@ -25,6 +25,8 @@ unsafe impl<T: Send> Sync for Lock<T> {}
 /// Exclusive access to the locked value.
 pub struct LockGuard<'a, T> {
     lock: &'a Lock<T>,
+    /// Whether the lock word was taken (not when the process had one thread).
+    taken: bool,
 }
 
 fn futex(word: &AtomicU32, op: libc::c_int, val: u32) {
@@ -50,9 +52,19 @@ impl<T> Lock<T> {
         }
     }
 
-    /// Takes the lock, sleeping while another thread holds it.
+    /// Takes the lock, sleeping while another thread holds it. In a single-threaded
+    /// process the lock word is left alone: two atomic read-modify-writes per event are a
+    /// measurable part of a hook's cost, and with no other thread there is nothing to
+    /// exclude (this thread cannot create one while it holds the guard, and the hooks'
+    /// reentrancy guard keeps signal handlers out).
     #[inline]
     pub fn lock(&self) -> LockGuard<'_, T> {
+        if crate::threads::single() {
+            return LockGuard {
+                lock: self,
+                taken: false,
+            };
+        }
         if self
             .state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -60,7 +72,10 @@ impl<T> Lock<T> {
         {
             self.lock_slow();
         }
-        LockGuard { lock: self }
+        LockGuard {
+            lock: self,
+            taken: true,
+        }
     }
 
     #[cold]
@@ -99,7 +114,9 @@ impl<T> Lock<T> {
 impl<T> Drop for LockGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.force_unlock();
+        if self.taken {
+            self.lock.force_unlock();
+        }
     }
 }
 

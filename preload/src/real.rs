@@ -57,6 +57,7 @@ fn resolve() -> bool {
     match STATE.compare_exchange(UNRESOLVED, RESOLVING, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
             resolve_all();
+            crate::threads::init();
             STATE.store(READY, Ordering::Release);
             true
         }

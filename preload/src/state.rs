@@ -78,7 +78,7 @@ static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)]
 
 /// Starts loading the cache line where `addr`'s live-map slot is looked up first.
 #[inline]
-fn prefetch_slot(addr: usize) {
+pub fn prefetch_slot(addr: usize) {
     let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
     if slots == 0 {
         return;

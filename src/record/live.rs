@@ -62,7 +62,7 @@ fn mix(x: u64) -> u64 {
 type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
 /// One live allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LiveAlloc {
     pub size: u64,
     pub stack: StackId,

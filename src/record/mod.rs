@@ -7,6 +7,7 @@
 mod live;
 mod maps;
 mod peak;
+mod queued;
 mod stacks;
 mod timeline;
 
@@ -16,6 +17,7 @@ mod proptests;
 pub use live::{AddrHasher, LiveAlloc, LiveHeap};
 pub use maps::{LiveMaps, Region};
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
+pub use queued::{QueuedHeap, QUEUED};
 pub use stacks::{StackId, StackTable};
 pub use timeline::Timeline;
 
@@ -28,7 +30,7 @@ use crate::format::{Meta, Module, Profile, SiteBytes, Stack};
 #[derive(Debug, Default)]
 pub struct Recorder<S: SiteStore = VecStore> {
     stacks: StackTable,
-    heap: LiveHeap,
+    heap: QueuedHeap,
     maps: LiveMaps,
     sites: PeakTracker<S>,
     timeline: Timeline,
@@ -70,7 +72,7 @@ impl<S: SiteStore> Recorder<S> {
     pub fn with_store(store: S) -> Self {
         Self {
             stacks: StackTable::new(),
-            heap: LiveHeap::new(),
+            heap: QueuedHeap::new(),
             maps: LiveMaps::new(),
             sites: PeakTracker::with_store(store),
             timeline: Timeline::default(),
@@ -213,7 +215,8 @@ impl<S: SiteStore> Recorder<S> {
     pub fn on_alloc(&mut self, addr: u64, size: u64, stack: StackId, now_ns: u64) {
         if let Some(old) = self.heap.insert(addr, LiveAlloc { size, stack }) {
             // A free we never saw (e.g. an allocator-internal path): drop the stale block
-            // so the same bytes are not counted twice.
+            // so the same bytes are not counted twice (it may be another address's: the
+            // map hands stale blocks back when they meet their successor in its table).
             self.drop_block(old);
         }
         let share = self.share(stack, size);
