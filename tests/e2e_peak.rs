@@ -763,3 +763,29 @@ fn many_stacks_largest_stacks_first_in_top() {
     assert_eq!((top[0].bytes, top[0].count), (256, 1), "{:?}", top[0]);
     assert!(top.len() <= MANY_STACKS_PATHS);
 }
+
+// ---------------------------------------------------------------------------------------
+// Crossing from one thread to two (examples/single_to_multi.c)
+
+const SINGLE_TO_MULTI_FUNCTIONS: &[(&str, u64)] = &[
+    ("main", 3000),
+    ("st_keep", 2000),
+    ("after_join", 1000),
+    ("worker", 3000),
+    ("mt_alloc", 3000),
+    ("st_given", 0),
+    ("st_short", 0),
+    ("mt_short", 0),
+];
+
+#[test]
+fn single_to_multi_thread_peak_exact() {
+    // Blocks made while single-threaded (queued, recorded without the lock) are freed by a
+    // second thread, and the second thread's block is kept by the first: the peak and its
+    // owners are exact across the switch.
+    let run = peakprof_run(&c_example("single_to_multi.c"), &[]);
+    assert_exit(&run, 0, Some(0), None);
+    check_outputs_consistent(&run);
+    assert_peak_bytes(&run, 6000);
+    assert_functions(&run.folded(), SINGLE_TO_MULTI_FUNCTIONS, function_bytes);
+}
