@@ -74,10 +74,10 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
         return unsafe { real::free(p) };
     }
+    state::prefetch_slot(p as usize);
     if crate::threads::single() {
         // No other thread can be handed this address before we record the free, so the
-        // real free may go first: it overlaps the live map's cache miss (prefetched here).
-        state::prefetch_slot(p as usize);
+        // real free may go first: it overlaps the live map's cache miss.
         // SAFETY: as below.
         unsafe { real::free(p) };
         keep_errno(|| state::on_free(p as usize));
@@ -103,6 +103,7 @@ unsafe fn resize(
     let old = if p.is_null() || bootstrap::contains(p) {
         None
     } else {
+        state::prefetch_slot(p as usize);
         keep_errno(|| state::on_free(p as usize))
     };
     let q = call();

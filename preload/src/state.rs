@@ -483,11 +483,11 @@ pub fn on_alloc(addr: usize, size: usize) {
     }
 }
 
-/// A heap block is about to be freed; returns its size and stack if it was tracked, so a
-/// failed realloc can put it back.
+/// A heap block is about to be freed (or, single-threaded, was just freed); returns its
+/// size and stack if it was tracked, so a failed realloc can put it back. Callers start
+/// [`prefetch_slot`] for it first, as early as their ordering allows.
 #[inline]
 pub fn on_free(addr: usize) -> Option<LiveAlloc> {
-    prefetch_slot(addr);
     with_profiler(|p| {
         let t = p.now();
         p.rec.on_free(addr as u64, t)

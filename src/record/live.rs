@@ -350,6 +350,7 @@ impl LiveHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::map_model::same_entries;
     use proptest::prelude::*;
     use std::collections::HashMap as StdMap;
 
@@ -462,14 +463,7 @@ mod tests {
                 }
                 prop_assert_eq!(h.len(), model.len());
             }
-            for (a, v) in &model {
-                prop_assert_eq!(h.get(*a), Some(*v));
-            }
-            let mut all: Vec<_> = h.iter().collect();
-            all.sort_by_key(|e| e.0);
-            let mut want: Vec<_> = model.into_iter().collect();
-            want.sort_by_key(|e| e.0);
-            prop_assert_eq!(all, want);
+            same_entries(|a| h.get(a), h.iter(), model)?;
         }
     }
 }

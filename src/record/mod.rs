@@ -12,12 +12,13 @@ mod stacks;
 mod timeline;
 
 #[cfg(test)]
+mod map_model;
+#[cfg(test)]
 mod proptests;
 
 pub use live::{AddrHasher, LiveAlloc, LiveHeap};
 pub use maps::{LiveMaps, Region};
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
-pub use queued::{QueuedHeap, QUEUED};
 pub use stacks::{StackId, StackTable};
 pub use timeline::Timeline;
 
@@ -25,6 +26,7 @@ pub use timeline::Timeline;
 mod sampling_tests;
 
 use crate::format::{Meta, Module, Profile, SiteBytes, Stack};
+use queued::QueuedHeap;
 
 /// The recorder of one process.
 #[derive(Debug, Default)]

@@ -31,7 +31,6 @@ pub struct QueuedHeap {
     alloc: [LiveAlloc; QUEUED],
     /// The entry the next insert takes (the oldest, when all are in use).
     next: usize,
-    queued: usize,
 }
 
 impl QueuedHeap {
@@ -40,19 +39,19 @@ impl QueuedHeap {
         Self::default()
     }
 
-    /// Number of live allocations.
-    pub fn len(&self) -> usize {
-        self.table.len() + self.queued
+    /// Number of live allocations (for tests: nothing else needs it).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.table.len() + self.addr.iter().filter(|&&a| a != 0).count()
     }
 
-    /// Whether nothing is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The queue entry holding `addr`. Branch-free over all entries, so it vectorizes.
+    /// The queue entry holding `addr` (never one for address 0, the free-entry mark).
+    /// Branch-free over all entries, so it vectorizes.
     #[inline]
     fn position(&self, addr: u64) -> Option<usize> {
+        if addr == 0 {
+            return None;
+        }
         let mut hits = 0u32;
         for (i, &a) in self.addr.iter().enumerate() {
             hits |= u32::from(a == addr) << i;
@@ -75,7 +74,6 @@ impl QueuedHeap {
         let oldest = core::mem::replace(&mut self.addr[i], addr);
         let oldest_alloc = core::mem::replace(&mut self.alloc[i], alloc);
         if oldest == 0 {
-            self.queued += 1;
             None
         } else {
             self.table.insert(oldest, oldest_alloc)
@@ -85,12 +83,9 @@ impl QueuedHeap {
     /// Removes and returns the allocation at `addr`, if it is live.
     #[inline]
     pub fn remove(&mut self, addr: u64) -> Option<LiveAlloc> {
-        if addr != 0 {
-            if let Some(i) = self.position(addr) {
-                self.addr[i] = 0;
-                self.queued -= 1;
-                return Some(self.alloc[i]);
-            }
+        if let Some(i) = self.position(addr) {
+            self.addr[i] = 0;
+            return Some(self.alloc[i]);
         }
         self.table.remove(addr)
     }
@@ -98,8 +93,8 @@ impl QueuedHeap {
     /// The allocation at `addr`, if live.
     pub fn get(&self, addr: u64) -> Option<LiveAlloc> {
         match self.position(addr) {
-            Some(i) if addr != 0 => Some(self.alloc[i]),
-            _ => self.table.get(addr),
+            Some(i) => Some(self.alloc[i]),
+            None => self.table.get(addr),
         }
     }
 
@@ -119,16 +114,12 @@ impl QueuedHeap {
     pub fn table(&self) -> (usize, usize) {
         self.table.table()
     }
-
-    /// Heap bytes the map uses, for the profiler's own accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.table.heap_bytes()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::map_model::same_entries;
     use proptest::prelude::*;
     use std::collections::HashMap as StdMap;
 
@@ -209,14 +200,7 @@ mod tests {
                 }
                 prop_assert_eq!(h.len(), model.len());
             }
-            for (a, v) in &model {
-                prop_assert_eq!(h.get(*a), Some(*v));
-            }
-            let mut all: Vec<_> = h.iter().collect();
-            all.sort_by_key(|e| e.0);
-            let mut want: Vec<_> = model.into_iter().collect();
-            want.sort_by_key(|e| e.0);
-            prop_assert_eq!(all, want);
+            same_entries(|a| h.get(a), h.iter(), model)?;
         }
 
         /// With missed frees too, no byte is lost or counted twice: every inserted block is
