@@ -358,16 +358,16 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
 /// `out` must be valid for `cap` writes.
 #[no_mangle]
 pub unsafe extern "C" fn peakprof_bench_capture(method: c_int, out: *mut u64, cap: usize) -> usize {
-    use crate::unwind::{capture_with, Method, MAX_DEPTH};
+    use crate::unwind::{capture_with, Frames, Method};
     let method = match method {
         1 => Method::Libgcc,
         2 => Method::CachedNoMemo,
         _ => Method::Cached,
     };
     let _g = Guard::enter();
-    let mut frames = [0u64; MAX_DEPTH + 1];
+    let mut frames = Frames::new();
     let n = capture_with(method, &mut frames).min(cap);
     // SAFETY: the caller guarantees `out` holds `cap` words, and n <= cap.
-    unsafe { core::ptr::copy_nonoverlapping(frames.as_ptr(), out, n) };
+    unsafe { core::ptr::copy_nonoverlapping(frames.as_slice().as_ptr(), out, n) };
     n
 }

@@ -411,12 +411,12 @@ impl Profiler {
     }
 }
 
-/// Captures the caller's stack (outside the lock: unwinding is the slow part).
-#[inline]
-fn stack() -> ([u64; unwind::MAX_DEPTH + 1], usize) {
-    let mut frames = [0u64; unwind::MAX_DEPTH + 1];
-    let n = unwind::capture(&mut frames);
-    (frames, n)
+/// Captures the caller's stack into `room` (outside the lock: unwinding is the slow
+/// part). The caller owns the buffer, so 1 KiB of frames is never moved after the walk.
+#[inline(always)]
+fn stack(room: &mut unwind::Frames) -> &[u64] {
+    unwind::capture(room);
+    room.as_slice()
 }
 
 /// Runs `f` on the profiler when it is recording in this process.
@@ -470,9 +470,10 @@ pub fn on_alloc(addr: usize, size: usize) {
             p.check_limit()
         })
     } else {
-        let (frames, n) = stack();
+        let mut room = unwind::Frames::new();
+        let frames = stack(&mut room);
         with_profiler(|p| {
-            let id = p.intern(&frames[..n]);
+            let id = p.intern(frames);
             let t = p.now();
             p.rec.on_alloc(addr as u64, size as u64, id, t);
             p.check_limit()
@@ -505,9 +506,10 @@ pub fn restore(addr: usize, block: LiveAlloc) {
 
 /// An anonymous mapping was made.
 pub fn on_mmap(addr: usize, len: usize) {
-    let (frames, n) = stack();
+    let mut room = unwind::Frames::new();
+    let frames = stack(&mut room);
     let stop = with_profiler(|p| {
-        let id = p.intern(&frames[..n]);
+        let id = p.intern(frames);
         let t = p.now();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
         p.check_limit()
@@ -543,12 +545,13 @@ pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
     if taken.is_empty() {
         return;
     }
-    let stack = moved.map(|_| stack());
+    let mut room = unwind::Frames::new();
+    let stack = moved.map(|_| stack(&mut room));
     with_profiler(|p| {
         let t = p.now();
         match (moved, stack) {
-            (Some((new, new_len)), Some((frames, n))) => {
-                let id = p.intern(&frames[..n]);
+            (Some((new, new_len)), Some(frames)) => {
+                let id = p.intern(frames);
                 p.rec.on_mmap(new as u64, new_len as u64, id, t);
             }
             _ => {

@@ -79,15 +79,18 @@ int32_t peakprof_should_sample(uint64_t size, uint64_t rate) {
  * rest, so reaching it never allocates; ~9 KiB per thread. */
 #define PEAKPROF_MEMO_LEVELS 136
 
+struct peakprof_memo_level {
+    uint64_t pc;
+    uint64_t sp;
+    uint64_t bp;
+    uint64_t read_at;
+};
+
 struct peakprof_memo {
     uint64_t generation;
     uint32_t len;
     uint32_t valid;
-    uint64_t pc[PEAKPROF_MEMO_LEVELS];
-    uint64_t sp[PEAKPROF_MEMO_LEVELS];
-    uint64_t bp[PEAKPROF_MEMO_LEVELS];
-    uint64_t bp_slot[PEAKPROF_MEMO_LEVELS];
-    uint8_t in_self[PEAKPROF_MEMO_LEVELS];
+    struct peakprof_memo_level level[PEAKPROF_MEMO_LEVELS];
 };
 
 static __thread struct peakprof_memo memos[2] __attribute__((tls_model("initial-exec")));

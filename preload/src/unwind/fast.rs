@@ -5,13 +5,56 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use peakprof::format::TRUNCATED_FRAME;
 use peakprof::unwind::Rule;
 
-use super::{memo, modules, self_range, MAX_DEPTH};
+use super::{memo, modules, self_range, Frames, MAX_DEPTH};
 
-const CACHE_BITS: u32 = 16;
-/// Direct-mapped cache: each word is `pc << 16 | rule id`. x86-64 user addresses fit in 47
-/// bits, so the word identifies its pc exactly and a racing reader either sees a whole
-/// entry or another pc's (which it rejects): no locks on the hot path.
-static CACHE: [AtomicU64; 1 << CACHE_BITS] = [const { AtomicU64::new(0) }; 1 << CACHE_BITS];
+/// Sets in the rule cache; each set is one cache line of [`WAYS`] words.
+const SET_BITS: u32 = 12;
+/// Words per set: eight 8-byte words fill one 64-byte line, so a lookup costs at most one
+/// cache miss however many of them it compares.
+const WAYS: usize = 8;
+
+/// One line of the rule cache. Each word is `pc << 16 | rule code`. x86-64 user addresses
+/// fit in 47 bits, so a word identifies its pc exactly and a racing reader either sees a
+/// whole entry or another pc's (which it rejects): no locks on the hot path.
+#[repr(align(64))]
+struct Set([AtomicU64; WAYS]);
+
+/// Set-associative rather than direct-mapped: a big program's hot return addresses collide
+/// in a direct-mapped table (each collision costs a walk of `.eh_frame`), and avoiding that
+/// took a table too big for the caches (cc1: 40% of unwinding time was that table's misses).
+/// With eight ways, 32768 entries (256 KiB) keep cc1's rules with fewer misses.
+static CACHE: [Set; 1 << SET_BITS] =
+    [const { Set([const { AtomicU64::new(0) }; WAYS]) }; 1 << SET_BITS];
+
+/// The set where `pc`'s rule is kept, and its home way there (from the hash's next bits):
+/// looked at first, and where a new entry goes when free, so that in a set with room
+/// every lookup hits its first compare.
+#[inline]
+fn set_of(pc: u64) -> (&'static Set, usize) {
+    let h = pc.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let set = &CACHE[(h >> (64 - SET_BITS)) as usize];
+    (
+        set,
+        ((h >> (64 - SET_BITS - 3)) & (WAYS as u64 - 1)) as usize,
+    )
+}
+
+/// The cached rule for `pc`, if any.
+#[inline(always)]
+fn cached(set: &Set, home: usize, pc: u64) -> Option<Rule> {
+    let w = set.0[home].load(Ordering::Acquire);
+    if w >> 16 == pc {
+        return decode_code(w & 0xffff);
+    }
+    set.0.iter().find_map(|w| {
+        let w = w.load(Ordering::Acquire);
+        if w >> 16 == pc {
+            decode_code(w & 0xffff)
+        } else {
+            None
+        }
+    })
+}
 
 /// The distinct rules met so far that do not fit a cache word's code, encoded
 /// ([`Rule::encode`]), indexed by id. Id 0 means "empty"; entries are written before any
@@ -20,15 +63,10 @@ static RULES: [AtomicU64; TABLE_IDS as usize] = [const { AtomicU64::new(0) }; TA
 /// Number of ids handed out (under the module lock, on the miss path only).
 static RULE_COUNT: AtomicU64 = AtomicU64::new(1);
 
-#[inline]
-fn slot(pc: u64) -> &'static AtomicU64 {
-    &CACHE[(pc.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_BITS)) as usize]
-}
-
 /// Empties the cache (a module was unloaded: its addresses may be reused).
 pub fn clear_cache() {
     memo::invalidate_all();
-    for w in CACHE.iter() {
+    for w in CACHE.iter().flat_map(|set| set.0.iter()) {
         w.store(0, Ordering::Relaxed);
     }
 }
@@ -99,11 +137,9 @@ fn rule_at(pc: u64) -> Rule {
     if pc >> 48 != 0 {
         return Rule::Complex;
     }
-    let w = slot(pc).load(Ordering::Acquire);
-    if w >> 16 == pc {
-        if let Some(r) = decode_code(w & 0xffff) {
-            return r;
-        }
+    let (set, home) = set_of(pc);
+    if let Some(r) = cached(set, home, pc) {
+        return r;
     }
     // No unwind information (code without CFI, or outside any module): the walk ends
     // here, as it would in any unwinder.
@@ -112,7 +148,15 @@ fn rule_at(pc: u64) -> Rule {
         (r, rule_code(r))
     });
     if let Some(code) = code {
-        slot(pc).store((pc << 16) | code, Ordering::Release);
+        // The home way if free, else any free way, else the home way again: no replacement
+        // state to keep (and race on), and a pc evicted by a neighbour comes back home.
+        let free = |w: &AtomicU64| w.load(Ordering::Relaxed) == 0;
+        let way = if free(&set.0[home]) {
+            home
+        } else {
+            set.0.iter().position(free).unwrap_or(home)
+        };
+        set.0[way].store((pc << 16) | code, Ordering::Release);
     }
     rule
 }
@@ -194,7 +238,7 @@ fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
 /// copies the rest after checking it still holds (see [`memo`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> {
+pub fn capture(out: &mut Frames, use_memo: bool) -> Option<usize> {
     let (mut sp, mut bp, mut pc) = registers();
     // None on a signal stack or another foreign stack: the general unwinder copes.
     let hi = stack_top(sp)?;
@@ -209,30 +253,31 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
     let mut min_j = 0usize;
     let mut level = 0usize;
     let mut recording = use_memo;
-    let mut n = 0;
+    out.clear();
     let mut first = true;
     let mut in_self = true;
     loop {
         recording = recording && next.enter(level, pc, sp, bp, in_self);
         if search && recording {
             // Levels are ordered by sp in both walks: advance to the first not below ours.
-            while j < prev.len as usize && prev.sp[j] < sp {
+            while j < prev.len as usize && prev.level[j].sp < sp {
                 j += 1;
             }
             if j >= prev.len as usize {
                 search = false;
             } else if j >= min_j
-                && prev.sp[j] == sp
-                && prev.pc[j] == pc
-                && prev.bp[j] == bp
-                && (prev.in_self[j] != 0) == in_self
+                && prev.level[j].sp == sp
+                && prev.level[j].pc == pc
+                && prev.level[j].bp == bp
+                && prev.level[j].in_self() == in_self
                 && (j == 0) == first
             {
                 let frames = (self_lo, self_hi);
-                match reuse(prev, next, j, level, out, n, (lo, hi), frames) {
+                let walked = out.len();
+                match reuse(prev, next, j, level, out, (lo, hi), frames) {
                     Ok(total) => {
                         memo::swap();
-                        memo::account(total - n, total);
+                        memo::account(total - walked, total);
                         return Some(total);
                     }
                     // The stacks differ further out: walk on, perhaps to a later match.
@@ -257,22 +302,22 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
         };
         let base = if from_rbp { bp } else { sp };
         let Some(cfa) = base.checked_add(u64::from(cfa_offset)) else {
-            return Some(n); // a corrupt or foreign frame: stop rather than guess
+            return Some(out.len()); // a corrupt or foreign frame: stop rather than guess
         };
         if cfa <= sp || cfa > hi {
-            return Some(n);
+            return Some(out.len());
         }
         let Some(ra) = read(cfa - 8, lo, hi) else {
-            return Some(n);
+            return Some(out.len());
         };
         if let Some(o) = rbp_offset {
             let slot = cfa.wrapping_add_signed(i64::from(o));
             match read(slot, lo, hi) {
                 Some(v) => bp = v,
-                None => return Some(n),
+                None => return Some(out.len()),
             }
             if recording {
-                next.bp_slot[level] = slot;
+                next.level[level].set_bp_slot(slot);
             }
         }
         sp = cfa;
@@ -287,25 +332,24 @@ pub fn capture(out: &mut [u64; MAX_DEPTH + 1], use_memo: bool) -> Option<usize> 
             continue;
         }
         in_self = false;
-        if n == MAX_DEPTH {
-            out[n] = TRUNCATED_FRAME;
-            return Some(n + 1);
+        if out.len() == MAX_DEPTH {
+            out.push(TRUNCATED_FRAME);
+            return Some(out.len());
         }
-        out[n] = pc;
-        n += 1;
+        out.push(pc);
     }
     if recording {
         next.finish(level, generation);
         memo::swap();
     }
     if use_memo {
-        memo::account(0, n);
+        memo::account(0, out.len());
     }
-    Some(n)
+    Some(out.len())
 }
 
 /// The rest of a walk that reached level `j` of the previous capture (as its own level
-/// `level`, with `n` frames out so far): checks every stack word the previous walk read
+/// `level`, with the frames in `out` so far): checks every stack word the previous walk read
 /// from there on, then copies its frames and levels. `None` when a word changed or the
 /// copy would not fit (the caller then walks on), with the first level of the previous walk
 /// still worth matching: one past the step whose word changed, since a match below it
@@ -318,8 +362,7 @@ fn reuse(
     next: &mut memo::Memo,
     j: usize,
     level: usize,
-    out: &mut [u64; MAX_DEPTH + 1],
-    n: usize,
+    out: &mut Frames,
     (lo, hi): (u64, u64),
     (self_lo, self_hi): (u64, u64),
 ) -> Result<usize, usize> {
@@ -331,62 +374,52 @@ fn reuse(
     // Every word the previous walk read from level j on must be unchanged. Independent
     // loads, unlike the walk's chain. The reads stay inside this thread's stack.
     for i in j..len - 1 {
-        let ra_at = prev.sp[i + 1].wrapping_sub(8);
+        let (this, outer) = (&prev.level[i], &prev.level[i + 1]);
+        let ra_at = outer.sp.wrapping_sub(8);
         if ra_at < lo || ra_at + 8 > hi {
             return Err(len);
         }
         // SAFETY: inside `[lo, hi)`, the live part of this thread's stack (see `read`).
-        if unsafe { (ra_at as *const u64).read() } != prev.pc[i + 1] {
+        if unsafe { (ra_at as *const u64).read() } != outer.pc {
             return Err(i + 1);
         }
-        let slot = prev.bp_slot[i];
+        let slot = this.bp_slot();
         if slot != 0 {
-            if slot < lo || slot + 8 > hi || !slot.is_multiple_of(8) {
+            if slot < lo || slot + 8 > hi {
                 return Err(len);
             }
-            // SAFETY: as above.
-            if unsafe { (slot as *const u64).read() } != prev.bp[i + 1] {
+            // SAFETY: as above (and 8-aligned: only aligned reads are recorded).
+            if unsafe { (slot as *const u64).read() } != outer.bp {
                 return Err(i + 1);
             }
         }
     }
     // The frames: levels j+1.. minus this library's own (only ever innermost) and the
     // terminal zero.
-    let mut n = n;
-    let mut in_self = prev.in_self[j] != 0;
-    let frames = &prev.pc[j + 1..len];
-    let frames = frames.strip_suffix(&[0]).unwrap_or(frames);
-    let mut skip = 0;
-    if in_self {
-        skip = frames
-            .iter()
-            .take_while(|&&pc| pc >= self_lo && pc < self_hi)
-            .count();
-        in_self = skip == frames.len();
+    let mut outer = &prev.level[j + 1..len];
+    if outer.last().is_some_and(|l| l.pc == 0) {
+        outer = &outer[..outer.len() - 1];
     }
-    let frames = &frames[skip..];
-    if n + frames.len() > MAX_DEPTH {
+    if prev.level[j].in_self() {
+        let skip = outer
+            .iter()
+            .take_while(|l| l.pc >= self_lo && l.pc < self_hi)
+            .count();
+        outer = &outer[skip..];
+    }
+    if out.len() + outer.len() > MAX_DEPTH {
         return Err(len); // the full walk writes the truncation marker
     }
-    out[n..n + frames.len()].copy_from_slice(frames);
-    n += frames.len();
-    // The levels: the caller wrote level `level` (= previous j) but for its read slot.
-    next.bp_slot[level] = prev.bp_slot[j];
-    let (from, to) = (j + 1..len, level + 1..level + rest);
-    next.pc[to.clone()].copy_from_slice(&prev.pc[from.clone()]);
-    next.sp[to.clone()].copy_from_slice(&prev.sp[from.clone()]);
-    next.bp[to.clone()].copy_from_slice(&prev.bp[from.clone()]);
-    next.bp_slot[to.clone()].copy_from_slice(&prev.bp_slot[from.clone()]);
-    if in_self || skip > 0 {
-        next.in_self[to].copy_from_slice(&prev.in_self[from]);
-    } else {
-        next.in_self[to].fill(0);
-    }
+    out.extend(outer.iter().map(|l| l.pc));
+    // The levels, flags included (they evolve from level j exactly as in the previous
+    // walk). The caller wrote level `level` (= previous j) but for its read slot.
+    next.level[level].set_bp_slot(prev.level[j].bp_slot());
+    next.level[level + 1..level + rest].copy_from_slice(&prev.level[j + 1..len]);
     next.finish(level + rest, prev.generation);
-    Ok(n)
+    Ok(out.len())
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub fn capture(_out: &mut [u64; MAX_DEPTH + 1], _use_memo: bool) -> Option<usize> {
+pub fn capture(_out: &mut Frames, _use_memo: bool) -> Option<usize> {
     None
 }

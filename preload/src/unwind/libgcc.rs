@@ -5,7 +5,7 @@ use core::ffi::{c_int, c_void};
 
 use peakprof::format::TRUNCATED_FRAME;
 
-use super::{self_range, MAX_DEPTH};
+use super::{self_range, Frames, MAX_DEPTH};
 
 #[repr(C)]
 struct UnwindContext {
@@ -23,8 +23,7 @@ const URC_NO_REASON: c_int = 0;
 const URC_END_OF_STACK: c_int = 5;
 
 struct Walk<'a> {
-    out: &'a mut [u64],
-    len: usize,
+    out: &'a mut Frames,
     skip_lo: u64,
     skip_hi: u64,
     truncated: bool,
@@ -40,38 +39,33 @@ extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
         return URC_END_OF_STACK;
     }
     // Our own frames sit at the top of every stack: drop them until the first foreign one.
-    if walk.len == 0 && ip >= walk.skip_lo && ip < walk.skip_hi {
+    if walk.out.len() == 0 && ip >= walk.skip_lo && ip < walk.skip_hi {
         return URC_NO_REASON;
     }
-    if walk.len == walk.out.len() {
+    if walk.out.len() == MAX_DEPTH {
         walk.truncated = true;
         return URC_END_OF_STACK;
     }
-    walk.out[walk.len] = ip;
-    walk.len += 1;
+    walk.out.push(ip);
     URC_NO_REASON
 }
 
 /// Fills `out` with the calling thread's return addresses (innermost first) and returns how
-/// many were written. A stack deeper than `out.len() - 1` ends with [`TRUNCATED_FRAME`].
+/// many were written. A stack deeper than [`MAX_DEPTH`] ends with [`TRUNCATED_FRAME`].
 #[inline(never)]
-pub fn capture(out: &mut [u64; MAX_DEPTH + 1]) -> usize {
-    let (head, _) = out.split_at_mut(MAX_DEPTH);
+pub fn capture(out: &mut Frames) -> usize {
+    out.clear();
     let (skip_lo, skip_hi) = self_range();
     let mut walk = Walk {
-        out: head,
-        len: 0,
+        out,
         skip_lo,
         skip_hi,
         truncated: false,
     };
     // SAFETY: `step` matches the callback ABI, and `walk` outlives the call.
     unsafe { _Unwind_Backtrace(step, (&mut walk as *mut Walk<'_>).cast()) };
-    let (len, truncated) = (walk.len, walk.truncated);
-    if truncated {
-        out[len] = TRUNCATED_FRAME;
-        len + 1
-    } else {
-        len
+    if walk.truncated {
+        walk.out.push(TRUNCATED_FRAME);
     }
+    walk.out.len()
 }

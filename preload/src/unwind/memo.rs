@@ -22,19 +22,48 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Levels a memo holds (the deepest kept stack plus this library's own frames).
 pub const LEVELS: usize = 136;
 
+/// One level of a walk, as laid out by `struct peakprof_memo_level` in `tls.c`. One record
+/// per level (not one array per field): reusing a walk copies its outer levels in one block,
+/// and checking them reads one stream.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Level {
+    pub pc: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// Where this level's step read the caller's frame pointer (0 when it kept `bp`; always
+    /// 8-aligned, as reads are), with bit 0 set when the walk was still inside this library's
+    /// frames on entering the level.
+    read_at: u64,
+}
+
+impl Level {
+    /// Where the step read the caller's frame pointer, 0 when it kept `bp`.
+    #[inline(always)]
+    pub fn bp_slot(&self) -> u64 {
+        self.read_at & !1
+    }
+
+    /// Whether the walk was inside this library's frames on entering the level.
+    #[inline(always)]
+    pub fn in_self(&self) -> bool {
+        self.read_at & 1 != 0
+    }
+
+    /// Notes where the step read the caller's frame pointer (an 8-aligned address).
+    #[inline(always)]
+    pub fn set_bp_slot(&mut self, slot: u64) {
+        self.read_at = slot | (self.read_at & 1);
+    }
+}
+
 /// One capture's walk, as laid out by `struct peakprof_memo` in `tls.c`.
 #[repr(C)]
 pub struct Memo {
     pub generation: u64,
     pub len: u32,
     pub valid: u32,
-    pub pc: [u64; LEVELS],
-    pub sp: [u64; LEVELS],
-    pub bp: [u64; LEVELS],
-    /// Where step `i` read the caller's frame pointer, 0 when it kept `bp`.
-    pub bp_slot: [u64; LEVELS],
-    /// Whether the walk was still inside this library's frames on entering the level.
-    pub in_self: [u8; LEVELS],
+    pub level: [Level; LEVELS],
 }
 
 impl Memo {
@@ -44,11 +73,12 @@ impl Memo {
         if level >= LEVELS {
             return false;
         }
-        self.pc[level] = pc;
-        self.sp[level] = sp;
-        self.bp[level] = bp;
-        self.bp_slot[level] = 0;
-        self.in_self[level] = u8::from(in_self);
+        self.level[level] = Level {
+            pc,
+            sp,
+            bp,
+            read_at: u64::from(in_self),
+        };
         true
     }
 
