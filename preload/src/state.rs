@@ -385,20 +385,25 @@ impl Profiler {
     #[inline]
     fn check_limit(&mut self) -> bool {
         match self.limit {
-            Some(l) if !self.limit_hit && self.rec.total() > l => {
-                self.limit_hit = true;
-                let now = self.now();
-                let mut p = self
-                    .rec
-                    .to_profile(self.meta(WriteReason::Snapshot), self.modules.clone());
-                p.peak = p.exit.clone();
-                p.meta.peak_bytes = self.rec.total();
-                p.meta.peak_time_ns = now;
-                write_atomically(&self.path("oom"), &format::encode(&p));
-                self.limit_stop
-            }
+            Some(l) if !self.limit_hit && self.rec.total() > l => self.limit_reached(),
             _ => false,
         }
+    }
+
+    /// The total just passed `--limit`: writes the `.oom` snapshot once.
+    #[cold]
+    #[inline(never)]
+    fn limit_reached(&mut self) -> bool {
+        self.limit_hit = true;
+        let now = self.now();
+        let mut p = self
+            .rec
+            .to_profile(self.meta(WriteReason::Snapshot), self.modules.clone());
+        p.peak = p.exit.clone();
+        p.meta.peak_bytes = self.rec.total();
+        p.meta.peak_time_ns = now;
+        write_atomically(&self.path("oom"), &format::encode(&p));
+        self.limit_stop
     }
 
     #[inline]
