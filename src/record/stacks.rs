@@ -1,7 +1,8 @@
 //! Interning of call stacks: each distinct sequence of return addresses gets a small id.
 //!
-//! Frames of all stacks live in one flat arena, and the hash table holds only ids, so a
-//! lookup of a stack that is already known allocates nothing.
+//! Frames of all stacks live in one flat arena, and the hash table holds small entries
+//! (a part of the hash, the id, where the frames are), so a lookup of a stack that is
+//! already known allocates nothing and reads the arena only for a likely match.
 
 use hashbrown::HashTable;
 
@@ -21,11 +22,12 @@ fn hasher() -> ahash::RandomState {
 
 /// A hash table entry: everything a lookup needs to reject a stack or confirm it against
 /// the arena, in one place. With only the id in the table, a lookup went table -> hashes ->
-/// starts -> arena, each a cache miss in a big table (cc1: a quarter of interning time).
+/// starts -> arena, each a cache miss in a big table.
 #[derive(Clone, Copy)]
 struct Entry {
-    /// High half of the stack's hash (the table's control bytes hold 7 bits of the other).
-    hash_hi: u32,
+    /// Low half of the stack's hash: the table's control bytes hold its top 7 bits, so the
+    /// other half filters 32 bits more.
+    hash_lo: u32,
     id: StackId,
     /// `frames[start..start + len]` in the arena; [`FAR`] when the start does not fit.
     start: u32,
@@ -119,9 +121,9 @@ impl StackTable {
             hashes,
             ..
         } = self;
-        let hash_hi = (hash >> 32) as u32;
+        let hash_lo = hash as u32;
         let found = table.find(hash, |e| {
-            if e.hash_hi != hash_hi || e.len as usize != frames.len() {
+            if e.hash_lo != hash_lo || e.len as usize != frames.len() {
                 return false;
             }
             let start = match e.start {
@@ -139,7 +141,7 @@ impl StackTable {
         starts.push(arena.len());
         hashes.push(hash);
         let entry = Entry {
-            hash_hi,
+            hash_lo,
             id,
             start: u32::try_from(start).unwrap_or(FAR),
             len: u32::try_from(frames.len()).unwrap_or(u32::MAX),

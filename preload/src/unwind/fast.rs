@@ -27,16 +27,14 @@ static CACHE: [Set; 1 << SET_BITS] =
     [const { Set([const { AtomicU64::new(0) }; WAYS]) }; 1 << SET_BITS];
 
 /// The set where `pc`'s rule is kept, and its home way there (from the hash's next bits):
-/// looked at first, and where a new entry goes when free, so that in a set with room
-/// every lookup hits its first compare.
+/// looked at first, and where a new entry goes when free, so that most lookups hit their
+/// first compare (those whose home way was taken when they were cached scan the set).
 #[inline]
 fn set_of(pc: u64) -> (&'static Set, usize) {
     let h = pc.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let set = &CACHE[(h >> (64 - SET_BITS)) as usize];
-    (
-        set,
-        ((h >> (64 - SET_BITS - 3)) & (WAYS as u64 - 1)) as usize,
-    )
+    let way = (h >> (64 - SET_BITS - WAYS.trailing_zeros())) as usize & (WAYS - 1);
+    (set, way)
 }
 
 /// The cached rule for `pc`, if any.
@@ -350,7 +348,7 @@ pub fn capture(out: &mut Frames, use_memo: bool) -> Option<usize> {
 
 /// The rest of a walk that reached level `j` of the previous capture (as its own level
 /// `level`, with the frames in `out` so far): checks every stack word the previous walk read
-/// from there on, then copies its frames and levels. `None` when a word changed or the
+/// from there on, then copies its frames and levels. `Err` when a word changed or the
 /// copy would not fit (the caller then walks on), with the first level of the previous walk
 /// still worth matching: one past the step whose word changed, since a match below it
 /// would check that word again.

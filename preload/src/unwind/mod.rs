@@ -100,11 +100,14 @@ impl Frames {
     #[inline(always)]
     fn extend(&mut self, frames: impl ExactSizeIterator<Item = u64>) {
         let room = &mut self.buf[self.len..self.len + frames.len()];
-        let n = room.len();
+        // Count the words written, not the length the iterator claims (a safe trait that
+        // could be wrong): `as_slice` relies on every counted word being written.
+        let mut written = 0;
         for (word, pc) in room.iter_mut().zip(frames) {
             word.write(pc);
+            written += 1;
         }
-        self.len += n;
+        self.len += written;
     }
 }
 
