@@ -90,12 +90,6 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-fn json_str<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("`{key}` is not a string in {v}"))
-}
-
 fn json_f64(v: &Value, key: &str) -> f64 {
     v.get(key)
         .and_then(Value::as_f64)

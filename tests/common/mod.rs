@@ -436,6 +436,13 @@ pub fn json_u64(summary: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("summary.json: `{key}` is not an unsigned integer: {summary}"))
 }
 
+/// `v[key]` as a string; absent or another type panics.
+pub fn json_str<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("`{key}` is not a string in {v}"))
+}
+
 /// `summary[key]` as Option<i64>: `null` is None; absent or another type panics, because the
 /// format says the field is always there (int or null).
 pub fn json_opt_i64(summary: &Value, key: &str) -> Option<i64> {

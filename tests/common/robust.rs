@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    drain_pipes, json_opt_i64, json_u64, remove_stale, tmp_root, unique_dir, wait_until, Finished,
-    Value, PEAKPROF,
+    drain_pipes, json_opt_i64, json_str, json_u64, remove_stale, tmp_root, unique_dir, wait_until,
+    Finished, Value, PEAKPROF,
 };
 
 /// Prints the line that makes a skipped test visible in `cargo test` output (run with
@@ -147,19 +147,11 @@ pub fn processes(summary: &Value) -> Vec<Process> {
         .map(|p| Process {
             pid: json_u64(p, "pid"),
             ppid: json_u64(p, "ppid"),
-            command: p
-                .get("command")
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("processes[].command missing: {p}"))
-                .to_string(),
+            command: json_str(p, "command").to_string(),
             peak_bytes: json_u64(p, "peak_bytes"),
             exit_code: json_opt_i64(p, "exit_code"),
             signal: json_opt_i64(p, "signal"),
-            dir: p
-                .get("dir")
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("processes[].dir missing: {p}"))
-                .to_string(),
+            dir: json_str(p, "dir").to_string(),
         })
         .collect()
 }
