@@ -6,35 +6,34 @@
 
 use core::ffi::c_int;
 
-extern "C" {
-    fn peakprof_guard_enter() -> i32;
-    fn peakprof_guard_leave();
-}
+use crate::thread::Thread;
 
 /// Held while the current thread is inside the profiler.
-pub struct Guard(());
+pub struct Guard(Thread);
 
 impl Guard {
     /// Enters the profiler, or returns `None` when this thread already is inside it.
     #[inline]
     pub fn enter() -> Option<Guard> {
-        // SAFETY: the C function only touches an initial-exec thread-local int.
-        let entered = unsafe { peakprof_guard_enter() } != 0;
-        // Not `then_some(Guard(()))`: that builds the guard eagerly, and dropping the unused
-        // one would clear the flag of the outer call that owns it.
-        if entered {
-            Some(Guard(()))
-        } else {
-            None
+        let t = Thread::current();
+        if t.in_hook() {
+            return None;
         }
+        t.set_in_hook(true);
+        Some(Guard(t))
+    }
+
+    /// The thread's state, for the hook's other per-thread decisions.
+    #[inline]
+    pub fn thread(&self) -> Thread {
+        self.0
     }
 }
 
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: as in `enter`.
-        unsafe { peakprof_guard_leave() }
+        self.0.set_in_hook(false);
     }
 }
 

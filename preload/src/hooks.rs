@@ -8,6 +8,7 @@
 use core::ffi::{c_int, c_void};
 
 use crate::guard::{keep_errno, Guard};
+use crate::thread::Thread;
 use crate::{bootstrap, real, state};
 
 /// The guard, when this call should be recorded.
@@ -20,10 +21,11 @@ fn enter() -> Option<Guard> {
     }
 }
 
+/// Records a new block (state keeps errno on the paths that could change it).
 #[inline]
-fn record_alloc(p: *mut c_void, size: usize) {
+fn record_alloc(g: &Guard, p: *mut c_void, size: usize) {
     if !p.is_null() {
-        keep_errno(|| state::on_alloc(p as usize, size));
+        state::on_alloc(g.thread(), p as usize, size);
     }
 }
 
@@ -33,13 +35,13 @@ fn record_alloc(p: *mut c_void, size: usize) {
 /// As `malloc(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    let Some(_g) = enter() else {
+    let Some(g) = enter() else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::malloc(size) };
     };
     // SAFETY: forwarding to the real function.
     let p = unsafe { real::malloc(size) };
-    record_alloc(p, size);
+    record_alloc(&g, p, size);
     p
 }
 
@@ -49,14 +51,14 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// As `calloc(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    let Some(_g) = enter() else {
+    let Some(g) = enter() else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::calloc(n, size) };
     };
     // SAFETY: forwarding to the real function.
     let p = unsafe { real::calloc(n, size) };
     // A successful calloc means n * size did not overflow.
-    record_alloc(p, n.wrapping_mul(size));
+    record_alloc(&g, p, n.wrapping_mul(size));
     p
 }
 
@@ -69,21 +71,21 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
-    let _g = enter();
-    if _g.is_none() {
+    let Some(g) = enter() else {
         // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
         return unsafe { real::free(p) };
-    }
+    };
+    let t: Thread = g.thread();
     state::prefetch_slot(p as usize);
     if crate::threads::single() {
         // No other thread can be handed this address before we record the free, so the
         // real free may go first: it overlaps the live map's cache miss.
         // SAFETY: as below.
         unsafe { real::free(p) };
-        keep_errno(|| state::on_free(p as usize));
+        state::on_free(t, p as usize);
         return;
     }
-    keep_errno(|| state::on_free(p as usize));
+    state::on_free(t, p as usize);
     // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
     unsafe { real::free(p) }
 }
@@ -97,18 +99,18 @@ unsafe fn resize(
     new_size: Option<usize>,
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
-    let Some(_g) = enter() else {
+    let Some(g) = enter() else {
         return call();
     };
     let old = if p.is_null() || bootstrap::contains(p) {
         None
     } else {
         state::prefetch_slot(p as usize);
-        keep_errno(|| state::on_free(p as usize))
+        state::on_free(g.thread(), p as usize)
     };
     let q = call();
     if !q.is_null() {
-        record_alloc(q, new_size.unwrap_or(0));
+        record_alloc(&g, q, new_size.unwrap_or(0));
     } else if let Some(old) = old {
         // NULL with a size means failure and `p` is still live; NULL for size 0 means
         // `p` was freed (glibc), which is not an out-of-memory condition.
@@ -146,7 +148,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 /// As `posix_memalign(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    let Some(_g) = enter() else {
+    let Some(g) = enter() else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::posix_memalign(out, align, size) };
     };
@@ -154,7 +156,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     let r = unsafe { real::posix_memalign(out, align, size) };
     if r == 0 && !out.is_null() {
         // SAFETY: on success the real function stored the block in `*out`.
-        record_alloc(unsafe { *out }, size);
+        record_alloc(&g, unsafe { *out }, size);
     }
     r
 }
@@ -167,13 +169,13 @@ macro_rules! aligned_hook {
         /// As the C function of the same name.
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: usize),*) -> *mut c_void {
-            let Some(_g) = enter() else {
+            let Some(g) = enter() else {
                 // SAFETY: forwarding to the real function.
                 return unsafe { $real($($arg),*) };
             };
             // SAFETY: forwarding to the real function.
             let p = unsafe { $real($($arg),*) };
-            record_alloc(p, $size);
+            record_alloc(&g, p, $size);
             p
         }
     };

@@ -14,8 +14,10 @@ mod lock;
 mod modules;
 mod procfs;
 mod real;
+mod sampled;
 mod signals;
 mod state;
+mod thread;
 mod threads;
 mod unwind;
 

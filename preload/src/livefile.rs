@@ -7,7 +7,7 @@
 use core::ffi::c_int;
 use std::ffi::CString;
 
-use peakprof::format::live::{LiveHeader, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
+use peakprof::format::live::{LiveHeader, SharedTotals, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
 use peakprof::record::{Site, SiteStore, Totals};
 
 use crate::real;
@@ -99,7 +99,20 @@ impl MappedStore {
         }
     }
 
-    /// A new store at `path` holding a copy of this one's counters (a forked child's own).
+    /// Sampled mode's shared totals in the header, which threads update atomically
+    /// without the profiler's lock; null without a header. The store itself never reads
+    /// or writes them (it hands out references to `totals` only), so the atomics alias
+    /// nothing.
+    pub fn shared(&self) -> *mut SharedTotals {
+        if self.header.is_null() {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: the header mapping is valid; this only computes a field's address.
+        unsafe { core::ptr::addr_of_mut!((*self.header).shared) }
+    }
+
+    /// A new store at `path` holding a copy of this one's counters (a forked child's own;
+    /// the shared totals are the caller's to carry over).
     pub fn copy_to(&self, path: &str) -> MappedStore {
         let mut new = MappedStore::create(path);
         if new.reserve(self.capacity) {

@@ -59,7 +59,14 @@ impl<T> Lock<T> {
     /// reentrancy guard keeps signal handlers out).
     #[inline]
     pub fn lock(&self) -> LockGuard<'_, T> {
-        if crate::threads::single() {
+        self.lock_knowing(crate::threads::single())
+    }
+
+    /// [`Self::lock`] for a caller that already asked [`crate::threads::single`] during
+    /// this hook (the answer cannot change while the hook runs).
+    #[inline]
+    pub fn lock_knowing(&self, single: bool) -> LockGuard<'_, T> {
+        if single {
             return LockGuard {
                 lock: self,
                 taken: false,
@@ -75,6 +82,31 @@ impl<T> Lock<T> {
         LockGuard {
             lock: self,
             taken: true,
+        }
+    }
+
+    /// Takes the lock if it is free right now, else `None` (never waits).
+    #[inline]
+    pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
+        if crate::threads::single() {
+            return Some(LockGuard {
+                lock: self,
+                taken: false,
+            });
+        }
+        // Not `then_some(LockGuard { .. })`: that builds the guard even when the lock is
+        // someone else's, and dropping it would release their lock.
+        if self
+            .state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            Some(LockGuard {
+                lock: self,
+                taken: true,
+            })
+        } else {
+            None
         }
     }
 

@@ -7,10 +7,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering}
 use peakprof::format::{self, live, Meta, Module, WriteReason};
 use peakprof::record::{LiveAlloc, LiveHeap, Recorder, Region};
 
-use crate::guard::Guard;
+use crate::guard::{keep_errno, Guard};
 use crate::livefile::{LogFile, MappedStore};
 use crate::lock::Lock;
-use crate::{clock, modules, procfs, signals, unwind};
+use crate::thread::Thread;
+use crate::{clock, modules, procfs, sampled, signals, unwind};
 
 struct Profiler {
     rec: Recorder<MappedStore>,
@@ -47,10 +48,6 @@ const LIMIT_EXIT_CODE: i32 = 121;
 /// The frame of the stand-in stack of unsampled blocks (never shown: it holds no bytes).
 const UNSAMPLED_FRAME: u64 = u64::MAX - 1;
 
-extern "C" {
-    fn peakprof_should_sample(size: u64, rate: u64) -> i32;
-}
-
 static PROFILER: Lock<Option<Profiler>> = Lock::new(None);
 
 /// Not started yet: the first hooked call (or the constructor) starts profiling.
@@ -76,9 +73,14 @@ static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
 /// allocator's work. Read without synchronization: a stale pair only makes a useless hint.
 static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
-/// Starts loading the cache line where `addr`'s live-map slot is looked up first.
+/// Starts loading the cache line where `addr`'s live-map slot is looked up first. Not in
+/// sampled mode, where most blocks are in its size tables: prefetching their buckets
+/// measured no gain on `churn`, whose tables stay in cache.
 #[inline]
 pub fn prefetch_slot(addr: usize) {
+    if sampled::on() {
+        return;
+    }
     let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
     if slots == 0 {
         return;
@@ -196,7 +198,7 @@ fn open_files(
         &procfs::cmdline(),
         &procfs::self_exe(),
         start_unix_ns,
-        0,
+        SAMPLE_RATE.load(Ordering::Relaxed),
     );
     for m in mods {
         first.extend(live::log_module(m));
@@ -229,10 +231,16 @@ fn start() -> Option<()> {
     let stem = format!("{}-{start_unix_ns}", pid());
     let (store, log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     let mut rec = Recorder::with_store(store);
+    let start_mono_ns = clock::monotonic_ns();
     let unsampled = if sample_rate > 0 {
         let id = rec.intern(&[UNSAMPLED_FRAME]);
         log.append(&live::log_stack(id, &[UNSAMPLED_FRAME]));
         rec.set_sampling(sample_rate, id);
+        // Unsampled blocks bypass the recorder: it keeps its part of the total, and the
+        // whole total and peak are kept in `sampled`.
+        rec.set_external_peak();
+        let shared = rec.tracker().store().shared();
+        sampled::activate(shared, start_mono_ns, limit, id);
         id
     } else {
         0
@@ -241,7 +249,7 @@ fn start() -> Option<()> {
         rec,
         log,
         modules: mods,
-        start_mono_ns: clock::monotonic_ns(),
+        start_mono_ns,
         start_unix_ns,
         out_dir,
         stem,
@@ -265,8 +273,10 @@ fn install_fork_handlers() {
         // order everywhere: the unwinder's, then the profiler's.
         unwind::fork_prepare();
         core::mem::forget(PROFILER.lock());
+        sampled::fork_prepare();
     }
     extern "C" fn parent() {
+        sampled::fork_parent();
         PROFILER.force_unlock();
         unwind::fork_parent();
     }
@@ -275,6 +285,7 @@ fn install_fork_handlers() {
         // child make files of its own before it records anything (lazily: most children
         // exec right away and never need them).
         unwind::fork_child();
+        sampled::fork_child();
         PROFILER.reset_after_fork();
         if let Some(p) = PROFILER.lock().as_mut() {
             p.rebind_pending = true;
@@ -331,7 +342,7 @@ impl Profiler {
             &procfs::cmdline(),
             &procfs::self_exe(),
             start_unix_ns,
-            0,
+            SAMPLE_RATE.load(Ordering::Relaxed),
         );
         for m in &self.modules {
             first.extend(live::log_module(m));
@@ -344,6 +355,8 @@ impl Profiler {
         core::mem::replace(&mut self.log, log).close();
         self.rec.reset_timeline();
         self.rec.restart_peak(0);
+        let shared = self.rec.tracker().store().shared();
+        sampled::rebind(shared, self.start_mono_ns, &mut self.rec);
     }
 
     #[inline]
@@ -374,18 +387,41 @@ impl Profiler {
         format!("{}/{}.{ext}", self.out_dir, self.stem)
     }
 
+    /// The profile of this process now.
+    fn profile(&mut self, reason: WriteReason) -> format::Profile {
+        if sampled::on() {
+            sampled::before_locked(&mut self.rec);
+        }
+        let mut profile = self.rec.to_profile(self.meta(reason), self.modules.clone());
+        if sampled::on() {
+            sampled::complete_profile(&mut profile);
+        }
+        profile
+    }
+
     /// Writes the full profile now (snapshot or final).
     fn write_profile(&mut self, reason: WriteReason) -> bool {
-        let profile = self.rec.to_profile(self.meta(reason), self.modules.clone());
+        let profile = self.profile(reason);
         write_atomically(&self.path(format::EXTENSION), &format::encode(&profile))
     }
 
-    /// After an allocation: the first time the total passes `--limit`, writes what is live
-    /// now as `<stem>.oom`. Returns true when the program must stop.
+    /// The process's tracked bytes now.
     #[inline]
-    fn check_limit(&mut self) -> bool {
+    fn total(&self) -> u64 {
+        if sampled::on() {
+            sampled::total()
+        } else {
+            self.rec.total()
+        }
+    }
+
+    /// After an event: the first time the total (or `seen`, a total another thread just
+    /// reached without the lock) passes `--limit`, writes what is live now as
+    /// `<stem>.oom`. Returns true when the program must stop.
+    #[inline]
+    fn check_limit(&mut self, seen: u64) -> bool {
         match self.limit {
-            Some(l) if !self.limit_hit && self.rec.total() > l => self.limit_reached(),
+            Some(l) if !self.limit_hit && self.total().max(seen) > l => self.limit_reached(),
             _ => false,
         }
     }
@@ -396,11 +432,9 @@ impl Profiler {
     fn limit_reached(&mut self) -> bool {
         self.limit_hit = true;
         let now = self.now();
-        let mut p = self
-            .rec
-            .to_profile(self.meta(WriteReason::Snapshot), self.modules.clone());
+        let mut p = self.profile(WriteReason::Snapshot);
         p.peak = p.exit.clone();
-        p.meta.peak_bytes = self.rec.total();
+        p.meta.peak_bytes = self.total();
         p.meta.peak_time_ns = now;
         write_atomically(&self.path("oom"), &format::encode(&p));
         self.limit_stop
@@ -424,7 +458,8 @@ fn stack(room: &mut unwind::Frames) -> &[u64] {
     room.as_slice()
 }
 
-/// Runs `f` on the profiler when it is recording in this process.
+/// Runs `f` on the profiler when it is recording in this process; stops the program
+/// afterwards when the event took the total past `--limit` with `--limit-action stop`.
 #[inline]
 fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     let mut g = PROFILER.lock();
@@ -433,8 +468,31 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         return None;
     }
     p.maybe_snapshot();
-    let peak_before = p.rec.peak();
-    let r = f(p);
+    let r = if sampled::on() {
+        sampled::before_locked(&mut p.rec);
+        let before = p.rec.total();
+        let r = f(p);
+        let delta = p.rec.total().wrapping_sub(before);
+        sampled::after_locked(&mut p.rec, delta);
+        let now = p.now();
+        if sampled::maybe_observe(&mut p.rec, now) {
+            p.rec.note_rss(procfs::current_rss_bytes());
+        }
+        r
+    } else {
+        let peak_before = p.rec.peak();
+        let r = f(p);
+        if p.rec.peak() > peak_before {
+            // The event clock is coarse (milliseconds); a new peak deserves the precise time.
+            let t = clock::monotonic_ns().saturating_sub(p.start_mono_ns);
+            p.rec.set_peak_time(t);
+        }
+        if p.rec.take_new_point() {
+            // A new timeline point: a good moment for the (comparatively slow) RSS reading.
+            p.rec.note_rss(procfs::current_rss_bytes());
+        }
+        r
+    };
     let (base, slots) = p.rec.live_table();
     if LIVE_TABLE[0].load(Ordering::Relaxed) != base
         || LIVE_TABLE[1].load(Ordering::Relaxed) != slots
@@ -442,16 +500,51 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         LIVE_TABLE[0].store(base, Ordering::Relaxed);
         LIVE_TABLE[1].store(slots, Ordering::Relaxed);
     }
-    if p.rec.peak() > peak_before {
-        // The event clock is coarse (milliseconds); a new peak deserves the precise time.
-        let t = clock::monotonic_ns().saturating_sub(p.start_mono_ns);
-        p.rec.set_peak_time(t);
-    }
-    if p.rec.take_new_point() {
-        // A new timeline point: a good moment for the (comparatively slow) RSS reading.
-        p.rec.note_rss(procfs::current_rss_bytes());
+    let stop = p.check_limit(0);
+    drop(g);
+    if stop {
+        stop_at_limit();
     }
     Some(r)
+}
+
+/// Sampled mode, without the lock: a thread took the total to `total`, past `--limit`.
+#[cold]
+pub fn limit_crossed(total: u64) {
+    let stop = {
+        let mut g = PROFILER.lock();
+        match g.as_mut() {
+            Some(p) => p.ready() && p.check_limit(total),
+            None => false,
+        }
+    };
+    if stop {
+        stop_at_limit();
+    }
+}
+
+/// Sampled mode's periodic work for threads that record without the lock: a due timeline
+/// point, a requested snapshot. Skipped when another thread holds the lock (it does the
+/// same work on its way out, or the next tick will).
+#[inline]
+pub fn periodic() {
+    if !SNAPSHOT_PENDING.load(Ordering::Relaxed)
+        && !sampled::point_due(clock::monotonic_coarse_ns())
+    {
+        return;
+    }
+    let Some(mut g) = PROFILER.try_lock() else {
+        return;
+    };
+    let Some(p) = g.as_mut() else { return };
+    if !p.ready() {
+        return;
+    }
+    p.maybe_snapshot();
+    let now = p.now();
+    if sampled::maybe_observe(&mut p.rec, now) {
+        p.rec.note_rss(procfs::current_rss_bytes());
+    }
 }
 
 /// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).
@@ -461,48 +554,74 @@ fn stop_at_limit() -> ! {
     crate::real::exit(LIMIT_EXIT_CODE)
 }
 
-/// A heap block was allocated.
+/// A heap block was allocated (on thread `t`). Keeps errno on the paths that could touch
+/// it (sampled mode's unsampled blocks make no system call).
 #[inline]
-pub fn on_alloc(addr: usize, size: usize) {
-    prefetch_slot(addr);
+pub fn on_alloc(t: Thread, addr: usize, size: usize) {
     let rate = SAMPLE_RATE.load(Ordering::Relaxed);
-    // SAFETY: the C sampler only touches initial-exec thread-locals.
-    let stop = if rate > 0 && unsafe { peakprof_should_sample(size as u64, rate) } == 0 {
-        // Not sampled: no stack to capture, but the size counts in the exact total.
-        with_profiler(|p| {
-            let t = p.now();
-            p.rec.on_alloc(addr as u64, size as u64, p.unsampled, t);
-            p.check_limit()
-        })
-    } else {
+    if rate > 0 && !t.should_sample(size as u64, rate) {
+        // Not sampled: no stack to capture, but the size counts in the exact total. Most
+        // such blocks go to sampled mode's tables without the lock.
+        if !sampled::alloc(addr as u64, size as u64) {
+            keep_errno(|| {
+                with_profiler(|p| {
+                    let now = p.now();
+                    p.rec.on_alloc(addr as u64, size as u64, p.unsampled, now);
+                })
+            });
+        }
+        return;
+    }
+    record_with_stack(addr, size);
+}
+
+/// An allocation whose stack is recorded (every one in exact mode, the sampled ones in
+/// sampled mode). Not inlined: its 1 KiB frame buffer stays off the unsampled path's
+/// stack frame.
+#[inline(never)]
+fn record_with_stack(addr: usize, size: usize) {
+    prefetch_slot(addr);
+    keep_errno(|| {
         let mut room = unwind::Frames::new();
         let frames = stack(&mut room);
         with_profiler(|p| {
             let id = p.intern(frames);
-            let t = p.now();
-            p.rec.on_alloc(addr as u64, size as u64, id, t);
-            p.check_limit()
+            let now = p.now();
+            p.rec.on_alloc(addr as u64, size as u64, id, now);
         })
-    };
-    if stop == Some(true) {
-        stop_at_limit();
-    }
+    });
 }
 
 /// A heap block is about to be freed (or, single-threaded, was just freed); returns its
 /// size and stack if it was tracked, so a failed realloc can put it back. Callers start
 /// [`prefetch_slot`] for it first, as early as their ordering allows.
 #[inline]
-pub fn on_free(addr: usize) -> Option<LiveAlloc> {
-    with_profiler(|p| {
-        let t = p.now();
-        p.rec.on_free(addr as u64, t)
+pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
+    if sampled::on() {
+        if let Some(size) = sampled::free(t, addr as u64) {
+            return Some(LiveAlloc {
+                size,
+                stack: sampled::unsampled_stack(),
+            });
+        }
+    }
+    keep_errno(|| {
+        with_profiler(|p| {
+            let now = p.now();
+            p.rec.on_free(addr as u64, now)
+        })
+        .flatten()
     })
-    .flatten()
 }
 
 /// Puts back a block whose realloc failed (it was removed before the call).
 pub fn restore(addr: usize, block: LiveAlloc) {
+    if sampled::on()
+        && block.stack == sampled::unsampled_stack()
+        && sampled::restore(addr as u64, block.size)
+    {
+        return;
+    }
     with_profiler(|p| {
         let t = p.now();
         p.rec.restore(addr as u64, block, t);
@@ -513,15 +632,11 @@ pub fn restore(addr: usize, block: LiveAlloc) {
 pub fn on_mmap(addr: usize, len: usize) {
     let mut room = unwind::Frames::new();
     let frames = stack(&mut room);
-    let stop = with_profiler(|p| {
+    with_profiler(|p| {
         let id = p.intern(frames);
         let t = p.now();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
-        p.check_limit()
     });
-    if stop == Some(true) {
-        stop_at_limit();
-    }
 }
 
 /// A range is being unmapped (or replaced by a mapping we do not track).
@@ -628,12 +743,24 @@ fn finish_locked_out(reason: WriteReason) {
     if env(c"PEAKPROF_CHECK_CONSISTENCY").is_some_and(|v| v == "1") {
         // For stress tests: the recorder's invariants (total = sum of live blocks, per-stack
         // counters = live set) at the very end of the process, said on stderr.
-        let msg = match p.rec.check_consistency() {
+        let checked = p.rec.check_consistency().and_then(|()| {
+            if sampled::on() {
+                sampled::check_consistency(p.rec.total())
+            } else {
+                Ok(())
+            }
+        });
+        let msg = match checked {
             Ok(()) => "peakprof: recorder consistency check passed\n".to_string(),
             Err(e) => format!("peakprof: recorder consistency check FAILED: {e}\n"),
         };
         // SAFETY: writing a valid buffer to stderr.
         unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    if sampled::on() {
+        // The last stretch of the timeline, up to the end.
+        let now = p.now();
+        sampled::observe(&mut p.rec, now);
     }
     if p.write_profile(reason) {
         let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));

@@ -2,19 +2,19 @@
  * never takes a lock, so it is safe inside malloc, during thread start-up and tear-down. */
 #include <stdint.h>
 
-static __thread int32_t in_hook __attribute__((tls_model("initial-exec")));
+/* The hot per-thread state, reached through one call per hook (see thread.rs, which reads
+ * and writes the fields): whether the thread is inside a hook, sampled mode's byte
+ * countdown and its random state, and the countdown to the next periodic tick. */
+struct peakprof_thread {
+    int32_t in_hook;
+    uint32_t ticks_left;
+    int64_t sample_left;
+    uint64_t sample_rng;
+};
 
-/* Returns 1 and marks the thread as inside a hook, or 0 when it already was. */
-int32_t peakprof_guard_enter(void) {
-    if (in_hook)
-        return 0;
-    in_hook = 1;
-    return 1;
-}
+static __thread struct peakprof_thread thread_state __attribute__((tls_model("initial-exec")));
 
-void peakprof_guard_leave(void) { in_hook = 0; }
-
-int32_t peakprof_guard_active(void) { return in_hook; }
+struct peakprof_thread *peakprof_thread(void) { return &thread_state; }
 
 /* Bounds of the current thread's stack, found once per thread: the fast unwinder reads
  * only inside them. 0/0 until known; 1/1 when they cannot be known. */
@@ -37,16 +37,13 @@ void peakprof_set_stack_bounds(uintptr_t lo, uintptr_t hi) {
  * around it. */
 #include <math.h>
 
-static __thread int64_t sample_left __attribute__((tls_model("initial-exec")));
-static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
-
 static double next_uniform(void) {
     /* xorshift64*: a few ns, statistically plenty for choosing samples. */
-    uint64_t x = sample_rng;
+    uint64_t x = thread_state.sample_rng;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    sample_rng = x;
+    thread_state.sample_rng = x;
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
 }
 
@@ -58,19 +55,20 @@ static int64_t next_interval(uint64_t rate) {
     return v > 9e18 ? (int64_t)9e18 : (int64_t)v + 1;
 }
 
-/* 1 when this allocation of `size` bytes is sampled. */
+/* 1 when this allocation of `size` bytes is sampled. The common case (the countdown is
+ * above `size`: not sampled) is decided inline in thread.rs; this is the rest. */
 int32_t peakprof_should_sample(uint64_t size, uint64_t rate) {
-    if (sample_rng == 0) {
+    if (thread_state.sample_rng == 0) {
         /* Seed from the thread's own address space position: distinct per thread. */
-        sample_rng = ((uint64_t)(uintptr_t)&sample_left * 0x9E3779B97F4A7C15ULL) | 1;
-        sample_left = next_interval(rate);
+        thread_state.sample_rng = ((uint64_t)(uintptr_t)&thread_state * 0x9E3779B97F4A7C15ULL) | 1;
+        thread_state.sample_left = next_interval(rate);
     }
     int64_t s = size > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)size;
-    if (sample_left > s) {
-        sample_left -= s;
+    if (thread_state.sample_left > s) {
+        thread_state.sample_left -= s;
         return 0;
     }
-    sample_left = next_interval(rate);
+    thread_state.sample_left = next_interval(rate);
     return 1;
 }
 
@@ -109,3 +107,4 @@ void peakprof_memo_swap(void) { memo_current ^= 1; }
 static __thread uint32_t memo_policy[2] __attribute__((tls_model("initial-exec")));
 
 uint32_t *peakprof_memo_policy(void) { return memo_policy; }
+

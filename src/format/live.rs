@@ -40,7 +40,27 @@ pub struct LiveHeader {
     /// preload leaves it 0 (it installs no crash handlers, see `preload/src/signals.rs`);
     /// readers honour it so a writer that knows can say so.
     pub signal: u64,
+    /// Sampled mode's whole total and peak (see [`SharedTotals`]).
+    pub shared: SharedTotals,
 }
+
+/// Sampled mode's whole total and peak, kept in atomics that threads update without the
+/// profiler's lock (their unsampled blocks never reach the recorder). When `active`, these
+/// are the process's total and peak, and [`Totals`] holds only the recorder's part of the
+/// total; `peak_pending` says the peak was raised after the sites last changed, so the
+/// sites' current values are their values at the peak.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SharedTotals {
+    pub active: u64,
+    pub total: u64,
+    pub peak: u64,
+    pub peak_time_ns: u64,
+    pub peak_pending: u64,
+}
+
+/// Byte offset of [`LiveHeader::shared`] in the file.
+const SHARED_OFFSET: usize = core::mem::offset_of!(LiveHeader, shared);
 
 const _: () = assert!(core::mem::size_of::<LiveHeader>() <= HEADER_SIZE);
 
@@ -156,6 +176,17 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
 
+fn read_shared(live: &[u8]) -> SharedTotals {
+    let f = |i: usize| u64_at(live, SHARED_OFFSET + i * 8);
+    SharedTotals {
+        active: f(0),
+        total: f(1),
+        peak: f(2),
+        peak_time_ns: f(3),
+        peak_pending: f(4),
+    }
+}
+
 fn read_totals(live: &[u8]) -> Result<(Totals, u64), FormatError> {
     if live.len() < HEADER_SIZE {
         return Err(FormatError::Truncated);
@@ -195,7 +226,15 @@ fn read_site(live: &[u8], i: usize) -> Option<Site> {
 /// counters and its log. Stacks whose log record never made it to disk (the process was
 /// killed between interning a stack and logging it) keep their bytes under an empty stack.
 pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
-    let (totals, signal) = read_totals(live)?;
+    let (mut totals, signal) = read_totals(live)?;
+    let shared = read_shared(live);
+    if shared.active != 0 {
+        totals.total = shared.total;
+        totals.peak = shared.peak;
+        totals.peak_time_ns = shared.peak_time_ns;
+        // A peak the sites have not seen yet: their current values are the peak's.
+        totals.epoch += u64::from(shared.peak_pending != 0);
+    }
     let contents = parse_log(log)?;
     let n_sites = usize::try_from(totals.sites).unwrap_or(usize::MAX);
     let n_sites = n_sites.min((live.len() - HEADER_SIZE) / SITE_SIZE);
@@ -272,7 +311,28 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
 /// The bytes of a `.live` file holding `totals`, `signal` and `sites`: what the preload's
 /// mapping looks like, for tests.
 pub fn live_bytes(totals: &Totals, signal: u64, sites: &[Site]) -> Vec<u8> {
+    live_bytes_shared(totals, signal, &SharedTotals::default(), sites)
+}
+
+/// [`live_bytes`] with sampled mode's shared totals.
+pub fn live_bytes_shared(
+    totals: &Totals,
+    signal: u64,
+    shared: &SharedTotals,
+    sites: &[Site],
+) -> Vec<u8> {
     let mut out = vec![0u8; HEADER_SIZE + sites.len() * SITE_SIZE];
+    let s = [
+        shared.active,
+        shared.total,
+        shared.peak,
+        shared.peak_time_ns,
+        shared.peak_pending,
+    ];
+    for (i, v) in s.iter().enumerate() {
+        let off = SHARED_OFFSET + i * 8;
+        out[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    }
     out[..8].copy_from_slice(LIVE_MAGIC);
     let t = [
         totals.total,
@@ -388,6 +448,52 @@ mod tests {
         assert_eq!(p.stacks[0].frames, vec![1, 2, 3]);
         assert!(p.stacks[1].frames.is_empty()); // its record was cut
         assert_eq!(p.peak.iter().map(|s| s.bytes).sum::<u64>(), 16);
+    }
+
+    /// Sampled mode: the total and peak come from the shared atomics, and a peak the sites
+    /// have not seen yet makes their current values the peak's.
+    #[test]
+    fn shared_totals_stand_for_the_whole_process_in_sampled_mode() {
+        let mut rec = Recorder::new();
+        rec.set_external_peak();
+        let log = {
+            let mut l = log_meta(1, 0, &[], "", 0, 0);
+            l.extend(log_stack(0, &[7]));
+            l.extend(log_stack(1, &[8]));
+            l
+        };
+        rec.on_alloc(0x10, 100, 0, 1);
+        rec.mark_peak(5000, 2); // unsampled blocks (outside) took the whole to 5000
+        rec.on_alloc(0x20, 300, 1, 3); // after that peak: not part of it
+        let read = |pending: u64| {
+            let shared = SharedTotals {
+                active: 1,
+                total: 4800,
+                peak: 5000,
+                peak_time_ns: 2,
+                peak_pending: pending,
+            };
+            let t = rec.tracker();
+            let live = live_bytes_shared(t.totals(), 0, &shared, t.store().sites());
+            recover(&live, &log).unwrap()
+        };
+        let p = read(0);
+        assert_eq!(
+            (p.meta.peak_bytes, p.meta.final_bytes, p.meta.peak_time_ns),
+            (5000, 4800, 2)
+        );
+        let at_peak = |p: &Profile| {
+            let mut v: Vec<(u64, u64)> = p
+                .peak
+                .iter()
+                .map(|s| (p.stacks[s.stack as usize].frames[0], s.bytes))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(at_peak(&p), vec![(7, 100)]);
+        // Pending: a later peak (raised without the lock) saw the sites as they are now.
+        assert_eq!(at_peak(&read(1)), vec![(7, 100), (8, 300)]);
     }
 
     #[test]

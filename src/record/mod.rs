@@ -8,6 +8,7 @@ mod live;
 mod maps;
 mod peak;
 mod queued;
+mod size_table;
 mod stacks;
 mod timeline;
 
@@ -19,6 +20,7 @@ mod proptests;
 pub use live::{AddrHasher, LiveAlloc, LiveHeap};
 pub use maps::{LiveMaps, Region};
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
+pub use size_table::{pack as pack_size, SizeTable, MAX_PACKED_SIZE};
 pub use stacks::{StackId, StackTable};
 pub use timeline::Timeline;
 
@@ -41,6 +43,8 @@ pub struct Recorder<S: SiteStore = VecStore> {
     sampling: Option<Sampling>,
     /// A timeline point was started since the last [`Recorder::take_new_point`].
     new_point: bool,
+    /// The caller finds the peak and feeds the timeline (see [`Self::set_external_peak`]).
+    external_peak: bool,
 }
 
 /// Sampled mode: which stack stands for "not sampled", and the mean sampling interval.
@@ -82,7 +86,33 @@ impl<S: SiteStore> Recorder<S> {
             total_alloc_bytes: 0,
             sampling: None,
             new_point: false,
+            external_peak: false,
         }
+    }
+
+    /// Hands the total, the peak and the timeline to the caller, which sees events this
+    /// recorder does not (sampled mode's unsampled blocks, counted in atomics without a
+    /// lock). The recorder's [`Self::total`] then counts only its own events; the caller
+    /// calls [`Self::mark_peak`] when the whole reaches a new peak, and
+    /// [`Self::observe_external`] for the timeline.
+    pub fn set_external_peak(&mut self) {
+        self.external_peak = true;
+        self.sites.set_external_peak();
+    }
+
+    /// With an external peak: the state now is the state at a new peak of `peak` bytes,
+    /// reached at `now_ns`.
+    pub fn mark_peak(&mut self, peak: u64, now_ns: u64) {
+        self.sites.mark_peak(peak, now_ns);
+    }
+
+    /// With an external peak: the whole total was at most `max_bytes` since the last
+    /// call, and is `bytes` now.
+    pub fn observe_external(&mut self, now_ns: u64, max_bytes: u64, bytes: u64) {
+        if self.timeline.observe(now_ns, max_bytes, 0) {
+            self.new_point = true;
+        }
+        self.timeline.observe(now_ns, bytes, 0);
     }
 
     /// Whether a timeline point started since the last call: the caller may then sample
@@ -192,7 +222,7 @@ impl<S: SiteStore> Recorder<S> {
 
     #[inline]
     fn observe(&mut self, now_ns: u64) {
-        if self.timeline.observe(now_ns, self.sites.total(), 0) {
+        if !self.external_peak && self.timeline.observe(now_ns, self.sites.total(), 0) {
             self.new_point = true;
         }
     }

@@ -105,6 +105,9 @@ impl SiteStore for VecStore {
 #[derive(Debug, Clone, Default)]
 pub struct PeakTracker<S: SiteStore = VecStore> {
     store: S,
+    /// The peak is found outside (see [`Self::set_external_peak`]): `total` then counts
+    /// only what passes through this tracker, and only [`Self::mark_peak`] moves the epoch.
+    external_peak: bool,
 }
 
 impl PeakTracker<VecStore> {
@@ -117,7 +120,28 @@ impl PeakTracker<VecStore> {
 impl<S: SiteStore> PeakTracker<S> {
     /// A tracker over `store`, which may already hold counters (a forked child's copy).
     pub fn with_store(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            external_peak: false,
+        }
+    }
+
+    /// Hands finding the peak to the caller. Sampled mode keeps the exact total of the
+    /// unsampled blocks outside, in atomics that threads update without a lock; this
+    /// tracker then keeps the per-stack counters and its own part of the total, and the
+    /// caller says when the whole reached a new peak ([`Self::mark_peak`]).
+    pub fn set_external_peak(&mut self) {
+        self.external_peak = true;
+    }
+
+    /// The current state is the state at a new peak (found by the caller): the next
+    /// change to any site first saves its value. `peak` and `now_ns` are recorded as the
+    /// peak's total and time.
+    pub fn mark_peak(&mut self, peak: u64, now_ns: u64) {
+        let t = self.store.totals_mut();
+        t.epoch += 1;
+        t.peak = peak;
+        t.peak_time_ns = now_ns;
     }
 
     /// The underlying store.
@@ -202,7 +226,7 @@ impl<S: SiteStore> PeakTracker<S> {
         let t = self.store.totals_mut();
         t.total += bytes;
         t.live_count += u64::from(count);
-        if t.total > t.peak {
+        if !self.external_peak && t.total > t.peak {
             t.peak = t.total;
             t.epoch += 1;
             t.peak_time_ns = now_ns;
