@@ -576,9 +576,9 @@ pub fn on_alloc(t: Thread, addr: usize, size: usize) {
 }
 
 /// An allocation whose stack is recorded (every one in exact mode, the sampled ones in
-/// sampled mode). Not inlined: its 1 KiB frame buffer stays off the unsampled path's
-/// stack frame.
-#[inline(never)]
+/// sampled mode). Inlined: a function of its own is one more frame of this library for
+/// every capture to walk through (measured: exact churn_mt 7% slower).
+#[inline(always)]
 fn record_with_stack(addr: usize, size: usize) {
     prefetch_slot(addr);
     keep_errno(|| {

@@ -69,7 +69,10 @@ impl Thread {
         // thread's life, reached without allocating.
         let p = unsafe { peakprof_thread() };
         #[cfg(target_arch = "x86_64")]
-        TLS_OFFSET.store((p as usize).wrapping_sub(thread_pointer()), Ordering::Relaxed);
+        TLS_OFFSET.store(
+            (p as usize).wrapping_sub(thread_pointer()),
+            Ordering::Relaxed,
+        );
         Thread(p)
     }
 
