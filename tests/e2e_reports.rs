@@ -1256,6 +1256,15 @@ fn sampled_per_function_bytes_within_5_percent() {
         SAMPLING_TRUTH[0].1,
         "sampled peak stays exact"
     );
+    // The peak's time too: reached off the lock, it must still be read from the precise
+    // clock (the coarse one lags by milliseconds, a whole short run).
+    let (te, ts) = (&e["peak_time_s"], &s["peak_time_s"]);
+    let (te, ts) = (te.as_f64().unwrap(), ts.as_f64().unwrap());
+    let duration = s["duration_s"].as_f64().unwrap();
+    assert!(
+        ts > 0.0 && ts <= duration,
+        "sampled peak at {ts} s of {duration} s (exact run: {te} s)"
+    );
     assert_eq!(
         json_u64(&s, "total_allocations"),
         json_u64(&e, "total_allocations")

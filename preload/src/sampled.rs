@@ -232,10 +232,11 @@ fn rose_past_interval_max(s: &SharedAtomics, total: u64) {
 }
 
 /// The peak was raised without the profiler's lock: the sites' epoch moves at the next
-/// locked event (or when the profile is written).
+/// locked event (or when the profile is written). The precise clock, as in exact mode:
+/// the coarse one lags it by up to a few ms, which is all of a short program's run.
 #[cold]
 fn new_peak(s: &SharedAtomics) {
-    let t = since_start(clock::monotonic_coarse_ns());
+    let t = since_start(clock::monotonic_ns());
     s.peak_time_ns.store(t, Ordering::Relaxed);
     s.peak_pending.store(1, Ordering::Release);
 }
