@@ -67,10 +67,7 @@ impl<T> Lock<T> {
     #[inline]
     pub fn lock_knowing(&self, single: bool) -> LockGuard<'_, T> {
         if single {
-            return LockGuard {
-                lock: self,
-                taken: false,
-            };
+            return self.guard(false);
         }
         if self
             .state
@@ -79,35 +76,27 @@ impl<T> Lock<T> {
         {
             self.lock_slow();
         }
-        LockGuard {
-            lock: self,
-            taken: true,
-        }
+        self.guard(true)
     }
 
     /// Takes the lock if it is free right now, else `None` (never waits).
     #[inline]
     pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
         if crate::threads::single() {
-            return Some(LockGuard {
-                lock: self,
-                taken: false,
-            });
+            return Some(self.guard(false));
         }
-        // Not `then_some(LockGuard { .. })`: that builds the guard even when the lock is
+        // Not `then_some(self.guard(true))`: that builds the guard even when the lock is
         // someone else's, and dropping it would release their lock.
-        if self
-            .state
+        self.state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-        {
-            Some(LockGuard {
-                lock: self,
-                taken: true,
-            })
-        } else {
-            None
-        }
+            .then(|| self.guard(true))
+    }
+
+    /// The guard of a lock this thread now owns (`taken`: whether it holds the lock word).
+    #[inline]
+    fn guard(&self, taken: bool) -> LockGuard<'_, T> {
+        LockGuard { lock: self, taken }
     }
 
     #[cold]

@@ -222,12 +222,20 @@ fn rose(s: &SharedAtomics, total: u64) {
 
 #[inline(never)]
 fn rose_past_interval_max(s: &SharedAtomics, total: u64) {
-    INTERVAL_MAX.fetch_max(total, Ordering::Relaxed);
+    note_interval_max(total);
     if total > s.peak.load(Ordering::Relaxed) && raise_peak(s, total) {
         new_peak(s);
     }
     if total > LIMIT.load(Ordering::Relaxed) {
         keep_errno(|| crate::state::limit_crossed(total));
+    }
+}
+
+/// Raises the interval maximum to `total` (it is read-mostly: test before writing).
+#[inline]
+fn note_interval_max(total: u64) {
+    if total > INTERVAL_MAX.load(Ordering::Relaxed) {
+        INTERVAL_MAX.fetch_max(total, Ordering::Relaxed);
     }
 }
 
@@ -253,36 +261,30 @@ fn tick(t: Thread) {
 /// tables (the caller then hands it to the recorder).
 #[inline]
 pub fn alloc(addr: u64, size: u64) -> bool {
+    insert(addr, size, true)
+}
+
+/// Puts back an unsampled block whose realloc failed (not a new allocation); false when
+/// it does not pack.
+pub fn restore(addr: u64, size: u64) -> bool {
+    insert(addr, size, false)
+}
+
+/// Enters a block in its table and the total (`new_allocation`: also in the run totals).
+#[inline]
+fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
     let Some(entry) = pack_size(addr, size) else {
         return false;
     };
     let single = threads::single();
     let stale = {
         let mut g = shard(addr).lock_knowing(single);
-        g.allocs += 1;
-        g.alloc_bytes += size;
+        if new_allocation {
+            g.allocs += 1;
+            g.alloc_bytes += size;
+        }
         g.table.insert(entry).unwrap_or(0)
     };
-    let s = shared();
-    let total = add_total(s, size.wrapping_sub(stale), single);
-    if size > stale {
-        rose(s, total);
-    }
-    true
-}
-
-/// Puts back an unsampled block whose realloc failed (not a new allocation); false when
-/// it does not pack.
-pub fn restore(addr: u64, size: u64) -> bool {
-    let Some(entry) = pack_size(addr, size) else {
-        return false;
-    };
-    let single = threads::single();
-    let stale = shard(addr)
-        .lock_knowing(single)
-        .table
-        .insert(entry)
-        .unwrap_or(0);
     let s = shared();
     let total = add_total(s, size.wrapping_sub(stale), single);
     if size > stale {
@@ -330,9 +332,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
     if (delta as i64) < 0 {
         return;
     }
-    if total > INTERVAL_MAX.load(Ordering::Relaxed) {
-        INTERVAL_MAX.fetch_max(total, Ordering::Relaxed);
-    }
+    note_interval_max(total);
     if raise_peak(s, total) {
         // The lock is held: the sites include this event, so they are the peak state now.
         let t = since_start(clock::monotonic_ns());

@@ -31,8 +31,6 @@ struct Profiler {
     /// Profile only the root process (`--no-children`).
     no_children: bool,
     written: bool,
-    /// Sampled mode: the stack standing for "not sampled".
-    unsampled: u32,
     /// `--limit`: the byte limit, whether reaching it stops the program, whether it was hit.
     limit: Option<u64>,
     limit_stop: bool,
@@ -232,7 +230,7 @@ fn start() -> Option<()> {
     let (store, log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     let mut rec = Recorder::with_store(store);
     let start_mono_ns = clock::monotonic_ns();
-    let unsampled = if sample_rate > 0 {
+    if sample_rate > 0 {
         let id = rec.intern(&[UNSAMPLED_FRAME]);
         log.append(&live::log_stack(id, &[UNSAMPLED_FRAME]));
         rec.set_sampling(sample_rate, id);
@@ -241,10 +239,7 @@ fn start() -> Option<()> {
         rec.set_external_peak();
         let shared = rec.tracker().store().shared();
         sampled::activate(shared, start_mono_ns, limit, id);
-        id
-    } else {
-        0
-    };
+    }
     *PROFILER.lock() = Some(Profiler {
         rec,
         log,
@@ -257,7 +252,6 @@ fn start() -> Option<()> {
         rebind_pending: false,
         no_children,
         written: false,
-        unsampled,
         limit,
         limit_stop,
         limit_hit: false,
@@ -440,6 +434,15 @@ impl Profiler {
         self.limit_stop
     }
 
+    /// Sampled mode: a timeline point when one is due, with the RSS sampled at it.
+    #[inline]
+    fn observe_sampled(&mut self) {
+        let now = self.now();
+        if sampled::maybe_observe(&mut self.rec, now) {
+            self.rec.note_rss(procfs::current_rss_bytes());
+        }
+    }
+
     #[inline]
     fn maybe_snapshot(&mut self) {
         if SNAPSHOT_PENDING.load(Ordering::Relaxed)
@@ -474,10 +477,7 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         let r = f(p);
         let delta = p.rec.total().wrapping_sub(before);
         sampled::after_locked(&mut p.rec, delta);
-        let now = p.now();
-        if sampled::maybe_observe(&mut p.rec, now) {
-            p.rec.note_rss(procfs::current_rss_bytes());
-        }
+        p.observe_sampled();
         r
     } else {
         let peak_before = p.rec.peak();
@@ -541,10 +541,7 @@ pub fn periodic() {
         return;
     }
     p.maybe_snapshot();
-    let now = p.now();
-    if sampled::maybe_observe(&mut p.rec, now) {
-        p.rec.note_rss(procfs::current_rss_bytes());
-    }
+    p.observe_sampled();
 }
 
 /// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).
@@ -566,7 +563,8 @@ pub fn on_alloc(t: Thread, addr: usize, size: usize) {
             keep_errno(|| {
                 with_profiler(|p| {
                     let now = p.now();
-                    p.rec.on_alloc(addr as u64, size as u64, p.unsampled, now);
+                    let unsampled = sampled::unsampled_stack();
+                    p.rec.on_alloc(addr as u64, size as u64, unsampled, now);
                 })
             });
         }

@@ -2,8 +2,8 @@
  * never takes a lock, so it is safe inside malloc, during thread start-up and tear-down. */
 #include <stdint.h>
 
-/* The hot per-thread state, reached through one call per hook (see thread.rs, which reads
- * and writes the fields): whether the thread is inside a hook, sampled mode's byte
+/* The hot per-thread state, reached from the thread pointer (see thread.rs, which calls
+ * this once to learn its offset, then reads and writes the fields): whether the thread is inside a hook, sampled mode's byte
  * countdown and its random state, and the countdown to the next periodic tick. */
 struct peakprof_thread {
     int32_t in_hook;

@@ -20,7 +20,7 @@ mod proptests;
 pub use live::{AddrHasher, LiveAlloc, LiveHeap};
 pub use maps::{LiveMaps, Region};
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
-pub use size_table::{pack as pack_size, SizeTable, MAX_PACKED_SIZE};
+pub use size_table::{pack as pack_size, SizeTable};
 pub use stacks::{StackId, StackTable};
 pub use timeline::Timeline;
 
@@ -43,8 +43,6 @@ pub struct Recorder<S: SiteStore = VecStore> {
     sampling: Option<Sampling>,
     /// A timeline point was started since the last [`Recorder::take_new_point`].
     new_point: bool,
-    /// The caller finds the peak and feeds the timeline (see [`Self::set_external_peak`]).
-    external_peak: bool,
 }
 
 /// Sampled mode: which stack stands for "not sampled", and the mean sampling interval.
@@ -86,7 +84,6 @@ impl<S: SiteStore> Recorder<S> {
             total_alloc_bytes: 0,
             sampling: None,
             new_point: false,
-            external_peak: false,
         }
     }
 
@@ -96,7 +93,6 @@ impl<S: SiteStore> Recorder<S> {
     /// calls [`Self::mark_peak`] when the whole reaches a new peak, and
     /// [`Self::observe_external`] for the timeline.
     pub fn set_external_peak(&mut self) {
-        self.external_peak = true;
         self.sites.set_external_peak();
     }
 
@@ -222,7 +218,8 @@ impl<S: SiteStore> Recorder<S> {
 
     #[inline]
     fn observe(&mut self, now_ns: u64) {
-        if !self.external_peak && self.timeline.observe(now_ns, self.sites.total(), 0) {
+        // With an external peak the caller feeds the timeline (with the whole total).
+        if !self.sites.external_peak() && self.timeline.observe(now_ns, self.sites.total(), 0) {
             self.new_point = true;
         }
     }

@@ -134,6 +134,11 @@ impl<S: SiteStore> PeakTracker<S> {
         self.external_peak = true;
     }
 
+    /// Whether the caller finds the peak (see [`Self::set_external_peak`]).
+    pub fn external_peak(&self) -> bool {
+        self.external_peak
+    }
+
     /// The current state is the state at a new peak (found by the caller): the next
     /// change to any site first saves its value. `peak` and `now_ns` are recorded as the
     /// peak's total and time.
