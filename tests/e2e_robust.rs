@@ -543,6 +543,71 @@ fn fork_in_sampled_mode_keeps_each_process_exact() {
     assert_eq!(child.peak_bytes, 130_000, "{}", show_processes(&procs));
 }
 
+// ---------------------------------------------------------------------------------------
+// Sampled mode's lazy total (examples/lazy_total.c)
+
+/// The blocks of `hold` live at the peak: 4 threads x 4000 x 100 bytes.
+const LAZY_TOTAL_HOLD: u64 = 1_600_000;
+
+/// Runs lazy_total with `options` and the consistency check on; the run and its stderr.
+fn lazy_total_run(exe: &Path, options: &[&str], name: &str) -> (Run, String) {
+    let base = fresh_dir(name);
+    let out = base.join("out");
+    let child = spawn(
+        peakprof_command(&out, options, &[exe.to_str().unwrap()], &base)
+            .env("PEAKPROF_CHECK_CONSISTENCY", "1"),
+    );
+    let f = wait_deadline(child, STRESS_RUN_TIMEOUT).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let stderr = String::from_utf8_lossy(&f.stderr).into_owned();
+    let run = as_run(out, f);
+    assert_status(&run, 0, Some(0), None);
+    assert!(
+        stderr.contains("recorder consistency check passed") && !stderr.contains("FAILED"),
+        "{name}: consistency check\n{}",
+        run.describe()
+    );
+    (run, stderr)
+}
+
+/// Sampled mode with threads counts the total lazily far below the peak (shards hold
+/// credit) and exactly near it. Four threads churn far below an earlier peak, then together
+/// pass it: the peak must be exact mode's to the byte, and the run must really have gone
+/// lazy and back (a switch to exact is only made from a lazy total).
+#[test]
+fn sampled_lazy_total_keeps_the_peak_exact_with_threads() {
+    let exe = c_example_with("lazy_total.c", &["-g", "-O0", "-pthread"]);
+    let (exact, _) = lazy_total_run(&exe, &["-q"], "lazy-total-exact");
+    assert_functions(
+        &exact.folded(),
+        &[("hold", LAZY_TOTAL_HOLD), ("early", 0), ("churn", 0)],
+        "exact mode",
+    );
+    let peak = json_u64(&exact.summary(), "peak_bytes");
+    assert!(
+        (LAZY_TOTAL_HOLD..LAZY_TOTAL_HOLD + 64 * 1024).contains(&peak),
+        "exact peak {peak}: the hold blocks plus the threads' own few KiB"
+    );
+    for i in 0..3 {
+        let (run, stderr) = lazy_total_run(
+            &exe,
+            &["-q", "--sample-rate", "65536"],
+            &format!("lazy-total-sampled-{i}"),
+        );
+        assert_peak_bytes(&run, peak);
+        let switches: u64 = stderr
+            .split("lazy total: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no switch count\n{}", run.describe()));
+        assert!(
+            switches >= 2,
+            "went lazy and back {switches} times\n{}",
+            run.describe()
+        );
+    }
+}
+
 #[test]
 fn exec_after_fork_is_profiled_as_its_own_process() {
     let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);

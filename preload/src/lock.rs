@@ -2,6 +2,11 @@
 //!
 //! `std::sync::Mutex` cannot be forcibly released, and a child forked while another thread
 //! held the lock would deadlock on its first allocation.
+//!
+//! `Lock<T, true>` is a spin lock instead (yielding the CPU when spinning fails) for locks
+//! that are almost never contended: its release is a plain store, where the futex lock's
+//! must swap to learn whether to wake a sleeper. On x86 that is one locked instruction
+//! fewer per critical section (sampled mode's size tables take one per malloc and free).
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -12,19 +17,19 @@ const LOCKED: u32 = 1;
 /// Locked, and another thread may be asleep waiting for it.
 const CONTENDED: u32 = 2;
 
-/// A value behind a futex lock.
-pub struct Lock<T> {
+/// A value behind a futex lock (`SPIN`: a spin lock, see the module's comment).
+pub struct Lock<T, const SPIN: bool = false> {
     state: AtomicU32,
     value: UnsafeCell<T>,
 }
 
 // SAFETY: access to `value` only happens through a `LockGuard`, and at most one guard
 // exists at a time (the state machine below admits one owner).
-unsafe impl<T: Send> Sync for Lock<T> {}
+unsafe impl<T: Send, const SPIN: bool> Sync for Lock<T, SPIN> {}
 
 /// Exclusive access to the locked value.
-pub struct LockGuard<'a, T> {
-    lock: &'a Lock<T>,
+pub struct LockGuard<'a, T, const SPIN: bool = false> {
+    lock: &'a Lock<T, SPIN>,
     /// Whether the lock word was taken (not when the process had one thread).
     taken: bool,
 }
@@ -43,7 +48,7 @@ fn futex(word: &AtomicU32, op: libc::c_int, val: u32) {
     }
 }
 
-impl<T> Lock<T> {
+impl<T, const SPIN: bool> Lock<T, SPIN> {
     /// An unlocked lock.
     pub const fn new(value: T) -> Self {
         Self {
@@ -58,14 +63,14 @@ impl<T> Lock<T> {
     /// exclude (this thread cannot create one while it holds the guard, and the hooks'
     /// reentrancy guard keeps signal handlers out).
     #[inline]
-    pub fn lock(&self) -> LockGuard<'_, T> {
+    pub fn lock(&self) -> LockGuard<'_, T, SPIN> {
         self.lock_knowing(crate::threads::single())
     }
 
     /// [`Self::lock`] for a caller that already asked [`crate::threads::single`] during
     /// this hook (the answer cannot change while the hook runs).
     #[inline]
-    pub fn lock_knowing(&self, single: bool) -> LockGuard<'_, T> {
+    pub fn lock_knowing(&self, single: bool) -> LockGuard<'_, T, SPIN> {
         if single {
             return self.guard(false);
         }
@@ -81,7 +86,7 @@ impl<T> Lock<T> {
 
     /// Takes the lock if it is free right now, else `None` (never waits).
     #[inline]
-    pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
+    pub fn try_lock(&self) -> Option<LockGuard<'_, T, SPIN>> {
         if crate::threads::single() {
             return Some(self.guard(false));
         }
@@ -95,13 +100,30 @@ impl<T> Lock<T> {
 
     /// The guard of a lock this thread now owns (`taken`: whether it holds the lock word).
     #[inline]
-    fn guard(&self, taken: bool) -> LockGuard<'_, T> {
+    fn guard(&self, taken: bool) -> LockGuard<'_, T, SPIN> {
         LockGuard { lock: self, taken }
     }
 
     #[cold]
     fn lock_slow(&self) {
-        // Critical sections are short: spin briefly before sleeping.
+        if SPIN {
+            while !self.spin_for_it() {
+                // The holder may be waiting for this CPU (more threads than cores).
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+            return;
+        }
+        if self.spin_for_it() {
+            return;
+        }
+        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
+            futex(&self.state, libc::FUTEX_WAIT, CONTENDED);
+        }
+    }
+
+    /// Spins briefly for the lock (critical sections are short); true when it got it.
+    fn spin_for_it(&self) -> bool {
         for _ in 0..100 {
             core::hint::spin_loop();
             if self.state.load(Ordering::Relaxed) == UNLOCKED
@@ -110,12 +132,10 @@ impl<T> Lock<T> {
                     .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
-                return;
+                return true;
             }
         }
-        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            futex(&self.state, libc::FUTEX_WAIT, CONTENDED);
-        }
+        false
     }
 
     /// Marks the lock free without a guard. Only for a freshly forked child, where the
@@ -125,14 +145,18 @@ impl<T> Lock<T> {
     }
 
     /// Releases a lock whose guard was forgotten (fork's prepare/parent handlers).
+    #[inline]
     pub fn force_unlock(&self) {
-        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
+        if SPIN {
+            // Nobody sleeps on a spin lock: nothing to wake, so no need to read the word.
+            self.state.store(UNLOCKED, Ordering::Release);
+        } else if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex(&self.state, libc::FUTEX_WAKE, 1);
         }
     }
 }
 
-impl<T> Drop for LockGuard<'_, T> {
+impl<T, const SPIN: bool> Drop for LockGuard<'_, T, SPIN> {
     #[inline]
     fn drop(&mut self) {
         if self.taken {
@@ -141,7 +165,7 @@ impl<T> Drop for LockGuard<'_, T> {
     }
 }
 
-impl<T> Deref for LockGuard<'_, T> {
+impl<T, const SPIN: bool> Deref for LockGuard<'_, T, SPIN> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the guard proves exclusive ownership of the lock.
@@ -149,7 +173,7 @@ impl<T> Deref for LockGuard<'_, T> {
     }
 }
 
-impl<T> DerefMut for LockGuard<'_, T> {
+impl<T, const SPIN: bool> DerefMut for LockGuard<'_, T, SPIN> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the guard proves exclusive ownership of the lock.
         unsafe { &mut *self.lock.value.get() }

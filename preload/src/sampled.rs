@@ -15,10 +15,13 @@
 //! event, flagged by `peak_pending`). One approximation under threads: a sampled event
 //! in flight on another thread while the peak is raised can land on either side of it,
 //! which moves one sample's weight at one stack; the peak total itself is exact.
+//!
+//! With threads, far below the peak, the shared total is *lazy* (see [`LAZY`]): shards
+//! hold a few KiB of credit so that most events do not write the shared cache line.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use peakprof::format::live::SharedTotals;
+use peakprof::format::live::{SharedTotals, LAZY_TOTAL};
 use peakprof::format::Profile;
 use peakprof::record::{pack_size, Recorder, SizeTable};
 
@@ -69,6 +72,8 @@ static NEXT_POINT_NS: AtomicU64 = AtomicU64::new(0);
 static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The recorder's stack id for "not sampled".
 static UNSAMPLED: AtomicU32 = AtomicU32::new(0);
+/// Times the total went from lazy to exact (reported by the consistency check).
+static EXACT_SWITCHES: AtomicU64 = AtomicU64::new(0);
 /// Sampled mode is on.
 static ON: AtomicBool = AtomicBool::new(false);
 
@@ -83,19 +88,53 @@ struct ShardData {
     /// Allocations recorded here over the run, and their bytes (for the run totals).
     allocs: u64,
     alloc_bytes: u64,
+    /// Bytes the shared total already counts that this shard's events have not used yet
+    /// (nonzero only while the total is lazy, see [`LAZY`]).
+    credit: u64,
+    /// Credit above this goes back to the shared total.
+    credit_cap: u64,
 }
 
-/// One shard on a cache line of its own, so two threads' shards never share one.
+/// One shard on a cache line of its own, so two threads' shards never share one. A spin
+/// lock: a shard is nearly always taken by the one thread whose arena it holds.
 #[repr(align(64))]
-struct Shard(Lock<ShardData>);
+struct Shard(Lock<ShardData, true>);
+
+type ShardLock = Lock<ShardData, true>;
 
 static SHARDS: [Shard; SHARD_COUNT] = [const {
     Shard(Lock::new(ShardData {
         table: SizeTable::new(),
         allocs: 0,
         alloc_bytes: 0,
+        credit: 0,
+        credit_cap: 0,
     }))
 }; SHARD_COUNT];
+
+/// Top bit of the shared total word: the total is *lazy*.
+///
+/// With threads, one atomic add per event on the shared total moves its cache line between
+/// cores on every malloc and free (perf: ~40% of this path's time on 4-thread churn). Far
+/// from the peak that exactness is not needed, only the guarantee that no peak goes
+/// unseen. So while the flag is set, each shard may hold *credit*: bytes added to the
+/// shared total ahead of use. An allocation spends its shard's credit and a free adds to
+/// it, under the shard's lock and without touching the shared line; a shard takes more
+/// credit (or returns excess) with a compare-and-swap that only succeeds while the total
+/// stays *below* the peak. The shared total is then always at least the true one (it
+/// includes the unspent credit), and below the peak, so the true total cannot pass the
+/// peak unseen. When credit cannot be granted, [`make_exact`] takes every shard's lock,
+/// subtracts their credit and clears the flag: from then on each event adds to the total
+/// at once and raises the peak as before. Any event that finds the total well below the
+/// peak sets the flag again. Credit changes only under a shard's lock, and the flag is
+/// cleared only while all of them are held, so a shard lock holder that sees the flag set
+/// knows it stays set until it lets go.
+const LAZY: u64 = LAZY_TOTAL;
+
+/// A shard's credit is at most this (so a thread's idle credit cannot hide much).
+const MAX_CREDIT: u64 = 64 << 10;
+/// The total goes lazy again when it is at least this far below the peak.
+const LAZY_BELOW_PEAK: u64 = 16 << 10;
 
 #[inline]
 fn shard_index(addr: u64) -> usize {
@@ -104,7 +143,7 @@ fn shard_index(addr: u64) -> usize {
 }
 
 #[inline]
-fn shard(addr: u64) -> &'static Lock<ShardData> {
+fn shard(addr: u64) -> &'static ShardLock {
     &SHARDS[shard_index(addr)].0
 }
 
@@ -169,21 +208,22 @@ pub fn unsampled_stack() -> u32 {
     UNSAMPLED.load(Ordering::Relaxed)
 }
 
-/// Adds `delta` (two's complement) to the shared total; returns the new total. `single`:
-/// what [`threads::single`] said during this hook.
+/// Whether this hook may count with plain loads and stores: no other thread exists (what
+/// [`threads::single`] said) and the total is not lazy (it could be if the process had
+/// threads before: glibc does not promise to keep the flag false once they are gone).
 #[inline]
-fn add_total(s: &SharedAtomics, delta: u64, single: bool) -> u64 {
-    if single {
-        // No other thread exists: a plain load and store are the same as an atomic add,
-        // without the locked instruction.
-        let v = s.total.load(Ordering::Relaxed).wrapping_add(delta);
-        s.total.store(v, Ordering::Relaxed);
-        v
-    } else {
-        s.total
-            .fetch_add(delta, Ordering::Relaxed)
-            .wrapping_add(delta)
-    }
+fn plain(s: &SharedAtomics, single: bool) -> bool {
+    single && s.total.load(Ordering::Relaxed) & LAZY == 0
+}
+
+/// Adds `delta` (two's complement) to the total when [`plain`]; returns the new total. No
+/// other thread exists: a plain load and store are the same as an atomic add, without the
+/// locked instruction.
+#[inline]
+fn add_plain(s: &SharedAtomics, delta: u64) -> u64 {
+    let v = s.total.load(Ordering::Relaxed).wrapping_add(delta);
+    s.total.store(v, Ordering::Relaxed);
+    v
 }
 
 /// Raises the peak to `total` unless it is already at least that; true when it did.
@@ -277,18 +317,36 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
         return false;
     };
     let single = threads::single();
-    let stale = {
-        let mut g = shard(addr).lock_knowing(single);
-        if new_allocation {
-            g.allocs += 1;
-            g.alloc_bytes += size;
-        }
-        g.table.insert(entry).unwrap_or(0)
-    };
+    let lock = shard(addr);
+    let mut g = lock.lock_knowing(single);
+    if new_allocation {
+        g.allocs += 1;
+        g.alloc_bytes += size;
+    }
+    let stale = g.table.insert(entry).unwrap_or(0);
     let s = shared();
-    let total = add_total(s, size.wrapping_sub(stale), single);
+    if plain(s, single) {
+        drop(g);
+        let total = add_plain(s, size.wrapping_sub(stale));
+        if size > stale {
+            rose(s, total);
+        }
+        return true;
+    }
+    let delta = size.wrapping_sub(stale);
     if size > stale {
-        rose(s, total);
+        let rise = size - stale;
+        let mut step = spend(s, &mut g, rise);
+        drop(g);
+        while let Spent::NeedExact = step {
+            make_exact(s);
+            step = spend(s, &mut lock.lock(), rise);
+        }
+        if let Spent::Exact(total) = step {
+            rose(s, total);
+        }
+    } else if delta != 0 {
+        give(s, &mut g, delta.wrapping_neg());
     }
     true
 }
@@ -301,10 +359,160 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
 #[inline]
 pub fn free(t: Thread, addr: u64) -> Option<u64> {
     let single = threads::single();
-    let size = shard(addr).lock_knowing(single).table.remove(addr)?;
-    add_total(shared(), size.wrapping_neg(), single);
+    let mut g = shard(addr).lock_knowing(single);
+    let size = g.table.remove(addr)?;
+    let s = shared();
+    if plain(s, single) {
+        drop(g);
+        add_plain(s, size.wrapping_neg());
+    } else {
+        give(s, &mut g, size);
+        drop(g);
+    }
     tick(t);
     Some(size)
+}
+
+/// What [`spend`] did.
+enum Spent {
+    /// Counted without a new peak being possible.
+    Lazily,
+    /// Counted exactly: the total is now this.
+    Exact(u64),
+    /// The rise could pass the peak while shards hold credit: [`make_exact`], then again.
+    NeedExact,
+}
+
+/// A rise of `rise` bytes in a shard (its lock held, threads exist): spends credit, takes
+/// more, or adds to the total exactly (see [`LAZY`]).
+#[inline]
+fn spend(s: &SharedAtomics, d: &mut ShardData, rise: u64) -> Spent {
+    if d.credit >= rise {
+        d.credit -= rise;
+        return Spent::Lazily;
+    }
+    // Credit is only ever held while lazy, so an exact total finds none here.
+    let (step, credit) = raise_total(s, rise - d.credit, true);
+    if let Spent::Lazily = step {
+        d.credit = credit;
+        d.credit_cap = 2 * credit;
+    }
+    step
+}
+
+/// Raises the total by `need` (threads exist); while lazy, only as long as that keeps it
+/// below the peak, and with fresh credit for the caller's shard when `with_credit`
+/// (returned with the step).
+#[inline]
+fn raise_total(s: &SharedAtomics, need: u64, with_credit: bool) -> (Spent, u64) {
+    let mut w = s.total.load(Ordering::Relaxed);
+    loop {
+        if w & LAZY == 0 {
+            return (add_exactly(s, need), 0);
+        }
+        let g = w & !LAZY;
+        let peak = s.peak.load(Ordering::Relaxed);
+        let Some(room) = peak.checked_sub(g + need).filter(|&r| r > 0) else {
+            return (Spent::NeedExact, 0);
+        };
+        let credit = if with_credit { credit_for(room) } else { 0 };
+        match s.total.compare_exchange_weak(
+            w,
+            w + need + credit,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                note_interval_max(g + need);
+                return (Spent::Lazily, credit);
+            }
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// The credit a shard takes when the total is `room` bytes below the peak: a small share
+/// of it, as several shards may take some.
+#[inline]
+fn credit_for(room: u64) -> u64 {
+    (room / 32).min(MAX_CREDIT)
+}
+
+/// Adds `rise` to a total that was exact when last looked at. If it went lazy in the
+/// meantime the addition stands when it keeps the total below the peak; otherwise it is
+/// taken back (a moment's overstatement, which lazy accounting allows) and the caller
+/// goes through [`make_exact`].
+#[inline]
+fn add_exactly(s: &SharedAtomics, rise: u64) -> Spent {
+    let old = s.total.fetch_add(rise, Ordering::Relaxed);
+    let total = (old & !LAZY) + rise;
+    if old & LAZY == 0 {
+        return Spent::Exact(total);
+    }
+    if total < s.peak.load(Ordering::Relaxed) {
+        return Spent::Lazily;
+    }
+    s.total.fetch_sub(rise, Ordering::Relaxed);
+    Spent::NeedExact
+}
+
+/// A fall of `fall` bytes in a shard (its lock held, threads exist): more credit while
+/// the total is lazy (the excess goes back), else subtracted at once.
+#[inline]
+fn give(s: &SharedAtomics, d: &mut ShardData, fall: u64) {
+    if d.credit == 0 && s.total.load(Ordering::Relaxed) & LAZY == 0 {
+        let old = s.total.fetch_sub(fall, Ordering::Relaxed);
+        maybe_go_lazy(s, old - fall);
+        return;
+    }
+    // Lazy, and it stays so while this shard's lock is held.
+    d.credit += fall;
+    if d.credit > d.credit_cap {
+        let w = s.total.load(Ordering::Relaxed);
+        let room = s.peak.load(Ordering::Relaxed).saturating_sub(w & !LAZY);
+        let keep = credit_for(room);
+        d.credit_cap = 2 * keep;
+        if d.credit > d.credit_cap {
+            s.total.fetch_sub(d.credit - keep, Ordering::Relaxed);
+            d.credit = keep;
+        }
+    }
+}
+
+/// An exact total of `total` that is well below the peak lets shards take credit again.
+#[inline]
+fn maybe_go_lazy(s: &SharedAtomics, total: u64) {
+    if total.saturating_add(LAZY_BELOW_PEAK) < s.peak.load(Ordering::Relaxed) {
+        // Fails harmlessly when the total moved on meanwhile (the next event retries).
+        let _ = s
+            .total
+            .compare_exchange(total, total | LAZY, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// Makes the shared total exact: takes every shard's lock (none may be held by the
+/// caller), subtracts their credit and clears [`LAZY`]. Rare: only near the peak.
+#[cold]
+#[inline(never)]
+fn make_exact(s: &SharedAtomics) {
+    let mut all: [_; SHARD_COUNT] = core::array::from_fn(|i| SHARDS[i].0.lock());
+    if s.total.load(Ordering::Relaxed) & LAZY != 0 {
+        let credit = take_all_credit(all.iter_mut().map(|g| &mut **g));
+        s.total
+            .fetch_sub(credit.wrapping_add(LAZY), Ordering::Relaxed);
+        EXACT_SWITCHES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Zeroes the shards' credit and returns its sum (every shard's lock held, so that no
+/// event is between reading the flag and moving credit).
+fn take_all_credit<'a>(shards: impl Iterator<Item = &'a mut ShardData>) -> u64 {
+    shards
+        .map(|d| {
+            d.credit_cap = 0;
+            core::mem::take(&mut d.credit)
+        })
+        .sum()
 }
 
 /// Before a locked event: a peak raised without the lock since the last one makes the
@@ -328,10 +536,30 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
         return;
     }
     let s = shared();
-    let total = add_total(s, delta, threads::single());
+    let plain = plain(s, threads::single());
     if (delta as i64) < 0 {
+        if plain {
+            add_plain(s, delta);
+        } else {
+            let old = s.total.fetch_add(delta, Ordering::Relaxed);
+            if old & LAZY == 0 {
+                maybe_go_lazy(s, old.wrapping_add(delta));
+            }
+        }
         return;
     }
+    let total = if plain {
+        add_plain(s, delta)
+    } else {
+        loop {
+            match raise_total(s, delta, false).0 {
+                Spent::Lazily => return,
+                Spent::Exact(total) => break total,
+                // The profiler's lock comes before the shards' (as in fork and writes).
+                Spent::NeedExact => make_exact(s),
+            }
+        }
+    };
     note_interval_max(total);
     if raise_peak(s, total) {
         // The lock is held: the sites include this event, so they are the peak state now.
@@ -341,10 +569,10 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
     }
 }
 
-/// The whole total now.
+/// The whole total now; while lazy, plus the shards' unspent credit (a few KiB).
 #[inline]
 pub fn total() -> u64 {
-    shared().total.load(Ordering::Relaxed)
+    shared().total.load(Ordering::Relaxed) & !LAZY
 }
 
 /// Adds a timeline point when one is due (`now_ns` since start); true when one was added
@@ -376,9 +604,11 @@ pub fn point_due(now_mono_ns: u64) -> bool {
 /// the unsampled blocks. Under the profiler's lock.
 pub fn complete_profile(profile: &mut Profile) {
     let s = shared();
+    // Exact at this moment (other threads may make it lazy again right away).
+    make_exact(s);
     profile.meta.peak_bytes = s.peak.load(Ordering::Relaxed);
     profile.meta.peak_time_ns = s.peak_time_ns.load(Ordering::Relaxed);
-    profile.meta.final_bytes = s.total.load(Ordering::Relaxed);
+    profile.meta.final_bytes = total();
     for sh in &SHARDS {
         let g = sh.0.lock();
         profile.meta.total_allocs += g.allocs;
@@ -387,7 +617,9 @@ pub fn complete_profile(profile: &mut Profile) {
 }
 
 /// The recorder's part plus the tables' must be the shared total (stress tests; at exit).
-pub fn check_consistency(rec_total: u64) -> Result<(), String> {
+/// Ok: a note on how often the total went from lazy to exact.
+pub fn check_consistency(rec_total: u64) -> Result<String, String> {
+    make_exact(shared());
     let tables: u64 = SHARDS.iter().map(|sh| sh.0.lock().table.bytes()).sum();
     let total = total();
     if rec_total.wrapping_add(tables) != total {
@@ -399,14 +631,37 @@ pub fn check_consistency(rec_total: u64) -> Result<(), String> {
     if peak < total {
         return Err(format!("shared peak {peak} < total {total}"));
     }
-    Ok(())
+    Ok(format!(
+        " (lazy total: {} switches to exact)",
+        EXACT_SWITCHES.load(Ordering::Relaxed)
+    ))
 }
 
+/// The totals at the moment of a fork, for the child (see [`fork_prepare`]).
+static AT_FORK: SharedAtomics = SharedAtomics::new();
+
 /// Fork: hold every shard's lock across it (after the profiler's: the same order as
-/// writing a profile, which reads the shards under the profiler's lock).
+/// writing a profile, which reads the shards under the profiler's lock), and note the
+/// totals, which cannot change while those locks are held: the child cannot read them
+/// from the shared mapping after the fork, where the parent goes on counting.
 pub fn fork_prepare() {
+    let mut credit = 0;
     for sh in &SHARDS {
-        core::mem::forget(sh.0.lock());
+        let g = sh.0.lock();
+        credit += g.credit;
+        core::mem::forget(g);
+    }
+    if on() {
+        let s = shared();
+        let total = s.total.load(Ordering::Relaxed) & !LAZY;
+        AT_FORK.total.store(total - credit, Ordering::Relaxed);
+        for (to, from) in [
+            (&AT_FORK.peak, &s.peak),
+            (&AT_FORK.peak_time_ns, &s.peak_time_ns),
+            (&AT_FORK.peak_pending, &s.peak_pending),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 }
 
@@ -419,18 +674,20 @@ pub fn fork_parent() {
 
 /// Fork, in the child: the thread that held the locks is this one. The live file's
 /// mapping is still shared with the parent, so until the child has files of its own
-/// ([`rebind`]) its totals go to private memory.
+/// ([`rebind`]) its totals go to private memory. Its total is exact (no credit: it has one thread).
 pub fn fork_child() {
     for sh in &SHARDS {
         sh.0.reset_after_fork();
+        let mut g = sh.0.lock();
+        g.credit = 0;
+        g.credit_cap = 0;
     }
     if on() {
-        let s = shared();
         for (to, from) in [
-            (&FALLBACK.total, &s.total),
-            (&FALLBACK.peak, &s.peak),
-            (&FALLBACK.peak_time_ns, &s.peak_time_ns),
-            (&FALLBACK.peak_pending, &s.peak_pending),
+            (&FALLBACK.total, &AT_FORK.total),
+            (&FALLBACK.peak, &AT_FORK.peak),
+            (&FALLBACK.peak_time_ns, &AT_FORK.peak_time_ns),
+            (&FALLBACK.peak_pending, &AT_FORK.peak_pending),
         ] {
             to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }

@@ -745,11 +745,11 @@ fn finish_locked_out(reason: WriteReason) {
             if sampled::on() {
                 sampled::check_consistency(p.rec.total())
             } else {
-                Ok(())
+                Ok(String::new())
             }
         });
         let msg = match checked {
-            Ok(()) => "peakprof: recorder consistency check passed\n".to_string(),
+            Ok(note) => format!("peakprof: recorder consistency check passed{note}\n"),
             Err(e) => format!("peakprof: recorder consistency check FAILED: {e}\n"),
         };
         // SAFETY: writing a valid buffer to stderr.

@@ -49,6 +49,7 @@ pub struct LiveHeader {
 /// are the process's total and peak, and [`Totals`] holds only the recorder's part of the
 /// total; `peak_pending` says the peak was raised after the sites last changed, so the
 /// sites' current values are their values at the peak.
+/// `total`'s top bit is [`LAZY_TOTAL`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SharedTotals {
@@ -58,6 +59,11 @@ pub struct SharedTotals {
     pub peak_time_ns: u64,
     pub peak_pending: u64,
 }
+
+/// Set in [`SharedTotals::total`] while threads may hold credit: bytes already counted that
+/// their blocks have not used yet (a few KiB per thread; the peak is still exact, see
+/// `preload/src/sampled.rs`). The rest of the word is the total including that credit.
+pub const LAZY_TOTAL: u64 = 1 << 63;
 
 /// Byte offset of [`LiveHeader::shared`] in the file.
 const SHARED_OFFSET: usize = core::mem::offset_of!(LiveHeader, shared);
@@ -229,7 +235,7 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
     let (mut totals, signal) = read_totals(live)?;
     let shared = read_shared(live);
     if shared.active != 0 {
-        totals.total = shared.total;
+        totals.total = shared.total & !LAZY_TOTAL;
         totals.peak = shared.peak;
         totals.peak_time_ns = shared.peak_time_ns;
         // A peak the sites have not seen yet: their current values are the peak's.
@@ -465,10 +471,10 @@ mod tests {
         rec.on_alloc(0x10, 100, 0, 1);
         rec.mark_peak(5000, 2); // unsampled blocks (outside) took the whole to 5000
         rec.on_alloc(0x20, 300, 1, 3); // after that peak: not part of it
-        let read = |pending: u64| {
+        let read_with = |pending: u64, total: u64| {
             let shared = SharedTotals {
                 active: 1,
-                total: 4800,
+                total,
                 peak: 5000,
                 peak_time_ns: 2,
                 peak_pending: pending,
@@ -477,6 +483,7 @@ mod tests {
             let live = live_bytes_shared(t.totals(), 0, &shared, t.store().sites());
             recover(&live, &log).unwrap()
         };
+        let read = |pending: u64| read_with(pending, 4800);
         let p = read(0);
         assert_eq!(
             (p.meta.peak_bytes, p.meta.final_bytes, p.meta.peak_time_ns),
@@ -494,6 +501,9 @@ mod tests {
         assert_eq!(at_peak(&p), vec![(7, 100)]);
         // Pending: a later peak (raised without the lock) saw the sites as they are now.
         assert_eq!(at_peak(&read(1)), vec![(7, 100), (8, 300)]);
+        // A lazy total: the flag is not bytes.
+        let lazy = read_with(0, 4800 | LAZY_TOTAL);
+        assert_eq!((lazy.meta.peak_bytes, lazy.meta.final_bytes), (5000, 4800));
     }
 
     #[test]
