@@ -553,30 +553,37 @@ fn stop_at_limit() -> ! {
 
 /// A heap block was allocated (on thread `t`). Keeps errno on the paths that could touch
 /// it (sampled mode's unsampled blocks make no system call).
-#[inline]
+///
+/// Inlined into the hooks: sampled mode's common case (not sampled, into the size
+/// tables) is then a few dozen instructions with no call; the rest is out of line.
+#[inline(always)]
 pub fn on_alloc(t: Thread, addr: usize, size: usize) {
     let rate = SAMPLE_RATE.load(Ordering::Relaxed);
-    if rate > 0 && !t.should_sample(size as u64, rate) {
-        // Not sampled: no stack to capture, but the size counts in the exact total. Most
-        // such blocks go to sampled mode's tables without the lock.
-        if !sampled::alloc(addr as u64, size as u64) {
-            keep_errno(|| {
-                with_profiler(|p| {
-                    let now = p.now();
-                    let unsampled = sampled::unsampled_stack();
-                    p.rec.on_alloc(addr as u64, size as u64, unsampled, now);
-                })
-            });
-        }
-        return;
+    if rate == 0 || t.should_sample(size as u64, rate) {
+        record_with_stack(addr, size);
+    } else if !sampled::alloc(addr as u64, size as u64) {
+        record_unsampled_alloc(addr, size);
     }
-    record_with_stack(addr, size);
+}
+
+/// An unsampled block that does not pack into sampled mode's tables: its size counts in
+/// the exact total through the recorder.
+#[inline(never)]
+fn record_unsampled_alloc(addr: usize, size: usize) {
+    keep_errno(|| {
+        with_profiler(|p| {
+            let now = p.now();
+            let unsampled = sampled::unsampled_stack();
+            p.rec.on_alloc(addr as u64, size as u64, unsampled, now);
+        })
+    });
 }
 
 /// An allocation whose stack is recorded (every one in exact mode, the sampled ones in
-/// sampled mode). Inlined: a function of its own is one more frame of this library for
-/// every capture to walk through (measured: exact churn_mt 7% slower).
-#[inline(always)]
+/// sampled mode). Its own function, called from the hook where [`on_alloc`] is inlined:
+/// a capture walks as many of this library's frames as when `on_alloc` was the function
+/// (one more frame costs every capture: exact churn_mt measured 7% slower).
+#[inline(never)]
 fn record_with_stack(addr: usize, size: usize) {
     prefetch_slot(addr);
     keep_errno(|| {
@@ -592,8 +599,9 @@ fn record_with_stack(addr: usize, size: usize) {
 
 /// A heap block is about to be freed (or, single-threaded, was just freed); returns its
 /// size and stack if it was tracked, so a failed realloc can put it back. Callers start
-/// [`prefetch_slot`] for it first, as early as their ordering allows.
-#[inline]
+/// [`prefetch_slot`] for it first, as early as their ordering allows. Inlined into the
+/// hooks like [`on_alloc`]: sampled mode's tables first, the recorder out of line.
+#[inline(always)]
 pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
     if sampled::on() {
         if let Some(size) = sampled::free(t, addr as u64) {
@@ -603,6 +611,12 @@ pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
             });
         }
     }
+    record_free(addr)
+}
+
+/// A free the recorder handles (every one in exact mode).
+#[inline(never)]
+fn record_free(addr: usize) -> Option<LiveAlloc> {
     keep_errno(|| {
         with_profiler(|p| {
             let now = p.now();

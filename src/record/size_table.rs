@@ -6,10 +6,12 @@
 //! x86-64) and a size below 2 MiB (21 bits). Blocks that do not pack (unaligned, huge) stay
 //! in the recorder's general map.
 //!
-//! The table is made of cache-line buckets of 7 words and an overflow count (how many
-//! entries that probed past this bucket are still held), as in folly's F14: a lookup reads
-//! its home bucket, compares all 7 words without a branch per word, and goes on to the next
-//! bucket only when that count is not 0. At most 80% full, the home bucket almost always
+//! The table is made of cache-line buckets of 7 words and a control word, as in folly's
+//! F14: a one-byte tag per word (7 bits of the key's hash) and an overflow count (how many
+//! entries that probed past this bucket are still held). A lookup reads its home bucket,
+//! compares the 7 tags at once with a few word operations, reads a word only when its tag
+//! matches, and goes on to the next bucket only when the count is not 0 (comparing the 7
+//! words themselves took ~140 instructions per insert, the tags ~30). At most 80% full, the home bucket almost always
 //! decides, so a hook pays one cache line and one predictable branch; deletion just clears
 //! the word (no tombstones, no shifting). Measured against linear probing with
 //! backward-shift deletion, whose loops mispredict on every free: 21 -> 11 ns per free on
@@ -42,35 +44,97 @@ fn key_of(entry: u64) -> u64 {
     entry >> SIZE_BITS
 }
 
-/// One cache line: 7 packed entries (0 = empty) and the overflow count.
+/// `ctrl`'s bytes 0..7 (one per word): 0 when the word is empty, else the word's tag,
+/// whose top bit is set.
+const TAG_BYTES: u64 = 0x0080_8080_8080_8080;
+const LOW_7_BITS: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const EACH_BYTE: u64 = 0x0101_0101_0101_0101;
+/// `ctrl`'s top byte: the overflow count, which stays at this once it gets there.
+const OVERFLOW_STUCK: u64 = 0xFF;
+const OVERFLOW_ONE: u64 = 1 << 56;
+
+/// One cache line: 7 packed entries (0 = empty) and a control word: a one-byte tag per
+/// entry (7 bits of its hash, so a lookup compares all 7 with a few word operations and
+/// reads an entry only when its tag matches) and the overflow count.
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
     words: [u64; WAYS],
-    /// Entries held in later buckets whose probe passed this one.
-    overflow: u64,
+    ctrl: u64,
 }
 
 impl Bucket {
-    /// Bit i set when word i holds `key`. Branch-free, so the compiler vectorizes it.
+    /// The top bit of byte i set when word i's tag is `tag`: a candidate, whose word may
+    /// still hold another key (1 in 128 per occupied word).
     #[inline]
-    fn matches(&self, key: u64) -> u32 {
-        let mut m = 0u32;
-        for (i, &w) in self.words.iter().enumerate() {
-            m |= u32::from(key_of(w) == key) << i;
-        }
-        m
+    fn tag_matches(&self, tag: u8) -> u64 {
+        let x = self.ctrl ^ (u64::from(tag) * EACH_BYTE);
+        // A byte's top bit ends up clear exactly when the byte was 0 (no carry crosses
+        // bytes: 0x7F + 0x7F < 0x100).
+        let t = ((x & LOW_7_BITS) + LOW_7_BITS) | x;
+        !t & TAG_BYTES
     }
 
-    /// Bit i set when word i is empty.
+    /// The top bit of byte i set when word i is empty.
     #[inline]
-    fn empty(&self) -> u32 {
-        let mut m = 0u32;
-        for (i, &w) in self.words.iter().enumerate() {
-            m |= u32::from(w == 0) << i;
-        }
-        m
+    fn empty(&self) -> u64 {
+        !self.ctrl & TAG_BYTES
     }
+
+    /// Entries held in later buckets whose probe passed this one (at least that many once
+    /// it reaches [`OVERFLOW_STUCK`]).
+    #[inline]
+    fn overflow(&self) -> u64 {
+        self.ctrl >> 56
+    }
+
+    #[inline]
+    fn add_overflow(&mut self) {
+        if self.overflow() != OVERFLOW_STUCK {
+            self.ctrl += OVERFLOW_ONE;
+        }
+    }
+
+    #[inline]
+    fn sub_overflow(&mut self) {
+        if self.overflow() != OVERFLOW_STUCK {
+            self.ctrl -= OVERFLOW_ONE;
+        }
+    }
+
+    /// The word holding `key` (whose tag is `tag`).
+    #[inline]
+    fn find(&self, key: u64, tag: u8) -> Option<usize> {
+        let mut m = self.tag_matches(tag);
+        while m != 0 {
+            let i = (m.trailing_zeros() / 8) as usize;
+            if key_of(self.words[i]) == key {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+        None
+    }
+
+    /// Fills the empty word `i`.
+    #[inline]
+    fn put(&mut self, i: usize, entry: u64, tag: u8) {
+        self.words[i] = entry;
+        self.ctrl |= u64::from(tag) << (8 * i);
+    }
+
+    /// Empties word `i`; returns what it held.
+    #[inline]
+    fn take(&mut self, i: usize) -> u64 {
+        self.ctrl &= !(0xFF << (8 * i));
+        core::mem::take(&mut self.words[i])
+    }
+}
+
+/// The first empty word of a [`Bucket::empty`] mask.
+#[inline]
+fn first(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
 }
 
 /// Address -> size of the blocks that pack (see [`pack`]).
@@ -112,11 +176,13 @@ impl SizeTable {
         self.buckets.capacity() * core::mem::size_of::<Bucket>()
     }
 
-    /// Home bucket of a key. Fibonacci hashing: the multiply spreads the address bits
-    /// into the high ones. (`shift` is below 64 whenever a bucket exists.)
+    /// Home bucket and tag of a key. Fibonacci hashing: the multiply spreads the address
+    /// bits into the high ones; the home bucket is the top bits (`shift` is below 64
+    /// whenever a bucket exists), the tag 7 bits from the middle.
     #[inline]
-    fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (self.shift & 63)) as usize
+    fn slot(&self, key: u64) -> (usize, u8) {
+        let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((h >> (self.shift & 63)) as usize, (h >> 32) as u8 | 0x80)
     }
 
     #[inline]
@@ -130,14 +196,13 @@ impl SizeTable {
         if self.buckets.is_empty() {
             return None;
         }
-        let mut b = self.home(key);
+        let (mut b, tag) = self.slot(key);
         loop {
             let bucket = &self.buckets[b];
-            let m = bucket.matches(key);
-            if m != 0 {
-                return Some((b, m.trailing_zeros() as usize));
+            if let Some(i) = bucket.find(key, tag) {
+                return Some((b, i));
             }
-            if bucket.overflow == 0 {
+            if bucket.overflow() == 0 {
                 return None;
             }
             b = self.next(b);
@@ -148,14 +213,14 @@ impl SizeTable {
     /// overflow of every bucket it passes.
     #[inline]
     fn place(&mut self, entry: u64) {
-        let mut b = self.home(key_of(entry));
+        let (mut b, tag) = self.slot(key_of(entry));
         loop {
             let e = self.buckets[b].empty();
             if e != 0 {
-                self.buckets[b].words[e.trailing_zeros() as usize] = entry;
+                self.buckets[b].put(first(e), entry, tag);
                 return;
             }
-            self.buckets[b].overflow += 1;
+            self.buckets[b].add_overflow();
             b = self.next(b);
         }
     }
@@ -169,13 +234,14 @@ impl SizeTable {
             self.grow();
         }
         let key = key_of(entry);
-        let home = self.home(key);
-        // The common case in one pass over the home bucket: the address is not there and
-        // nothing overflowed from it, so the entry takes a free word of it.
+        let (home, tag) = self.slot(key);
+        // The common case from the home bucket's control word alone: no word there has
+        // the tag and nothing overflowed from it, so the address is not held and the entry
+        // takes a free word of it.
         let bucket = &mut self.buckets[home];
-        let (m, e) = (bucket.matches(key), bucket.empty());
-        if m == 0 && bucket.overflow == 0 && e != 0 {
-            bucket.words[e.trailing_zeros() as usize] = entry;
+        let e = bucket.empty();
+        if bucket.tag_matches(tag) == 0 && bucket.overflow() == 0 && e != 0 {
+            bucket.put(first(e), entry, tag);
             self.len += 1;
             return None;
         }
@@ -193,12 +259,12 @@ impl SizeTable {
     pub fn remove(&mut self, addr: u64) -> Option<u64> {
         let key = key_of(pack(addr, 0)?);
         let (b, i) = self.find(key)?;
-        let size = core::mem::take(&mut self.buckets[b].words[i]) & SIZE_MASK;
+        let size = self.buckets[b].take(i) & SIZE_MASK;
         self.len -= 1;
         // The buckets its insert passed no longer have it beyond them.
-        let mut c = self.home(key);
+        let mut c = self.slot(key).0;
         while c != b {
-            self.buckets[c].overflow -= 1;
+            self.buckets[c].sub_overflow();
             c = self.next(c);
         }
         Some(size)
@@ -286,13 +352,13 @@ mod tests {
         t.remove(16);
         let home0: Vec<u64> = (1..)
             .map(|k: u64| k * 16)
-            .filter(|&a| t.home(a >> 4) == 5)
+            .filter(|&a| t.slot(a >> 4).0 == 5)
             .take(20)
             .collect();
         for (i, &a) in home0.iter().enumerate() {
             assert_eq!(t.insert(pack(a, i as u64).unwrap()), None);
         }
-        assert!(t.buckets[5].overflow > 0 && t.buckets[6].overflow > 0);
+        assert!(t.buckets[5].overflow() > 0 && t.buckets[6].overflow() > 0);
         for (i, &a) in home0.iter().enumerate().rev().step_by(2) {
             assert_eq!(t.remove(a), Some(i as u64));
         }
@@ -307,7 +373,37 @@ mod tests {
         assert!(t
             .buckets
             .iter()
-            .all(|b| b.overflow == 0 && b.empty() == 0x7f));
+            .all(|b| b.ctrl == 0 && b.words == [0; WAYS]));
+    }
+
+    /// An overflow count that reaches 255 stays there (it can no longer be kept exact):
+    /// lookups then always probe on, and every block is still found.
+    #[test]
+    fn a_saturated_overflow_count_stays_correct() {
+        let mut t = SizeTable::new();
+        t.insert(pack(16, 1).unwrap());
+        t.remove(16);
+        let same_home: Vec<u64> = (1..)
+            .map(|k: u64| k * 16)
+            .filter(|&a| t.slot(a >> 4).0 == 9)
+            .take(300)
+            .collect();
+        for (i, &a) in same_home.iter().enumerate() {
+            assert_eq!(t.insert(pack(a, i as u64).unwrap()), None);
+        }
+        assert_eq!(t.buckets.len(), INITIAL_BUCKETS, "no growth in this test");
+        assert_eq!(t.buckets[9].overflow(), OVERFLOW_STUCK);
+        for (i, &a) in same_home.iter().enumerate().rev() {
+            assert_eq!(t.remove(a), Some(i as u64), "block {i}");
+        }
+        assert_eq!(
+            t.buckets[9].overflow(),
+            OVERFLOW_STUCK,
+            "stuck, not wrapped"
+        );
+        assert!(t.is_empty());
+        t.insert(pack(same_home[0], 5).unwrap());
+        assert_eq!(t.remove(same_home[0]), Some(5));
     }
 
     /// Addresses drawn from a small range so that probe runs collide and wrap.
@@ -316,6 +412,22 @@ mod tests {
     }
 
     proptest! {
+        /// The word-at-once tag comparison finds exactly the bytes a byte loop finds.
+        #[test]
+        fn tag_matches_are_exact(tags in proptest::array::uniform7(prop_oneof![Just(0u8), 0x80u8..=0xFF]), overflow: u8, tag in 0x80u8..=0xFF) {
+            let mut b = Bucket::default();
+            for (i, &t) in tags.iter().enumerate() {
+                b.ctrl |= u64::from(t) << (8 * i);
+            }
+            b.ctrl |= u64::from(overflow) << 56;
+            let bit = |i: usize| 0x80u64 << (8 * i);
+            let want_match: u64 = (0..WAYS).filter(|&i| tags[i] == tag).map(bit).sum();
+            let want_empty: u64 = (0..WAYS).filter(|&i| tags[i] == 0).map(bit).sum();
+            prop_assert_eq!(b.tag_matches(tag), want_match);
+            prop_assert_eq!(b.empty(), want_empty);
+            prop_assert_eq!(b.overflow(), u64::from(overflow));
+        }
+
         #[test]
         fn agrees_with_a_hash_map(ops in proptest::collection::vec(op(), 1..3000)) {
             let mut t = SizeTable::new();
