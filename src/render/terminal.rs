@@ -15,6 +15,16 @@ const WIDTH: usize = 100;
 const TOP_PATHS: usize = 5;
 /// How many warnings are listed before the rest are only counted.
 const MAX_WARNINGS: usize = 5;
+/// Sampled mode: fewer expected samples at the peak than this get a hint.
+const FEW_SAMPLES: u64 = 100;
+
+/// A sampling rate that expects about a thousand samples at a peak of `peak_bytes` (a power
+/// of two, at least 1): the relative error of a path holding a tenth of the peak is then
+/// about 10%.
+fn suggested_rate(peak_bytes: u64) -> u64 {
+    let r = (peak_bytes / 1000).max(1);
+    1 << (63 - r.leading_zeros())
+}
 
 /// Renders a short plain-text summary (no colors): the command and how it ended, the peak
 /// heap and when it was reached, peak RSS, the five largest call paths at the peak with
@@ -42,17 +52,33 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
         human_duration(report.duration_s)
     );
     let _ = writeln!(out, "  peak RSS   {}", human_bytes(report.peak_rss_bytes));
-    if report.sample_rate != 0 {
+    let sampled = report.sample_rate != 0;
+    if sampled {
         let _ = writeln!(
             out,
             "  sampled every {}: sizes are estimates",
             human_bytes(report.sample_rate)
         );
+        let expected = report.peak_bytes / report.sample_rate;
+        if expected < FEW_SAMPLES && report.peak_bytes > 0 {
+            let _ = writeln!(
+                out,
+                "  ~{expected} samples expected at a peak this small: paths are rough (try --sample-rate {})",
+                suggested_rate(report.peak_bytes)
+            );
+        }
     }
 
     let at_peak = merge_identical(&report.at_peak);
     let total = total_bytes(&at_peak);
-    if at_peak.is_empty() {
+    if at_peak.is_empty() && sampled && report.peak_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "\nNo sampled allocation was live at the peak: run with a smaller --sample-rate\n\
+             (e.g. {}) or without it to see the call paths.",
+            suggested_rate(report.peak_bytes)
+        );
+    } else if at_peak.is_empty() {
         let _ = writeln!(out, "\nNo heap allocations were live at the peak.");
     } else {
         // Counted over every stack: zero-byte allocations (`malloc(0)`) are live too.
@@ -311,6 +337,40 @@ No heap allocations were live at the peak.
 Nothing was left allocated at exit.
 ";
         assert_eq!(terminal_summary(&report, &[]), want);
+    }
+
+    #[test]
+    fn a_sampled_peak_too_small_for_its_rate_says_what_to_do() {
+        let report = Report {
+            peak_bytes: 278 * 1024,
+            sample_rate: 512 * 1024,
+            ..Report::default()
+        };
+        let text = terminal_summary(&report, &[]);
+        assert!(
+            text.contains(
+                "~0 samples expected at a peak this small: paths are rough (try --sample-rate 256)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "No sampled allocation was live at the peak: run with a smaller --sample-rate\n\
+                 (e.g. 256) or without it"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("No heap allocations"), "{text}");
+        // Enough samples: no hint.
+        let big = Report {
+            peak_bytes: 1 << 30,
+            sample_rate: 512 * 1024,
+            at_peak: vec![st(&["main"], 1 << 30, 1)],
+            ..Report::default()
+        };
+        assert!(!terminal_summary(&big, &[]).contains("samples expected"));
+        assert_eq!(suggested_rate(5_000_000), 4096);
+        assert_eq!(suggested_rate(10), 1);
     }
 
     #[test]
