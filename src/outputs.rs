@@ -266,30 +266,43 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(p)
     };
-    let mut files = Vec::new();
-    let flame = render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?;
-    files.push(("flamegraph", write("peak.svg", &flame)?));
+    // The renders are independent: half of them on a second thread (a short run's report
+    // time is mostly rendering, and the machine that ran the program has cores to spare).
     let reversed = FlameOptions {
         reversed: true,
         ..FlameOptions::default()
     };
-    let flame_reversed = render::flamegraph_svg(report, &report.at_peak, &reversed)?;
-    files.push((
-        "flamegraph_reversed",
-        write("peak-reversed.svg", &flame_reversed)?,
-    ));
-    files.push((
-        "folded",
-        write("peak.folded", render::folded(&report.at_peak).as_bytes())?,
-    ));
-    files.push((
-        "leaks",
-        write("leaks.svg", &render::leaks_svg(report, false)?)?,
-    ));
-    let title = format!("Tracked heap over time, pid {}", report.pid);
-    let timeline = render::timeline_svg(report, &title);
-    files.push(("timeline", write("timeline.svg", timeline.as_bytes())?));
-    files.push(("pprof", write("peak.pb.gz", &render::pprof_gz(report)?)?));
+    let (flame, folded, leaks, flame_reversed, timeline, pprof) = std::thread::scope(|s| {
+        let other = s.spawn(|| -> Result<_> {
+            Ok((
+                render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?,
+                render::folded(&report.at_peak),
+                render::leaks_svg(report, false)?,
+            ))
+        });
+        let title = format!("Tracked heap over time, pid {}", report.pid);
+        let here = (
+            render::flamegraph_svg(report, &report.at_peak, &reversed),
+            render::timeline_svg(report, &title),
+            render::pprof_gz(report),
+        );
+        let (flame, folded, leaks) = match other.join() {
+            Ok(r) => r?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        anyhow::Ok((flame, folded, leaks, here.0?, here.1, here.2?))
+    })?;
+    let mut files = vec![
+        ("flamegraph", write("peak.svg", &flame)?),
+        (
+            "flamegraph_reversed",
+            write("peak-reversed.svg", &flame_reversed)?,
+        ),
+        ("folded", write("peak.folded", folded.as_bytes())?),
+        ("leaks", write("leaks.svg", &leaks)?),
+        ("timeline", write("timeline.svg", timeline.as_bytes())?),
+        ("pprof", write("peak.pb.gz", &pprof)?),
+    ];
     if let Some(oom) = set.oom {
         let opts = FlameOptions {
             title: Some(format!(
