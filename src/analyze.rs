@@ -1,7 +1,7 @@
 //! From a raw profile to a symbolized [`Report`]: resolve each stack's return addresses to
 //! frames, name them, and order them root first.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::format::{Profile, SiteBytes, WriteReason, TRUNCATED_FRAME};
 use crate::report::{ExitStatus, Report, SymStack};
@@ -35,7 +35,7 @@ struct StackNamer<'a> {
     profile: &'a Profile,
     sym: Symbolizer,
     preload_modules: Vec<usize>,
-    cache: HashMap<u32, Vec<String>>,
+    cache: FastMap<u32, Vec<String>>,
 }
 
 impl<'a> StackNamer<'a> {
@@ -51,7 +51,7 @@ impl<'a> StackNamer<'a> {
             profile,
             sym,
             preload_modules,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
         }
     }
 

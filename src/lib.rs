@@ -23,6 +23,8 @@ pub mod commands;
 #[cfg(feature = "cli")]
 pub mod exit_codes;
 #[cfg(feature = "cli")]
+pub mod fast_map;
+#[cfg(feature = "cli")]
 pub mod launch;
 #[cfg(feature = "cli")]
 pub mod outputs;

@@ -4,7 +4,7 @@
 //! addresses move, the names do not) but a renamed function or a moved line shows up as
 //! one path shrinking and another growing.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
@@ -32,7 +32,7 @@ const WIDTH: usize = 100;
 /// frame, a line or a third count); paths identical after sanitizing are merged; paths
 /// with 0 bytes in both are dropped; lines are sorted.
 pub fn diff_folded(old: &[SymStack], new: &[SymStack]) -> String {
-    let mut merged: HashMap<String, [u64; 2]> = HashMap::new();
+    let mut merged: FastMap<String, [u64; 2]> = FastMap::default();
     for (i, stacks) in [old, new].into_iter().enumerate() {
         for s in stacks {
             let v = merged.entry(folded_frames(&s.frames)).or_insert([0, 0]);
@@ -155,7 +155,7 @@ impl Change<'_> {
 /// Every path of either run's `at_peak` whose bytes differ, largest change first (ties by
 /// frames), matched by exact frame names.
 fn changes<'a>(old: &'a [SymStack], new: &'a [SymStack]) -> Vec<Change<'a>> {
-    let mut by_path: HashMap<&'a [String], [u64; 2]> = HashMap::new();
+    let mut by_path: FastMap<&'a [String], [u64; 2]> = FastMap::default();
     for (i, stacks) in [old, new].into_iter().enumerate() {
         for s in stacks {
             let v = by_path.entry(s.frames.as_slice()).or_insert([0, 0]);

@@ -1,7 +1,7 @@
 //! The folded-stack text format read by flame graph tools (inferno, Brendan Gregg's
 //! `flamegraph.pl`, speedscope): `root;caller;...;leaf BYTES`, one line per call path.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::report::SymStack;
 
@@ -18,7 +18,7 @@ pub(crate) const UNKNOWN_FRAME: &str = "[unknown]";
 /// for the format (see [`sanitize_frame`]) — the output always has exactly one count per
 /// line, parsed from the last space.
 pub fn folded(stacks: &[SymStack]) -> String {
-    let mut merged: HashMap<String, u64> = HashMap::new();
+    let mut merged: FastMap<String, u64> = FastMap::default();
     for s in stacks.iter().filter(|s| s.bytes > 0) {
         let bytes = merged.entry(folded_frames(&s.frames)).or_insert(0);
         *bytes = bytes.saturating_add(s.bytes);

@@ -6,7 +6,9 @@
 //! would make the crate harder to build. Field numbers follow
 //! <https://github.com/google/pprof/blob/main/proto/profile.proto>.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fast_map::FastMap;
 use std::io::Write as _;
 
 use anyhow::Context as _;
@@ -309,11 +311,11 @@ pub(crate) fn split_frame(frame: &str) -> (&str, Option<(&str, u64)>) {
 #[derive(Default)]
 struct Builder {
     strings: Vec<String>,
-    string_index: HashMap<String, i64>,
+    string_index: FastMap<String, i64>,
     functions: Vec<Function>,
-    function_index: HashMap<(String, String), u64>,
+    function_index: FastMap<(String, String), u64>,
     locations: Vec<Location>,
-    location_index: HashMap<String, u64>,
+    location_index: FastMap<String, u64>,
     mappings: Vec<Mapping>,
     /// (file name of the module, load bias) per module, for `module+0xoffset` frames.
     module_names: Vec<(String, u64)>,

@@ -1,7 +1,7 @@
 //! Shaping the list of call paths before drawing: merging duplicates and folding the long
 //! tail of tiny paths so a profile with 100k distinct stacks still renders small.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::report::SymStack;
 
@@ -9,7 +9,7 @@ use crate::report::SymStack;
 /// hold no bytes. The result is ordered by bytes, largest first, then by frames, so every
 /// renderer that shows "the top N" agrees on ties.
 pub(crate) fn merge_identical(stacks: &[SymStack]) -> Vec<SymStack> {
-    let mut index: HashMap<&[String], usize> = HashMap::new();
+    let mut index: FastMap<&[String], usize> = FastMap::default();
     let mut out: Vec<SymStack> = Vec::new();
     for s in stacks.iter().filter(|s| s.bytes > 0) {
         match index.get(s.frames.as_slice()) {
@@ -68,7 +68,7 @@ pub fn bound_stacks(stacks: &[SymStack], threshold: u64) -> (Vec<SymStack>, usiz
     }
 
     // A call tree keyed by (parent node, frame name); node 0 is the root.
-    let mut children: HashMap<(usize, &str), usize> = HashMap::new();
+    let mut children: FastMap<(usize, &str), usize> = FastMap::default();
     let mut inclusive: Vec<u64> = vec![0];
     for s in &stacks {
         let mut node = 0;
@@ -85,7 +85,7 @@ pub fn bound_stacks(stacks: &[SymStack], threshold: u64) -> (Vec<SymStack>, usiz
 
     let mut out: Vec<SymStack> = Vec::new();
     // Keyed by the deepest ancestor node that is large enough; values index into `stacks`.
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut groups: FastMap<usize, Vec<usize>> = FastMap::default();
     for (i, s) in stacks.iter().enumerate() {
         if s.bytes >= threshold {
             out.push(s.clone());

@@ -1,6 +1,6 @@
 //! The machine-readable summary written next to the flame graph (`summary.json`).
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_map::{FastMap, FastSet};
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
@@ -65,11 +65,11 @@ pub fn summary_json(report: &Report, files: &[(&str, PathBuf)]) -> Value {
         })
         .collect();
 
-    let mut inclusive: HashMap<&str, u64> = HashMap::new();
+    let mut inclusive: FastMap<&str, u64> = FastMap::default();
     for s in &at_peak {
         // Per function, not per call line: `main (a.c:10)` and `main (a.c:12)` are one
         // function, and a path through it counts once.
-        let distinct: HashSet<&str> = s.frames.iter().map(|f| strip_location(f)).collect();
+        let distinct: FastSet<&str> = s.frames.iter().map(|f| strip_location(f)).collect();
         for f in distinct {
             let bytes = inclusive.entry(f).or_insert(0);
             *bytes = bytes.saturating_add(s.bytes);

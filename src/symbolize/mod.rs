@@ -11,8 +11,8 @@ mod loaded;
 mod module_index;
 mod symtab;
 
+use crate::fast_map::{FastMap, FastSet};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -32,7 +32,7 @@ const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 struct OpenedFile {
     loaded: Option<LoadedModule>,
     warnings: Vec<String>,
-    frames: RefCell<HashMap<u64, Vec<Frame>>>,
+    frames: RefCell<FastMap<u64, Vec<Frame>>>,
 }
 
 /// Opened files shared by the symbolizers of one run: the processes of a run (a shell
@@ -40,8 +40,8 @@ struct OpenedFile {
 /// once instead of once per process.
 #[derive(Default, Clone)]
 pub struct SymbolCache(
-    Rc<RefCell<HashMap<FileKey, Rc<OpenedFile>>>>,
-    Rc<RefCell<HashMap<FileKey, Rc<SymbolTable>>>>,
+    Rc<RefCell<FastMap<FileKey, Rc<OpenedFile>>>>,
+    Rc<RefCell<FastMap<FileKey, Rc<SymbolTable>>>>,
     /// Read debug info of system libraries too (see [`is_system_library`]).
     bool,
 );
@@ -93,10 +93,10 @@ pub struct Symbolizer {
     slots: Vec<Slot>,
     index: ModuleIndex,
     debug_dirs: Vec<PathBuf>,
-    cache: HashMap<u64, Vec<Frame>>,
+    cache: FastMap<u64, Vec<Frame>>,
     files: SymbolCache,
     warnings: Vec<String>,
-    warned: HashSet<String>,
+    warned: FastSet<String>,
 }
 
 impl Symbolizer {
@@ -113,10 +113,10 @@ impl Symbolizer {
             slots: modules.iter().map(|_| Slot::Unopened).collect(),
             index: ModuleIndex::new(modules),
             debug_dirs,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
             files: SymbolCache::new(),
             warnings: Vec::new(),
-            warned: HashSet::new(),
+            warned: FastSet::default(),
         }
     }
 
@@ -258,7 +258,7 @@ impl Symbolizer {
             let file = Rc::new(OpenedFile {
                 loaded,
                 warnings,
-                frames: RefCell::new(HashMap::new()),
+                frames: RefCell::new(FastMap::default()),
             });
             self.files.0.borrow_mut().insert(key, Rc::clone(&file));
             file
