@@ -37,7 +37,9 @@ pub fn builtin_allocator(data: &[u8]) -> Option<&'static str> {
 
 /// A warning for the report when the executable at `path` has its own allocator.
 pub fn warning_for(path: &str) -> Option<String> {
-    let data = std::fs::read(path).ok()?;
+    // Only its symbol tables: a big executable (cc1: 35 MB) is not read whole for this.
+    let data = crate::symbolize::symbol_image(std::path::Path::new(path))
+        .or_else(|| std::fs::read(path).ok())?;
     let what = builtin_allocator(&data)?;
     Some(format!(
         "{path} contains its own allocator ({what}) instead of calling malloc: only the memory it maps with mmap is visible to peakprof"

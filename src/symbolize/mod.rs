@@ -19,6 +19,7 @@ use std::rc::Rc;
 use crate::format::Module;
 
 pub use frame::Frame;
+pub(crate) use symtab::symbol_image;
 
 use loaded::LoadedModule;
 use module_index::ModuleIndex;

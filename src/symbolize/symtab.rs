@@ -51,7 +51,7 @@ impl SymbolTable {
 /// the file, whose other pages are never touched (so never backed by memory). Reading all
 /// of a 35 MB cc1 for its symbol table was 1/6 of a gcc run's report time. `None` for
 /// anything that is not a 64-bit ELF file (the caller then reads the whole file).
-fn symbol_image(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn symbol_image(path: &Path) -> Option<Vec<u8>> {
     let file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     let cache = ReadCache::new(file);
