@@ -18,10 +18,18 @@
  *                        wait for all four: THE PEAK, 4 x 400,000 = 1,600,000 bytes of
  *                               `hold` plus what the threads themselves hold (their DTVs)
  *                        the hold blocks freed, churn again, then freed.
+ *
+ * `lazy_total fork`: the workers churn and keep their 64 blocks, then park; main forks
+ * while they hold credit. The child (one thread) allocates `in_child` 100,000 bytes, frees
+ * it and exits: its peak is what it inherited (the same in every run: the rings end the
+ * same way) plus 100,000, and must be exact mode's to the byte.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define WORKERS 4
 #define EARLY_N 2500
@@ -53,7 +61,16 @@ __attribute__((noinline)) static void early(void)
         free(early_blocks[i]);
 }
 
-__attribute__((noinline)) static void churn(int w, uint64_t seed)
+static void free_ring(int w)
+{
+    for (int i = 0; i < RING; i++) {
+        free(ring[w][i]);
+        ring[w][i] = NULL;
+    }
+}
+
+/* Leaves the ring's 64 blocks allocated. */
+__attribute__((noinline)) static void churn_keep(int w, uint64_t seed)
 {
     for (uint64_t i = 0; i < CHURN_PAIRS; i++) {
         uint64_t h = mix(seed + i);
@@ -61,10 +78,19 @@ __attribute__((noinline)) static void churn(int w, uint64_t seed)
         free(ring[w][slot]);
         ring[w][slot] = malloc(16 + 8 * ((h >> 20) % 63));
     }
-    for (int i = 0; i < RING; i++) {
-        free(ring[w][i]);
-        ring[w][i] = NULL;
-    }
+}
+
+__attribute__((noinline)) static void churn(int w, uint64_t seed)
+{
+    churn_keep(w, seed);
+    free_ring(w);
+}
+
+__attribute__((noinline)) static void in_child(void)
+{
+    void *p = malloc(100000);
+    ((volatile char *)p)[0] = 1;
+    free(p);
 }
 
 __attribute__((noinline)) static void hold(int w)
@@ -86,14 +112,40 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(void)
+/* Fork mode: churn, keep the ring, park while main forks, then free. */
+static void *parked_worker(void *arg)
 {
+    int w = (int)(intptr_t)arg;
+    churn_keep(w, (uint64_t)w << 32);
+    pthread_barrier_wait(&all_here); /* parked: main forks now */
+    pthread_barrier_wait(&all_here); /* the child is done */
+    free_ring(w);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int fork_mode = argc > 1 && strcmp(argv[1], "fork") == 0;
     early();
-    pthread_barrier_init(&all_here, NULL, WORKERS);
+    pthread_barrier_init(&all_here, NULL, WORKERS + fork_mode);
     pthread_t t[WORKERS];
     for (int w = 0; w < WORKERS; w++)
-        if (pthread_create(&t[w], NULL, worker, (void *)(intptr_t)w) != 0)
+        if (pthread_create(&t[w], NULL, fork_mode ? parked_worker : worker, (void *)(intptr_t)w) != 0)
             return 2;
+    if (fork_mode) {
+        pthread_barrier_wait(&all_here);
+        pid_t child = fork();
+        if (child < 0)
+            return 3;
+        if (child == 0) {
+            in_child();
+            exit(0);
+        }
+        int status = 0;
+        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return 4;
+        pthread_barrier_wait(&all_here);
+    }
     for (int w = 0; w < WORKERS; w++)
         pthread_join(t[w], NULL);
     pthread_barrier_destroy(&all_here);

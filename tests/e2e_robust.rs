@@ -608,6 +608,42 @@ fn sampled_lazy_total_keeps_the_peak_exact_with_threads() {
     }
 }
 
+/// A fork while four threads hold credit (lazy total): the child starts from exactly what
+/// it inherited, so its peak (that plus one 100,000-byte block) is exact mode's to the byte.
+#[test]
+fn sampled_fork_while_threads_hold_credit_keeps_the_child_exact() {
+    let exe = c_example_with("lazy_total.c", &["-g", "-O0", "-pthread"]);
+    let child_peak = |run: &Run| {
+        let summary = run.summary();
+        let root = json_u64(&summary, "pid");
+        let procs = processes(&summary);
+        assert_eq!(procs.len(), 2, "{}", show_processes(&procs));
+        procs
+            .iter()
+            .find(|p| p.pid != root)
+            .map(|p| p.peak_bytes)
+            .unwrap_or_else(|| panic!("no child\n{}", show_processes(&procs)))
+    };
+    let exact = peakprof_run_with(&exe, &["fork"], &["-q"]);
+    assert_status(&exact, 0, Some(0), None);
+    let want = child_peak(&exact);
+    assert!(
+        (100_000..100_000 + 4 * 64 * 512 + 64 * 1024).contains(&want),
+        "exact child peak {want}: 100,000 plus the four rings and the threads' own blocks"
+    );
+    for _ in 0..3 {
+        let run = peakprof_run_with(&exe, &["fork"], &["-q", "--sample-rate", "4096"]);
+        assert_status(&run, 0, Some(0), None);
+        assert_eq!(
+            child_peak(&run),
+            want,
+            "sampled child peak\n{}",
+            run.describe()
+        );
+        assert_peak_bytes(&run, json_u64(&exact.summary(), "peak_bytes"));
+    }
+}
+
 #[test]
 fn exec_after_fork_is_profiled_as_its_own_process() {
     let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);
