@@ -538,9 +538,9 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
         return;
     }
     let s = shared();
-    let plain = plain(s, threads::single());
+    let no_threads = plain(s, threads::single());
     if (delta as i64) < 0 {
-        if plain {
+        if no_threads {
             add_plain(s, delta);
         } else {
             let old = s.total.fetch_add(delta, Ordering::Relaxed);
@@ -550,7 +550,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
         }
         return;
     }
-    let total = if plain {
+    let total = if no_threads {
         add_plain(s, delta)
     } else {
         loop {
