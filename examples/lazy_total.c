@@ -23,6 +23,11 @@
  * while they hold credit. The child (one thread) allocates `in_child` 100,000 bytes, frees
  * it and exits: its peak is what it inherited (the same in every run: the rings end the
  * same way) plus 100,000, and must be exact mode's to the byte.
+ *
+ * `lazy_total fork_frees`: main keeps 50 blocks of 100 bytes, runs one thread to its end,
+ * then forks. The child frees the 50 (far below the parent's 1,000,000-byte peak, so its
+ * total may go lazy before it has files of its own), then holds 200 blocks of 1,000 bytes
+ * (`child_holds`) and frees them: its peak is what it inherited - 5,000 + 200,000.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -112,6 +117,49 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static void *kept[50];
+static void *child_blocks[200];
+
+__attribute__((noinline)) static void child_holds(void)
+{
+    for (int i = 0; i < 200; i++)
+        child_blocks[i] = malloc(1000);
+    for (int i = 0; i < 200; i++)
+        free(child_blocks[i]);
+}
+
+static void *short_worker(void *arg)
+{
+    churn((int)(intptr_t)arg, 7);
+    return NULL;
+}
+
+/* fork_frees mode (see the top of the file). */
+static int fork_frees(void)
+{
+    for (int i = 0; i < 50; i++)
+        kept[i] = malloc(100);
+    pthread_t t;
+    if (pthread_create(&t, NULL, short_worker, (void *)(intptr_t)0) != 0)
+        return 2;
+    pthread_join(t, NULL);
+    pid_t child = fork();
+    if (child < 0)
+        return 3;
+    if (child == 0) {
+        for (int i = 0; i < 50; i++)
+            free(kept[i]);
+        child_holds();
+        exit(0);
+    }
+    int status = 0;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return 4;
+    for (int i = 0; i < 50; i++)
+        free(kept[i]);
+    return 0;
+}
+
 /* Fork mode: churn, keep the ring, park while main forks, then free. */
 static void *parked_worker(void *arg)
 {
@@ -127,6 +175,8 @@ int main(int argc, char **argv)
 {
     int fork_mode = argc > 1 && strcmp(argv[1], "fork") == 0;
     early();
+    if (argc > 1 && strcmp(argv[1], "fork_frees") == 0)
+        return fork_frees();
     pthread_barrier_init(&all_here, NULL, WORKERS + fork_mode);
     pthread_t t[WORKERS];
     for (int w = 0; w < WORKERS; w++)

@@ -272,23 +272,26 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
         reversed: true,
         ..FlameOptions::default()
     };
+    let first_half = || -> Result<_> {
+        Ok((
+            render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?,
+            render::folded(&report.at_peak),
+            render::leaks_svg(report, false)?,
+        ))
+    };
     let (flame, folded, leaks, flame_reversed, timeline, pprof) = std::thread::scope(|s| {
-        let other = s.spawn(|| -> Result<_> {
-            Ok((
-                render::flamegraph_svg(report, &report.at_peak, &FlameOptions::default())?,
-                render::folded(&report.at_peak),
-                render::leaks_svg(report, false)?,
-            ))
-        });
+        // No second thread (a process limit, say): the same work, one after the other.
+        let other = std::thread::Builder::new().spawn_scoped(s, first_half).ok();
         let title = format!("Tracked heap over time, pid {}", report.pid);
         let here = (
             render::flamegraph_svg(report, &report.at_peak, &reversed),
             render::timeline_svg(report, &title),
             render::pprof_gz(report),
         );
-        let (flame, folded, leaks) = match other.join() {
-            Ok(r) => r?,
-            Err(panic) => std::panic::resume_unwind(panic),
+        let (flame, folded, leaks) = match other.map(|t| t.join()) {
+            Some(Ok(r)) => r?,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => first_half()?,
         };
         anyhow::Ok((flame, folded, leaks, here.0?, here.1, here.2?))
     })?;

@@ -3,7 +3,8 @@
 //! `std::sync::Mutex` cannot be forcibly released, and a child forked while another thread
 //! held the lock would deadlock on its first allocation.
 //!
-//! `Lock<T, true>` is a spin lock instead (yielding the CPU when spinning fails) for locks
+//! `Lock<T, true>` is a spin lock instead (yielding the CPU when spinning fails, then
+//! sleeping briefly) for locks
 //! that are almost never contended: its release is a plain store, where the futex lock's
 //! must swap to learn whether to wake a sleeper. On x86 that is one locked instruction
 //! fewer per critical section (sampled mode's size tables take one per malloc and free).
@@ -107,10 +108,23 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
     #[cold]
     fn lock_slow(&self) {
         if SPIN {
+            let mut rounds = 0u32;
             while !self.spin_for_it() {
-                // The holder may be waiting for this CPU (more threads than cores).
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
+                rounds = rounds.saturating_add(1);
+                if rounds < 64 {
+                    // The holder may be waiting for this CPU (more threads than cores).
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                } else {
+                    // Still held: the holder may be a lower-priority thread that a yield
+                    // never lets run (real-time threads on one core). A short sleep does.
+                    let pause = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 50_000,
+                    };
+                    // SAFETY: a valid timespec; the remainder pointer may be null.
+                    unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
+                }
             }
             return;
         }

@@ -17,7 +17,7 @@
 //! which moves one sample's weight at one stack; the peak total itself is exact.
 //!
 //! With threads, far below the peak, the shared total is *lazy* (see [`LAZY`]): shards
-//! hold a few KiB of credit so that most events do not write the shared cache line.
+//! hold credit so that most events do not write the shared cache line.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -72,6 +72,27 @@ static NEXT_POINT_NS: AtomicU64 = AtomicU64::new(0);
 static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The recorder's stack id for "not sampled".
 static UNSAMPLED: AtomicU32 = AtomicU32::new(0);
+/// Threads waiting to count a rise exactly: while any is, the total does not go lazy
+/// again (a stream of frees elsewhere could otherwise undo each [`make_exact`] before the
+/// waiting thread gets to count its rise, forever).
+static EXACT_WANTED: AtomicU32 = AtomicU32::new(0);
+
+/// Holds [`EXACT_WANTED`] up while it lives.
+struct HoldExact;
+
+impl HoldExact {
+    fn new() -> Self {
+        EXACT_WANTED.fetch_add(1, Ordering::Relaxed);
+        HoldExact
+    }
+}
+
+impl Drop for HoldExact {
+    fn drop(&mut self) {
+        EXACT_WANTED.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Times the total went from lazy to exact (reported by the consistency check).
 static EXACT_SWITCHES: AtomicU64 = AtomicU64::new(0);
 /// Sampled mode is on.
@@ -93,6 +114,8 @@ struct ShardData {
     credit: u64,
     /// Credit above this goes back to the shared total.
     credit_cap: u64,
+    /// Rises of blocks already in this table that wait for [`make_exact`] to be counted.
+    owed: u64,
 }
 
 /// One shard on a cache line of its own, so two threads' shards never share one. A spin
@@ -109,6 +132,7 @@ static SHARDS: [Shard; SHARD_COUNT] = [const {
         alloc_bytes: 0,
         credit: 0,
         credit_cap: 0,
+        owed: 0,
     }))
 }; SHARD_COUNT];
 
@@ -182,18 +206,26 @@ pub fn rebind(header: *mut SharedTotals, start_mono_ns: u64, rec: &mut Recorder<
     if !on() {
         return;
     }
-    let total = shared().total.load(Ordering::Relaxed);
+    // Credit the child's shards took since the fork is counted in the total: collect it
+    // first (and clear the lazy flag, which must not be taken for bytes).
+    make_exact(shared());
+    let before = shared();
+    let total = before.total.load(Ordering::Relaxed) & !LAZY;
+    // The child's peak since the fork ([`fork_child`] started it at what it inherited).
+    // Events before this one were all unsampled (a sampled one takes the lock, which
+    // rebinds first), so the sites are as they were at that peak: marking it now is right.
+    let peak = before.peak.load(Ordering::Relaxed).max(total);
     bind(header);
     START_MONO_NS.store(start_mono_ns, Ordering::Relaxed);
     NEXT_POINT_NS.store(0, Ordering::Relaxed);
     let s = shared();
     s.active.store(1, Ordering::Relaxed);
     s.total.store(total, Ordering::Relaxed);
-    s.peak.store(total, Ordering::Relaxed);
+    s.peak.store(peak, Ordering::Relaxed);
     s.peak_time_ns.store(0, Ordering::Relaxed);
     s.peak_pending.store(0, Ordering::Relaxed);
     INTERVAL_MAX.store(total, Ordering::Relaxed);
-    rec.mark_peak(total, 0);
+    rec.mark_peak(peak, 0);
 }
 
 /// Whether sampled mode's lock-free path is on.
@@ -337,10 +369,22 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
     if size > stale {
         let rise = size - stale;
         let mut step = spend(s, &mut g, rise);
-        drop(g);
-        while let Spent::NeedExact = step {
-            make_exact(s);
-            step = spend(s, &mut lock.lock(), rise);
+        if let Spent::NeedExact = step {
+            // The block is in the table but not yet in the total: say so for a fork that
+            // might come before it is (fork_prepare counts what shards owe).
+            g.owed += rise;
+            drop(g);
+            let _hold = HoldExact::new();
+            while let Spent::NeedExact = step {
+                make_exact(s);
+                let mut g = lock.lock();
+                step = spend(s, &mut g, rise);
+                if !matches!(step, Spent::NeedExact) {
+                    g.owed -= rise;
+                }
+            }
+        } else {
+            drop(g);
         }
         if let Spent::Exact(total) = step {
             rose(s, total);
@@ -484,7 +528,9 @@ fn give(s: &SharedAtomics, d: &mut ShardData, fall: u64) {
 /// An exact total of `total` that is well below the peak lets shards take credit again.
 #[inline]
 fn maybe_go_lazy(s: &SharedAtomics, total: u64) {
-    if total.saturating_add(LAZY_BELOW_PEAK) < s.peak.load(Ordering::Relaxed) {
+    if total.saturating_add(LAZY_BELOW_PEAK) < s.peak.load(Ordering::Relaxed)
+        && EXACT_WANTED.load(Ordering::Relaxed) == 0
+    {
         // Fails harmlessly when the total moved on meanwhile (the next event retries).
         let _ = s
             .total
@@ -553,12 +599,16 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
     let total = if no_threads {
         add_plain(s, delta)
     } else {
+        let mut hold = None;
         loop {
             match raise_total(s, delta, false).0 {
                 Spent::Lazily => return,
                 Spent::Exact(total) => break total,
                 // The profiler's lock comes before the shards' (as in fork and writes).
-                Spent::NeedExact => make_exact(s),
+                Spent::NeedExact => {
+                    hold.get_or_insert_with(HoldExact::new);
+                    make_exact(s);
+                }
             }
         }
     };
@@ -571,10 +621,18 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
     }
 }
 
-/// The whole total now; while lazy, plus the shards' unspent credit (a few KiB).
+/// The whole total now; while lazy, plus the shards' unspent credit (up to 1/4 of the
+/// room below the peak per shard in use, and at most 128 KiB each).
 #[inline]
 pub fn total() -> u64 {
     shared().total.load(Ordering::Relaxed) & !LAZY
+}
+
+/// [`total`], but never above the peak, which the true total never passes: the bound to
+/// compare with `--limit` and to start a timeline interval from.
+#[inline]
+pub fn bounded_total() -> u64 {
+    total().min(shared().peak.load(Ordering::Relaxed))
 }
 
 /// Adds a timeline point when one is due (`now_ns` since start); true when one was added
@@ -590,7 +648,10 @@ pub fn maybe_observe(rec: &mut Recorder<MappedStore>, now_ns: u64) -> bool {
 /// Adds a timeline point now (see [`maybe_observe`]).
 pub fn observe(rec: &mut Recorder<MappedStore>, now_ns: u64) -> bool {
     NEXT_POINT_NS.store(now_ns + POINT_INTERVAL_NS, Ordering::Relaxed);
-    let total = total();
+    // Never above the peak: `rose` skips totals that do not pass the interval maximum, so
+    // one above the peak would hide the next peak. (The word can pass it for a moment: a
+    // thread between its add and raising the peak, or credit while lazy.)
+    let total = bounded_total();
     let max = INTERVAL_MAX.swap(total, Ordering::Relaxed).max(total);
     rec.observe_external(now_ns, max, total);
     rec.take_new_point()
@@ -639,31 +700,25 @@ pub fn check_consistency(rec_total: u64) -> Result<String, String> {
     ))
 }
 
-/// The totals at the moment of a fork, for the child (see [`fork_prepare`]).
-static AT_FORK: SharedAtomics = SharedAtomics::new();
+/// The total at the moment of a fork, for the child (see [`fork_prepare`]).
+static AT_FORK: AtomicU64 = AtomicU64::new(0);
 
 /// Fork: hold every shard's lock across it (after the profiler's: the same order as
 /// writing a profile, which reads the shards under the profiler's lock), and note the
-/// totals, which cannot change while those locks are held: the child cannot read them
-/// from the shared mapping after the fork, where the parent goes on counting.
+/// total, which cannot change while those locks are held: the child cannot read it from
+/// the shared mapping after the fork, where the parent goes on counting.
 pub fn fork_prepare() {
-    let mut credit = 0;
+    let (mut credit, mut owed) = (0, 0);
     for sh in &SHARDS {
         let g = sh.0.lock();
         credit += g.credit;
+        owed += g.owed;
         core::mem::forget(g);
     }
     if on() {
         let s = shared();
         let total = s.total.load(Ordering::Relaxed) & !LAZY;
-        AT_FORK.total.store(total - credit, Ordering::Relaxed);
-        for (to, from) in [
-            (&AT_FORK.peak, &s.peak),
-            (&AT_FORK.peak_time_ns, &s.peak_time_ns),
-            (&AT_FORK.peak_pending, &s.peak_pending),
-        ] {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        AT_FORK.store(total - credit + owed, Ordering::Relaxed);
     }
 }
 
@@ -676,23 +731,27 @@ pub fn fork_parent() {
 
 /// Fork, in the child: the thread that held the locks is this one. The live file's
 /// mapping is still shared with the parent, so until the child has files of its own
-/// ([`rebind`]) its totals go to private memory. Its total is exact (no credit: it has one thread).
+/// ([`rebind`]) its totals go to private memory. Its total starts exact: the credit the
+/// parent's shards held is not in it, and its own shards start with none.
 pub fn fork_child() {
     for sh in &SHARDS {
         sh.0.reset_after_fork();
         let mut g = sh.0.lock();
         g.credit = 0;
         g.credit_cap = 0;
+        // Counted in the child's total already (the thread that owed it is not here).
+        g.owed = 0;
     }
     if on() {
-        for (to, from) in [
-            (&FALLBACK.total, &AT_FORK.total),
-            (&FALLBACK.peak, &AT_FORK.peak),
-            (&FALLBACK.peak_time_ns, &AT_FORK.peak_time_ns),
-            (&FALLBACK.peak_pending, &AT_FORK.peak_pending),
-        ] {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        // Its peak history starts at the fork, from what it holds: not the parent's peak,
+        // which would hide the child's own until its first locked event rebinds it (nor
+        // the interval maximum, which filters rises, above that).
+        let inherited = AT_FORK.load(Ordering::Relaxed);
+        FALLBACK.total.store(inherited, Ordering::Relaxed);
+        FALLBACK.peak.store(inherited, Ordering::Relaxed);
+        FALLBACK.peak_time_ns.store(0, Ordering::Relaxed);
+        FALLBACK.peak_pending.store(0, Ordering::Relaxed);
+        INTERVAL_MAX.store(inherited, Ordering::Relaxed);
         bind(core::ptr::null_mut());
     }
 }

@@ -399,11 +399,12 @@ impl Profiler {
         write_atomically(&self.path(format::EXTENSION), &format::encode(&profile))
     }
 
-    /// The process's tracked bytes now.
+    /// The process's tracked bytes now (in sampled mode with threads, an upper bound that
+    /// never passes the peak: see [`sampled::bounded_total`]).
     #[inline]
     fn total(&self) -> u64 {
         if sampled::on() {
-            sampled::total()
+            sampled::bounded_total()
         } else {
             self.rec.total()
         }
@@ -415,20 +416,22 @@ impl Profiler {
     #[inline]
     fn check_limit(&mut self, seen: u64) -> bool {
         match self.limit {
-            Some(l) if !self.limit_hit && self.total().max(seen) > l => self.limit_reached(),
+            Some(l) if !self.limit_hit && self.total().max(seen) > l => {
+                self.limit_reached(self.total().max(seen))
+            }
             _ => false,
         }
     }
 
-    /// The total just passed `--limit`: writes the `.oom` snapshot once.
+    /// The total just passed `--limit` (it is `total`): writes the `.oom` snapshot once.
     #[cold]
     #[inline(never)]
-    fn limit_reached(&mut self) -> bool {
+    fn limit_reached(&mut self, total: u64) -> bool {
         self.limit_hit = true;
         let now = self.now();
         let mut p = self.profile(WriteReason::Snapshot);
         p.peak = p.exit.clone();
-        p.meta.peak_bytes = self.total();
+        p.meta.peak_bytes = total;
         p.meta.peak_time_ns = now;
         write_atomically(&self.path("oom"), &format::encode(&p));
         self.limit_stop

@@ -61,7 +61,7 @@ pub struct SharedTotals {
 }
 
 /// Set in [`SharedTotals::total`] while threads may hold credit: bytes already counted that
-/// their blocks have not used yet (a few KiB per thread; the peak is still exact, see
+/// their blocks have not used yet (at most 128 KiB per table; the peak is still exact, see
 /// `preload/src/sampled.rs`). The rest of the word is the total including that credit.
 pub const LAZY_TOTAL: u64 = 1 << 63;
 

@@ -197,7 +197,9 @@ impl SizeTable {
             return None;
         }
         let (mut b, tag) = self.slot(key);
-        loop {
+        // At most once around: counts stuck at 255 never come down, so in principle every
+        // bucket could end up claiming an overflow.
+        for _ in 0..self.buckets.len() {
             let bucket = &self.buckets[b];
             if let Some(i) = bucket.find(key, tag) {
                 return Some((b, i));
@@ -207,6 +209,7 @@ impl SizeTable {
             }
             b = self.next(b);
         }
+        None
     }
 
     /// Puts a new entry in the first bucket with room from its home, counting it in the

@@ -63,7 +63,12 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
         if expected < FEW_SAMPLES && report.peak_bytes > 0 {
             let _ = writeln!(
                 out,
-                "  ~{expected} samples expected at a peak this small: paths are rough (try --sample-rate {})",
+                "  {} expected at a peak this small: paths are rough (try --sample-rate {})",
+                if expected == 0 {
+                    "under 1 sample".to_string()
+                } else {
+                    format!("~{expected} samples")
+                },
                 suggested_rate(report.peak_bytes)
             );
         }
@@ -349,7 +354,7 @@ Nothing was left allocated at exit.
         let text = terminal_summary(&report, &[]);
         assert!(
             text.contains(
-                "~0 samples expected at a peak this small: paths are rough (try --sample-rate 256)"
+                "under 1 sample expected at a peak this small: paths are rough (try --sample-rate 256)"
             ),
             "{text}"
         );

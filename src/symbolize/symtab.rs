@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use object::elf::{FileHeader64, SHT_DYNSYM, SHT_SYMTAB};
+use object::elf::{FileHeader64, SHT_DYNSYM, SHT_SYMTAB, SHT_SYMTAB_SHNDX};
 use object::read::elf::{FileHeader, SectionHeader};
 use object::{Endianness, Object, ObjectSymbol, ReadCache, SymbolKind};
 
@@ -74,9 +74,14 @@ pub(crate) fn symbol_image(path: &Path) -> Option<Vec<u8>> {
         wanted(i as usize);
     }
     for (i, s) in sections.iter().enumerate() {
-        if matches!(s.sh_type(endian), SHT_SYMTAB | SHT_DYNSYM) {
-            wanted(i);
-            wanted(s.sh_link(endian) as usize);
+        match s.sh_type(endian) {
+            SHT_SYMTAB | SHT_DYNSYM => {
+                wanted(i);
+                wanted(s.sh_link(endian) as usize);
+            }
+            // Section indexes of symbols in files with very many sections.
+            SHT_SYMTAB_SHNDX => wanted(i),
+            _ => {}
         }
     }
     let file = cache.into_inner();
