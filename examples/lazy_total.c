@@ -25,9 +25,11 @@
  * same way) plus 100,000, and must be exact mode's to the byte.
  *
  * `lazy_total fork_frees`: main keeps 50 blocks of 100 bytes, runs one thread to its end,
- * then forks. The child frees the 50 (far below the parent's 1,000,000-byte peak, so its
- * total may go lazy before it has files of its own), then holds 200 blocks of 1,000 bytes
- * (`child_holds`) and frees them: its peak is what it inherited - 5,000 + 200,000.
+ * then forks. The child frees the 50, then `child_holds` 200 blocks of 1,000 bytes and
+ * frees them (its total is now 200,000 below its peak: lazy), then 250 blocks, which take
+ * it past that peak again: the total must turn exact on the way. All of this before the
+ * child has files of its own (its blocks are too small to be sampled at the test's rate).
+ * Its peak is what it inherited - 5,000 + 250,000.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -118,13 +120,13 @@ static void *worker(void *arg)
 }
 
 static void *kept[50];
-static void *child_blocks[200];
+static void *child_blocks[250];
 
-__attribute__((noinline)) static void child_holds(void)
+__attribute__((noinline)) static void child_holds(int n)
 {
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < n; i++)
         child_blocks[i] = malloc(1000);
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < n; i++)
         free(child_blocks[i]);
 }
 
@@ -149,7 +151,8 @@ static int fork_frees(void)
     if (child == 0) {
         for (int i = 0; i < 50; i++)
             free(kept[i]);
-        child_holds();
+        child_holds(200);
+        child_holds(250);
         exit(0);
     }
     int status = 0;

@@ -117,13 +117,24 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
                     unsafe { libc::sched_yield() };
                 } else {
                     // Still held: the holder may be a lower-priority thread that a yield
-                    // never lets run (real-time threads on one core). A short sleep does.
+                    // never lets run (real-time threads on one core). A short sleep does:
+                    // the raw system call, as `nanosleep(3)` is a cancellation point (a
+                    // thread cancelled here would unwind through the hooks holding locks),
+                    // and with errno kept (the hooks' lock-free paths promise to keep it).
                     let pause = libc::timespec {
                         tv_sec: 0,
                         tv_nsec: 50_000,
                     };
-                    // SAFETY: a valid timespec; the remainder pointer may be null.
-                    unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
+                    crate::guard::keep_errno(|| {
+                        // SAFETY: a valid timespec; the remainder pointer may be null.
+                        unsafe {
+                            libc::syscall(
+                                libc::SYS_nanosleep,
+                                &pause as *const libc::timespec,
+                                core::ptr::null_mut::<libc::timespec>(),
+                            )
+                        }
+                    });
                 }
             }
             return;

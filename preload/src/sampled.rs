@@ -224,7 +224,8 @@ pub fn rebind(header: *mut SharedTotals, start_mono_ns: u64, rec: &mut Recorder<
     s.peak.store(peak, Ordering::Relaxed);
     s.peak_time_ns.store(0, Ordering::Relaxed);
     s.peak_pending.store(0, Ordering::Relaxed);
-    INTERVAL_MAX.store(total, Ordering::Relaxed);
+    // The first timeline interval holds a peak reached before this (at most the peak).
+    INTERVAL_MAX.store(peak, Ordering::Relaxed);
     rec.mark_peak(peak, 0);
 }
 
@@ -380,7 +381,9 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
                 let mut g = lock.lock();
                 step = spend(s, &mut g, rise);
                 if !matches!(step, Spent::NeedExact) {
-                    g.owed -= rise;
+                    // Saturating: a child forked from a signal handler that interrupted
+                    // this loop starts with nothing owed, yet goes on here.
+                    g.owed = g.owed.saturating_sub(rise);
                 }
             }
         } else {
@@ -742,6 +745,9 @@ pub fn fork_child() {
         // Counted in the child's total already (the thread that owed it is not here).
         g.owed = 0;
     }
+    // Nor are threads that waited to count a rise exactly: they must not keep the child's
+    // total from ever going lazy.
+    EXACT_WANTED.store(0, Ordering::Relaxed);
     if on() {
         // Its peak history starts at the fork, from what it holds: not the parent's peak,
         // which would hide the child's own until its first locked event rebinds it (nor
