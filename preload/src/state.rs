@@ -35,6 +35,8 @@ struct Profiler {
     limit: Option<u64>,
     limit_stop: bool,
     limit_hit: bool,
+    /// The latest event time handed out (times never go back, see [`Profiler::stamp`]).
+    last_now: u64,
 }
 
 /// Mean sampling interval in bytes; 0 records every allocation's stack.
@@ -255,6 +257,7 @@ fn start() -> Option<()> {
         limit,
         limit_stop,
         limit_hit: false,
+        last_now: 0,
     });
     install_fork_handlers();
     signals::install();
@@ -291,8 +294,21 @@ fn install_fork_handlers() {
 
 impl Profiler {
     #[inline]
-    fn now(&self) -> u64 {
-        clock::monotonic_coarse_ns().saturating_sub(self.start_mono_ns)
+    fn now(&mut self) -> u64 {
+        self.stamp(clock::monotonic_coarse_ns())
+    }
+
+    /// The event time of a coarse clock reading taken before the lock (reading the clock
+    /// is a call into the vDSO: outside, it does not lengthen the lock's hold). A thread
+    /// that read the clock and then waited for the lock would be behind the one that went
+    /// first, so times are kept from going back.
+    #[inline]
+    fn stamp(&mut self, coarse_mono_ns: u64) -> u64 {
+        let t = coarse_mono_ns
+            .saturating_sub(self.start_mono_ns)
+            .max(self.last_now);
+        self.last_now = t;
+        t
     }
 
     /// Ready to record in this process? Makes a forked child's own files first.
@@ -592,9 +608,10 @@ fn record_with_stack(addr: usize, size: usize) {
     keep_errno(|| {
         let mut room = unwind::Frames::new();
         let frames = stack(&mut room);
+        let clock = clock::monotonic_coarse_ns();
         with_profiler(|p| {
             let id = p.intern(frames);
-            let now = p.now();
+            let now = p.stamp(clock);
             p.rec.on_alloc(addr as u64, size as u64, id, now);
         })
     });
@@ -621,8 +638,9 @@ pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
 #[inline(never)]
 fn record_free(addr: usize) -> Option<LiveAlloc> {
     keep_errno(|| {
+        let clock = clock::monotonic_coarse_ns();
         with_profiler(|p| {
-            let now = p.now();
+            let now = p.stamp(clock);
             p.rec.on_free(addr as u64, now)
         })
         .flatten()
