@@ -5,13 +5,13 @@ use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
-use peakprof::record::{LiveAlloc, LiveHeap, Recorder, Region};
+use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
 
 use crate::guard::{keep_errno, Guard};
 use crate::livefile::{LogFile, MappedStore};
 use crate::lock::Lock;
 use crate::thread::Thread;
-use crate::{clock, modules, procfs, sampled, signals, unwind};
+use crate::{clock, modules, procfs, sampled, signals, threads, unwind};
 
 struct Profiler {
     rec: Recorder<MappedStore>,
@@ -370,8 +370,8 @@ impl Profiler {
     }
 
     #[inline]
-    fn intern(&mut self, frames: &[u64]) -> u32 {
-        let (id, new) = self.rec.intern_new(frames);
+    fn intern(&mut self, frames: &[u64], hash: Option<u64>) -> u32 {
+        let (id, new) = self.rec.intern_new_hashed(frames, hash);
         if new {
             self.log.append(&live::log_stack(id, frames));
         }
@@ -609,8 +609,11 @@ fn record_with_stack(addr: usize, size: usize) {
         let mut room = unwind::Frames::new();
         let frames = stack(&mut room);
         let clock = clock::monotonic_coarse_ns();
+        // With threads, hashed before the lock (its holder makes the others wait). Alone,
+        // inside: most stacks repeat the previous one there and need no hash at all.
+        let hash = (!threads::single()).then(|| stack_hash(frames));
         with_profiler(|p| {
-            let id = p.intern(frames);
+            let id = p.intern(frames, hash);
             let now = p.stamp(clock);
             p.rec.on_alloc(addr as u64, size as u64, id, now);
         })
@@ -666,7 +669,7 @@ pub fn on_mmap(addr: usize, len: usize) {
     let mut room = unwind::Frames::new();
     let frames = stack(&mut room);
     with_profiler(|p| {
-        let id = p.intern(frames);
+        let id = p.intern(frames, None);
         let t = p.now();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
     });
@@ -704,7 +707,7 @@ pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
         let t = p.now();
         match (moved, stack) {
             (Some((new, new_len)), Some(frames)) => {
-                let id = p.intern(frames);
+                let id = p.intern(frames, None);
                 p.rec.on_mmap(new as u64, new_len as u64, id, t);
             }
             _ => {

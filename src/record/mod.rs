@@ -21,7 +21,7 @@ pub use live::{AddrHasher, LiveAlloc, LiveHeap};
 pub use maps::{LiveMaps, Region};
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
 pub use size_table::{pack as pack_size, SizeTable};
-pub use stacks::{StackId, StackTable};
+pub use stacks::{stack_hash, StackId, StackTable};
 pub use timeline::Timeline;
 
 #[cfg(test)]
@@ -150,8 +150,13 @@ impl<S: SiteStore> Recorder<S> {
 
     /// The id of a stack, and whether it was seen for the first time.
     pub fn intern_new(&mut self, frames: &[u64]) -> (StackId, bool) {
+        self.intern_new_hashed(frames, None)
+    }
+
+    /// [`Self::intern_new`] with the stack's hash when the caller has it ([`stack_hash`]).
+    pub fn intern_new_hashed(&mut self, frames: &[u64], hash: Option<u64>) -> (StackId, bool) {
         let before = self.stacks.len();
-        let id = self.stacks.intern(frames);
+        let id = self.stacks.intern_maybe_hashed(frames, hash);
         (id, self.stacks.len() > before)
     }
 

@@ -20,6 +20,12 @@ fn hasher() -> ahash::RandomState {
     )
 }
 
+/// The hash a [`StackTable`] gives `frames`, without the table: a thread can compute it
+/// before taking the lock that guards the table.
+pub fn stack_hash(frames: &[u64]) -> u64 {
+    hasher().hash_one(frames)
+}
+
 /// A hash table entry: everything a lookup needs to reject a stack or confirm it against
 /// the arena, in one place. With only the id in the table, a lookup went table -> hashes ->
 /// starts -> arena, each a cache miss in a big table.
@@ -98,6 +104,12 @@ impl StackTable {
 
     /// The id of `frames`, interning it if new.
     pub fn intern(&mut self, frames: &[u64]) -> StackId {
+        self.intern_maybe_hashed(frames, None)
+    }
+
+    /// [`Self::intern`] with `frames`' hash when the caller already has it (from
+    /// [`stack_hash`], computed before taking a lock).
+    pub fn intern_maybe_hashed(&mut self, frames: &[u64], hash: Option<u64>) -> StackId {
         if let Some(last) = self.last {
             let known = self.frames(last);
             // Length and innermost frame first: they tell most different stacks apart
@@ -106,7 +118,7 @@ impl StackTable {
                 return last;
             }
         }
-        let hash = self.hash_frames(frames);
+        let hash = hash.unwrap_or_else(|| self.hash_frames(frames));
         let id = self.intern_hashed(hash, frames);
         self.last = Some(id);
         id
@@ -200,5 +212,16 @@ mod tests {
             assert_eq!(t.intern(&[i, i * 7, 42]), id);
             assert_eq!(t.frames(id), &[i, i * 7, 42]);
         }
+    }
+
+    #[test]
+    fn the_hash_from_outside_is_the_table_s() {
+        let mut t = StackTable::default();
+        let a = [1u64, 2, 3];
+        assert_eq!(stack_hash(&a), t.hash_frames(&a));
+        let id = t.intern_maybe_hashed(&a, Some(stack_hash(&a)));
+        assert_eq!(t.intern(&[9]), 1);
+        assert_eq!(t.intern_maybe_hashed(&a, Some(stack_hash(&a))), id);
+        assert_eq!(t.intern(&a), id);
     }
 }
