@@ -581,10 +581,12 @@ pub fn before_locked(rec: &mut Recorder<MappedStore>) {
 }
 
 /// After a locked event that changed the recorder's total by `delta` (two's complement).
+/// Returns the exact total it took the process to, for `--limit` (0 when it did not
+/// count exactly: a fall, or a rise far below the peak).
 #[inline]
-pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
+pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) -> u64 {
     if delta == 0 {
-        return;
+        return 0;
     }
     let s = shared();
     let no_threads = plain(s, threads::single());
@@ -597,7 +599,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
                 maybe_go_lazy(s, old.wrapping_add(delta));
             }
         }
-        return;
+        return 0;
     }
     let total = if no_threads {
         add_plain(s, delta)
@@ -605,7 +607,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
         let mut hold = None;
         loop {
             match raise_total(s, delta, false).0 {
-                Spent::Lazily => return,
+                Spent::Lazily => return 0,
                 Spent::Exact(total) => break total,
                 // The profiler's lock comes before the shards' (as in fork and writes).
                 Spent::NeedExact => {
@@ -622,6 +624,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) {
         s.peak_time_ns.store(t, Ordering::Relaxed);
         rec.mark_peak(total, t);
     }
+    total
 }
 
 /// The whole total now; while lazy, plus the shards' unspent credit (up to 1/4 of the

@@ -490,12 +490,15 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         return None;
     }
     p.maybe_snapshot();
+    // In sampled mode, the total this event took the process to (other threads may have
+    // lowered it again by the time the limit is checked).
+    let mut reached = 0;
     let r = if sampled::on() {
         sampled::before_locked(&mut p.rec);
         let before = p.rec.total();
         let r = f(p);
         let delta = p.rec.total().wrapping_sub(before);
-        sampled::after_locked(&mut p.rec, delta);
+        reached = sampled::after_locked(&mut p.rec, delta);
         p.observe_sampled();
         r
     } else {
@@ -519,7 +522,7 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         LIVE_TABLE[0].store(base, Ordering::Relaxed);
         LIVE_TABLE[1].store(slots, Ordering::Relaxed);
     }
-    let stop = p.check_limit(0);
+    let stop = p.check_limit(reached);
     drop(g);
     if stop {
         stop_at_limit();
