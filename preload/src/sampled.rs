@@ -149,13 +149,15 @@ static SHARDS: [Shard; SHARD_COUNT] = [const {
 /// includes the unspent credit), and below the peak, so the true total cannot pass the
 /// peak unseen. When credit cannot be granted, [`make_exact`] takes every shard's lock,
 /// subtracts their credit and clears the flag: from then on each event adds to the total
-/// at once and raises the peak as before. Any event that finds the total well below the
-/// peak sets the flag again. Credit changes only under a shard's lock, and the flag is
-/// cleared only while all of them are held, so a shard lock holder that sees the flag set
-/// knows it stays set until it lets go.
+/// at once and raises the peak as before. An exact event that leaves the total well below
+/// the peak sets the flag again, unless a thread is waiting to count a rise exactly
+/// ([`EXACT_WANTED`]). Credit changes only under a shard's lock, and the flag is cleared
+/// only while all of them are held, so a shard lock holder that sees the flag set knows it
+/// stays set until it lets go.
 const LAZY: u64 = LAZY_TOTAL;
 
-/// A shard's credit is at most this (so a thread's idle credit cannot hide much).
+/// A shard takes at most this much credit at once; it keeps up to twice that before
+/// returning the excess (so a thread's idle credit cannot hide much).
 const MAX_CREDIT: u64 = 64 << 10;
 /// The total goes lazy again when it is at least this far below the peak.
 const LAZY_BELOW_PEAK: u64 = 16 << 10;
