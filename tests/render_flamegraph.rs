@@ -137,8 +137,22 @@ fn empty_snapshot_renders_a_message() {
         );
         assert!(texts
             .iter()
-            .any(|t| t == "No heap allocations were tracked at the peak."));
+            .any(|t| t == "No heap allocations were live at the peak."));
     }
+    // Sampled: the peak was not empty, only too small for the rate; the picture says so.
+    let sampled = Report {
+        peak_bytes: 300_000,
+        sample_rate: 524_288,
+        ..report
+    };
+    let svg = flamegraph_svg(&sampled, &[], &FlameOptions::default()).unwrap();
+    let texts = parse_svg(&svg);
+    assert!(
+        texts.iter().any(|t| t.starts_with(
+            "No sampled allocation was live at the peak: run with a smaller --sample-rate (e.g. 256)"
+        )),
+        "{texts:#?}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use inferno::flamegraph::{self, color::BasicPalette, color::Palette, Direction};
 
+use super::empty_peak::empty_peak_message;
 use super::folded::folded;
 use super::shell::shell_quote_command;
 use super::stacks::{bound_stacks, total_bytes};
@@ -71,10 +72,7 @@ pub fn flamegraph_svg(
 
     let total = total_bytes(stacks);
     if total == 0 {
-        return Ok(empty_svg(
-            &title,
-            "No heap allocations were tracked at the peak.",
-        ));
+        return Ok(empty_svg(&title, &empty_peak_message(report)));
     }
 
     let threshold = ((total as f64 * opts.min_share.max(0.0)) as u64).max(1);

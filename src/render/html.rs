@@ -24,6 +24,7 @@
 
 use std::fmt::Write as _;
 
+use super::empty_peak::empty_peak_message;
 use super::flamegraph::xml_escape;
 use super::shell::shell_quote_command;
 use super::stacks::{merge_identical, total_bytes};
@@ -298,7 +299,7 @@ fn top_paths(h: &mut String, r: &Report) {
     let paths = merge_identical(&r.at_peak);
     h.push_str("<section>\n<h2>Largest call paths at the peak</h2>\n");
     if paths.is_empty() {
-        h.push_str("<p>No heap allocations were live at the peak.</p>\n</section>\n");
+        let _ = writeln!(h, "<p>{}</p>\n</section>", esc(&empty_peak_message(r)));
         return;
     }
     let total = total_bytes(&paths);

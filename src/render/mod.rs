@@ -6,6 +6,7 @@
 //! neutralises what would break its own output format (see [`text`]).
 
 mod diff;
+mod empty_peak;
 mod flamegraph;
 mod folded;
 mod html;

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use super::empty_peak::suggested_rate;
 use super::shell::shell_quote_command;
 use super::stacks::{merge_identical, total_bytes};
 use super::text::{sanitize_line, truncate_chars};
@@ -17,14 +18,6 @@ const TOP_PATHS: usize = 5;
 const MAX_WARNINGS: usize = 5;
 /// Sampled mode: fewer expected samples at the peak than this get a hint.
 const FEW_SAMPLES: u64 = 100;
-
-/// A sampling rate that expects about a thousand samples at a peak of `peak_bytes` (a power
-/// of two, at least 1): the relative error of a path holding a tenth of the peak is then
-/// about 10%.
-fn suggested_rate(peak_bytes: u64) -> u64 {
-    let r = (peak_bytes / 1000).max(1);
-    1 << (63 - r.leading_zeros())
-}
 
 /// Renders a short plain-text summary (no colors): the command and how it ended, the peak
 /// heap and when it was reached, peak RSS, the five largest call paths at the peak with
@@ -374,8 +367,6 @@ Nothing was left allocated at exit.
             ..Report::default()
         };
         assert!(!terminal_summary(&big, &[]).contains("samples expected"));
-        assert_eq!(suggested_rate(5_000_000), 4096);
-        assert_eq!(suggested_rate(10), 1);
     }
 
     #[test]
