@@ -27,7 +27,7 @@ use peakprof::record::{pack_size, Recorder, SizeTable};
 
 use crate::guard::keep_errno;
 use crate::livefile::MappedStore;
-use crate::lock::Lock;
+use crate::lock::{Lock, LockGuard};
 use crate::thread::Thread;
 use crate::{clock, threads};
 
@@ -209,8 +209,10 @@ pub fn rebind(header: *mut SharedTotals, start_mono_ns: u64, rec: &mut Recorder<
         return;
     }
     // Credit the child's shards took since the fork is counted in the total: collect it
-    // first (and clear the lazy flag, which must not be taken for bytes).
-    make_exact(shared());
+    // first (and clear the lazy flag, which must not be taken for bytes), and keep every
+    // shard locked until the totals have moved: a thread the child started meanwhile
+    // could otherwise count into the old place after it was read.
+    let _all = make_exact_holding(shared());
     let before = shared();
     let total = before.total.load(Ordering::Relaxed) & !LAZY;
     // The child's peak since the fork ([`fork_child`] started it at what it inherited).
@@ -548,6 +550,12 @@ fn maybe_go_lazy(s: &SharedAtomics, total: u64) {
 #[cold]
 #[inline(never)]
 fn make_exact(s: &SharedAtomics) {
+    drop(make_exact_holding(s));
+}
+
+/// [`make_exact`], handing back every shard's guard: while they are held, no table event
+/// can count, so the caller can move the totals whole (a forked child's [`rebind`]).
+fn make_exact_holding(s: &SharedAtomics) -> [LockGuard<'static, ShardData, true>; SHARD_COUNT] {
     let mut all: [_; SHARD_COUNT] = core::array::from_fn(|i| SHARDS[i].0.lock());
     if s.total.load(Ordering::Relaxed) & LAZY != 0 {
         let credit = take_all_credit(all.iter_mut().map(|g| &mut **g));
@@ -555,6 +563,7 @@ fn make_exact(s: &SharedAtomics) {
             .fetch_sub(credit.wrapping_add(LAZY), Ordering::Relaxed);
         EXACT_SWITCHES.fetch_add(1, Ordering::Relaxed);
     }
+    all
 }
 
 /// Zeroes the shards' credit and returns its sum (every shard's lock held, so that no
