@@ -370,7 +370,6 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
         }
         return true;
     }
-    let delta = size.wrapping_sub(stale);
     if size > stale {
         let rise = size - stale;
         let mut step = spend(s, &mut g, rise);
@@ -396,8 +395,8 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
         if let Spent::Exact(total) = step {
             rose(s, total);
         }
-    } else if delta != 0 {
-        give(s, &mut g, delta.wrapping_neg());
+    } else if stale > size {
+        give(s, &mut g, stale - size);
     }
     true
 }
@@ -514,8 +513,7 @@ fn add_exactly(s: &SharedAtomics, rise: u64) -> Spent {
 #[inline]
 fn give(s: &SharedAtomics, d: &mut ShardData, fall: u64) {
     if d.credit == 0 && s.total.load(Ordering::Relaxed) & LAZY == 0 {
-        let old = s.total.fetch_sub(fall, Ordering::Relaxed);
-        maybe_go_lazy(s, old - fall);
+        subtract(s, fall);
         return;
     }
     // Lazy, and it stays so while this shard's lock is held.
@@ -529,6 +527,16 @@ fn give(s: &SharedAtomics, d: &mut ShardData, fall: u64) {
             s.total.fetch_sub(d.credit - keep, Ordering::Relaxed);
             d.credit = keep;
         }
+    }
+}
+
+/// Takes `fall` bytes off the total at once (threads exist; right lazy or not), letting
+/// it go lazy when that leaves an exact total well below the peak.
+#[inline]
+fn subtract(s: &SharedAtomics, fall: u64) {
+    let old = s.total.fetch_sub(fall, Ordering::Relaxed);
+    if old & LAZY == 0 {
+        maybe_go_lazy(s, old - fall);
     }
 }
 
@@ -554,7 +562,7 @@ fn make_exact(s: &SharedAtomics) {
 }
 
 /// [`make_exact`], handing back every shard's guard: while they are held, no table event
-/// can count, so the caller can move the totals whole (a forked child's [`rebind`]).
+/// can count, so the caller can read or move the totals whole.
 fn make_exact_holding(s: &SharedAtomics) -> [LockGuard<'static, ShardData, true>; SHARD_COUNT] {
     let mut all: [_; SHARD_COUNT] = core::array::from_fn(|i| SHARDS[i].0.lock());
     if s.total.load(Ordering::Relaxed) & LAZY != 0 {
@@ -605,10 +613,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) -> u64 {
         if no_threads {
             add_plain(s, delta);
         } else {
-            let old = s.total.fetch_add(delta, Ordering::Relaxed);
-            if old & LAZY == 0 {
-                maybe_go_lazy(s, old.wrapping_add(delta));
-            }
+            subtract(s, delta.wrapping_neg());
         }
         return 0;
     }
@@ -684,13 +689,13 @@ pub fn point_due(now_mono_ns: u64) -> bool {
 /// the unsampled blocks. Under the profiler's lock.
 pub fn complete_profile(profile: &mut Profile) {
     let s = shared();
-    // Exact at this moment (other threads may make it lazy again right away).
-    make_exact(s);
+    // Exact at this moment, and nothing counts while the shards are read (other threads
+    // may make the total lazy again once they are released).
+    let all = make_exact_holding(s);
     profile.meta.peak_bytes = s.peak.load(Ordering::Relaxed);
     profile.meta.peak_time_ns = s.peak_time_ns.load(Ordering::Relaxed);
     profile.meta.final_bytes = total();
-    for sh in &SHARDS {
-        let g = sh.0.lock();
+    for g in &all {
         profile.meta.total_allocs += g.allocs;
         profile.meta.total_alloc_bytes += g.alloc_bytes;
     }
@@ -699,9 +704,10 @@ pub fn complete_profile(profile: &mut Profile) {
 /// The recorder's part plus the tables' must be the shared total (stress tests; at exit).
 /// Ok: a note on how often the total went from lazy to exact.
 pub fn check_consistency(rec_total: u64) -> Result<String, String> {
-    make_exact(shared());
-    let tables: u64 = SHARDS.iter().map(|sh| sh.0.lock().table.bytes()).sum();
+    let all = make_exact_holding(shared());
+    let tables: u64 = all.iter().map(|g| g.table.bytes()).sum();
     let total = total();
+    drop(all);
     if rec_total.wrapping_add(tables) != total {
         return Err(format!(
             "shared total {total} != recorder {rec_total} + unsampled tables {tables}"

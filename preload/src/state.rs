@@ -431,12 +431,11 @@ impl Profiler {
     /// `<stem>.oom`. Returns true when the program must stop.
     #[inline]
     fn check_limit(&mut self, seen: u64) -> bool {
-        match self.limit {
-            Some(l) if !self.limit_hit && self.total().max(seen) > l => {
-                self.limit_reached(self.total().max(seen))
-            }
-            _ => false,
-        }
+        let Some(limit) = self.limit.filter(|_| !self.limit_hit) else {
+            return false;
+        };
+        let total = self.total().max(seen);
+        total > limit && self.limit_reached(total)
     }
 
     /// The total just passed `--limit` (it is `total`): writes the `.oom` snapshot once.

@@ -346,18 +346,25 @@ mod tests {
         assert_eq!((t.len(), t.bytes()), (0, 0));
     }
 
+    /// An empty table with its first buckets allocated, and the first `n` addresses whose
+    /// home is bucket `home` in it.
+    fn table_and_addresses_homed_at(home: usize, n: usize) -> (SizeTable, Vec<u64>) {
+        let mut t = SizeTable::new();
+        t.insert(pack(16, 1).unwrap()); // allocates the first buckets
+        t.remove(16);
+        let addrs = (1..)
+            .map(|k: u64| k * 16)
+            .filter(|&a| t.slot(a >> 4).0 == home)
+            .take(n)
+            .collect();
+        (t, addrs)
+    }
+
     /// Twenty blocks with the same home bucket spill into the next ones; removing them in
     /// any order keeps the rest findable and the overflow counts back at zero.
     #[test]
     fn blocks_sharing_a_home_bucket_overflow_and_come_back() {
-        let mut t = SizeTable::new();
-        t.insert(pack(16, 1).unwrap()); // allocates 128 buckets
-        t.remove(16);
-        let home0: Vec<u64> = (1..)
-            .map(|k: u64| k * 16)
-            .filter(|&a| t.slot(a >> 4).0 == 5)
-            .take(20)
-            .collect();
+        let (mut t, home0) = table_and_addresses_homed_at(5, 20);
         for (i, &a) in home0.iter().enumerate() {
             assert_eq!(t.insert(pack(a, i as u64).unwrap()), None);
         }
@@ -383,14 +390,7 @@ mod tests {
     /// lookups then always probe on, and every block is still found.
     #[test]
     fn a_saturated_overflow_count_stays_correct() {
-        let mut t = SizeTable::new();
-        t.insert(pack(16, 1).unwrap());
-        t.remove(16);
-        let same_home: Vec<u64> = (1..)
-            .map(|k: u64| k * 16)
-            .filter(|&a| t.slot(a >> 4).0 == 9)
-            .take(300)
-            .collect();
+        let (mut t, same_home) = table_and_addresses_homed_at(9, 300);
         for (i, &a) in same_home.iter().enumerate() {
             assert_eq!(t.insert(pack(a, i as u64).unwrap()), None);
         }

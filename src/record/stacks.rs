@@ -11,19 +11,17 @@ pub type StackId = u32;
 
 /// Deterministic seeds: the hash only has to spread addresses, not resist an attacker, and
 /// asking the OS for randomness inside a malloc hook is a risk with no benefit.
-fn hasher() -> ahash::RandomState {
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
-}
+static HASHER: ahash::RandomState = ahash::RandomState::with_seeds(
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+);
 
 /// The hash a [`StackTable`] gives `frames`, without the table: a thread can compute it
 /// before taking the lock that guards the table.
 pub fn stack_hash(frames: &[u64]) -> u64 {
-    hasher().hash_one(frames)
+    HASHER.hash_one(frames)
 }
 
 /// A hash table entry: everything a lookup needs to reject a stack or confirm it against
@@ -52,7 +50,6 @@ pub struct StackTable {
     frames: Vec<u64>,
     starts: Vec<usize>,
     hashes: Vec<u64>,
-    build: ahash::RandomState,
     /// The id [`Self::intern`] returned last: a program often allocates from the same
     /// stack many times in a row (jq: 7 times in 10), and comparing with one stack whose
     /// frames are in cache costs less than hashing and probing.
@@ -81,7 +78,6 @@ impl StackTable {
             frames: Vec::new(),
             starts: vec![0],
             hashes: Vec::new(),
-            build: hasher(),
             last: None,
         }
     }
@@ -99,7 +95,7 @@ impl StackTable {
     /// The hash under which `frames` is (or would be) stored; callers that cache ids per
     /// thread can use it as their own key.
     pub fn hash_frames(&self, frames: &[u64]) -> u64 {
-        self.build.hash_one(frames)
+        stack_hash(frames)
     }
 
     /// The id of `frames`, interning it if new.

@@ -72,7 +72,7 @@ pub fn flamegraph_svg(
 
     let total = total_bytes(stacks);
     if total == 0 {
-        return Ok(empty_svg(&title, &empty_peak_message(report)));
+        return Ok(empty_svg(&title, &empty_peak_message(report, " ")));
     }
 
     let threshold = ((total as f64 * opts.min_share.max(0.0)) as u64).max(1);

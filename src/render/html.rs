@@ -299,7 +299,7 @@ fn top_paths(h: &mut String, r: &Report) {
     let paths = merge_identical(&r.at_peak);
     h.push_str("<section>\n<h2>Largest call paths at the peak</h2>\n");
     if paths.is_empty() {
-        let _ = writeln!(h, "<p>{}</p>\n</section>", esc(&empty_peak_message(r)));
+        let _ = writeln!(h, "<p>{}</p>\n</section>", esc(&empty_peak_message(r, " ")));
         return;
     }
     let total = total_bytes(&paths);

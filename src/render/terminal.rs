@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::empty_peak::suggested_rate;
+use super::empty_peak::{empty_peak_message, suggested_rate};
 use super::shell::shell_quote_command;
 use super::stacks::{merge_identical, total_bytes};
 use super::text::{sanitize_line, truncate_chars};
@@ -69,15 +69,9 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
 
     let at_peak = merge_identical(&report.at_peak);
     let total = total_bytes(&at_peak);
-    if at_peak.is_empty() && sampled && report.peak_bytes > 0 {
-        let _ = writeln!(
-            out,
-            "\nNo sampled allocation was live at the peak: run with a smaller --sample-rate\n\
-             (e.g. {}) or without it to see the call paths.",
-            suggested_rate(report.peak_bytes)
-        );
-    } else if at_peak.is_empty() {
-        let _ = writeln!(out, "\nNo heap allocations were live at the peak.");
+    if at_peak.is_empty() {
+        // Its second line, if any, fits the width.
+        let _ = writeln!(out, "\n{}", empty_peak_message(report, "\n"));
     } else {
         // Counted over every stack: zero-byte allocations (`malloc(0)`) are live too.
         let live = super::stacks::total_count(&report.at_peak);
@@ -353,8 +347,8 @@ Nothing was left allocated at exit.
         );
         assert!(
             text.contains(
-                "No sampled allocation was live at the peak: run with a smaller --sample-rate\n\
-                 (e.g. 256) or without it"
+                "No sampled allocation was live at the peak:\nrun with a smaller --sample-rate \
+                 (e.g. 256) or without it to see the call paths.\n"
             ),
             "{text}"
         );
