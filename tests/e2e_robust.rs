@@ -966,6 +966,95 @@ fn tcmalloc_program_startup_blocks_counted() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The program closes descriptors it did not open (examples/close_fds.c)
+// ---------------------------------------------------------------------------------------
+
+/// Runs close_fds in `mode` ("exit" or "kill"); returns the run and the directory holding
+/// the program's own files.
+fn run_close_fds(mode: &str) -> (Run, PathBuf) {
+    let base = fresh_dir(&format!("close-fds-{mode}"));
+    let files = base.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let out = base.join("out");
+    let exe = c_example("close_fds.c");
+    let argv = [exe.to_str().unwrap(), files.to_str().unwrap(), mode];
+    let f = run_in_group(
+        &mut peakprof_command(&out, &[], &argv, &base),
+        Duration::from_secs(60),
+        &format!("close_fds {mode}"),
+    );
+    (as_run(out, f), files)
+}
+
+/// The program's files hold exactly what it wrote: nothing of the profiler's.
+fn assert_program_files_intact(files: &Path, run: &Run) {
+    for (name, text) in [
+        ("a.txt", "a1\na2\n"),
+        ("b.txt", "b1\nb2\n"),
+        ("c.txt", "c1\nc2\n"),
+    ] {
+        let got = std::fs::read(files.join(name)).unwrap_or_default();
+        assert!(
+            got == text.as_bytes(),
+            "{name}: expected {text:?}, got {} bytes: {:?}\n{}",
+            got.len(),
+            String::from_utf8_lossy(&got[..got.len().min(80)]),
+            run.describe()
+        );
+    }
+}
+
+/// A daemon-like program closes every descriptor above 2 and opens files of its own, which
+/// take the numbers the profiler's files had. The profiler must neither write its records
+/// into them nor truncate and map them to grow its counters (this run makes more stacks
+/// than the first counter table holds): it reopens its own files instead. The forked child
+/// does the same before its first allocation, when the profiler moves to files of the
+/// child's own and closes the inherited ones: it must not close the child's file.
+#[test]
+fn closing_every_descriptor_leaves_the_programs_files_alone() {
+    let (run, files) = run_close_fds("exit");
+    assert_status(&run, 0, Some(0), None);
+    assert_program_files_intact(&files, &run);
+    check_outputs_consistent(&run);
+    assert_peak_bytes(&run, 289_000);
+    assert_functions(
+        &run.folded(),
+        &[
+            ("spread_leaf", 288_000),
+            ("early_block", 1_000),
+            ("main", 289_000),
+        ],
+        "after closing every descriptor",
+    );
+    let procs = run.summary()["processes"].as_array().unwrap().clone();
+    let peaks: Vec<u64> = procs
+        .iter()
+        .map(|p| p["peak_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(peaks.contains(&294_000), "the child's peak: {procs:?}");
+}
+
+/// The same program killed at its peak: the profile is recovered from the live files, so
+/// every stack made after the descriptors were closed must have reached the log.
+#[test]
+fn closing_every_descriptor_then_sigkill_recovers_every_stack() {
+    let (run, files) = run_close_fds("kill");
+    assert_status(&run, 137, None, Some(9));
+    assert_program_files_intact(&files, &run);
+    check_outputs_consistent(&run);
+    assert_peak_bytes(&run, 289_000);
+    assert_functions(
+        &run.folded(),
+        &[
+            ("spread_leaf", 288_000),
+            ("early_block", 1_000),
+            ("main", 289_000),
+        ],
+        "killed after closing every descriptor",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // Output directory reuse
 // ---------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ mod hooks;
 mod livefile;
 mod lock;
 mod modules;
+mod ownfd;
 mod procfs;
 mod real;
 mod sampled;

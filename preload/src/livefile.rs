@@ -5,11 +5,11 @@
 //! current at every instant: SIGKILL, the OOM killer or a crash leave an exact peak behind.
 
 use core::ffi::c_int;
-use std::ffi::CString;
 
 use peakprof::format::live::{LiveHeader, SharedTotals, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
 use peakprof::record::{Site, SiteStore, Totals};
 
+use crate::ownfd::OwnFd;
 use crate::real;
 
 fn map(len: usize, fd: c_int, offset: usize) -> *mut u8 {
@@ -42,7 +42,8 @@ pub struct MappedStore {
     header: *mut LiveHeader,
     sites: *mut Site,
     capacity: usize,
-    fd: c_int,
+    /// The `.live` file; `None` for anonymous counters.
+    file: Option<OwnFd>,
 }
 
 // SAFETY: the store owns its mappings; it is only used under the profiler's lock.
@@ -53,29 +54,23 @@ const INITIAL_SITES: usize = 4096;
 impl MappedStore {
     /// Creates `path` and maps it; falls back to anonymous memory when that fails.
     pub fn create(path: &str) -> MappedStore {
-        let fd = CString::new(path).ok().map_or(-1, |c| {
-            // SAFETY: a valid NUL-terminated path; O_EXCL never clobbers another file.
-            unsafe {
-                libc::open(
-                    c.as_ptr(),
-                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                    0o644,
-                )
-            }
-        });
+        // O_EXCL never clobbers another file.
+        let Some(mut file) = OwnFd::create(path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)
+        else {
+            return Self::anonymous();
+        };
         let len = HEADER_SIZE + INITIAL_SITES * SITE_SIZE;
-        // SAFETY: `fd` is ours; ftruncate only sizes the file.
-        if fd >= 0 && unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0 {
-            let header = map(HEADER_SIZE, fd, 0);
-            let sites = map(INITIAL_SITES * SITE_SIZE, fd, HEADER_SIZE);
-            if !header.is_null() && !sites.is_null() {
-                return Self::init(header.cast(), sites.cast(), INITIAL_SITES, fd);
+        if let Some(fd) = file.get() {
+            // SAFETY: `fd` names our own file (checked by `get`); ftruncate only sizes it.
+            if unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0 {
+                let header = map(HEADER_SIZE, fd, 0);
+                let sites = map(INITIAL_SITES * SITE_SIZE, fd, HEADER_SIZE);
+                if !header.is_null() && !sites.is_null() {
+                    return Self::init(header.cast(), sites.cast(), INITIAL_SITES, Some(file));
+                }
             }
         }
-        if fd >= 0 {
-            // SAFETY: closing our own descriptor.
-            unsafe { libc::close(fd) };
-        }
+        file.close();
         Self::anonymous()
     }
 
@@ -83,10 +78,15 @@ impl MappedStore {
     pub fn anonymous() -> MappedStore {
         let header = map(HEADER_SIZE, -1, 0);
         let sites = map(INITIAL_SITES * SITE_SIZE, -1, 0);
-        Self::init(header.cast(), sites.cast(), INITIAL_SITES, -1)
+        Self::init(header.cast(), sites.cast(), INITIAL_SITES, None)
     }
 
-    fn init(header: *mut LiveHeader, sites: *mut Site, capacity: usize, fd: c_int) -> Self {
+    fn init(
+        header: *mut LiveHeader,
+        sites: *mut Site,
+        capacity: usize,
+        file: Option<OwnFd>,
+    ) -> Self {
         if !header.is_null() {
             // SAFETY: a fresh, zeroed, writable mapping of at least HEADER_SIZE bytes.
             unsafe { (*header).magic = *LIVE_MAGIC };
@@ -95,7 +95,7 @@ impl MappedStore {
             header,
             sites,
             capacity: if sites.is_null() { 0 } else { capacity },
-            fd,
+            file,
         }
     }
 
@@ -125,7 +125,7 @@ impl MappedStore {
 
     /// Unmaps and closes without touching the file (the parent's, after fork).
     pub fn release(self) {
-        // SAFETY: the mappings and descriptor are this store's own and unused hereafter.
+        // SAFETY: the mappings are this store's own and unused hereafter.
         unsafe {
             if !self.header.is_null() {
                 real::munmap(self.header.cast(), HEADER_SIZE);
@@ -133,9 +133,9 @@ impl MappedStore {
             if !self.sites.is_null() {
                 real::munmap(self.sites.cast(), self.capacity * SITE_SIZE);
             }
-            if self.fd >= 0 {
-                libc::close(self.fd);
-            }
+        }
+        if let Some(file) = self.file {
+            file.close();
         }
     }
 }
@@ -191,17 +191,24 @@ impl SiteStore for MappedStore {
         }
         let new_cap = n.max(self.capacity * 2).max(INITIAL_SITES);
         let new_len = new_cap * SITE_SIZE;
-        if self.fd >= 0 {
-            // SAFETY: growing our own file.
+        let mut fd = -1;
+        if let Some(file) = &mut self.file {
+            // The program may have closed the descriptor (and reused its number): `get`
+            // reopens the file rather than truncate and map someone else's.
+            let Some(own) = file.get() else {
+                return self.move_to_anonymous(new_cap);
+            };
+            // SAFETY: growing our own file (checked by `get`).
             let grown =
-                unsafe { libc::ftruncate(self.fd, (HEADER_SIZE + new_len) as libc::off_t) } == 0;
+                unsafe { libc::ftruncate(own, (HEADER_SIZE + new_len) as libc::off_t) } == 0;
             if !grown {
                 return self.move_to_anonymous(new_cap);
             }
+            fd = own;
         }
         let old_len = self.capacity * SITE_SIZE;
         let p = if self.sites.is_null() {
-            map(new_len, self.fd, HEADER_SIZE)
+            map(new_len, fd, HEADER_SIZE)
         } else {
             // SAFETY: resizing our own mapping; MAYMOVE lets the kernel relocate it, and
             // no reference into it outlives this call (callers hold `&mut self`).
@@ -230,11 +237,15 @@ impl SiteStore for MappedStore {
 }
 
 impl MappedStore {
-    /// The file cannot grow (disk full): keep counting in anonymous memory.
+    /// The file cannot grow (disk full) or cannot be reached any more: keep counting in
+    /// anonymous memory (the header stays in the file).
     fn move_to_anonymous(&mut self, new_cap: usize) -> bool {
         let p: *mut Site = map(new_cap * SITE_SIZE, -1, 0).cast();
         if p.is_null() {
             return false;
+        }
+        if let Some(file) = self.file.take() {
+            file.close();
         }
         if !self.sites.is_null() {
             // SAFETY: both regions hold at least `capacity` sites and do not overlap.
@@ -251,34 +262,30 @@ impl MappedStore {
 
 /// The append-only log file.
 pub struct LogFile {
-    fd: c_int,
+    /// `None` when it could not be created: records are then dropped.
+    file: Option<OwnFd>,
 }
 
 impl LogFile {
     /// Creates `path` for appending; a log that cannot be created just drops records.
     pub fn create(path: &str) -> LogFile {
-        let fd = CString::new(path).ok().map_or(-1, |c| {
-            // SAFETY: a valid NUL-terminated path.
-            unsafe {
-                libc::open(
-                    c.as_ptr(),
-                    libc::O_WRONLY
-                        | libc::O_CREAT
-                        | libc::O_EXCL
-                        | libc::O_APPEND
-                        | libc::O_CLOEXEC,
-                    0o644,
-                )
-            }
-        });
-        LogFile { fd }
+        // O_EXCL never clobbers another file.
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND;
+        LogFile {
+            file: OwnFd::create(path, flags),
+        }
     }
 
     /// Appends `bytes` with as few system calls as the kernel allows.
-    pub fn append(&self, mut bytes: &[u8]) {
-        while self.fd >= 0 && !bytes.is_empty() {
-            // SAFETY: writing a valid buffer to our own descriptor.
-            let n = unsafe { libc::write(self.fd, bytes.as_ptr().cast(), bytes.len()) };
+    pub fn append(&mut self, mut bytes: &[u8]) {
+        // Checked at every append: the program may have closed the descriptor and opened a
+        // file of its own at that number since the last one.
+        let Some(fd) = self.file.as_mut().and_then(OwnFd::get) else {
+            return;
+        };
+        while !bytes.is_empty() {
+            // SAFETY: writing a valid buffer to our own descriptor (checked by `get`).
+            let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
             if n > 0 {
                 bytes = &bytes[n as usize..];
             } else if n < 0 && crate::guard::errno() == libc::EINTR {
@@ -291,9 +298,8 @@ impl LogFile {
 
     /// Closes the file.
     pub fn close(self) {
-        if self.fd >= 0 {
-            // SAFETY: closing our own descriptor.
-            unsafe { libc::close(self.fd) };
+        if let Some(file) = self.file {
+            file.close();
         }
     }
 }

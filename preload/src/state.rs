@@ -191,7 +191,7 @@ fn open_files(
     } else {
         MappedStore::create(&format!("{out_dir}/{stem}.{}", live::LIVE_EXTENSION))
     };
-    let log = LogFile::create(&format!("{out_dir}/{stem}.{}", live::LOG_EXTENSION));
+    let mut log = LogFile::create(&format!("{out_dir}/{stem}.{}", live::LOG_EXTENSION));
     let mut first = live::log_meta(
         pid(),
         ppid(),
@@ -229,7 +229,7 @@ fn start() -> Option<()> {
     let limit_stop = env(c"PEAKPROF_LIMIT_ACTION").is_none_or(|a| a != "report");
     let start_unix_ns = clock::unix_ns();
     let stem = format!("{}-{start_unix_ns}", pid());
-    let (store, log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
+    let (store, mut log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     let mut rec = Recorder::with_store(store);
     let start_mono_ns = clock::monotonic_ns();
     if sample_rate > 0 {
@@ -340,7 +340,7 @@ impl Profiler {
         let store = self.rec.tracker().store().copy_to(&store_path);
         let old = core::mem::replace(self.rec.tracker_mut().store_mut(), store);
         old.release();
-        let log = LogFile::create(&format!(
+        let mut log = LogFile::create(&format!(
             "{}/{}.{}",
             self.out_dir,
             self.stem,
