@@ -138,6 +138,7 @@ pub fn end_name(reason: WriteReason) -> &'static str {
         WriteReason::Snapshot => "snapshot",
         WriteReason::Exec => "exec",
         WriteReason::Killed => "killed",
+        WriteReason::LimitStop => "limit-stop",
     }
 }
 

@@ -173,6 +173,7 @@ pub fn exit_words(r: &Report) -> String {
             "fast-exit" => "exited (_exit)".to_string(),
             "exec" => "replaced itself (exec)".to_string(),
             "killed" => "ended without writing its profile (killed)".to_string(),
+            "limit-stop" => "stopped at the --limit".to_string(),
             other => format!("ended ({other})"),
         },
     }

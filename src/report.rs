@@ -50,7 +50,8 @@ pub struct Report {
     /// The loaded modules of the process (for exports that carry mappings, like pprof).
     pub modules: Vec<crate::format::Module>,
     /// How the process ended, as recorded by the profiler: `exit`, `fast-exit` (`_exit`),
-    /// `signal`, `killed` (no final profile: SIGKILL, OOM killer), `exec`, `snapshot`.
+    /// `signal`, `killed` (no final profile: SIGKILL, OOM killer), `exec`, `snapshot`,
+    /// `limit-stop` (ended by `--limit-action stop`).
     pub end: String,
     /// The memory limit of the cgroup the process ran in (`memory.max`), when there is one.
     pub cgroup_limit_bytes: Option<u64>,

@@ -989,6 +989,14 @@ fn limit_stop_ends_the_program_with_121() {
     check_oom(run, "stop");
     // Stopped right there: the program never got further than 550000 bytes.
     assert_eq!(json_u64(&run.summary(), "peak_bytes"), 550_000);
+    // What it held then is not a leak: it never got to free it.
+    assert_eq!(json_str(&run.summary(), "end"), "limit-stop");
+    let terminal = run.stderr_str();
+    assert!(
+        terminal.contains("\nLive when it was stopped at the --limit: 537 KiB in 7 allocations\n"),
+        "{terminal}"
+    );
+    assert!(!terminal.contains("Leaked"), "{terminal}");
 }
 
 #[test]

@@ -32,6 +32,37 @@ fn title_and_subtitle_describe_the_exit() {
     }
 }
 
+/// A process stopped at the --limit (or killed) did not leak what it held: the graph says
+/// when it was taken and drops the advice about leaks.
+#[test]
+fn an_end_that_was_not_an_exit_is_not_called_a_leak() {
+    let mut r = sample_report();
+    r.end = "limit-stop".into();
+    assert_eq!(
+        leaks_title(&r),
+        "Live when it was stopped at the --limit: 4.00 KiB in 12 allocations — ./prog --size 12"
+    );
+    let svg = String::from_utf8(leaks_svg(&r, false).unwrap()).unwrap();
+    let (texts, _) = parse_xml(&svg);
+    assert!(texts.contains(&leaks_title(&r)), "{texts:#?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "still allocated when it was stopped at the --limit, after 3.00 s"),
+        "{texts:#?}"
+    );
+    assert!(!svg.contains("leak"), "no leak wording: {texts:#?}");
+
+    r.end = "killed".into();
+    r.at_exit.clear();
+    let svg = String::from_utf8(leaks_svg(&r, false).unwrap()).unwrap();
+    let (texts, _) = parse_xml(&svg);
+    assert!(
+        texts.contains(&"Nothing was live when it was killed.".to_string()),
+        "{texts:#?}"
+    );
+}
+
 #[test]
 fn nothing_left_and_hostile_names() {
     let svg = leaks_svg(&Report::default(), false).unwrap();

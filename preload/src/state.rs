@@ -568,7 +568,7 @@ pub fn periodic() {
 /// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).
 #[cold]
 fn stop_at_limit() -> ! {
-    finish_from_hook(WriteReason::FastExit);
+    finish_from_hook(WriteReason::LimitStop);
     crate::real::exit(LIMIT_EXIT_CODE)
 }
 

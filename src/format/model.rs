@@ -75,6 +75,9 @@ pub enum WriteReason {
     /// The process ended without writing its profile (SIGKILL, the OOM killer): the profile
     /// was recovered from its live counters.
     Killed,
+    /// `--limit` with `--limit-action stop`: the profiler ended the process when its heap
+    /// first exceeded the limit.
+    LimitStop,
 }
 
 /// One loaded ELF object.

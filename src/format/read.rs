@@ -11,6 +11,7 @@ fn reason(code: u64, sig: i64) -> WriteReason {
         3 => WriteReason::FastExit,
         4 => WriteReason::Exec,
         5 => WriteReason::Killed,
+        6 => WriteReason::LimitStop,
         _ => WriteReason::Exit,
     }
 }

@@ -74,6 +74,23 @@ fn round_trips() {
 }
 
 #[test]
+fn every_end_reason_round_trips() {
+    for reason in [
+        WriteReason::Exit,
+        WriteReason::Signal(11),
+        WriteReason::Snapshot,
+        WriteReason::FastExit,
+        WriteReason::Exec,
+        WriteReason::Killed,
+        WriteReason::LimitStop,
+    ] {
+        let mut p = sample();
+        p.meta.reason = reason;
+        assert_eq!(decode(&encode(&p)).unwrap().meta.reason, reason);
+    }
+}
+
+#[test]
 fn every_truncation_is_an_error_never_a_panic() {
     let bytes = encode(&sample());
     for len in 0..bytes.len() {

@@ -20,6 +20,7 @@ fn reason_code(r: WriteReason) -> (u64, i64) {
         WriteReason::FastExit => (3, 0),
         WriteReason::Exec => (4, 0),
         WriteReason::Killed => (5, 0),
+        WriteReason::LimitStop => (6, 0),
     }
 }
 

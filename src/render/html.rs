@@ -165,11 +165,15 @@ fn header(h: &mut String, r: &Report, command: &str) {
     );
     let leaked = total_bytes(&r.at_exit);
     let leaked_count = super::stacks::total_count(&r.at_exit);
-    fact(
-        "Left at exit",
-        human_bytes(leaked),
-        super::units::count_of(leaked_count, "allocation"),
-    );
+    let count = super::units::count_of(leaked_count, "allocation");
+    match super::leaks::not_an_exit(r) {
+        Some(when) => fact(
+            "Live at the end",
+            human_bytes(leaked),
+            format!("{count}, {when}"),
+        ),
+        None => fact("Left at exit", human_bytes(leaked), count),
+    }
     fact(
         "Allocated in total",
         human_bytes(r.total_alloc_bytes),
@@ -206,6 +210,7 @@ fn end_text(end: &str, duration_s: f64) -> String {
         "killed" => "killed without a final profile (SIGKILL or OOM killer)".to_string(),
         "exec" => "replaced itself with exec".to_string(),
         "snapshot" => "snapshot of a running process".to_string(),
+        "limit-stop" => "stopped when its heap exceeded the --limit".to_string(),
         other => other.to_string(),
     };
     format!("{after}, {why}")

@@ -8,12 +8,31 @@ use super::text::truncate_chars;
 use super::units::{human_bytes, human_duration};
 use crate::report::Report;
 
+/// When the process's last profile was taken, for an end that was not an exit: the blocks
+/// live then are what it held when it was stopped, killed or replaced, not leaks. `None`
+/// for an exit (`exit`, a return from main, `_exit`).
+pub fn not_an_exit(report: &Report) -> Option<&'static str> {
+    Some(match report.end.as_str() {
+        "signal" => "when a signal ended it",
+        "killed" => "when it was killed",
+        "limit-stop" => "when it was stopped at the --limit",
+        "exec" => "when it called exec",
+        "snapshot" => "at the snapshot",
+        _ => return None,
+    })
+}
+
 /// `Left allocated at exit: 4.00 KiB in 12 allocations — ./prog args`, the command cut
-/// like the peak graph's title.
+/// like the peak graph's title (`Live when it was killed: …` for an end that was not an
+/// exit).
 pub fn leaks_title(report: &Report) -> String {
     let count = super::stacks::total_count(&report.at_exit);
+    let what = match not_an_exit(report) {
+        Some(when) => format!("Live {when}"),
+        None => "Left allocated at exit".to_string(),
+    };
     let mut title = format!(
-        "Left allocated at exit: {} in {}",
+        "{what}: {} in {}",
         human_bytes(total_bytes(&report.at_exit)),
         super::units::count_of(count, "allocation")
     );
@@ -31,16 +50,26 @@ pub fn leaks_title(report: &Report) -> String {
 /// gives a small SVG that says so.
 pub fn leaks_svg(report: &Report, reversed: bool) -> anyhow::Result<Vec<u8>> {
     let title = leaks_title(report);
+    let when = not_an_exit(report);
     if total_bytes(&report.at_exit) == 0 {
-        return Ok(empty_svg(&title, "Nothing was left allocated at exit."));
+        let none = match when {
+            Some(when) => format!("Nothing was live {when}."),
+            None => "Nothing was left allocated at exit.".to_string(),
+        };
+        return Ok(empty_svg(&title, &none));
     }
+    let after = human_duration(report.duration_s);
+    let subtitle = match when {
+        // Not leaks: the program never reached the point where it would free them.
+        Some(when) => format!("still allocated {when}, after {after}"),
+        None => format!(
+            "still allocated when the process ended, after {after} · freeing them at exit is optional, growing them over time is a leak"
+        ),
+    };
     let opts = FlameOptions {
         reversed,
         title: Some(title),
-        subtitle: Some(format!(
-            "still allocated when the process ended, after {} · freeing them at exit is optional, growing them over time is a leak",
-            human_duration(report.duration_s)
-        )),
+        subtitle: Some(subtitle),
         ..FlameOptions::default()
     };
     flamegraph_svg(report, &report.at_exit, &opts)

@@ -106,13 +106,25 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     }
 
     let leaked = total_bytes(&report.at_exit);
+    let when = super::leaks::not_an_exit(report);
     if leaked == 0 {
-        let _ = writeln!(out, "\nNothing was left allocated at exit.");
+        match when {
+            Some(when) => {
+                let _ = writeln!(out, "\nNothing was live {when}.");
+            }
+            None => {
+                let _ = writeln!(out, "\nNothing was left allocated at exit.");
+            }
+        }
     } else {
         let count = super::stacks::total_count(&report.at_exit);
+        let what = match when {
+            Some(when) => format!("Live {when}"),
+            None => "Leaked at exit".to_string(),
+        };
         let _ = writeln!(
             out,
-            "\nLeaked at exit: {} in {}",
+            "\n{what}: {} in {}",
             human_bytes(leaked),
             count_of(count, "allocation")
         );
@@ -329,6 +341,48 @@ No heap allocations were live at the peak.
 Nothing was left allocated at exit.
 ";
         assert_eq!(terminal_summary(&report, &[]), want);
+    }
+
+    /// Blocks live when a process was killed or stopped are what it held then, not leaks.
+    #[test]
+    fn what_was_live_at_an_end_that_was_not_an_exit_is_not_called_a_leak() {
+        let held = vec![st(&["main", "x"], 2048, 2)];
+        for (end, line) in [
+            (
+                "killed",
+                "\nLive when it was killed: 2.00 KiB in 2 allocations\n",
+            ),
+            (
+                "limit-stop",
+                "\nLive when it was stopped at the --limit: 2.00 KiB in 2 allocations\n",
+            ),
+            (
+                "signal",
+                "\nLive when a signal ended it: 2.00 KiB in 2 allocations\n",
+            ),
+            ("exit", "\nLeaked at exit: 2.00 KiB in 2 allocations\n"),
+            ("fast-exit", "\nLeaked at exit: 2.00 KiB in 2 allocations\n"),
+        ] {
+            let report = Report {
+                end: end.into(),
+                at_exit: held.clone(),
+                ..Report::default()
+            };
+            let text = terminal_summary(&report, &[]);
+            assert!(text.contains(line), "{end}: {text}");
+            assert_eq!(
+                text.contains("Leaked"),
+                end.ends_with("exit"),
+                "{end}: {text}"
+            );
+        }
+        let nothing = Report {
+            end: "killed".into(),
+            ..Report::default()
+        };
+        assert!(
+            terminal_summary(&nothing, &[]).contains("\nNothing was live when it was killed.\n")
+        );
     }
 
     #[test]
