@@ -51,33 +51,26 @@ NOINLINE static void *early_block(void) { return malloc(1000); }
 
 NOINLINE static void *spread_leaf(void) { return malloc(64); }
 
+NOINLINE static void *spread_a(unsigned path, int level);
 NOINLINE static void *spread_b(unsigned path, int level);
 
-NOINLINE static void *spread_a(unsigned path, int level)
-{
-    void *p;
-    if (level == LEVELS)
-        p = spread_leaf();
-    else if ((path >> level) & 1)
-        p = spread_b(path, level + 1);
-    else
-        p = spread_a(path, level + 1);
-    KEEP_FRAME();
-    return p;
-}
+/* Two functions with the same body: bit `level` of `path` picks which one is called next,
+ * so each path is a different sequence of return addresses (a different stack). */
+#define SPREAD_BODY                                                                       \
+    {                                                                                     \
+        void *p;                                                                          \
+        if (level == LEVELS)                                                              \
+            p = spread_leaf();                                                            \
+        else if ((path >> level) & 1)                                                     \
+            p = spread_b(path, level + 1);                                                \
+        else                                                                              \
+            p = spread_a(path, level + 1);                                                \
+        KEEP_FRAME();                                                                     \
+        return p;                                                                         \
+    }
 
-NOINLINE static void *spread_b(unsigned path, int level)
-{
-    void *p;
-    if (level == LEVELS)
-        p = spread_leaf();
-    else if ((path >> level) & 1)
-        p = spread_b(path, level + 1);
-    else
-        p = spread_a(path, level + 1);
-    KEEP_FRAME();
-    return p;
-}
+NOINLINE static void *spread_a(unsigned path, int level) SPREAD_BODY
+NOINLINE static void *spread_b(unsigned path, int level) SPREAD_BODY
 
 NOINLINE static void *child_block(void) { return malloc(5000); }
 

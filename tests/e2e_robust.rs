@@ -1004,6 +1004,22 @@ fn assert_program_files_intact(files: &Path, run: &Run) {
     }
 }
 
+/// The program's files are intact and the root's peak is exact, per function too.
+fn assert_close_fds_profile(run: &Run, files: &Path, context: &str) {
+    assert_program_files_intact(files, run);
+    check_outputs_consistent(run);
+    assert_peak_bytes(run, 289_000);
+    assert_functions(
+        &run.folded(),
+        &[
+            ("spread_leaf", 288_000),
+            ("early_block", 1_000),
+            ("main", 289_000),
+        ],
+        context,
+    );
+}
+
 /// A daemon-like program closes every descriptor above 2 and opens files of its own, which
 /// take the numbers the profiler's files had. The profiler must neither write its records
 /// into them nor truncate and map them to grow its counters (this run makes more stacks
@@ -1014,18 +1030,7 @@ fn assert_program_files_intact(files: &Path, run: &Run) {
 fn closing_every_descriptor_leaves_the_programs_files_alone() {
     let (run, files) = run_close_fds("exit");
     assert_status(&run, 0, Some(0), None);
-    assert_program_files_intact(&files, &run);
-    check_outputs_consistent(&run);
-    assert_peak_bytes(&run, 289_000);
-    assert_functions(
-        &run.folded(),
-        &[
-            ("spread_leaf", 288_000),
-            ("early_block", 1_000),
-            ("main", 289_000),
-        ],
-        "after closing every descriptor",
-    );
+    assert_close_fds_profile(&run, &files, "after closing every descriptor");
     let procs = run.summary()["processes"].as_array().unwrap().clone();
     let peaks: Vec<u64> = procs
         .iter()
@@ -1040,18 +1045,7 @@ fn closing_every_descriptor_leaves_the_programs_files_alone() {
 fn closing_every_descriptor_then_sigkill_recovers_every_stack() {
     let (run, files) = run_close_fds("kill");
     assert_status(&run, 137, None, Some(9));
-    assert_program_files_intact(&files, &run);
-    check_outputs_consistent(&run);
-    assert_peak_bytes(&run, 289_000);
-    assert_functions(
-        &run.folded(),
-        &[
-            ("spread_leaf", 288_000),
-            ("early_block", 1_000),
-            ("main", 289_000),
-        ],
-        "killed after closing every descriptor",
-    );
+    assert_close_fds_profile(&run, &files, "killed after closing every descriptor");
 }
 
 // ---------------------------------------------------------------------------------------
