@@ -4,8 +4,14 @@
  * numbers: the ones a profiler's own files had. A profiler that kept writing to its old
  * numbers would write into this program's files (or truncate and map them).
  *
- * Usage: close_fds DIR MODE    MODE is "exit" (free everything, exit 0) or "kill"
- *                              (SIGKILL itself while the blocks are live)
+ * Usage: close_fds DIR MODE [dup]
+ *   MODE is "exit" (free everything, exit 0) or "kill" (SIGKILL itself while the blocks
+ *   are live). With "dup", the program does not close descriptors but puts its own files
+ *   at every number it did not open: step 2 is skipped and, after step 3, a.txt is dup2'd
+ *   onto every other open descriptor above 2. The child likewise opens c.txt and dup2s it
+ *   onto every other open descriptor (those it inherited, a profiler's included), and after
+ *   its first allocation checks that every one of them is still open (exit 5 if not: a
+ *   profiler closed a descriptor that now names the child's file).
  *
  * What it does, in order:
  *   1. early_block: malloc(1000), kept (so a preloaded profiler has opened its files);
@@ -84,6 +90,18 @@ static void close_all(void)
         close((int)fd);
 }
 
+/* dup2s `file` onto every open descriptor above 2 but `keep1` and `keep2`. */
+static void dup_over_all(int file, int keep1, int keep2)
+{
+    struct rlimit lim;
+    long max = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < (rlim_t)max)
+        max = (long)lim.rlim_cur;
+    for (long fd = 3; fd < max; fd++)
+        if (fd != file && fd != keep1 && fd != keep2 && fcntl((int)fd, F_GETFD) != -1)
+            dup2(file, (int)fd);
+}
+
 static int open_in(const char *dir, const char *name)
 {
     char path[4096];
@@ -103,15 +121,19 @@ static void put(int fd, const char *text)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
         return 2;
     const char *dir = argv[1];
     int kill_self = strcmp(argv[2], "kill") == 0;
+    int dup_mode = argc == 4 && strcmp(argv[3], "dup") == 0;
 
     early = early_block();
-    close_all();
+    if (!dup_mode)
+        close_all();
     int a = open_in(dir, "a.txt");
     int b = open_in(dir, "b.txt");
+    if (dup_mode)
+        dup_over_all(a, a, b);
     put(a, "a1\n");
     put(b, "b1\n");
     for (unsigned i = 0; i < BLOCKS; i++)
@@ -123,10 +145,21 @@ int main(int argc, char **argv)
     if (pid < 0)
         return 4;
     if (pid == 0) {
-        close_all();
+        if (!dup_mode)
+            close_all();
         int c = open_in(dir, "c.txt");
+        int opened[64], n = 0;
+        if (dup_mode) {
+            dup_over_all(c, c, c);
+            for (int fd = 3; fd < 65536 && n < 64; fd++)
+                if (fcntl(fd, F_GETFD) != -1)
+                    opened[n++] = fd;
+        }
         put(c, "c1\n");
         void *p = child_block();
+        for (int i = 0; i < n; i++)
+            if (fcntl(opened[i], F_GETFD) == -1)
+                _exit(5);
         put(c, "c2\n");
         free(p);
         _exit(0);

@@ -969,15 +969,17 @@ fn tcmalloc_program_startup_blocks_counted() {
 // The program closes descriptors it did not open (examples/close_fds.c)
 // ---------------------------------------------------------------------------------------
 
-/// Runs close_fds in `mode` ("exit" or "kill"); returns the run and the directory holding
-/// the program's own files.
-fn run_close_fds(mode: &str) -> (Run, PathBuf) {
+/// Runs close_fds with `args` (its mode, and "dup" for its dup2 variant); returns the run
+/// and the directory holding the program's own files.
+fn run_close_fds(args: &[&str]) -> (Run, PathBuf) {
+    let mode = args.join("-");
     let base = fresh_dir(&format!("close-fds-{mode}"));
     let files = base.join("files");
     std::fs::create_dir_all(&files).unwrap();
     let out = base.join("out");
     let exe = c_example("close_fds.c");
-    let argv = [exe.to_str().unwrap(), files.to_str().unwrap(), mode];
+    let mut argv = vec![exe.to_str().unwrap(), files.to_str().unwrap()];
+    argv.extend_from_slice(args);
     let f = run_in_group(
         &mut peakprof_command(&out, &[], &argv, &base),
         Duration::from_secs(60),
@@ -1028,7 +1030,7 @@ fn assert_close_fds_profile(run: &Run, files: &Path, context: &str) {
 /// child's own and closes the inherited ones: it must not close the child's file.
 #[test]
 fn closing_every_descriptor_leaves_the_programs_files_alone() {
-    let (run, files) = run_close_fds("exit");
+    let (run, files) = run_close_fds(&["exit"]);
     assert_status(&run, 0, Some(0), None);
     assert_close_fds_profile(&run, &files, "after closing every descriptor");
     let procs = run.summary()["processes"].as_array().unwrap().clone();
@@ -1043,9 +1045,21 @@ fn closing_every_descriptor_leaves_the_programs_files_alone() {
 /// every stack made after the descriptors were closed must have reached the log.
 #[test]
 fn closing_every_descriptor_then_sigkill_recovers_every_stack() {
-    let (run, files) = run_close_fds("kill");
+    let (run, files) = run_close_fds(&["kill"]);
     assert_status(&run, 137, None, Some(9));
     assert_close_fds_profile(&run, &files, "killed after closing every descriptor");
+}
+
+/// The program puts its own file at every descriptor it did not open (dup2), so the
+/// numbers the profiler keeps are open but name the program's file: only checking which
+/// file a number names can tell. The child does the same with its own file before its
+/// first allocation, when the profiler closes the descriptors it inherited: it exits 5 (and
+/// the parent 4) if any of them was closed.
+#[test]
+fn files_dup2ed_over_the_profilers_descriptors_are_left_alone() {
+    let (run, files) = run_close_fds(&["exit", "dup"]);
+    assert_status(&run, 0, Some(0), None);
+    assert_close_fds_profile(&run, &files, "after dup2 over every descriptor");
 }
 
 // ---------------------------------------------------------------------------------------
