@@ -8,6 +8,13 @@
  *              exit(0). The parent waits for it, then parent_after malloc(20000), and exits 0
  *              when the child exited 0 (1 otherwise). Nothing is freed.
  *   fork_exit  the same, but the child ends with _exit(0) instead of exit(0).
+ *   fork_overlap  the same blocks, but the parent moves on while the child still runs: right
+ *              after the fork it calls parent_after and frees parent_hold's block, then
+ *              lets the child go on (a pipe), and only then waits for it. The child's
+ *              counters must be those it inherited at the fork, not the parent's later ones.
+ *   fork_idle  parent_hold malloc(100000); fork; the child ends with _exit(0) at once, with no
+ *              allocation or free of its own; the parent waits, then parent_after
+ *              malloc(20000), and exits 0.
  *   exec       parent_hold malloc(100000); fork; the child: child_prep malloc(777) (so the
  *              forked image records something of its own), then execv of this program with
  *              the argument "exec-child". The parent waits and exits 0 when the child exited 0.
@@ -15,8 +22,9 @@
  * No stdio.
  *
  * EXPECTED PEAKS (a forked child's profile starts from the blocks it inherited):
- *   fork, fork_exit: parent 120000 (parent_hold 100000, parent_after 20000); child 130000
+ *   fork, fork_exit, fork_overlap: parent 120000 (parent_hold 100000, parent_after 20000); child 130000
  *     (parent_hold 100000, inherited; child_alloc 30000).
+ *   fork_idle: parent 120000; the child leaves no profile (it held only its parent's blocks).
  *   exec: parent 100000 (parent_hold); the forked image before exec 100777 (parent_hold
  *     100000 inherited, child_prep 777); the exec'd image 55555 (exec_child_alloc).
  */
@@ -64,12 +72,19 @@ int main(int argc, char **argv) {
     }
     int exec = strcmp(mode, "exec") == 0;
     int fast = strcmp(mode, "fork_exit") == 0;
-    if (!exec && !fast && strcmp(mode, "fork") != 0) return 2;
+    int overlap = strcmp(mode, "fork_overlap") == 0;
+    int idle = strcmp(mode, "fork_idle") == 0;
+    if (!exec && !fast && !overlap && !idle && strcmp(mode, "fork") != 0) return 2;
 
+    int go[2];
+    if (pipe(go) != 0) return 6;
     parent_hold();
     pid_t pid = fork();
     if (pid < 0) return 4;
     if (pid == 0) {
+        char c;
+        if (overlap && read(go[0], &c, 1) != 1) _exit(6);
+        if (idle) _exit(0);
         if (exec) {
             child_prep();
             char *args[] = {argv[0], "exec-child", NULL};
@@ -80,8 +95,13 @@ int main(int argc, char **argv) {
         if (fast) _exit(0);
         exit(0);
     }
+    if (overlap) {
+        parent_after();
+        free(held[0]);
+        if (write(go[1], "g", 1) != 1) return 6;
+    }
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) return 5;
-    if (!exec) parent_after();
+    if (!exec && !overlap) parent_after();
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }

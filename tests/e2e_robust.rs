@@ -521,6 +521,35 @@ fn fork_child_ending_with_underscore_exit() {
     check_fork("fork_exit");
 }
 
+/// The parent allocates and frees while its child runs: the child's counters (in a mapping
+/// of the parent's live file until the child has files of its own) must stay those of the
+/// fork.
+#[test]
+fn fork_child_keeps_its_counters_while_the_parent_moves_on() {
+    check_fork("fork_overlap");
+}
+
+/// A forked child that ends with no allocation or free of its own held only its parent's
+/// blocks (copy-on-write): it leaves no profile, in either mode, as a child that execs at
+/// once leaves none. Only the parent is listed.
+#[test]
+fn a_forked_child_without_events_of_its_own_leaves_no_profile() {
+    for options in [&[][..], &["--sample-rate", "1000000"][..]] {
+        let run = peakprof_run_with(&c_example("fork_exec.c"), &["fork_idle"], options);
+        assert_status(&run, 0, Some(0), None);
+        assert_peak_bytes(&run, 120_000);
+        let procs = processes(&run.summary());
+        assert_eq!(
+            procs.len(),
+            1,
+            "{options:?}: the parent only\n{}",
+            show_processes(&procs)
+        );
+        let raw = files_ending(&run.out_dir.join("raw"), ".ppf");
+        assert_eq!(raw.len(), 1, "{options:?}: one profile: {raw:?}");
+    }
+}
+
 /// Sampled mode: a forked child counts into private memory until it has a live file of
 /// its own (the parent's header mapping is shared with it), so each process's total and
 /// peak stay exact.

@@ -745,6 +745,13 @@ pub fn fork_prepare() {
     }
 }
 
+/// In a forked child that has no files of its own yet: whether its total ever went above
+/// what it inherited (its unsampled blocks count without reaching the recorder, so the
+/// recorder cannot tell). False when sampled mode is off.
+pub fn child_rose_since_fork() -> bool {
+    on() && FALLBACK.peak.load(Ordering::Relaxed) > AT_FORK.load(Ordering::Relaxed)
+}
+
 /// Fork, in the parent: release what [`fork_prepare`] took.
 pub fn fork_parent() {
     for sh in &SHARDS {
