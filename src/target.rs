@@ -64,6 +64,14 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
 /// Refuses programs the dynamic loader will not preload into: static executables (no
 /// loader at all) and set-user/group-ID programs (the loader ignores `LD_PRELOAD`).
 pub fn check_preloadable(p: &Path) -> Result<()> {
+    check_preloadable_at(p, 0)
+}
+
+/// Interpreters the kernel follows for a script whose interpreter is itself a script.
+const MAX_INTERPRETER_DEPTH: u32 = 4;
+
+/// [`check_preloadable`] for `p`, reached through `depth` `#!` lines.
+fn check_preloadable_at(p: &Path, depth: u32) -> Result<()> {
     let shown = p.display();
     let meta = std::fs::metadata(p)
         .map_err(|e| refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")))?;
@@ -78,7 +86,7 @@ pub fn check_preloadable(p: &Path) -> Result<()> {
         return Err(refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")));
     }
     if let Some(rest) = data.strip_prefix(b"#!") {
-        return check_interpreter(rest, p);
+        return check_interpreter(rest, p, depth);
     }
     if !data.starts_with(b"\x7fELF") {
         return Err(refuse(
@@ -108,8 +116,10 @@ pub fn check_preloadable(p: &Path) -> Result<()> {
 }
 
 /// A script runs only if its `#!` interpreter exists; the shell's wording and code (127)
-/// name the interpreter, which is what is missing, not the script.
-fn check_interpreter(after_hashbang: &[u8], script: &Path) -> Result<()> {
+/// name the interpreter, which is what is missing, not the script. The interpreter is the
+/// program the loader starts, so it must be preloadable itself (a statically linked one
+/// would run unprofiled and leave no profile).
+fn check_interpreter(after_hashbang: &[u8], script: &Path, depth: u32) -> Result<()> {
     let line = after_hashbang
         .split(|&b| b == b'\n')
         .next()
@@ -130,5 +140,19 @@ fn check_interpreter(after_hashbang: &[u8], script: &Path) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    if depth >= MAX_INTERPRETER_DEPTH {
+        return Err(refuse(
+            CANNOT_RUN,
+            format!("{}: too many levels of #! interpreters", script.display()),
+        ));
+    }
+    check_preloadable_at(Path::new(interp), depth + 1).map_err(|e| {
+        refuse(
+            crate::exit_codes::code_of(&e),
+            format!(
+                "{}: its #! interpreter cannot be profiled: {e:#}",
+                script.display()
+            ),
+        )
+    })
 }

@@ -114,6 +114,36 @@ fn statically_linked_program() {
     let st = Command::new(&exe).arg("3").status().unwrap();
     assert_eq!(st.code(), Some(3));
     check_refusal(&base, &["./static_prog", "0"], 126, &["statically linked"]);
+    // A script run by it: the loader never starts, so the script would run unprofiled and
+    // leave no profile. Refused up front, naming the script and why.
+    let script = base.join("static_script");
+    std::fs::write(&script, format!("#!{}\n", exe.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_refusal(
+        &base,
+        &["./static_script"],
+        126,
+        &["./static_script", "interpreter", "statically linked"],
+    );
+}
+
+#[test]
+fn script_whose_interpreter_is_a_script_with_a_missing_interpreter() {
+    // The kernel follows #! lines through scripts: the missing file two levels down is
+    // what the error (and its shell code, 127) must name.
+    let base = fresh_dir("refuse-interp-chain");
+    let inner = base.join("inner");
+    std::fs::write(&inner, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let outer = base.join("outer");
+    std::fs::write(&outer, format!("#!{}\necho hi\n", inner.display())).unwrap();
+    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_refusal(
+        &base,
+        &["./outer"],
+        127,
+        &["./outer", "/nonexistent/interpreter"],
+    );
 }
 
 #[test]
