@@ -27,6 +27,15 @@ fn size(s: &str) -> Result<u64, String> {
     crate::size::parse_size(s)
 }
 
+/// A size that must be above zero: a limit of 0 bytes would mean "no limit" to the
+/// profiler, the opposite of what it says.
+fn positive_size(s: &str) -> Result<u64, String> {
+    match size(s)? {
+        0 => Err("must be at least 1 byte".to_string()),
+        n => Ok(n),
+    }
+}
+
 /// What `--limit` does when the tracked heap first exceeds the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LimitAction {
@@ -59,7 +68,7 @@ pub struct RunArgs {
     pub fail_above: Option<u64>,
     /// Emulate a container memory limit: when the tracked heap first exceeds SIZE, write an
     /// `oom` report of what was live at that moment (see --limit-action).
-    #[arg(long, value_name = "SIZE", value_parser = size)]
+    #[arg(long, value_name = "SIZE", value_parser = positive_size)]
     pub limit: Option<u64>,
     /// What --limit does when it is hit.
     #[arg(long, value_enum, default_value = "stop", requires = "limit")]

@@ -221,6 +221,21 @@ fn output_path_is_a_file() {
 }
 
 #[test]
+fn zero_limit_is_refused() {
+    // 0 would silently mean "no limit" to the profiler.
+    let out = Command::new(env!("CARGO_BIN_EXE_peakprof"))
+        .args(["run", "--limit", "0", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--limit") && err.contains("at least 1 byte"),
+        "{err}"
+    );
+}
+
+#[test]
 fn empty_command() {
     let base = fresh_dir("refuse-empty");
     check_refusal(&base, &[""], 127, &["empty command"]);
