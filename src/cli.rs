@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Profile only the root process, not its children.
     #[arg(long)]
     pub no_children: bool,
+    /// Render reports for every process of the tree (by default: the root and the 31
+    /// largest peaks; every process is listed in summary.json either way).
+    #[arg(long)]
+    pub all_processes: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
@@ -106,6 +110,9 @@ pub struct ReportArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Render reports for every process (by default: the root and the 31 largest peaks).
+    #[arg(long)]
+    pub all_processes: bool,
 }
 
 /// `peakprof diff`.

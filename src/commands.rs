@@ -80,7 +80,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         limit,
     };
     let files = SymbolCache::with_system_lines(args.system_lines);
-    let result = render_run(&dir, &raw, Some(root), args.quiet, budget, &files);
+    let shown = (args.quiet, args.all_processes);
+    let result = render_run(&dir, &raw, Some(root), shown, budget, &files);
     match result {
         Ok(largest_peak) => {
             if args.open {
@@ -122,7 +123,8 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         let out = args.output.clone().unwrap_or_else(|| input.clone());
         let root = read_root_status(&raw);
         let files = SymbolCache::with_system_lines(args.system_lines);
-        render_run(&out, &raw, root, args.quiet, None, &files)?;
+        let shown = (args.quiet, args.all_processes);
+        render_run(&out, &raw, root, shown, None, &files)?;
         return Ok(0);
     }
     let profile = outputs::read_profile(input)?;
@@ -292,13 +294,20 @@ fn oom_report(profile_path: &Path, limit: Option<(u64, &'static str)>) -> Option
     })
 }
 
-/// Symbolizes and renders every profile of a run: the root process at the top of `dir`,
-/// the others under `dir/pid-N/`. Returns the largest peak of any process.
+/// Processes whose reports a run renders by default: the root and the largest peaks of the
+/// others. Every process is still listed (summary.json, the page's table) and keeps its
+/// raw profile; a tree of a thousand forked workers would otherwise write a thousand
+/// report sets (~130 KiB each).
+pub const RENDERED_PROCESSES: usize = 32;
+
+/// Symbolizes every profile of a run and renders the root process at the top of `dir` and
+/// the others under `dir/pid-N/` (only the [`RENDERED_PROCESSES`] largest unless `all`).
+/// Returns the largest peak of any process.
 fn render_run(
     dir: &Path,
     raw: &Path,
     root: Option<RootStatus>,
-    quiet: bool,
+    (quiet, all): (bool, bool),
     budget: Option<u64>,
     files: &SymbolCache,
 ) -> Result<u64> {
@@ -337,7 +346,12 @@ fn render_run(
         ));
         spinner.tick();
     }
-    let listed: Vec<(PathBuf, &Report)> = reports.iter().map(|(d, r, _)| (d.clone(), r)).collect();
+    let rendered = rendered_processes(&reports, root_idx, all);
+    let listed: Vec<(Option<PathBuf>, &Report)> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, (d, r, _))| (rendered[i].then(|| d.clone()), r))
+        .collect();
     let processes = outputs::process_list(&listed);
     let all_rows = outputs::process_rows(&listed, dir);
     let largest_peak = reports
@@ -347,6 +361,9 @@ fn render_run(
         .unwrap_or(0);
     let mut root_files = Vec::new();
     for (i, (out, report, oom)) in reports.iter().enumerate() {
+        if !rendered[i] {
+            continue;
+        }
         let is_root = i == root_idx;
         let mut extra = Vec::new();
         let rows: &[render::ProcessRow] = if is_root { &all_rows } else { &[] };
@@ -397,11 +414,34 @@ fn render_run(
     Ok(largest_peak)
 }
 
-fn process_table(reports: &[(PathBuf, &Report)]) -> String {
-    let mut rows: Vec<&(PathBuf, &Report)> = reports.iter().collect();
+/// Which of `reports` to render: all, or the root and the largest other peaks.
+fn rendered_processes(
+    reports: &[(PathBuf, Report, Option<OomReport>)],
+    root_idx: usize,
+    all: bool,
+) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..reports.len()).filter(|&i| i != root_idx).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(reports[i].1.peak_bytes));
+    let mut rendered = vec![all; reports.len()];
+    rendered[root_idx] = true;
+    for &i in order.iter().take(RENDERED_PROCESSES - 1) {
+        rendered[i] = true;
+    }
+    rendered
+}
+
+/// Lines of the terminal's process table (largest peaks first); the rest are counted.
+const TERMINAL_PROCESS_ROWS: usize = 20;
+
+fn process_table(reports: &[(Option<PathBuf>, &Report)]) -> String {
+    let mut rows: Vec<&(Option<PathBuf>, &Report)> = reports.iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1.peak_bytes));
     let mut s = format!("{} processes (largest peak first):\n", rows.len());
-    for (dir, r) in rows {
+    let more = rows.len().saturating_sub(TERMINAL_PROCESS_ROWS);
+    for (dir, r) in rows.into_iter().take(TERMINAL_PROCESS_ROWS) {
+        let dir = dir
+            .as_ref()
+            .map_or_else(|| "not rendered".to_string(), |d| d.display().to_string());
         let cmd = render::text::truncate_chars(
             &render::text::sanitize_line(&render::shell_quote_command(&r.argv)),
             60,
@@ -412,7 +452,20 @@ fn process_table(reports: &[(PathBuf, &Report)]) -> String {
             r.ppid,
             render::human_bytes(r.peak_bytes),
             cmd,
-            dir.display()
+            dir
+        ));
+    }
+    if more > 0 {
+        s.push_str(&format!(
+            "  … {more} more with smaller peaks (all in summary.json)\n"
+        ));
+    }
+    let unrendered = reports.iter().filter(|(d, _)| d.is_none()).count();
+    if unrendered > 0 {
+        s.push_str(&format!(
+            "Reports were rendered for the {} largest peaks; --all-processes renders all {}.\n",
+            reports.len() - unrendered,
+            reports.len()
         ));
     }
     s

@@ -180,7 +180,7 @@ pub fn exit_words(r: &Report) -> String {
 }
 
 /// One row per process: largest peak first. `dir` is relative to the root's directory.
-pub fn process_rows(reports: &[(PathBuf, &Report)], root_dir: &Path) -> Vec<ProcessRow> {
+pub fn process_rows(reports: &[(Option<PathBuf>, &Report)], root_dir: &Path) -> Vec<ProcessRow> {
     let mut rows: Vec<ProcessRow> = reports
         .iter()
         .map(|(dir, r)| ProcessRow {
@@ -190,19 +190,21 @@ pub fn process_rows(reports: &[(PathBuf, &Report)], root_dir: &Path) -> Vec<Proc
             peak_bytes: r.peak_bytes,
             peak_rss_bytes: r.peak_rss_bytes,
             exit: exit_words(r),
-            dir: dir
-                .strip_prefix(root_dir)
-                .ok()
-                .filter(|d| !d.as_os_str().is_empty())
-                .map_or_else(|| ".".to_string(), |d| d.display().to_string()),
+            dir: dir.as_ref().map(|dir| {
+                dir.strip_prefix(root_dir)
+                    .ok()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map_or_else(|| ".".to_string(), |d| d.display().to_string())
+            }),
         })
         .collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.peak_bytes));
     rows
 }
 
-/// The `processes` array of `summary.json`.
-pub fn process_list(reports: &[(PathBuf, &Report)]) -> Vec<Value> {
+/// The `processes` array of `summary.json` (`dir` is null for a process whose reports were
+/// not rendered).
+pub fn process_list(reports: &[(Option<PathBuf>, &Report)]) -> Vec<Value> {
     let mut v: Vec<(u64, Value)> = reports
         .iter()
         .map(|(dir, r)| {

@@ -550,6 +550,75 @@ fn a_forked_child_without_events_of_its_own_leaves_no_profile() {
     }
 }
 
+/// A tree with more processes than peakprof renders reports for: every process is listed
+/// with its exact peak, the root and the 31 largest peaks get report directories, the rest
+/// none (`dir` null); `peakprof report --all-processes` renders them all.
+#[test]
+fn a_large_tree_renders_the_largest_peaks_and_lists_every_process() {
+    let run = peakprof_run(&c_example("many_children.c"), &["40"]);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 500);
+    let summary = run.summary();
+    let procs = summary["processes"].as_array().unwrap();
+    let mut peaks: Vec<u64> = procs.iter().map(|p| json_u64(p, "peak_bytes")).collect();
+    peaks.sort_unstable();
+    let mut expected: Vec<u64> = (0..40u64).map(|i| 500 + (i + 1) * 1000).collect();
+    expected.push(500);
+    expected.sort_unstable();
+    assert_eq!(peaks, expected, "every process, exact");
+    let unrendered: Vec<u64> = procs
+        .iter()
+        .filter(|p| p["dir"].is_null())
+        .map(|p| json_u64(p, "peak_bytes"))
+        .collect();
+    // The 9 smallest children (1500..9500 bytes); the root (500) is always rendered.
+    assert_eq!(
+        unrendered,
+        (0..9u64)
+            .rev()
+            .map(|i| 500 + (i + 1) * 1000)
+            .collect::<Vec<_>>(),
+        "{procs:#?}"
+    );
+    let child_dirs = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name().to_string_lossy().starts_with("pid-")
+                    && e.path().join("summary.json").is_file()
+            })
+            .count()
+    };
+    assert_eq!(child_dirs(&run.out_dir), 31);
+    let terminal = run.stderr_str();
+    assert!(
+        terminal.contains("41 processes (largest peak first):\n"),
+        "{terminal}"
+    );
+    assert!(
+        terminal.contains("  … 21 more with smaller peaks (all in summary.json)\n"),
+        "{terminal}"
+    );
+    assert!(
+        terminal.contains("rendered for the 32 largest peaks; --all-processes renders all 41"),
+        "{terminal}"
+    );
+
+    let all = run.out_dir.parent().unwrap().join(format!(
+        "{}-all",
+        run.out_dir.file_name().unwrap().to_string_lossy()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_peakprof"))
+        .args(["report", "-q", "--all-processes", "-o"])
+        .arg(&all)
+        .arg(&run.out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(child_dirs(&all), 40);
+}
+
 /// Sampled mode: a forked child counts into private memory until it has a live file of
 /// its own (the parent's header mapping is shared with it), so each process's total and
 /// peak stay exact.

@@ -40,7 +40,7 @@ fn processes() -> Vec<ProcessRow> {
             peak_bytes: 2 * MIB,
             peak_rss_bytes: 5 * MIB,
             exit: "exit code 0".into(),
-            dir: "pid-1234".into(),
+            dir: Some("pid-1234".into()),
         },
         ProcessRow {
             pid: 1240,
@@ -49,7 +49,7 @@ fn processes() -> Vec<ProcessRow> {
             peak_bytes: 4096,
             peak_rss_bytes: MIB,
             exit: "killed by SIGKILL".into(),
-            dir: "pid-1240".into(),
+            dir: Some("pid-1240".into()),
         },
     ]
 }
@@ -194,7 +194,7 @@ fn hostile_text_is_escaped_everywhere() {
         .map(|h| ProcessRow {
             command: h.to_string(),
             exit: h.to_string(),
-            dir: h.to_string(),
+            dir: Some(h.to_string()),
             ..ProcessRow::default()
         })
         .collect();
@@ -232,4 +232,33 @@ fn single_process_and_empty_report() {
     assert!(texts.contains(&"No heap allocations were live at the peak.".to_string()));
     assert!(texts.contains(&"The peak RSS was not measured.".to_string()));
     assert_eq!(frames(&html).len(), 2);
+}
+
+/// A process without rendered reports is listed without a link; a table of hundreds of
+/// processes is cut at 200 rows, the rest counted.
+#[test]
+fn process_table_without_reports_and_beyond_its_rows() {
+    let mut procs = processes();
+    procs[1].dir = None;
+    let html = page(&sample_report(), &procs);
+    let (texts, _) = parse_xml(&html);
+    assert!(texts.contains(&"not rendered".to_string()), "{texts:#?}");
+    assert!(html.contains("href=\"pid-1234/index.html\""));
+    assert!(!html.contains("pid-1240"));
+
+    let many: Vec<ProcessRow> = (0..250u32)
+        .map(|i| ProcessRow {
+            pid: 10_000 + i,
+            peak_bytes: u64::from(1000 - i),
+            dir: Some(format!("pid-{}", 10_000 + i)),
+            ..ProcessRow::default()
+        })
+        .collect();
+    let html = page(&sample_report(), &many);
+    assert!(html.contains("pid-10199/index.html"));
+    assert!(!html.contains("pid-10200/index.html"));
+    assert!(
+        html.contains("… 50 more processes with smaller peaks: all are listed in summary.json"),
+        "the cut is counted"
+    );
 }

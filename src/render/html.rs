@@ -54,7 +54,8 @@ pub struct ProcessRow {
     /// How the process ended, already worded (`exit code 0`, `killed by SIGKILL`).
     pub exit: String,
     /// The process's report directory, relative to the page; linked as `DIR/index.html`.
-    pub dir: String,
+    /// `None` when its reports were not rendered (see `peakprof run --all-processes`).
+    pub dir: Option<String>,
 }
 
 /// Renders the self-contained HTML report of one process.
@@ -379,13 +380,17 @@ fn process_table(h: &mut String, processes: &[ProcessRow]) {
         "<th class=\"num\">Parent</th><th>Command</th><th class=\"num\">Peak heap</th>",
         "<th class=\"num\">Peak RSS</th><th>Ended</th><th>Report</th></tr></thead>\n<tbody>\n"
     ));
-    for p in processes {
+    for p in processes.iter().take(MAX_PROCESS_ROWS) {
+        let link = match &p.dir {
+            Some(dir) => format!("<a href=\"{}\">{}</a>", esc(&dir_href(dir)), esc(dir)),
+            None => "not rendered".to_string(),
+        };
         let _ = writeln!(
             h,
             concat!(
                 "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td><code>{}</code></td>",
                 "<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td>",
-                "<td><a href=\"{}\">{}</a></td></tr>"
+                "<td>{}</td></tr>"
             ),
             p.pid,
             p.ppid,
@@ -393,12 +398,22 @@ fn process_table(h: &mut String, processes: &[ProcessRow]) {
             human_bytes(p.peak_bytes),
             human_bytes(p.peak_rss_bytes),
             esc(&p.exit),
-            esc(&dir_href(&p.dir)),
-            esc(&p.dir)
+            link
+        );
+    }
+    if processes.len() > MAX_PROCESS_ROWS {
+        let _ = writeln!(
+            h,
+            "<tr><td colspan=\"7\">… {} more processes with smaller peaks: all are listed in summary.json</td></tr>",
+            processes.len() - MAX_PROCESS_ROWS
         );
     }
     h.push_str("</tbody>\n</table>\n</section>\n");
 }
+
+/// Rows of the page's process table (largest peaks first); the rest are counted. A tree of
+/// thousands of processes would otherwise make the page grow without bound.
+const MAX_PROCESS_ROWS: usize = 200;
 
 /// A relative link to a process's report. The directory name can carry the program's
 /// name, so anything that could read as a URL scheme (`javascript:`) is made a path with
