@@ -1160,6 +1160,38 @@ fn files_dup2ed_over_the_profilers_descriptors_are_left_alone() {
     assert_close_fds_profile(&run, &files, "after dup2 over every descriptor");
 }
 
+/// Under a low descriptor limit, the program can open as many files as without the
+/// profiler: the live file's descriptor is closed between uses and, at a limit this low,
+/// the log's too.
+#[test]
+fn a_low_descriptor_limit_leaves_the_program_all_its_descriptors() {
+    let exe = c_example("open_max.c");
+    let script = format!("ulimit -n 8; exec {}", exe.display());
+    let plain = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(plain.status.success(), "{plain:?}");
+    let base = fresh_dir("fd-limit");
+    let out = base.join("out");
+    let f = run_in_group(
+        &mut peakprof_command(&out, &["-q"], &["sh", "-c", &script], &base),
+        Duration::from_secs(60),
+        "open_max under ulimit -n 8",
+    );
+    let run = as_run(out, f);
+    assert_status(&run, 0, Some(0), None);
+    assert_eq!(
+        run.stdout_str(),
+        String::from_utf8_lossy(&plain.stdout),
+        "the same number of files as without the profiler\n{}",
+        run.describe()
+    );
+    let procs = processes(&run.summary());
+    let open_max = procs
+        .iter()
+        .find(|p| p.program().starts_with("open_max"))
+        .unwrap_or_else(|| panic!("{}", show_processes(&procs)));
+    assert_eq!(open_max.peak_bytes, 100, "{}", show_processes(&procs));
+}
+
 // ---------------------------------------------------------------------------------------
 // Output directory reuse
 // ---------------------------------------------------------------------------------------

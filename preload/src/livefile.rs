@@ -66,6 +66,9 @@ impl MappedStore {
                 let header = map(HEADER_SIZE, fd, 0);
                 let sites = map(INITIAL_SITES * SITE_SIZE, fd, HEADER_SIZE);
                 if !header.is_null() && !sites.is_null() {
+                    // Needed again only to grow the file: do not hold one of the program's
+                    // descriptors until then.
+                    file.park();
                     return Self::init(header.cast(), sites.cast(), INITIAL_SITES, Some(file));
                 }
             }
@@ -293,6 +296,9 @@ impl SiteStore for MappedStore {
                 r.cast()
             }
         };
+        if let Some(file) = &mut self.file {
+            file.park();
+        }
         if p.is_null() {
             return false;
         }
@@ -376,16 +382,29 @@ fn replace_mapping(from: *mut u8, to: *mut u8, len: usize) -> bool {
 pub struct LogFile {
     /// `None` when it could not be created: records are then dropped.
     file: Option<OwnFd>,
+    /// Close the descriptor after each append: the program runs under so low a descriptor
+    /// limit (`ulimit -n 8`) that holding one would take a file from it.
+    park_after_append: bool,
 }
+
+/// A descriptor limit at or below which the log holds no descriptor between appends (three
+/// system calls per new stack instead of one, and none of the program's descriptors).
+const TIGHT_DESCRIPTOR_LIMIT: u64 = 64;
 
 impl LogFile {
     /// Creates `path` for appending; a log that cannot be created just drops records.
     pub fn create(path: &str) -> LogFile {
         // O_EXCL never clobbers another file.
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND;
-        LogFile {
+        let limit = crate::ownfd::descriptor_limit();
+        let mut log = LogFile {
             file: OwnFd::create(path, flags),
+            park_after_append: limit > 0 && limit <= TIGHT_DESCRIPTOR_LIMIT,
+        };
+        if log.park_after_append {
+            log.park();
         }
+        log
     }
 
     /// Appends `bytes` with as few system calls as the kernel allows.
@@ -403,8 +422,18 @@ impl LogFile {
             } else if n < 0 && crate::guard::errno() == libc::EINTR {
                 continue;
             } else {
-                return;
+                break;
             }
+        }
+        if self.park_after_append {
+            self.park();
+        }
+    }
+
+    /// Gives the descriptor back until the next append (which reopens the file).
+    pub fn park(&mut self) {
+        if let Some(file) = &mut self.file {
+            file.park();
         }
     }
 

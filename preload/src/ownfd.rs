@@ -6,7 +6,8 @@
 //! files. Appending a stack record there, or truncating and mapping it to grow the live
 //! file, would corrupt the program's data, the worst thing a profiler can do.
 //!
-//! So each kept descriptor:
+//! The live file's descriptor is only needed to grow the file, so it is closed between
+//! uses (`park`); only the log's stays open. Each descriptor:
 //! - sits at a high number, out of the way of programs that use small fixed numbers (the
 //!   kernel hands out the lowest free one);
 //! - remembers the device and inode of the file it opened, and is checked against them
@@ -80,6 +81,13 @@ impl OwnFd {
     /// Closes the descriptor if it still names the file (after fork, a child's copy may
     /// already be a file of the child's own).
     pub fn close(mut self) {
+        self.park();
+    }
+
+    /// Gives the descriptor back until the next [`Self::get`], which reopens the file: a
+    /// file used rarely should not hold one of the program's descriptors (a program under
+    /// a low descriptor limit needs every one it has).
+    pub fn park(&mut self) {
         if self.fd >= 0 && identity(self.fd) == Some((self.dev, self.ino)) {
             // SAFETY: the descriptor names our file, checked just above.
             unsafe { libc::close(self.fd) };
@@ -99,6 +107,18 @@ fn identity(fd: c_int) -> Option<(u64, u64)> {
     Some((st.st_dev, st.st_ino))
 }
 
+/// The process's soft limit on open descriptors (0 when unknown).
+pub fn descriptor_limit() -> u64 {
+    // SAFETY: getrlimit writes only into `lim`, a plain C struct for which zeroes are valid.
+    let mut lim: libc::rlimit = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        0
+    }
+}
+
 /// Moves a freshly opened `fd` to a high number (keeping it where it is when the limit
 /// leaves no room); `None` for a failed open.
 fn move_high(fd: c_int) -> Option<c_int> {
@@ -108,16 +128,8 @@ fn move_high(fd: c_int) -> Option<c_int> {
     if fd >= HIGH_FD {
         return Some(fd);
     }
-    // SAFETY: getrlimit writes only into `lim`.
-    let mut lim: libc::rlimit = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        0
-    };
     // Half the limit at most, so a program near its limit keeps its own numbers.
-    let lowest = HIGH_FD.min((soft / 2).min(c_int::MAX as u64) as c_int);
+    let lowest = HIGH_FD.min((descriptor_limit() / 2).min(c_int::MAX as u64) as c_int);
     if lowest <= fd {
         return Some(fd);
     }

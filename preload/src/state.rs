@@ -828,6 +828,9 @@ fn finish_locked_out(reason: WriteReason) {
         let now = p.now();
         sampled::observe(&mut p.rec, now);
     }
+    // Nothing is appended from here on: the descriptor goes back to a program that may have
+    // used up its limit, so that writing the profile does not fail for want of one.
+    p.log.park();
     if p.write_profile(reason) {
         let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));
         let _ = std::fs::remove_file(p.path(live::LOG_EXTENSION));
