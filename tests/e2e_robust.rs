@@ -1192,6 +1192,34 @@ fn a_low_descriptor_limit_leaves_the_program_all_its_descriptors() {
     assert_eq!(open_max.peak_bytes, 100, "{}", show_processes(&procs));
 }
 
+/// Threads cancelled while they allocate: the profiler's own I/O inside a hook must not be
+/// where a cancellation is acted on (the program aborted, or hung with the lock held). Both
+/// modes; the old build aborted in every run.
+#[test]
+fn cancelled_threads_never_leave_the_profiler_locked() {
+    let exe = c_example("cancel_threads.c");
+    for options in [&["-q"][..], &["-q", "--sample-rate", "4096"][..]] {
+        let base = fresh_dir("cancel");
+        let out = base.join("out");
+        let f = run_in_group(
+            &mut peakprof_command(&out, options, &[exe.to_str().unwrap()], &base),
+            Duration::from_secs(120),
+            "cancel_threads",
+        );
+        let run = as_run(out, f);
+        assert_status(&run, 0, Some(0), None);
+        assert_eq!(run.stdout_str(), "ok\n", "{options:?}");
+        let peak = json_u64(&run.summary(), "peak_bytes");
+        assert!(
+            (5_000_000..5_010_000).contains(&peak),
+            "{options:?}: peak {peak}"
+        );
+        if options.len() == 1 {
+            assert_eq!(function_bytes(&run.folded(), "final_block"), 5_000_000);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Output directory reuse
 // ---------------------------------------------------------------------------------------

@@ -37,6 +37,39 @@ impl Drop for Guard {
     }
 }
 
+/// Holds off thread cancellation while it lives. The profiler's own I/O (open, read,
+/// write, close: cancellation points) runs inside hooks, often with the profiler's lock
+/// held: a `pthread_cancel` acted on there would unwind the thread out of the hook and
+/// leave the lock held, and every other thread would wait for it forever. A cancellation
+/// requested meanwhile stays pending and is acted on at the program's next cancellation
+/// point. Only on the rare paths that do I/O: two calls into libc each.
+pub struct NoCancel(c_int);
+
+/// glibc's `PTHREAD_CANCEL_DISABLE` (the libc crate does not export the call on Linux).
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+extern "C" {
+    fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+}
+
+impl NoCancel {
+    /// Disables cancellation until dropped (then restores the state found).
+    pub fn new() -> NoCancel {
+        let mut old = 0;
+        // SAFETY: sets this thread's cancellation state; `old` receives the previous one.
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) };
+        NoCancel(old)
+    }
+}
+
+impl Drop for NoCancel {
+    fn drop(&mut self) {
+        let mut ignored = 0;
+        // SAFETY: restores the state `new` found.
+        unsafe { pthread_setcancelstate(self.0, &mut ignored) };
+    }
+}
+
 /// The calling thread's errno.
 #[inline]
 pub fn errno() -> c_int {

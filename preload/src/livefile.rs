@@ -9,6 +9,7 @@ use core::ffi::c_int;
 use peakprof::format::live::{LiveHeader, SharedTotals, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
 use peakprof::record::{Site, SiteStore, Totals};
 
+use crate::guard::NoCancel;
 use crate::ownfd::OwnFd;
 use crate::real;
 
@@ -54,6 +55,7 @@ const INITIAL_SITES: usize = 4096;
 impl MappedStore {
     /// Creates `path` and maps it; falls back to anonymous memory when that fails.
     pub fn create(path: &str) -> MappedStore {
+        let _no_cancel = NoCancel::new();
         // O_EXCL never clobbers another file.
         let Some(mut file) = OwnFd::create(path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)
         else {
@@ -260,6 +262,7 @@ impl SiteStore for MappedStore {
         }
         let new_cap = n.max(self.capacity * 2).max(INITIAL_SITES);
         let new_len = new_cap * SITE_SIZE;
+        let _no_cancel = NoCancel::new();
         let mut fd = -1;
         if let Some(file) = &mut self.file {
             // The program may have closed the descriptor (and reused its number): `get`
@@ -394,6 +397,7 @@ const TIGHT_DESCRIPTOR_LIMIT: u64 = 64;
 impl LogFile {
     /// Creates `path` for appending; a log that cannot be created just drops records.
     pub fn create(path: &str) -> LogFile {
+        let _no_cancel = NoCancel::new();
         // O_EXCL never clobbers another file.
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND;
         let limit = crate::ownfd::descriptor_limit();
@@ -409,6 +413,7 @@ impl LogFile {
 
     /// Appends `bytes` with as few system calls as the kernel allows.
     pub fn append(&mut self, mut bytes: &[u8]) {
+        let _no_cancel = NoCancel::new();
         // Checked at every append: the program may have closed the descriptor and opened a
         // file of its own at that number since the last one.
         let Some(fd) = self.file.as_mut().and_then(OwnFd::get) else {
@@ -432,6 +437,7 @@ impl LogFile {
 
     /// Gives the descriptor back until the next append (which reopens the file).
     pub fn park(&mut self) {
+        let _no_cancel = NoCancel::new();
         if let Some(file) = &mut self.file {
             file.park();
         }

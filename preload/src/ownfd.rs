@@ -81,6 +81,7 @@ impl OwnFd {
     /// Closes the descriptor if it still names the file (after fork, a child's copy may
     /// already be a file of the child's own).
     pub fn close(mut self) {
+        let _no_cancel = crate::guard::NoCancel::new();
         self.park();
     }
 

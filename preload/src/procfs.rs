@@ -18,6 +18,7 @@ pub fn self_exe() -> String {
 
 /// The command line, one entry per argument.
 pub fn cmdline() -> Vec<String> {
+    let _no_cancel = crate::guard::NoCancel::new();
     let mut buf = Vec::new();
     if let Ok(mut f) = std::fs::File::open("/proc/self/cmdline") {
         let _ = f.read_to_end(&mut buf);
@@ -43,6 +44,7 @@ pub fn peak_rss_bytes() -> u64 {
 /// Resident set size right now, from `/proc/self/statm`, without allocating; 0 when it
 /// cannot be read.
 pub fn current_rss_bytes() -> u64 {
+    let _no_cancel = crate::guard::NoCancel::new();
     let mut buf = [0u8; 128];
     // SAFETY: a NUL-terminated path; the descriptor is ours and closed below; `read` writes
     // at most `buf.len()` bytes into `buf`.

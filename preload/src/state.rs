@@ -831,6 +831,7 @@ fn finish_locked_out(reason: WriteReason) {
     // Nothing is appended from here on: the descriptor goes back to a program that may have
     // used up its limit, so that writing the profile does not fail for want of one.
     p.log.park();
+    let _no_cancel = crate::guard::NoCancel::new();
     if p.write_profile(reason) {
         let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));
         let _ = std::fs::remove_file(p.path(live::LOG_EXTENSION));
@@ -839,6 +840,7 @@ fn finish_locked_out(reason: WriteReason) {
 
 /// Writes to a temporary name and renames, so a reader never sees half a file.
 fn write_atomically(path: &str, bytes: &[u8]) -> bool {
+    let _no_cancel = crate::guard::NoCancel::new();
     let tmp = format!("{path}.tmp");
     if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
         return true;
