@@ -55,7 +55,6 @@ const INITIAL_SITES: usize = 4096;
 impl MappedStore {
     /// Creates `path` and maps it; falls back to anonymous memory when that fails.
     pub fn create(path: &str) -> MappedStore {
-        let _no_cancel = NoCancel::new();
         // O_EXCL never clobbers another file.
         let Some(mut file) = OwnFd::create(path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)
         else {
@@ -128,13 +127,18 @@ impl MappedStore {
     /// then keeps the shared view).
     pub fn fork_snapshot(&self, previous: Option<ForkSnapshot>) -> Option<ForkSnapshot> {
         let sites_len = self.capacity * SITE_SIZE;
-        let usable = previous.filter(|s| s.sites_len == sites_len);
-        if self.file.is_none() || self.header.is_null() || self.sites.is_null() {
-            return usable;
-        }
-        let mut snap = match usable {
-            Some(s) => s,
-            None => {
+        let shared = self.file.is_some() && !self.header.is_null() && !self.sites.is_null();
+        let mut snap = match previous {
+            Some(s) if shared && s.sites_len == sites_len => s,
+            stale => {
+                // A copy for a smaller table (the sites grew since), or for counters that
+                // are no longer shared: unmapped, not kept.
+                if let Some(s) = stale {
+                    s.free();
+                }
+                if !shared {
+                    return None;
+                }
                 let snap = ForkSnapshot {
                     header: map(HEADER_SIZE, -1, 0),
                     sites: map(sites_len, -1, 0),
@@ -262,7 +266,6 @@ impl SiteStore for MappedStore {
         }
         let new_cap = n.max(self.capacity * 2).max(INITIAL_SITES);
         let new_len = new_cap * SITE_SIZE;
-        let _no_cancel = NoCancel::new();
         let mut fd = -1;
         if let Some(file) = &mut self.file {
             // The program may have closed the descriptor (and reused its number): `get`
@@ -397,7 +400,6 @@ const TIGHT_DESCRIPTOR_LIMIT: u64 = 64;
 impl LogFile {
     /// Creates `path` for appending; a log that cannot be created just drops records.
     pub fn create(path: &str) -> LogFile {
-        let _no_cancel = NoCancel::new();
         // O_EXCL never clobbers another file.
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND;
         let limit = crate::ownfd::descriptor_limit();
@@ -413,6 +415,7 @@ impl LogFile {
 
     /// Appends `bytes` with as few system calls as the kernel allows.
     pub fn append(&mut self, mut bytes: &[u8]) {
+        // `write` is a cancellation point (opening and closing are covered by `OwnFd`).
         let _no_cancel = NoCancel::new();
         // Checked at every append: the program may have closed the descriptor and opened a
         // file of its own at that number since the last one.
@@ -437,7 +440,6 @@ impl LogFile {
 
     /// Gives the descriptor back until the next append (which reopens the file).
     pub fn park(&mut self) {
-        let _no_cancel = NoCancel::new();
         if let Some(file) = &mut self.file {
             file.park();
         }

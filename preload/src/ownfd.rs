@@ -14,12 +14,17 @@
 //!   (`fstat`) before every use. When it no longer names that file, it is reopened by path
 //!   and the old number is left alone: it is the program's now.
 //!
+//! Opening and closing (cancellation points) happen with thread cancellation held off (see
+//! [`NoCancel`]), as they can run inside a hook with the profiler's lock held.
+//!
 //! The check and the use are two system calls: a program thread could close and reuse the
 //! number between them. That needs the program to close a descriptor it never opened at
 //! that very instant; every other case is caught.
 
 use core::ffi::c_int;
 use std::ffi::CString;
+
+use crate::guard::NoCancel;
 
 /// The lowest number a kept descriptor moves to, when the descriptor limit allows it.
 const HIGH_FD: c_int = 512;
@@ -38,6 +43,7 @@ impl OwnFd {
     /// Creates the file at `path` with `flags` (which must include O_CREAT|O_EXCL, so no
     /// existing file is ever clobbered); `None` when it cannot be created.
     pub fn create(path: &str, flags: c_int) -> Option<OwnFd> {
+        let _no_cancel = NoCancel::new();
         let path = CString::new(path).ok()?;
         // SAFETY: a valid NUL-terminated path.
         let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
@@ -60,11 +66,12 @@ impl OwnFd {
     /// program closed it or put a file of its own at its number. `None` when the file
     /// cannot be reached any more (deleted, or its directory moved).
     pub fn get(&mut self) -> Option<c_int> {
-        if self.fd >= 0 && identity(self.fd) == Some((self.dev, self.ino)) {
+        if self.holds_it() {
             return Some(self.fd);
         }
         // Whatever the old number names now is not ours: never close it.
         self.fd = -1;
+        let _no_cancel = NoCancel::new();
         // SAFETY: a valid NUL-terminated path; no O_CREAT, so nothing is created.
         let fd = unsafe { libc::open(self.path.as_ptr(), self.reopen | libc::O_CLOEXEC) };
         let fd = move_high(fd)?;
@@ -81,7 +88,6 @@ impl OwnFd {
     /// Closes the descriptor if it still names the file (after fork, a child's copy may
     /// already be a file of the child's own).
     pub fn close(mut self) {
-        let _no_cancel = crate::guard::NoCancel::new();
         self.park();
     }
 
@@ -89,11 +95,17 @@ impl OwnFd {
     /// file used rarely should not hold one of the program's descriptors (a program under
     /// a low descriptor limit needs every one it has).
     pub fn park(&mut self) {
-        if self.fd >= 0 && identity(self.fd) == Some((self.dev, self.ino)) {
+        if self.holds_it() {
+            let _no_cancel = NoCancel::new();
             // SAFETY: the descriptor names our file, checked just above.
             unsafe { libc::close(self.fd) };
         }
         self.fd = -1;
+    }
+
+    /// Whether the descriptor is open and still names the file created.
+    fn holds_it(&self) -> bool {
+        self.fd >= 0 && identity(self.fd) == Some((self.dev, self.ino))
     }
 }
 

@@ -831,7 +831,6 @@ fn finish_locked_out(reason: WriteReason) {
     // Nothing is appended from here on: the descriptor goes back to a program that may have
     // used up its limit, so that writing the profile does not fail for want of one.
     p.log.park();
-    let _no_cancel = crate::guard::NoCancel::new();
     if p.write_profile(reason) {
         let _ = std::fs::remove_file(p.path(live::LIVE_EXTENSION));
         let _ = std::fs::remove_file(p.path(live::LOG_EXTENSION));
