@@ -49,6 +49,12 @@ fn check_refusal(base: &Path, argv: &[&str], code: i32, reasons: &[&str]) {
     );
 }
 
+/// Writes `contents` to `path` with mode 755.
+fn write_executable(path: &Path, contents: impl AsRef<[u8]>) {
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 fn copy_of(exe: &Path, dir: &Path, name: &str, mode: u32) -> PathBuf {
     let dest = dir.join(name);
     std::fs::copy(exe, &dest).unwrap();
@@ -117,8 +123,7 @@ fn statically_linked_program() {
     // A script run by it: the loader never starts, so the script would run unprofiled and
     // leave no profile. Refused up front, naming the script and why.
     let script = base.join("static_script");
-    std::fs::write(&script, format!("#!{}\n", exe.display())).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&script, format!("#!{}\n", exe.display()));
     check_refusal(
         &base,
         &["./static_script"],
@@ -133,11 +138,9 @@ fn script_whose_interpreter_is_a_script_with_a_missing_interpreter() {
     // what the error (and its shell code, 127) must name.
     let base = fresh_dir("refuse-interp-chain");
     let inner = base.join("inner");
-    std::fs::write(&inner, "#!/nonexistent/interpreter\n").unwrap();
-    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&inner, "#!/nonexistent/interpreter\n");
     let outer = base.join("outer");
-    std::fs::write(&outer, format!("#!{}\necho hi\n", inner.display())).unwrap();
-    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&outer, format!("#!{}\necho hi\n", inner.display()));
     check_refusal(
         &base,
         &["./outer"],
@@ -165,8 +168,7 @@ fn executable_that_is_not_a_program() {
     // Executable bits on bytes the kernel cannot run (ENOEXEC): found, but cannot be run.
     let base = fresh_dir("refuse-enoexec");
     let f = base.join("garbage");
-    std::fs::write(&f, b"\x01\x02\x03 this is not a program\n").unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&f, b"\x01\x02\x03 this is not a program\n");
     check_refusal(&base, &["./garbage"], 126, &["./garbage"]);
 }
 
@@ -176,8 +178,7 @@ fn script_with_missing_interpreter() {
     // interpreter; "./script: No such file or directory" would point at the wrong file.
     let base = fresh_dir("refuse-interp");
     let f = base.join("script");
-    std::fs::write(&f, "#!/nonexistent/interpreter\necho hi\n").unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&f, "#!/nonexistent/interpreter\necho hi\n");
     check_refusal(&base, &["./script"], 127, &["/nonexistent/interpreter"]);
 }
 

@@ -32,6 +32,18 @@ fn as_run(out_dir: PathBuf, f: Finished) -> Run {
     }
 }
 
+/// `peakprof run -o base/out options -- argv` in `base`, killed (and failed) after
+/// `timeout_s` seconds.
+fn run_in(base: &Path, options: &[&str], argv: &[&str], timeout_s: u64, what: &str) -> Run {
+    let out = base.join("out");
+    let f = run_in_group(
+        &mut peakprof_command(&out, options, argv, base),
+        Duration::from_secs(timeout_s),
+        what,
+    );
+    as_run(out, f)
+}
+
 /// `peak.folded` of a report directory.
 fn folded_in(dir: &Path) -> Folded {
     let path = dir.join("peak.folded");
@@ -1074,16 +1086,11 @@ fn run_close_fds(args: &[&str]) -> (Run, PathBuf) {
     let base = fresh_dir(&format!("close-fds-{mode}"));
     let files = base.join("files");
     std::fs::create_dir_all(&files).unwrap();
-    let out = base.join("out");
     let exe = c_example("close_fds.c");
     let mut argv = vec![exe.to_str().unwrap(), files.to_str().unwrap()];
     argv.extend_from_slice(args);
-    let f = run_in_group(
-        &mut peakprof_command(&out, &[], &argv, &base),
-        Duration::from_secs(60),
-        &format!("close_fds {mode}"),
-    );
-    (as_run(out, f), files)
+    let run = run_in(&base, &[], &argv, 60, &format!("close_fds {mode}"));
+    (run, files)
 }
 
 /// The program's files hold exactly what it wrote: nothing of the profiler's.
@@ -1169,14 +1176,14 @@ fn a_low_descriptor_limit_leaves_the_program_all_its_descriptors() {
     let script = format!("ulimit -n 8; exec {}", exe.display());
     let plain = Command::new("sh").args(["-c", &script]).output().unwrap();
     assert!(plain.status.success(), "{plain:?}");
-    let base = fresh_dir("fd-limit");
-    let out = base.join("out");
-    let f = run_in_group(
-        &mut peakprof_command(&out, &["-q"], &["sh", "-c", &script], &base),
-        Duration::from_secs(60),
-        "open_max under ulimit -n 8",
+    let argv = ["sh", "-c", &script];
+    let run = run_in(
+        &fresh_dir("fd-limit"),
+        &["-q"],
+        &argv,
+        60,
+        "open_max, ulimit -n 8",
     );
-    let run = as_run(out, f);
     assert_status(&run, 0, Some(0), None);
     assert_eq!(
         run.stdout_str(),
@@ -1199,14 +1206,8 @@ fn a_low_descriptor_limit_leaves_the_program_all_its_descriptors() {
 fn cancelled_threads_never_leave_the_profiler_locked() {
     let exe = c_example("cancel_threads.c");
     for options in [&["-q"][..], &["-q", "--sample-rate", "4096"][..]] {
-        let base = fresh_dir("cancel");
-        let out = base.join("out");
-        let f = run_in_group(
-            &mut peakprof_command(&out, options, &[exe.to_str().unwrap()], &base),
-            Duration::from_secs(120),
-            "cancel_threads",
-        );
-        let run = as_run(out, f);
+        let argv = [exe.to_str().unwrap()];
+        let run = run_in(&fresh_dir("cancel"), options, &argv, 120, "cancel_threads");
         assert_status(&run, 0, Some(0), None);
         assert_eq!(run.stdout_str(), "ok\n", "{options:?}");
         let peak = json_u64(&run.summary(), "peak_bytes");

@@ -22,6 +22,15 @@ pub fn not_an_exit(report: &Report) -> Option<&'static str> {
     })
 }
 
+/// The sentence for nothing live at the end: `Nothing was left allocated at exit.`, or
+/// `Nothing was live when it was killed.` for an end that was not an exit.
+pub fn nothing_left(report: &Report) -> String {
+    match not_an_exit(report) {
+        Some(when) => format!("Nothing was live {when}."),
+        None => "Nothing was left allocated at exit.".to_string(),
+    }
+}
+
 /// `Left allocated at exit: 4.00 KiB in 12 allocations — ./prog args`, the command cut
 /// like the peak graph's title (`Live when it was killed: …` for an end that was not an
 /// exit).
@@ -50,16 +59,11 @@ pub fn leaks_title(report: &Report) -> String {
 /// gives a small SVG that says so.
 pub fn leaks_svg(report: &Report, reversed: bool) -> anyhow::Result<Vec<u8>> {
     let title = leaks_title(report);
-    let when = not_an_exit(report);
     if total_bytes(&report.at_exit) == 0 {
-        let none = match when {
-            Some(when) => format!("Nothing was live {when}."),
-            None => "Nothing was left allocated at exit.".to_string(),
-        };
-        return Ok(empty_svg(&title, &none));
+        return Ok(empty_svg(&title, &nothing_left(report)));
     }
     let after = human_duration(report.duration_s);
-    let subtitle = match when {
+    let subtitle = match not_an_exit(report) {
         // Not leaks: the program never reached the point where it would free them.
         Some(when) => format!("still allocated {when}, after {after}"),
         None => format!(

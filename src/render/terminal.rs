@@ -106,19 +106,11 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     }
 
     let leaked = total_bytes(&report.at_exit);
-    let when = super::leaks::not_an_exit(report);
     if leaked == 0 {
-        match when {
-            Some(when) => {
-                let _ = writeln!(out, "\nNothing was live {when}.");
-            }
-            None => {
-                let _ = writeln!(out, "\nNothing was left allocated at exit.");
-            }
-        }
+        let _ = writeln!(out, "\n{}", super::leaks::nothing_left(report));
     } else {
         let count = super::stacks::total_count(&report.at_exit);
-        let what = match when {
+        let what = match super::leaks::not_an_exit(report) {
             Some(when) => format!("Live {when}"),
             None => "Leaked at exit".to_string(),
         };
