@@ -1,10 +1,12 @@
-// Compiles the per-thread state in C: stable Rust cannot choose the initial-exec TLS model,
+// Compiles the per-thread state in C (and exec.c, the variadic exec functions): stable Rust cannot choose the initial-exec TLS model,
 // and the general-dynamic model may call malloc on first access from a new thread, which
 // inside a malloc hook is a recursion we cannot afford.
 fn main() {
     println!("cargo:rerun-if-changed=src/tls.c");
+    println!("cargo:rerun-if-changed=src/exec.c");
     cc::Build::new()
         .file("src/tls.c")
+        .file("src/exec.c")
         .flag_if_supported("-fvisibility=hidden")
         .opt_level(2)
         .compile("peakprof_tls");

@@ -814,6 +814,54 @@ fn exec_after_fork_is_profiled_as_its_own_process() {
     assert_eq!(procs.len(), 3, "{}", show_processes(&procs));
 }
 
+/// An image that execs a program peakprof does not profile (here: its environment has no
+/// LD_PRELOAD) reads as replaced by exec, not killed, through every exec function; its
+/// peak is exact and the new program's exit status is passed through.
+#[test]
+fn exec_into_an_unprofiled_program_reads_as_exec() {
+    let program = c_example("exec_unprofiled.c");
+    for mode in [
+        "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
+    ] {
+        let run = peakprof_run(&program, &[mode]);
+        assert_status(&run, 5, Some(5), None);
+        let summary = run.summary();
+        assert_eq!(
+            json_str(&summary, "end"),
+            "exec",
+            "{mode}\n{}",
+            run.describe()
+        );
+        assert_eq!(json_u64(&summary, "peak_bytes"), 300_000, "{mode}");
+        assert_functions(&run.folded(), &[("before_exec", 300_000)], mode);
+    }
+}
+
+/// A failed exec leaves no mark (the image killed later reads as killed, with what it
+/// allocated after the failure), and a vfork child's exec is not its parent's: the parent
+/// keeps recording (its thread state is shared with the child) and reads as killed.
+#[test]
+fn failed_exec_and_vfork_child_exec_do_not_mark_the_image() {
+    let program = c_example("exec_unprofiled.c");
+    for (mode, after) in [("exec_fail", "after_fail"), ("vfork", "after_vfork")] {
+        let run = peakprof_run(&program, &[mode]);
+        assert_status(&run, 128 + 9, None, Some(9));
+        let summary = run.summary();
+        assert_eq!(
+            json_str(&summary, "end"),
+            "killed",
+            "{mode}\n{}",
+            run.describe()
+        );
+        assert_eq!(json_u64(&summary, "peak_bytes"), 301_000, "{mode}");
+        assert_functions(
+            &run.folded(),
+            &[("before_exec", 300_000), (after, 1_000)],
+            mode,
+        );
+    }
+}
+
 #[test]
 fn no_children_profiles_only_the_root() {
     let known = c_example("known_allocs.c");

@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod clock;
+mod exec;
 mod guard;
 mod hooks;
 mod livefile;

@@ -115,6 +115,23 @@ impl MappedStore {
         unsafe { core::ptr::addr_of_mut!((*self.header).shared) }
     }
 
+    /// Marks the header while the process is inside an exec call, or clears the mark when
+    /// the exec failed (see [`peakprof::format::live::LiveHeader::exec`]).
+    pub fn mark_exec(&self, inside: bool) {
+        if self.header.is_null() {
+            return;
+        }
+        // SAFETY: the header mapping is valid while the store lives, and written under
+        // the profiler's lock (which the caller holds); volatile because the file, not
+        // this process, is what will read it.
+        unsafe {
+            core::ptr::write_volatile(
+                core::ptr::addr_of_mut!((*self.header).exec),
+                u64::from(inside),
+            )
+        };
+    }
+
     /// At fork, in the parent, under the profiler's lock: private copies of the header and
     /// of the sites in use, for the child. A file-backed store's mappings are shared, so
     /// without them a child would see every change its parent makes after the fork until

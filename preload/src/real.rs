@@ -48,6 +48,12 @@ next_fns! {
     EXIT: "_exit",
     DLOPEN: "dlopen",
     DLCLOSE: "dlclose",
+    EXECVE: "execve",
+    EXECV: "execv",
+    EXECVP: "execvp",
+    EXECVPE: "execvpe",
+    FEXECVE: "fexecve",
+    EXECVEAT: "execveat",
 }
 
 /// Resolves the next definitions once. Returns false while they are being resolved (by this
@@ -376,5 +382,90 @@ pub unsafe fn dlclose(handle: *mut c_void) -> c_int {
         // SAFETY: forwarding the caller's argument to the real function.
         Some(f) => unsafe { f(handle) },
         None => -1,
+    }
+}
+
+type Argv = *const *const core::ffi::c_char;
+type Path = *const core::ffi::c_char;
+type Execve = unsafe extern "C" fn(Path, Argv, Argv) -> c_int;
+type Execv = unsafe extern "C" fn(Path, Argv) -> c_int;
+type Fexecve = unsafe extern "C" fn(c_int, Argv, Argv) -> c_int;
+type Execveat = unsafe extern "C" fn(c_int, Path, Argv, Argv, c_int) -> c_int;
+
+/// -1 with `ENOSYS`: what an exec function the C library lacks returns.
+fn no_exec() -> c_int {
+    crate::guard::set_errno(libc::ENOSYS);
+    -1
+}
+
+/// The real `execve`.
+///
+/// # Safety
+/// As `execve(2)`.
+pub unsafe fn execve(path: Path, argv: Argv, envp: Argv) -> c_int {
+    match call!(EXECVE as Execve) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(path, argv, envp) },
+        None => no_exec(),
+    }
+}
+
+/// The real `execv`.
+///
+/// # Safety
+/// As `execv(3)`.
+pub unsafe fn execv(path: Path, argv: Argv) -> c_int {
+    match call!(EXECV as Execv) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(path, argv) },
+        None => no_exec(),
+    }
+}
+
+/// The real `execvp`.
+///
+/// # Safety
+/// As `execvp(3)`.
+pub unsafe fn execvp(file: Path, argv: Argv) -> c_int {
+    match call!(EXECVP as Execv) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(file, argv) },
+        None => no_exec(),
+    }
+}
+
+/// The real `execvpe`.
+///
+/// # Safety
+/// As `execvpe(3)`.
+pub unsafe fn execvpe(file: Path, argv: Argv, envp: Argv) -> c_int {
+    match call!(EXECVPE as Execve) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(file, argv, envp) },
+        None => no_exec(),
+    }
+}
+
+/// The real `fexecve`.
+///
+/// # Safety
+/// As `fexecve(3)`.
+pub unsafe fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    match call!(FEXECVE as Fexecve) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(fd, argv, envp) },
+        None => no_exec(),
+    }
+}
+
+/// The real `execveat`.
+///
+/// # Safety
+/// As `execveat(2)`.
+pub unsafe fn execveat(dirfd: c_int, path: Path, argv: Argv, envp: Argv, flags: c_int) -> c_int {
+    match call!(EXECVEAT as Execveat) {
+        // SAFETY: forwarding the caller's arguments to the real function.
+        Some(f) => unsafe { f(dirfd, path, argv, envp, flags) },
+        None => no_exec(),
     }
 }

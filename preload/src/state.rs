@@ -545,6 +545,39 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     Some(r)
 }
 
+/// Before an exec call: marks this image's live file as ending by exec (if the exec
+/// succeeds the image writes nothing more). Returns whether it marked, so that a failed
+/// exec can take the mark back ([`exec_failed`]).
+pub fn exec_starting() -> bool {
+    if PHASE.load(Ordering::Acquire) != ACTIVE {
+        return false;
+    }
+    // The guard is dropped on return, before the exec: in a vfork child the thread's
+    // state is its parent's, and a guard left set by an exec that succeeds would silence
+    // the parent for good. A thread already inside a hook is running a signal handler that
+    // interrupted it, perhaps with the lock held: no mark then (the image reads as killed).
+    let Some(_guard) = Guard::enter() else {
+        return false;
+    };
+    let g = PROFILER.lock();
+    let Some(p) = g.as_ref() else { return false };
+    // A vfork child shares our memory and files but not our pid: its exec is its own. A
+    // forked child without files of its own has recorded nothing of its own to mark.
+    if p.written || p.rebind_pending || p.owner_pid != pid() {
+        return false;
+    }
+    p.rec.tracker().store().mark_exec(true);
+    true
+}
+
+/// After an exec call marked by [`exec_starting`] returned: it failed, the image goes on.
+pub fn exec_failed() {
+    let Some(_guard) = Guard::enter() else { return };
+    if let Some(p) = PROFILER.lock().as_ref() {
+        p.rec.tracker().store().mark_exec(false);
+    }
+}
+
 /// Sampled mode, without the lock: a thread took the total to `total`, past `--limit`.
 #[cold]
 pub fn limit_crossed(total: u64) {

@@ -42,6 +42,11 @@ pub struct LiveHeader {
     pub signal: u64,
     /// Sampled mode's whole total and peak (see [`SharedTotals`]).
     pub shared: SharedTotals,
+    /// Non-zero while the process is inside an exec call: if the exec succeeds, this image
+    /// never writes its final profile (the new program may not be profiled at all: a
+    /// static or set-user-ID binary, or an environment without `LD_PRELOAD`), and its
+    /// files are read as ended by exec rather than killed. Cleared when the exec fails.
+    pub exec: u64,
 }
 
 /// Sampled mode's whole total and peak, kept in atomics that threads update without the
@@ -67,6 +72,8 @@ pub const LAZY_TOTAL: u64 = 1 << 63;
 
 /// Byte offset of [`LiveHeader::shared`] in the file.
 const SHARED_OFFSET: usize = core::mem::offset_of!(LiveHeader, shared);
+/// Byte offset of [`LiveHeader::exec`] in the file.
+const EXEC_OFFSET: usize = core::mem::offset_of!(LiveHeader, exec);
 
 const _: () = assert!(core::mem::size_of::<LiveHeader>() <= HEADER_SIZE);
 
@@ -301,6 +308,7 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
     meta.total_alloc_bytes = allocs.iter().map(|s| s.bytes).sum();
     meta.reason = match i32::try_from(signal) {
         Ok(s) if s > 0 => WriteReason::Signal(s),
+        _ if u64_at(live, EXEC_OFFSET) != 0 => WriteReason::Exec,
         _ => WriteReason::Killed,
     };
     Ok(Profile {
@@ -318,6 +326,13 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
 /// mapping looks like, for tests.
 pub fn live_bytes(totals: &Totals, signal: u64, sites: &[Site]) -> Vec<u8> {
     live_bytes_shared(totals, signal, &SharedTotals::default(), sites)
+}
+
+/// [`live_bytes`] of a process that was inside an exec call.
+pub fn live_bytes_exec(totals: &Totals, sites: &[Site]) -> Vec<u8> {
+    let mut out = live_bytes(totals, 0, sites);
+    out[EXEC_OFFSET..EXEC_OFFSET + 8].copy_from_slice(&1u64.to_ne_bytes());
+    out
 }
 
 /// [`live_bytes`] with sampled mode's shared totals.
@@ -454,6 +469,16 @@ mod tests {
         assert_eq!(p.stacks[0].frames, vec![1, 2, 3]);
         assert!(p.stacks[1].frames.is_empty()); // its record was cut
         assert_eq!(p.peak.iter().map(|s| s.bytes).sum::<u64>(), 16);
+        // The same files with the exec mark: ended by exec, unless a signal is known.
+        let exec = live_bytes_exec(&totals, &sites);
+        assert_eq!(recover(&exec, &log).unwrap().meta.reason, WriteReason::Exec);
+        assert_eq!(
+            recover(&live_bytes(&totals, 0, &sites), &log)
+                .unwrap()
+                .meta
+                .reason,
+            WriteReason::Killed
+        );
     }
 
     /// Sampled mode: the total and peak come from the shared atomics, and a peak the sites

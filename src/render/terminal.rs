@@ -37,12 +37,18 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
         if command.is_empty() { "?" } else { &command },
         exit_text(report.exit)
     );
+    // A process that left only its live files (killed, or replaced by exec) has no
+    // recorded duration: say nothing rather than "of 0 s".
+    let of = if report.duration_s > 0.0 && report.duration_s >= report.peak_time_s {
+        format!(" (of {})", human_duration(report.duration_s))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  peak heap  {} after {} (of {})",
+        "  peak heap  {} after {}{of}",
         human_bytes(report.peak_bytes),
         human_duration(report.peak_time_s),
-        human_duration(report.duration_s)
     );
     let _ = writeln!(out, "  peak RSS   {}", human_bytes(report.peak_rss_bytes));
     let sampled = report.sample_rate != 0;
@@ -325,7 +331,7 @@ Wrote:
         };
         let want = "\
 peakprof: ? (killed by SIGKILL)
-  peak heap  0 B after 0 s (of 0 s)
+  peak heap  0 B after 0 s
   peak RSS   0 B
 
 No heap allocations were live at the peak.

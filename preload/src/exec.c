@@ -1,0 +1,77 @@
+/* The variadic members of the exec family, for exec.rs (stable Rust cannot define a
+ * variadic function). Each collects its arguments into an argv on its own stack, as glibc
+ * does, and calls the profiler's execve or execvp, which mark the image's live file. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+extern char **environ;
+int peakprof_execve_marked(const char *path, char *const argv[], char *const envp[]);
+int peakprof_execvp_marked(const char *file, char *const argv[]);
+
+/* Arguments after `arg` up to the terminating NULL; -1 when absurdly many. */
+#define COUNT_ARGS(arg, n)                                                                     \
+    do {                                                                                       \
+        va_list ap;                                                                            \
+        va_start(ap, arg);                                                                     \
+        for (n = 1; va_arg(ap, const char *) != NULL; n++)                                    \
+            if (n > 1 << 20) {                                                                 \
+                n = -1;                                                                        \
+                break;                                                                         \
+            }                                                                                  \
+        va_end(ap);                                                                            \
+    } while (0)
+
+/* Fills argv[0..n] (argv[n] = NULL) from `arg` and the variadic list `*ap`. */
+static void fill(const char **argv, long n, const char *arg, va_list *ap) {
+    argv[0] = arg;
+    for (long i = 1; i <= n; i++)
+        argv[i] = va_arg(*ap, const char *);
+}
+
+int peakprof_execl(const char *path, const char *arg, ...) {
+    long n;
+    COUNT_ARGS(arg, n);
+    if (n < 0) {
+        errno = E2BIG;
+        return -1;
+    }
+    const char *argv[n + 1];
+    va_list ap;
+    va_start(ap, arg);
+    fill(argv, n, arg, &ap);
+    va_end(ap);
+    return peakprof_execve_marked(path, (char *const *)argv, environ);
+}
+
+int peakprof_execlp(const char *file, const char *arg, ...) {
+    long n;
+    COUNT_ARGS(arg, n);
+    if (n < 0) {
+        errno = E2BIG;
+        return -1;
+    }
+    const char *argv[n + 1];
+    va_list ap;
+    va_start(ap, arg);
+    fill(argv, n, arg, &ap);
+    va_end(ap);
+    return peakprof_execvp_marked(file, (char *const *)argv);
+}
+
+/* execle: the environment follows the NULL that ends the arguments. */
+int peakprof_execle(const char *path, const char *arg, ...) {
+    long n;
+    COUNT_ARGS(arg, n);
+    if (n < 0) {
+        errno = E2BIG;
+        return -1;
+    }
+    const char *argv[n + 1];
+    va_list ap;
+    va_start(ap, arg);
+    fill(argv, n, arg, &ap);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return peakprof_execve_marked(path, (char *const *)argv, envp);
+}

@@ -1,0 +1,146 @@
+//! The exec family. An image that execs never writes its final profile: the new program
+//! takes the process over, and it may not be profiled at all (a static or set-user-ID
+//! binary, or an environment without `LD_PRELOAD`). Each call marks the image's live file
+//! before the real exec and takes the mark back if the exec fails, so its files read as
+//! "replaced itself (exec)" rather than "killed".
+//!
+//! glibc's own exec functions call its internal `execve`, not ours, so every entry point a
+//! program may use is interposed: `execl`, `execlp` and `execle` too, which are variadic,
+//! and built in `exec.c` (stable Rust cannot define a variadic function) behind the naked
+//! trampolines below.
+
+use core::ffi::{c_char, c_int};
+
+use crate::guard::keep_errno;
+use crate::{real, state};
+
+type Argv = *const *const c_char;
+
+/// Runs the real exec `call` between the mark and, when it returns (it failed), the
+/// mark's removal.
+fn marked(call: impl FnOnce() -> c_int) -> c_int {
+    let marked = keep_errno(state::exec_starting);
+    let r = call();
+    if marked {
+        keep_errno(state::exec_failed);
+    }
+    r
+}
+
+/// Interposed `execve(2)`.
+///
+/// # Safety
+/// As `execve(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: forwarding the caller's arguments to the real function.
+    marked(|| unsafe { real::execve(path, argv, envp) })
+}
+
+/// Interposed `execv(3)`.
+///
+/// # Safety
+/// As `execv(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
+    // SAFETY: forwarding the caller's arguments to the real function.
+    marked(|| unsafe { real::execv(path, argv) })
+}
+
+/// Interposed `execvp(3)`.
+///
+/// # Safety
+/// As `execvp(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
+    // SAFETY: forwarding the caller's arguments to the real function.
+    marked(|| unsafe { real::execvp(file, argv) })
+}
+
+/// Interposed `execvpe(3)`.
+///
+/// # Safety
+/// As `execvpe(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: forwarding the caller's arguments to the real function.
+    marked(|| unsafe { real::execvpe(file, argv, envp) })
+}
+
+/// Interposed `fexecve(3)`.
+///
+/// # Safety
+/// As `fexecve(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: forwarding the caller's arguments to the real function.
+    marked(|| unsafe { real::fexecve(fd, argv, envp) })
+}
+
+/// Interposed `execveat(2)`.
+///
+/// # Safety
+/// As `execveat(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: Argv,
+    envp: Argv,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: forwarding the caller's arguments to the real function.
+    marked(|| unsafe { real::execveat(dirfd, path, argv, envp, flags) })
+}
+
+extern "C" {
+    /// exec.c: collect the variadic arguments into an argv and call `execve` or `execvp`
+    /// above (through the internal names below).
+    fn peakprof_execl(path: *const c_char, arg: *const c_char, ...) -> c_int;
+    fn peakprof_execlp(file: *const c_char, arg: *const c_char, ...) -> c_int;
+    fn peakprof_execle(path: *const c_char, arg: *const c_char, ...) -> c_int;
+}
+
+/// `execve` for exec.c, which cannot name this library's `execve` without risking a
+/// binding to glibc's.
+#[no_mangle]
+extern "C" fn peakprof_execve_marked(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: exec.c passes its caller's path and environment and an argv it built.
+    unsafe { execve(path, argv, envp) }
+}
+
+/// `execvp` for exec.c, as [`peakprof_execve_marked`].
+#[no_mangle]
+extern "C" fn peakprof_execvp_marked(file: *const c_char, argv: Argv) -> c_int {
+    // SAFETY: as in `peakprof_execve_marked`.
+    unsafe { execvp(file, argv) }
+}
+
+// The variadic entry points: a jump, so the C function receives the caller's registers
+// and stack exactly as the caller left them (where a variadic callee looks for them).
+macro_rules! variadic_trampoline {
+    ($(#[$doc:meta])* $name:ident => $target:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As the C function of the same name.
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name() {
+            core::arch::naked_asm!("jmp {}", sym $target)
+        }
+    };
+}
+
+variadic_trampoline!(
+    /// Interposed `execl(3)`.
+    execl => peakprof_execl
+);
+variadic_trampoline!(
+    /// Interposed `execlp(3)`.
+    execlp => peakprof_execlp
+);
+variadic_trampoline!(
+    /// Interposed `execle(3)`.
+    execle => peakprof_execle
+);
