@@ -125,6 +125,10 @@ pub fn status_from_profile(p: &Profile) -> ExitStatus {
             code: None,
             signal: Some(s),
         },
+        WriteReason::Exit | WriteReason::FastExit => ExitStatus {
+            code: p.meta.exit_code,
+            signal: None,
+        },
         _ => ExitStatus::default(),
     }
 }

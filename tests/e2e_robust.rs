@@ -837,6 +837,39 @@ fn exec_into_an_unprofiled_program_reads_as_exec() {
     }
 }
 
+/// A child's own exit status (which only its parent sees) is in its profile: returned from
+/// main, given to exit, or given to _exit.
+#[test]
+fn children_report_their_own_exit_codes() {
+    let exit_with = c_example("exit_with.c");
+    let script = format!(
+        "{p} 7 return; {p} 8 exit; {p} 9 _exit; {p} 300 return; exit 0",
+        p = exit_with.display()
+    );
+    let run = peakprof_run(Path::new("/bin/sh"), &["-c", &script]);
+    assert_status(&run, 0, Some(0), None);
+    let procs = processes(&run.summary());
+    for (args, code) in [
+        ("7 return", 7),
+        ("8 exit", 8),
+        ("9 _exit", 9),
+        ("300 return", 44),
+    ] {
+        let p = procs
+            .iter()
+            .find(|p| p.command.ends_with(args) && p.peak_bytes == 4242)
+            .unwrap_or_else(|| {
+                panic!("exit_with {args} is not listed\n{}", show_processes(&procs))
+            });
+        assert_eq!(
+            (p.exit_code, p.signal),
+            (Some(code), None),
+            "exit_with {args}\n{}",
+            show_processes(&procs)
+        );
+    }
+}
+
 /// A failed exec leaves no mark (the image killed later reads as killed, with what it
 /// allocated after the failure), and a vfork child's exec is not its parent's: the parent
 /// keeps recording (its thread state is shared with the child) and reads as killed.

@@ -305,6 +305,7 @@ pub unsafe extern "C" fn mremap(
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     if state::active() {
+        state::set_exit_status(status);
         state::finish(peakprof::format::WriteReason::FastExit);
     }
     real::exit(status)

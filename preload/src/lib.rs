@@ -24,6 +24,7 @@ mod threads;
 mod unwind;
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The profiler's own memory comes from the real allocator, never from the hooked one: it
 /// must not be counted, and must not recurse into the recorder.
@@ -86,12 +87,37 @@ unsafe impl GlobalAlloc for RealAllocator {
 #[global_allocator]
 static ALLOCATOR: RealAllocator = RealAllocator;
 
+extern "C" {
+    /// glibc: like `atexit`, but the handler is given the exit status.
+    fn on_exit(
+        f: extern "C" fn(core::ffi::c_int, *mut core::ffi::c_void),
+        arg: *mut core::ffi::c_void,
+    ) -> core::ffi::c_int;
+}
+
+/// Whether [`at_exit`] is registered (it then writes the final profile, not [`on_unload`]).
+static AT_EXIT: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_load() {
     state::try_start(true);
+    // Registered here, before the program's start-up registers the loader's destructor
+    // pass: exit handlers run last-registered first, so this one runs after every
+    // destructor (ours included), with the status `exit` or `main` gave.
+    // SAFETY: registers a plain function that lives as long as the process.
+    if unsafe { on_exit(at_exit, core::ptr::null_mut()) } == 0 {
+        AT_EXIT.store(true, Ordering::Relaxed);
+    }
+}
+
+extern "C" fn at_exit(status: core::ffi::c_int, _arg: *mut core::ffi::c_void) {
+    state::set_exit_status(status);
+    state::finish(peakprof::format::WriteReason::Exit);
 }
 
 extern "C" fn on_unload() {
-    state::finish(peakprof::format::WriteReason::Exit);
+    if !AT_EXIT.load(Ordering::Relaxed) {
+        state::finish(peakprof::format::WriteReason::Exit);
+    }
 }
 
 /// Runs when the loader maps the library, before the program's `main`.

@@ -2,7 +2,7 @@
 //! snapshots, writing the final profile).
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
 use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
@@ -66,6 +66,15 @@ const PASSIVE: u8 = 3;
 /// constructor: libraries initialized before us (libstdc++'s emergency pool) allocate
 /// memory that stays live for the whole run.
 static PHASE: AtomicU8 = AtomicU8::new(UNSTARTED);
+
+/// The status the process gave `exit`, `_exit` or a return from `main` (low 8 bits, as its
+/// parent sees it); -1 until it ends that way.
+static EXIT_STATUS: AtomicI32 = AtomicI32::new(-1);
+
+/// Records the status the process is exiting with, for its final profile.
+pub fn set_exit_status(status: core::ffi::c_int) {
+    EXIT_STATUS.store(status & 0xff, Ordering::Relaxed);
+}
 
 /// Set by SIGUSR2: write a snapshot at the next event.
 static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
@@ -405,6 +414,9 @@ impl Profiler {
             sample_rate: SAMPLE_RATE.load(Ordering::Relaxed),
             start_unix_ns: self.start_unix_ns,
             duration_ns: clock::monotonic_ns().saturating_sub(self.start_mono_ns),
+            exit_code: matches!(reason, WriteReason::Exit | WriteReason::FastExit)
+                .then(|| EXIT_STATUS.load(Ordering::Relaxed))
+                .filter(|&s| s >= 0),
             ..Meta::default()
         }
     }

@@ -56,6 +56,9 @@ pub struct Meta {
     pub reason: WriteReason,
     /// Stacks cut at the depth limit.
     pub truncated_stacks: u64,
+    /// The exit code the process gave `exit`, `_exit` or a return from `main`, when it
+    /// ended that way: a child's own status, which only its parent sees otherwise.
+    pub exit_code: Option<i32>,
 }
 
 /// Why the profile file holds what it holds.

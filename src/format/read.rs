@@ -29,6 +29,9 @@ fn meta(c: &mut Cursor<'_>) -> Result<Meta, FormatError> {
     let code = c.u64()?;
     let sig = c.i64()?;
     let truncated_stacks = c.u64()?;
+    let exit_code = i32::try_from(c.i64()?)
+        .ok()
+        .filter(|c| (0..=255).contains(c));
     Ok(Meta {
         pid,
         ppid,
@@ -45,6 +48,7 @@ fn meta(c: &mut Cursor<'_>) -> Result<Meta, FormatError> {
         sample_rate: v[8],
         reason: reason(code, sig),
         truncated_stacks,
+        exit_code,
     })
 }
 

@@ -22,6 +22,7 @@ fn sample() -> Profile {
             sample_rate: 0,
             reason: WriteReason::Signal(9),
             truncated_stacks: 2,
+            exit_code: Some(3),
         },
         modules: vec![Module {
             path: "/usr/lib/libc.so.6".into(),

@@ -49,6 +49,7 @@ fn meta(out: &mut Vec<u8>, m: &Meta) {
     put_u64(out, code);
     put_i64(out, sig);
     put_u64(out, m.truncated_stacks);
+    put_i64(out, m.exit_code.map_or(-1, i64::from));
 }
 
 /// One module: path, build-id, bias, ranges as (start, length). Shared with the live log.
