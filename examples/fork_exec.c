@@ -19,12 +19,16 @@
  *              forked image records something of its own), then execv of this program with
  *              the argument "exec-child". The parent waits and exits 0 when the child exited 0.
  *   exec-child exec_child_alloc malloc(55555), then exits 0.
+ *   orphan     parent_hold malloc(100000); fork; the parent exits 0 at once; the child waits
+ *              until it is orphaned (its parent pid changes), then child_alloc malloc(30000)
+ *              and exit(0). Its profile must still name the parent that forked it.
  * No stdio.
  *
  * EXPECTED PEAKS (a forked child's profile starts from the blocks it inherited):
  *   fork, fork_exit, fork_overlap: parent 120000 (parent_hold 100000, parent_after 20000); child 130000
  *     (parent_hold 100000, inherited; child_alloc 30000).
  *   fork_idle: parent 120000; the child leaves no profile (it held only its parent's blocks).
+ *   orphan: parent 100000; child 130000, ppid = the parent's pid.
  *   exec: parent 100000 (parent_hold); the forked image before exec 100777 (parent_hold
  *     100000 inherited, child_prep 777); the exec'd image 55555 (exec_child_alloc).
  */
@@ -74,15 +78,23 @@ int main(int argc, char **argv) {
     int fast = strcmp(mode, "fork_exit") == 0;
     int overlap = strcmp(mode, "fork_overlap") == 0;
     int idle = strcmp(mode, "fork_idle") == 0;
-    if (!exec && !fast && !overlap && !idle && strcmp(mode, "fork") != 0) return 2;
+    int orphan = strcmp(mode, "orphan") == 0;
+    if (!exec && !fast && !overlap && !idle && !orphan && strcmp(mode, "fork") != 0) return 2;
 
     int go[2];
     if (pipe(go) != 0) return 6;
     parent_hold();
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return 4;
+    if (orphan && pid > 0) return 0;
     if (pid == 0) {
         char c;
+        /* Up to 10 s for the parent to be gone. */
+        for (int i = 0; orphan && getppid() == parent; i++) {
+            if (i == 10000) _exit(7);
+            usleep(1000);
+        }
         if (overlap && read(go[0], &c, 1) != 1) _exit(6);
         if (idle) _exit(0);
         if (exec) {

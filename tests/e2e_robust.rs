@@ -773,6 +773,24 @@ fn sampled_child_peak_before_its_first_locked_event_is_exact() {
     );
 }
 
+/// A child orphaned before its first allocation (its files are made then) still names the
+/// parent that forked it, not peakprof, which adopted it as the tree's subreaper.
+#[test]
+fn an_orphaned_child_names_the_parent_that_forked_it() {
+    let run = peakprof_run(&c_example("fork_exec.c"), &["orphan"]);
+    assert_status(&run, 0, Some(0), None);
+    let summary = run.summary();
+    let root_pid = json_u64(&summary, "pid");
+    let procs = processes(&summary);
+    let child = procs
+        .iter()
+        .find(|p| p.pid != root_pid)
+        .unwrap_or_else(|| panic!("the child is not listed\n{}", show_processes(&procs)));
+    assert_eq!(child.ppid, root_pid, "{}", show_processes(&procs));
+    assert_eq!(child.peak_bytes, 130_000, "{}", show_processes(&procs));
+    assert_eq!(procs.len(), 2, "{}", show_processes(&procs));
+}
+
 #[test]
 fn exec_after_fork_is_profiled_as_its_own_process() {
     let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);

@@ -26,6 +26,9 @@ struct Profiler {
     stem: String,
     /// The process these files belong to; a forked child must make its own first.
     owner_pid: u32,
+    /// Its parent: the process that started it or forked it. Kept rather than asked again
+    /// at the end, when an orphan's parent is already peakprof (the tree's subreaper).
+    parent_pid: u32,
     /// Set in a forked child until it has files of its own.
     rebind_pending: bool,
     /// The counters at the last fork, for the child (see [`MappedStore::fork_snapshot`]);
@@ -263,6 +266,7 @@ fn start() -> Option<()> {
         out_dir,
         stem,
         owner_pid: pid(),
+        parent_pid: ppid(),
         rebind_pending: false,
         fork_snapshot: None,
         no_children,
@@ -357,6 +361,9 @@ impl Profiler {
             return;
         }
         let start_unix_ns = clock::unix_ns();
+        // Until now the files were the forking process's: it is the parent, whether or not
+        // it is still alive (a child may make its files long after an orphaning).
+        self.parent_pid = self.owner_pid;
         self.owner_pid = pid();
         self.start_mono_ns = clock::monotonic_ns();
         self.start_unix_ns = start_unix_ns;
@@ -373,7 +380,7 @@ impl Profiler {
         ));
         let mut first = live::log_meta(
             self.owner_pid,
-            ppid(),
+            self.parent_pid,
             &procfs::cmdline(),
             &procfs::self_exe(),
             start_unix_ns,
@@ -406,7 +413,7 @@ impl Profiler {
     fn meta(&self, reason: WriteReason) -> Meta {
         Meta {
             pid: self.owner_pid,
-            ppid: ppid(),
+            ppid: self.parent_pid,
             argv: procfs::cmdline(),
             exe: procfs::self_exe(),
             peak_rss_bytes: procfs::peak_rss_bytes(),
