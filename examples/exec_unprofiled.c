@@ -3,7 +3,7 @@
  * profile (this file again, in mode "unprofiled", with LD_PRELOAD removed from its
  * environment, as a static or set-user-ID program would be), through each exec function.
  *
- * Built by tests/e2e_robust.rs with `gcc -g -O0`.
+ * Built by tests/e2e_robust.rs with `gcc -g -O0 -pthread`.
  * Usage: exec_unprofiled MODE
  *   execve execv execvp execvpe execl execlp execle fexecve
  *               before_exec malloc(300000), then that exec function runs this program as
@@ -16,12 +16,19 @@
  *               parent waits (exit 4 unless the child exited 5), after_vfork malloc(1000),
  *               then SIGKILL itself. The child's exec is not the parent's: the parent reads
  *               "killed", and its allocation after the vfork is recorded (peak 301000).
+ *   exec_race   sets PATH to 3000 missing directories and then this program's own (so
+ *               execvp tries 3000 paths before it finds it), before_exec malloc(300000),
+ *               starts a thread that calls a failing execl over and over, then execvp runs
+ *               this program as "unprofiled". The failures overlap the successful call:
+ *               the image must still read "exec" (before_exec 300000).
  *   unprofiled  exits 5 when LD_PRELOAD is absent from its environment (6 otherwise).
  * No stdio.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +54,34 @@ NOINLINE static void after_vfork(void) {
     memset(held[1], 3, 1000);
 }
 
+/* exec_race's other thread: exec calls that fail, until the process is replaced. */
+static void *fail_forever(void *arg) {
+    (void)arg;
+    /* Mostly outside the call: a failure that wiped the mark instead of taking its own
+     * count back would leave nothing marked when the other thread's exec succeeds. */
+    for (;;) {
+        execl("/nonexistent/peakprof-test", "x", (char *)NULL);
+        usleep(50);
+    }
+    return NULL;
+}
+
+/* exec_race: PATH = 3000 missing directories, then the directory of this program. */
+static int set_long_path(void) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    static char path[3000 * 24 + 4096];
+    size_t len = 0;
+    for (int i = 0; i < 3000; i++)
+        len += (size_t)snprintf(path + len, sizeof path - len, "/nonexistent/d%04d:", i);
+    snprintf(path + len, sizeof path - len, "%s", exe);
+    return setenv("PATH", path, 1);
+}
+
 /* The environment without LD_PRELOAD, for the functions that take one. */
 static char *clean_env[] = {"PATH=/usr/bin:/bin", NULL};
 
@@ -57,6 +92,22 @@ int main(int argc, char **argv) {
     const char *self = "/proc/self/exe";
     if (strcmp(mode, "unprofiled") == 0)
         return getenv("LD_PRELOAD") ? 6 : 5;
+    if (strcmp(mode, "exec_race") == 0) {
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0 || set_long_path() != 0)
+            return 2;
+        exe[n] = '\0';
+        char *name = strrchr(exe, '/') + 1;
+        unsetenv("LD_PRELOAD");
+        before_exec();
+        pthread_t t;
+        if (pthread_create(&t, NULL, fail_forever, NULL) != 0)
+            return 2;
+        char *race_argv[] = {name, "unprofiled", NULL};
+        execvp(name, race_argv);
+        return 9;
+    }
     before_exec();
     char *child_argv[] = {argv[0], "unprofiled", NULL};
     if (strcmp(mode, "exec_fail") == 0) {

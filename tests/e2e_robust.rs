@@ -855,6 +855,26 @@ fn exec_into_an_unprofiled_program_reads_as_exec() {
     }
 }
 
+/// Exec calls on two threads: one failing over and over while the other succeeds. Each
+/// failure takes back only its own mark, so the image still reads as replaced by exec
+/// (three runs: a failure that cleared the whole mark showed in most runs).
+#[test]
+fn a_failing_exec_on_another_thread_keeps_the_mark_of_one_that_succeeds() {
+    let program = c_example("exec_unprofiled.c");
+    for round in 0..3 {
+        let run = peakprof_run(&program, &["exec_race"]);
+        assert_status(&run, 5, Some(5), None);
+        let summary = run.summary();
+        assert_eq!(
+            json_str(&summary, "end"),
+            "exec",
+            "round {round}\n{}",
+            run.describe()
+        );
+        assert_functions(&run.folded(), &[("before_exec", 300_000)], "exec_race");
+    }
+}
+
 /// A child's own exit status (which only its parent sees) is in its profile: returned from
 /// main, given to exit, or given to _exit.
 #[test]

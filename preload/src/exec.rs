@@ -11,7 +11,6 @@
 
 use core::ffi::{c_char, c_int};
 
-use crate::guard::keep_errno;
 use crate::{real, state};
 
 type Argv = *const *const c_char;
@@ -19,10 +18,10 @@ type Argv = *const *const c_char;
 /// Runs the real exec `call` between the mark and, when it returns (it failed), the
 /// mark's removal.
 fn marked(call: impl FnOnce() -> c_int) -> c_int {
-    let marked = keep_errno(state::exec_starting);
+    let mark = state::exec_starting();
     let r = call();
-    if marked {
-        keep_errno(state::exec_failed);
+    if let Some(word) = mark {
+        state::exec_failed(word);
     }
     r
 }

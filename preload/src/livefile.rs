@@ -115,21 +115,14 @@ impl MappedStore {
         unsafe { core::ptr::addr_of_mut!((*self.header).shared) }
     }
 
-    /// Marks the header while the process is inside an exec call, or clears the mark when
-    /// the exec failed (see [`peakprof::format::live::LiveHeader::exec`]).
-    pub fn mark_exec(&self, inside: bool) {
+    /// The header's count of exec calls in progress (see
+    /// [`peakprof::format::live::LiveHeader::exec`]); null without a header.
+    pub fn exec_word(&self) -> *mut u64 {
         if self.header.is_null() {
-            return;
+            return core::ptr::null_mut();
         }
-        // SAFETY: the header mapping is valid while the store lives, and written under
-        // the profiler's lock (which the caller holds); volatile because the file, not
-        // this process, is what will read it.
-        unsafe {
-            core::ptr::write_volatile(
-                core::ptr::addr_of_mut!((*self.header).exec),
-                u64::from(inside),
-            )
-        };
+        // SAFETY: the header mapping is valid; this only computes a field's address.
+        unsafe { core::ptr::addr_of_mut!((*self.header).exec) }
     }
 
     /// At fork, in the parent, under the profiler's lock: private copies of the header and

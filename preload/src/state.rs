@@ -2,7 +2,9 @@
 //! snapshots, writing the final profile).
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
 use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
@@ -71,12 +73,40 @@ const PASSIVE: u8 = 3;
 static PHASE: AtomicU8 = AtomicU8::new(UNSTARTED);
 
 /// The status the process gave `exit`, `_exit` or a return from `main` (low 8 bits, as its
-/// parent sees it); -1 until it ends that way.
-static EXIT_STATUS: AtomicI32 = AtomicI32::new(-1);
+/// parent sees it) with the pid that gave it above them; [`NO_EXIT_STATUS`] until then. The
+/// pid: a vfork child's `_exit` writes here too (it shares our memory), and its status is
+/// not ours.
+static EXIT_STATUS: AtomicU64 = AtomicU64::new(NO_EXIT_STATUS);
+const NO_EXIT_STATUS: u64 = u64::MAX;
 
 /// Records the status the process is exiting with, for its final profile.
 pub fn set_exit_status(status: core::ffi::c_int) {
-    EXIT_STATUS.store(status & 0xff, Ordering::Relaxed);
+    let v = (u64::from(pid()) << 32) | u64::from((status & 0xff) as u32);
+    EXIT_STATUS.store(v, Ordering::Relaxed);
+}
+
+/// The status this process is exiting with, if known.
+fn exit_status() -> Option<i32> {
+    let v = EXIT_STATUS.load(Ordering::Relaxed);
+    (v != NO_EXIT_STATUS && (v >> 32) as u32 == pid()).then_some((v & 0xff) as i32)
+}
+
+/// Whether the forking thread's `prepare` marked it as inside the profiler (so `parent` or
+/// `child` unmarks it); written and read with the profiler's lock held across the fork.
+static FORK_SET_IN_HOOK: AtomicBool = AtomicBool::new(false);
+
+/// The `exec` word of the live file this process writes, and the pid it belongs to (0
+/// when none): set with the lock held whenever the files change, read by the exec
+/// functions without it. An exec may come from a signal handler that interrupted the
+/// lock's holder (a fork in progress, a hook), and from a vfork child, which shares our
+/// memory but not our pid.
+static EXEC_WORD: AtomicPtr<u64> = AtomicPtr::new(core::ptr::null_mut());
+static EXEC_OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Points the exec functions at the live file of process `owner` (0: at none).
+fn set_exec_word(word: *mut u64, owner: u32) {
+    EXEC_WORD.store(word, Ordering::Release);
+    EXEC_OWNER.store(owner, Ordering::Release);
 }
 
 /// Set by SIGUSR2: write a snapshot at the next event.
@@ -257,6 +287,7 @@ fn start() -> Option<()> {
         let shared = rec.tracker().store().shared();
         sampled::activate(shared, start_mono_ns, limit, id);
     }
+    set_exec_word(rec.tracker().store().exec_word(), pid());
     *PROFILER.lock() = Some(Profiler {
         rec,
         log,
@@ -283,10 +314,18 @@ fn start() -> Option<()> {
 
 fn install_fork_handlers() {
     extern "C" fn prepare() {
+        // The thread counts as inside the profiler until the fork is done: a signal
+        // handler run meanwhile (its `_exit` or `exit`, or an allocation of another
+        // library's fork handler) must not wait for the locks this thread holds.
+        let t = Thread::current();
+        let set_here = !t.in_hook();
+        t.set_in_hook(true);
         // Hold the locks across fork so the child never inherits one mid-update. Same
         // order everywhere: the unwinder's, then the profiler's.
         unwind::fork_prepare();
         let mut g = PROFILER.lock();
+        // Read back by the same thread in `parent` or `child`: other forks wait for the lock.
+        FORK_SET_IN_HOOK.store(set_here, Ordering::Relaxed);
         sampled::fork_prepare();
         if let Some(p) = g.as_mut() {
             // Taken with every lock held, so it is the state at the fork exactly.
@@ -298,15 +337,20 @@ fn install_fork_handlers() {
         core::mem::forget(g);
     }
     extern "C" fn parent() {
+        let set_here = FORK_SET_IN_HOOK.load(Ordering::Relaxed);
         sampled::fork_parent();
         PROFILER.force_unlock();
         unwind::fork_parent();
+        if set_here {
+            Thread::current().set_in_hook(false);
+        }
     }
     extern "C" fn child() {
         // The thread that held the locks is the one that forked: release them, and let the
         // child make files of its own before it records anything (lazily: most children
         // exec right away and never need them). Until then its counters are the private
         // copy taken at the fork, which the parent's later events do not change.
+        let set_here = FORK_SET_IN_HOOK.load(Ordering::Relaxed);
         unwind::fork_child();
         sampled::fork_child();
         PROFILER.reset_after_fork();
@@ -315,6 +359,9 @@ fn install_fork_handlers() {
             if let Some(snap) = p.fork_snapshot.take() {
                 p.rec.tracker_mut().store_mut().adopt(snap);
             }
+        }
+        if set_here {
+            Thread::current().set_in_hook(false);
         }
     }
     // SAFETY: the handlers are plain functions that live as long as the library.
@@ -371,6 +418,7 @@ impl Profiler {
         let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
         let store = self.rec.tracker().store().copy_to(&store_path);
         let old = core::mem::replace(self.rec.tracker_mut().store_mut(), store);
+        set_exec_word(self.rec.tracker().store().exec_word(), self.owner_pid);
         old.release();
         let mut log = LogFile::create(&format!(
             "{}/{}.{}",
@@ -422,8 +470,8 @@ impl Profiler {
             start_unix_ns: self.start_unix_ns,
             duration_ns: clock::monotonic_ns().saturating_sub(self.start_mono_ns),
             exit_code: matches!(reason, WriteReason::Exit | WriteReason::FastExit)
-                .then(|| EXIT_STATUS.load(Ordering::Relaxed))
-                .filter(|&s| s >= 0),
+                .then(exit_status)
+                .flatten(),
             ..Meta::default()
         }
     }
@@ -564,37 +612,30 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     Some(r)
 }
 
-/// Before an exec call: marks this image's live file as ending by exec (if the exec
-/// succeeds the image writes nothing more). Returns whether it marked, so that a failed
-/// exec can take the mark back ([`exec_failed`]).
-pub fn exec_starting() -> bool {
-    if PHASE.load(Ordering::Acquire) != ACTIVE {
-        return false;
+/// Before an exec call: counts one more exec in progress in this image's live file (if
+/// one succeeds the image writes nothing more, and its files read as ended by exec). The
+/// word to give back to [`exec_failed`] when the call returns. No lock (see [`EXEC_WORD`]).
+pub fn exec_starting() -> Option<&'static AtomicU64> {
+    // A vfork child, or a forked child without files of its own, is not the owner.
+    if EXEC_OWNER.load(Ordering::Acquire) != pid() {
+        return None;
     }
-    // The guard is dropped on return, before the exec: in a vfork child the thread's
-    // state is its parent's, and a guard left set by an exec that succeeds would silence
-    // the parent for good. A thread already inside a hook is running a signal handler that
-    // interrupted it, perhaps with the lock held: no mark then (the image reads as killed).
-    let Some(_guard) = Guard::enter() else {
-        return false;
-    };
-    let g = PROFILER.lock();
-    let Some(p) = g.as_ref() else { return false };
-    // A vfork child shares our memory and files but not our pid: its exec is its own. A
-    // forked child without files of its own has recorded nothing of its own to mark.
-    if p.written || p.rebind_pending || p.owner_pid != pid() {
-        return false;
+    let word = EXEC_WORD.load(Ordering::Acquire);
+    if word.is_null() {
+        return None;
     }
-    p.rec.tracker().store().mark_exec(true);
-    true
+    // SAFETY: the word lies in the header mapping of this process's live file, which stays
+    // mapped while it is the current one (it is replaced before the old one is unmapped);
+    // 8-aligned, and only ever accessed atomically by this process.
+    let word = unsafe { AtomicU64::from_ptr(word) };
+    word.fetch_add(1, Ordering::SeqCst);
+    Some(word)
 }
 
-/// After an exec call marked by [`exec_starting`] returned: it failed, the image goes on.
-pub fn exec_failed() {
-    let Some(_guard) = Guard::enter() else { return };
-    if let Some(p) = PROFILER.lock().as_ref() {
-        p.rec.tracker().store().mark_exec(false);
-    }
+/// After an exec call counted by [`exec_starting`] returned: it failed, the image goes on.
+/// A count rather than a flag, so one thread's failed exec does not hide another's.
+pub fn exec_failed(word: &AtomicU64) {
+    word.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Sampled mode, without the lock: a thread took the total to `total`, past `--limit`.
@@ -849,6 +890,7 @@ fn finish_locked_out(reason: WriteReason) {
     }
     p.written = true;
     PHASE.store(PASSIVE, Ordering::Release);
+    set_exec_word(core::ptr::null_mut(), 0);
     for m in mods {
         if !p
             .modules

@@ -42,10 +42,10 @@ pub struct LiveHeader {
     pub signal: u64,
     /// Sampled mode's whole total and peak (see [`SharedTotals`]).
     pub shared: SharedTotals,
-    /// Non-zero while the process is inside an exec call: if the exec succeeds, this image
-    /// never writes its final profile (the new program may not be profiled at all: a
-    /// static or set-user-ID binary, or an environment without `LD_PRELOAD`), and its
-    /// files are read as ended by exec rather than killed. Cleared when the exec fails.
+    /// Exec calls in progress: if one succeeds, this image never writes its final profile
+    /// (the new program may not be profiled at all: a static or set-user-ID binary, or an
+    /// environment without `LD_PRELOAD`), and its files are read as ended by exec rather
+    /// than killed. A failed exec takes its count back.
     pub exec: u64,
 }
 

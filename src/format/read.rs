@@ -16,7 +16,7 @@ fn reason(code: u64, sig: i64) -> WriteReason {
     }
 }
 
-fn meta(c: &mut Cursor<'_>) -> Result<Meta, FormatError> {
+pub(super) fn meta(c: &mut Cursor<'_>) -> Result<Meta, FormatError> {
     let pid = c.u32()?;
     let ppid = c.u32()?;
     let argc = c.count(1)?;
@@ -29,9 +29,14 @@ fn meta(c: &mut Cursor<'_>) -> Result<Meta, FormatError> {
     let code = c.u64()?;
     let sig = c.i64()?;
     let truncated_stacks = c.u64()?;
-    let exit_code = i32::try_from(c.i64()?)
-        .ok()
-        .filter(|c| (0..=255).contains(c));
+    // Appended within this version: files written before it end here.
+    let exit_code = if c.remaining() > 0 {
+        i32::try_from(c.i64()?)
+            .ok()
+            .filter(|c| (0..=255).contains(c))
+    } else {
+        None
+    };
     Ok(Meta {
         pid,
         ppid,

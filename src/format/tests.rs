@@ -137,6 +137,26 @@ fn other_files_and_newer_versions_are_refused_by_name() {
     assert!(FormatError::Truncated.to_string().contains("truncated"));
 }
 
+/// Files written before `exit_code` was appended to the meta section still read (without
+/// an exit code); a corrupt value reads as none.
+#[test]
+fn meta_without_the_exit_code_reads_as_unknown() {
+    let mut m = sample().meta;
+    let mut with = Vec::new();
+    write::meta(&mut with, &m);
+    m.exit_code = None;
+    let mut without = Vec::new();
+    write::meta(&mut without, &m);
+    without.pop(); // the exit code (-1) is the last field, one byte long
+    let read = |b: &[u8]| read::meta(&mut wire::Cursor::new(b));
+    assert_eq!(read(&without), Ok(m.clone()));
+    assert_eq!(read(&with).map(|m| m.exit_code), Ok(Some(3)));
+    m.exit_code = Some(70_000);
+    let mut bad = Vec::new();
+    write::meta(&mut bad, &m);
+    assert_eq!(read(&bad).map(|m| m.exit_code), Ok(None));
+}
+
 #[test]
 fn unknown_sections_are_skipped() {
     let p = sample();

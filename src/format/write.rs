@@ -24,7 +24,7 @@ fn reason_code(r: WriteReason) -> (u64, i64) {
     }
 }
 
-fn meta(out: &mut Vec<u8>, m: &Meta) {
+pub(super) fn meta(out: &mut Vec<u8>, m: &Meta) {
     put_u64(out, u64::from(m.pid));
     put_u64(out, u64::from(m.ppid));
     put_u64(out, m.argv.len() as u64);
