@@ -44,7 +44,19 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
     let shown = shown.to_string_lossy();
     let meta = match std::fs::metadata(p) {
         Ok(m) => m,
-        Err(_) => return Err(refuse(NOT_FOUND, format!("command not found: {shown}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(NOT_FOUND, format!("command not found: {shown}")))
+        }
+        // The file may well exist: a symbolic link loop (ELOOP), a directory on the way
+        // that cannot be searched (EACCES) or is a file (ENOTDIR). "Not found" would send
+        // the user looking for the wrong problem; execve fails with the same errno, and
+        // shells report it with 126 too.
+        Err(e) => {
+            return Err(refuse(
+                CANNOT_RUN,
+                format!("cannot run {shown}: {}", os_reason(&e)),
+            ))
+        }
     };
     if meta.is_dir() {
         return Err(refuse(
@@ -59,6 +71,24 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
         ));
     }
     Ok(p.to_path_buf())
+}
+
+/// The reason in an I/O error, as a clause: `too many levels of symbolic links`, without
+/// std's ` (os error 40)` suffix.
+fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match e.raw_os_error() {
+        Some(n) => text
+            .strip_suffix(&format!(" (os error {n})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// Refuses programs the dynamic loader will not preload into: static executables (no
@@ -155,4 +185,17 @@ fn check_interpreter(after_hashbang: &[u8], script: &Path, depth: u32) -> Result
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_as_a_clause() {
+        let e = |n| std::io::Error::from_raw_os_error(n);
+        assert_eq!(os_reason(&e(40)), "too many levels of symbolic links");
+        assert_eq!(os_reason(&e(13)), "permission denied");
+        assert_eq!(os_reason(&e(20)), "not a directory");
+    }
 }

@@ -173,6 +173,58 @@ fn executable_that_is_not_a_program() {
 }
 
 #[test]
+fn symbolic_link_loop() {
+    // The file exists (as a link to itself): "not found" would be the wrong lead.
+    let base = fresh_dir("refuse-eloop");
+    std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+    check_refusal(
+        &base,
+        &["./loop"],
+        126,
+        &["cannot run ./loop: too many levels of symbolic links"],
+    );
+}
+
+#[test]
+fn path_through_a_file() {
+    let base = fresh_dir("refuse-enotdir");
+    std::fs::write(base.join("afile"), b"").unwrap();
+    check_refusal(
+        &base,
+        &["./afile/prog"],
+        126,
+        &["cannot run ./afile/prog: not a directory"],
+    );
+}
+
+#[test]
+fn path_through_a_directory_without_search_permission() {
+    if rustix::process::geteuid().is_root() {
+        // root searches any directory: metadata() and execve() would both succeed.
+        skip("running as root: directory permissions do not apply");
+        return;
+    }
+    let base = fresh_dir("refuse-eacces");
+    let locked = base.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    copy_of(&c_example("exit_with.c"), &locked, "prog", 0o755);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        check_refusal(
+            &base,
+            &["./locked/prog", "0"],
+            126,
+            &["cannot run ./locked/prog: permission denied"],
+        )
+    });
+    // Searchable again, pass or fail, so the stale-directory cleanup can remove it.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
 fn script_with_missing_interpreter() {
     // The script exists; its interpreter does not. Shells report this as 127 and name the
     // interpreter; "./script: No such file or directory" would point at the wrong file.
