@@ -49,12 +49,6 @@ fn check_refusal(base: &Path, argv: &[&str], code: i32, reasons: &[&str]) {
     );
 }
 
-/// Writes `contents` to `path` with mode 755.
-fn write_executable(path: &Path, contents: impl AsRef<[u8]>) {
-    std::fs::write(path, contents).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 fn copy_of(exe: &Path, dir: &Path, name: &str, mode: u32) -> PathBuf {
     let dest = dir.join(name);
     std::fs::copy(exe, &dest).unwrap();
@@ -170,6 +164,20 @@ fn executable_that_is_not_a_program() {
     let f = base.join("garbage");
     write_executable(&f, b"\x01\x02\x03 this is not a program\n");
     check_refusal(&base, &["./garbage"], 126, &["./garbage"]);
+}
+
+#[test]
+fn truncated_elf_is_refused() {
+    // ELF magic but no header behind it: not a script either, so it must not go to /bin/sh
+    // (which runs executable text without #!); the kernel's ENOEXEC is the reason.
+    let base = fresh_dir("refuse-trunc-elf");
+    write_executable(base.join("trunc"), b"\x7fELF\x02\x01\x01\n");
+    check_refusal(
+        &base,
+        &["./trunc"],
+        126,
+        &["cannot start ./trunc: exec format error"],
+    );
 }
 
 #[test]

@@ -393,6 +393,37 @@ fn sigterm_to_peakprof_reaches_the_program() {
     );
 }
 
+/// An executable text file without `#!` runs with /bin/sh, as from a shell or execvp(), and
+/// is profiled as `/bin/sh ./script args`.
+#[test]
+fn script_without_hashbang_runs_with_sh() {
+    let base = fresh_dir("no-hashbang");
+    write_executable(
+        base.join("script"),
+        "printf '%s|' \"$0\" \"$@\" > ran.txt\nexit 3\n",
+    );
+    let run = run_in(
+        &base,
+        &["-q"],
+        &["./script", "one", "two words"],
+        120,
+        "peakprof run -- ./script (no #!)",
+    );
+    assert_status(&run, 3, Some(3), None);
+    let ran = base.join("ran.txt");
+    let ran = std::fs::read_to_string(&ran)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", ran.display(), run.describe()));
+    // The script sees its own path as $0 and its arguments unchanged.
+    assert_eq!(ran, "./script|one|two words|");
+    let argv = run.summary()["argv"].clone();
+    assert_eq!(
+        argv,
+        serde_json::json!(["/bin/sh", "./script", "one", "two words"]),
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn sigusr2_snapshot_while_running() {
     let w = start_hold_and_wait("sigusr2");
