@@ -24,8 +24,7 @@ const OOM_EXTENSION: &str = "oom";
 /// `peakprof run`: returns the exit code peakprof should end with.
 pub fn run(args: &RunArgs) -> Result<u8> {
     let argv = &args.command;
-    let program = target::resolve(&argv[0])?;
-    target::check_preloadable(&program)?;
+    let start = target::start(target::resolve(&argv[0])?, argv)?;
     let preload = preload_lib::path()?;
     let (dir, created) = match &args.output {
         Some(d) => (d.clone(), !d.exists()),
@@ -56,8 +55,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         env.push(("PEAKPROF_LIMIT_ACTION", action.to_string()));
     }
     let finished = launch::run(&Launch {
-        program: &program,
-        argv,
+        program: &start.program,
+        argv: &start.argv,
         preload: &preload,
         raw_dir: &raw,
         children: !args.no_children,

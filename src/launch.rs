@@ -7,6 +7,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
 
 use crate::report::ExitStatus;
 
@@ -43,9 +46,31 @@ fn ld_preload(ours: &Path, existing: Option<OsString>) -> OsString {
     v
 }
 
-/// Runs the program to completion. Ctrl-C and Ctrl-\ reach the program from the terminal
-/// and are ignored here, so peakprof survives to write the report; SIGTERM and SIGHUP sent
-/// to peakprof are passed on to the program.
+/// Whether peakprof passes a signal it received on to the program.
+///
+/// SIGTERM and SIGHUP always: peakprof must survive them to write the report, and the
+/// program may not have received them (a `kill` of peakprof's pid).
+///
+/// SIGINT and SIGQUIT only when a process sent them to peakprof with kill(), sigqueue() or
+/// tgkill() (si_code SI_USER, SI_QUEUE, SI_TKILL): `kill -INT <peakprof's pid>` is how a
+/// script or supervisor interrupts a run, and only peakprof gets it. Ctrl-C and Ctrl-\ at
+/// a terminal come from the kernel (SI_KERNEL) to the whole foreground process group, so
+/// the program already has its own copy; passing ours on would deliver them twice (a
+/// second Ctrl-C often means "stop cleaning up, quit now"). Known imperfection: a signal
+/// sent with kill() to the whole group (`kill -INT -PGID`, or `timeout -s INT`, which
+/// signals its group) also arrives here as SI_USER, so the program then gets it twice:
+/// si_code cannot tell a kill() of the group from a kill() of our pid alone.
+fn forwards(signal: i32, cause: Cause) -> bool {
+    match signal {
+        SIGTERM | SIGHUP => true,
+        SIGINT | SIGQUIT => matches!(cause, Cause::Sent(_)),
+        _ => false,
+    }
+}
+
+/// Runs the program to completion. SIGINT and SIGQUIT are caught, so peakprof survives
+/// Ctrl-C and Ctrl-\ (which reach the program from the terminal) to write the report;
+/// which signals are passed on to the program: [`forwards`].
 pub fn run(l: &Launch<'_>) -> Result<Finished> {
     let mut cmd = Command::new(l.program);
     cmd.arg0(
@@ -71,7 +96,7 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     // rather than to init, so we can wait for the whole tree: their profiles are only
     // complete once they have ended.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let handle = signals.handle();
     let mut child = cmd.spawn().map_err(|e| {
@@ -83,9 +108,9 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     })?;
     let pid = child.id();
     let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if sig == SIGTERM || sig == SIGHUP {
-                forward(pid, sig);
+        for origin in signals.forever() {
+            if forwards(origin.signal, origin.cause) {
+                forward(pid, origin.signal);
             }
         }
     });
@@ -189,6 +214,21 @@ mod tests {
             }),
             137
         );
+    }
+
+    #[test]
+    fn interrupt_and_quit_are_forwarded_only_when_a_process_sent_them() {
+        use signal_hook::low_level::siginfo::Sent;
+        for sig in [SIGINT, SIGQUIT] {
+            assert!(forwards(sig, Cause::Sent(Sent::User)), "kill() {sig}");
+            assert!(forwards(sig, Cause::Sent(Sent::Queue)), "sigqueue() {sig}");
+            // The terminal's Ctrl-C / Ctrl-\: the program has its own copy.
+            assert!(!forwards(sig, Cause::Kernel), "terminal {sig}");
+        }
+        for sig in [SIGTERM, SIGHUP] {
+            assert!(forwards(sig, Cause::Sent(Sent::User)));
+            assert!(forwards(sig, Cause::Kernel));
+        }
     }
 
     #[test]

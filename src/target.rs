@@ -1,7 +1,7 @@
 //! Checks on the program to run, before anything is started: a clear refusal beats a run
 //! that silently produces no profile.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +44,19 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
     let shown = shown.to_string_lossy();
     let meta = match std::fs::metadata(p) {
         Ok(m) => m,
-        Err(_) => return Err(refuse(NOT_FOUND, format!("command not found: {shown}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(NOT_FOUND, format!("command not found: {shown}")))
+        }
+        // The file may well exist: a symbolic link loop (ELOOP), a directory on the way
+        // that cannot be searched (EACCES) or is a file (ENOTDIR). "Not found" would send
+        // the user looking for the wrong problem; execve fails with the same errno, and
+        // shells report it with 126 too.
+        Err(e) => {
+            return Err(refuse(
+                CANNOT_RUN,
+                format!("cannot run {shown}: {}", os_reason(&e)),
+            ))
+        }
     };
     if meta.is_dir() {
         return Err(refuse(
@@ -61,17 +73,104 @@ fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {
     Ok(p.to_path_buf())
 }
 
-/// Refuses programs the dynamic loader will not preload into: static executables (no
-/// loader at all) and set-user/group-ID programs (the loader ignores `LD_PRELOAD`).
-pub fn check_preloadable(p: &Path) -> Result<()> {
-    check_preloadable_at(p, 0)
+/// The reason in an I/O error, as a clause: `too many levels of symbolic links`, without
+/// std's ` (os error 40)` suffix.
+fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match e.raw_os_error() {
+        Some(n) => text
+            .strip_suffix(&format!(" (os error {n})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// The shell that runs an executable text file without a `#!` line: glibc's `execvp`
+/// (`_PATH_BSHELL`) and shells run such a file with it when `execve` fails with ENOEXEC.
+const SHELL: &str = "/bin/sh";
+
+/// What `peakprof run` starts: the file to execute and its argv.
+#[derive(Debug)]
+pub struct Start {
+    pub program: PathBuf,
+    pub argv: Vec<OsString>,
+}
+
+/// How to start `program` (resolved from `argv[0]` by [`resolve`]), or why it cannot be
+/// profiled: static executables (no loader at all) and set-user/group-ID programs (the
+/// loader ignores `LD_PRELOAD`) are refused. An executable text file without a `#!` line
+/// runs as `/bin/sh program args...`, as `execvp` and shells run it; `/bin/sh` is then the
+/// program the loader starts, so it must pass the same checks.
+pub fn start(program: PathBuf, argv: &[OsString]) -> Result<Start> {
+    match check_preloadable_at(&program, 0)? {
+        Runs::Itself => Ok(Start {
+            program,
+            argv: argv.to_vec(),
+        }),
+        Runs::WithShell => {
+            let shell = Path::new(SHELL);
+            check_preloadable_at(shell, 1).map_err(|e| {
+                refuse(
+                    crate::exit_codes::code_of(&e),
+                    format!(
+                        "{} has no #! line, so it runs with {SHELL}, which cannot be profiled: {e:#}",
+                        program.display()
+                    ),
+                )
+            })?;
+            // The script's path goes to the shell as its first operand, so it must neither
+            // read as an option nor be looked up again in PATH (a bare name, found through
+            // an empty PATH entry): such a path gets a leading `./`. The shell's own argv[0]
+            // is its path, as with execvp; the script sees its own path as $0.
+            let bytes = program.as_os_str().as_encoded_bytes();
+            let script = if !bytes.contains(&b'/') || bytes.starts_with(b"-") {
+                Path::new(".").join(&program)
+            } else {
+                program
+            };
+            let mut shell_argv = vec![OsString::from(SHELL), script.into_os_string()];
+            shell_argv.extend(argv.iter().skip(1).cloned());
+            Ok(Start {
+                program: shell.to_path_buf(),
+                argv: shell_argv,
+            })
+        }
+    }
+}
+
+/// Who starts a program that passed the checks.
+#[derive(Debug)]
+enum Runs {
+    /// The kernel: an ELF program, or a script through its `#!` interpreter.
+    Itself,
+    /// `/bin/sh`: an executable text file without `#!` (ENOEXEC to the kernel).
+    WithShell,
 }
 
 /// Interpreters the kernel follows for a script whose interpreter is itself a script.
 const MAX_INTERPRETER_DEPTH: u32 = 4;
 
-/// [`check_preloadable`] for `p`, reached through `depth` `#!` lines.
-fn check_preloadable_at(p: &Path, depth: u32) -> Result<()> {
+/// Whether the start of a file without `#!` is text a shell could read: its first line (up
+/// to 512 bytes) holds no NUL and no control character besides tab, CR, VT, FF and ESC.
+/// Shells look only at the start too (bash: a NUL before the first newline means binary),
+/// so a script may carry a binary payload further on.
+fn looks_like_text(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(512)];
+    let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    first_line
+        .iter()
+        .all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\r' | 0x0b | 0x0c | 0x1b))
+}
+
+/// The checks of [`start`] for `p`, reached through `depth` `#!` lines (or as the shell
+/// for a script without one).
+fn check_preloadable_at(p: &Path, depth: u32) -> Result<Runs> {
     let shown = p.display();
     let meta = std::fs::metadata(p)
         .map_err(|e| refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")))?;
@@ -86,7 +185,12 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<()> {
         return Err(refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")));
     }
     if let Some(rest) = data.strip_prefix(b"#!") {
-        return check_interpreter(rest, p, depth);
+        return check_interpreter(rest, p, depth).map(|()| Runs::Itself);
+    }
+    // Only the program itself falls back to the shell: the kernel does not run an
+    // interpreter named by `#!` that is a script without one (ENOEXEC).
+    if depth == 0 && !data.starts_with(b"\x7fELF") && looks_like_text(&data) {
+        return Ok(Runs::WithShell);
     }
     if !data.starts_with(b"\x7fELF") {
         return Err(refuse(
@@ -95,10 +199,10 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<()> {
         ));
     }
     let Ok(header) = FileHeader64::<Endianness>::parse(&*data) else {
-        return Ok(()); // 32-bit or unusual: the run itself will tell
+        return Ok(Runs::Itself); // 32-bit or unusual: the run itself will tell
     };
     let Ok(endian) = header.endian() else {
-        return Ok(());
+        return Ok(Runs::Itself);
     };
     let has_interp = header
         .program_headers(endian, &*data)
@@ -112,7 +216,7 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<()> {
             "{shown} is statically linked: LD_PRELOAD cannot work without the dynamic loader, so peakprof cannot profile it (rebuild it dynamically linked)"
         )));
     }
-    Ok(())
+    Ok(Runs::Itself)
 }
 
 /// A script runs only if its `#!` interpreter exists; the shell's wording and code (127)
@@ -146,13 +250,42 @@ fn check_interpreter(after_hashbang: &[u8], script: &Path, depth: u32) -> Result
             format!("{}: too many levels of #! interpreters", script.display()),
         ));
     }
-    check_preloadable_at(Path::new(interp), depth + 1).map_err(|e| {
-        refuse(
-            crate::exit_codes::code_of(&e),
-            format!(
-                "{}: its #! interpreter cannot be profiled: {e:#}",
-                script.display()
-            ),
-        )
-    })
+    check_preloadable_at(Path::new(interp), depth + 1)
+        .map(|_| ())
+        .map_err(|e| {
+            refuse(
+                crate::exit_codes::code_of(&e),
+                format!(
+                    "{}: its #! interpreter cannot be profiled: {e:#}",
+                    script.display()
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_without_hashbang_is_told_from_binary() {
+        assert!(looks_like_text(b"echo hi\nexit 3\n"));
+        assert!(looks_like_text(b""));
+        assert!(looks_like_text("# café\t\r\n".as_bytes()));
+        // A binary payload after the first line, as in self-extracting scripts.
+        assert!(looks_like_text(
+            b"tail -n +2 \"$0\" | tar x; exit\n\x00\x01\x02"
+        ));
+        assert!(!looks_like_text(b"\x01\x02\x03 this is not a program\n"));
+        assert!(!looks_like_text(b"PK\x03\x04\x14\x00"));
+        assert!(!looks_like_text(b"ab\x00cd\n"));
+    }
+
+    #[test]
+    fn os_errors_read_as_a_clause() {
+        let e = |n| std::io::Error::from_raw_os_error(n);
+        assert_eq!(os_reason(&e(40)), "too many levels of symbolic links");
+        assert_eq!(os_reason(&e(13)), "permission denied");
+        assert_eq!(os_reason(&e(20)), "not a directory");
+    }
 }

@@ -49,12 +49,6 @@ fn check_refusal(base: &Path, argv: &[&str], code: i32, reasons: &[&str]) {
     );
 }
 
-/// Writes `contents` to `path` with mode 755.
-fn write_executable(path: &Path, contents: impl AsRef<[u8]>) {
-    std::fs::write(path, contents).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 fn copy_of(exe: &Path, dir: &Path, name: &str, mode: u32) -> PathBuf {
     let dest = dir.join(name);
     std::fs::copy(exe, &dest).unwrap();
@@ -170,6 +164,72 @@ fn executable_that_is_not_a_program() {
     let f = base.join("garbage");
     write_executable(&f, b"\x01\x02\x03 this is not a program\n");
     check_refusal(&base, &["./garbage"], 126, &["./garbage"]);
+}
+
+#[test]
+fn truncated_elf_is_refused() {
+    // ELF magic but no header behind it: not a script either, so it must not go to /bin/sh
+    // (which runs executable text without #!); the kernel's ENOEXEC is the reason.
+    let base = fresh_dir("refuse-trunc-elf");
+    write_executable(base.join("trunc"), b"\x7fELF\x02\x01\x01\n");
+    check_refusal(
+        &base,
+        &["./trunc"],
+        126,
+        &["cannot start ./trunc: exec format error"],
+    );
+}
+
+#[test]
+fn symbolic_link_loop() {
+    // The file exists (as a link to itself): "not found" would be the wrong lead.
+    let base = fresh_dir("refuse-eloop");
+    std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+    check_refusal(
+        &base,
+        &["./loop"],
+        126,
+        &["cannot run ./loop: too many levels of symbolic links"],
+    );
+}
+
+#[test]
+fn path_through_a_file() {
+    let base = fresh_dir("refuse-enotdir");
+    std::fs::write(base.join("afile"), b"").unwrap();
+    check_refusal(
+        &base,
+        &["./afile/prog"],
+        126,
+        &["cannot run ./afile/prog: not a directory"],
+    );
+}
+
+#[test]
+fn path_through_a_directory_without_search_permission() {
+    if rustix::process::geteuid().is_root() {
+        // root searches any directory: metadata() and execve() would both succeed.
+        skip("running as root: directory permissions do not apply");
+        return;
+    }
+    let base = fresh_dir("refuse-eacces");
+    let locked = base.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    copy_of(&c_example("exit_with.c"), &locked, "prog", 0o755);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        check_refusal(
+            &base,
+            &["./locked/prog", "0"],
+            126,
+            &["cannot run ./locked/prog: permission denied"],
+        )
+    });
+    // Searchable again, pass or fail, so the stale-directory cleanup can remove it.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[test]

@@ -214,20 +214,18 @@ fn start_hold_and_wait(name: &str) -> Waiting {
 
 /// Like `start_hold_and_wait`, with the binary and the test's directory given.
 fn start_waiting(exe: PathBuf, base: PathBuf) -> Waiting {
-    start_waiting_with(exe, base, &["-q"])
+    start_waiting_with(exe, base, &["-q"], &[])
 }
 
-/// Like `start_waiting`, with `peakprof run` options.
-fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str]) -> Waiting {
+/// Like `start_waiting`, with `peakprof run` options, and arguments for the program after
+/// its control directory (`exe CTRL args...`).
+fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str], args: &[&str]) -> Waiting {
     let out = base.join("out");
     let ctrl = base.join("ctrl");
     std::fs::create_dir_all(&ctrl).unwrap();
-    let mut child = spawn(&mut peakprof_command(
-        &out,
-        options,
-        &[exe.to_str().unwrap(), ctrl.to_str().unwrap()],
-        &base,
-    ));
+    let mut argv = vec![exe.to_str().unwrap(), ctrl.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let mut child = spawn(&mut peakprof_command(&out, options, &argv, &base));
     let ready = ctrl.join("ready");
     let started = Instant::now();
     while !ready.exists() {
@@ -237,7 +235,7 @@ fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str]) -> Waiting 
         if started.elapsed() > WAIT_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("hold_and_wait never became ready");
+            panic!("{} never became ready", exe.display());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -334,6 +332,7 @@ fn sigkill_in_sampled_mode_recovers_exact_peak() {
         c_example("hold_and_wait.c"),
         base,
         &["-q", "--sample-rate", "1000000"],
+        &[],
     );
     send_signal(w.pid, Signal::KILL);
     let run = w.finish();
@@ -390,6 +389,161 @@ fn sigterm_to_peakprof_reaches_the_program() {
         &run.folded(),
         &[("hold_big", 300_000), ("hold_small", 5_000)],
         "terminated while holding hold_big + hold_small",
+    );
+}
+
+/// An executable text file without `#!` runs with /bin/sh, as from a shell or execvp(), and
+/// is profiled as `/bin/sh ./script args`.
+#[test]
+fn script_without_hashbang_runs_with_sh() {
+    let base = fresh_dir("no-hashbang");
+    write_executable(
+        base.join("script"),
+        "printf '%s|' \"$0\" \"$@\" > ran.txt\nexit 3\n",
+    );
+    let run = run_in(
+        &base,
+        &["-q"],
+        &["./script", "one", "two words"],
+        120,
+        "peakprof run -- ./script (no #!)",
+    );
+    assert_status(&run, 3, Some(3), None);
+    let ran = base.join("ran.txt");
+    let ran = std::fs::read_to_string(&ran)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", ran.display(), run.describe()));
+    // The script sees its own path as $0 and its arguments unchanged.
+    assert_eq!(ran, "./script|one|two words|");
+    let argv = run.summary()["argv"].clone();
+    assert_eq!(
+        argv,
+        serde_json::json!(["/bin/sh", "./script", "one", "two words"]),
+        "{}",
+        run.describe()
+    );
+}
+
+/// `kill -INT` / `kill -QUIT` of peakprof's pid alone (a script or supervisor interrupting
+/// the run): peakprof passes it on, the program sees it come from peakprof, and peakprof
+/// exits with the program's status (examples/await_interrupt.c exits 7 on SIGINT, 8 on
+/// SIGQUIT).
+fn interrupt_sent_to_peakprof_reaches_the_program(signal: Signal, name: &str, code: i32) {
+    let base = fresh_dir(&format!("kill-{name}"));
+    let w = start_waiting_with(c_example("await_interrupt.c"), base, &["-q"], &["exit"]);
+    let peakprof = w.peakprof_pid();
+    send_signal(peakprof, signal);
+    let got = w.ctrl.join("got");
+    let run = w.finish();
+    assert_status(&run, code, Some(code.into()), None);
+    let seen = std::fs::read_to_string(&got)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", got.display(), run.describe()));
+    // SI_USER (0) from peakprof: passed on, not delivered by anyone else.
+    assert_eq!(seen, format!("{name} si_code=0 si_pid={peakprof}\n"));
+}
+
+#[test]
+fn sigint_to_peakprof_reaches_the_program() {
+    interrupt_sent_to_peakprof_reaches_the_program(Signal::INT, "SIGINT", 7);
+}
+
+#[test]
+fn sigquit_to_peakprof_reaches_the_program() {
+    interrupt_sent_to_peakprof_reaches_the_program(Signal::QUIT, "SIGQUIT", 8);
+}
+
+/// Ctrl-C at a terminal reaches the whole foreground process group from the kernel: the
+/// program gets it once, directly, and peakprof must not pass its own copy on. Runs
+/// `peakprof run` on a pseudo-terminal (util-linux `script`) and types Ctrl-C into it.
+#[test]
+fn ctrl_c_at_a_terminal_reaches_the_program_once() {
+    let Some(script) = which("script") else {
+        skip("`script` (util-linux) is not installed: no pseudo-terminal for Ctrl-C");
+        return;
+    };
+    let base = fresh_dir("ctrl-c");
+    let ctrl = base.join("ctrl");
+    std::fs::create_dir_all(&ctrl).unwrap();
+    let out = base.join("out");
+    let exe = c_example("await_interrupt.c");
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    // `exec`: peakprof leads the terminal's session and its foreground process group,
+    // with the program in it, as when typed at a shell.
+    let command = format!(
+        "exec {} run -q -o {} -- {} {} until-term",
+        quote(Path::new(PEAKPROF)),
+        quote(&out),
+        quote(&exe),
+        quote(&ctrl)
+    );
+    let mut child = Command::new(script)
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(&base)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start script");
+    let mut terminal = child.stdin.take().unwrap();
+    let (out_reader, err_reader) = drain_pipes(&mut child);
+    let ready = ctrl.join("ready");
+    wait_for_path(&ready, WAIT_LIMIT, || {
+        "await_interrupt never became ready".into()
+    });
+    let pid: u32 = std::fs::read_to_string(&ready)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Only ever signal what this test started: the program's parent, peakprof, whose
+    // parent is `script`.
+    let parent_of = |pid: u32| -> u32 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let peakprof = parent_of(pid);
+    assert_eq!(
+        parent_of(peakprof),
+        child.id(),
+        "peakprof is not script's child"
+    );
+
+    use std::io::Write as _;
+    terminal.write_all(b"\x03").unwrap(); // Ctrl-C, typed
+    terminal.flush().unwrap();
+    let got = ctrl.join("got");
+    wait_for_path(&got, WAIT_LIMIT, || "the program never saw Ctrl-C".into());
+    // A copy passed on by peakprof would be on its way now. SIGTERM, passed on after
+    // it (peakprof handles pending signals in signal-number order, and a process gets
+    // the lower-numbered of two pending signals first), ends the program, which records
+    // every SIGINT it received before.
+    send_signal(peakprof, Signal::TERM);
+    let status = wait_until(
+        &mut child,
+        Instant::now(),
+        WAIT_LIMIT,
+        Duration::from_millis(10),
+    );
+    drop(terminal);
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("script (peakprof run) did not finish within {WAIT_LIMIT:?}");
+    };
+    let shown = format!(
+        "{status:?}\n--- terminal ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out_reader.join().unwrap()),
+        String::from_utf8_lossy(&err_reader.join().unwrap())
+    );
+    assert_eq!(status.code(), Some(0), "{shown}");
+    // SI_KERNEL (0x80) from nobody: the terminal's, once.
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "SIGINT si_code=128 si_pid=0\n",
+        "{shown}"
     );
 }
 

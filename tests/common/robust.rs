@@ -258,6 +258,14 @@ pub fn wait_for_path(path: &Path, timeout: Duration, context: impl Fn() -> Strin
     }
 }
 
+/// Writes `contents` to `path` with mode 755.
+pub fn write_executable(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = path.as_ref();
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Files in `dir` whose name ends with `suffix`, sorted.
 pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
