@@ -29,48 +29,36 @@ static void fill(const char **argv, long n, const char *arg, va_list *ap) {
         argv[i] = va_arg(*ap, const char *);
 }
 
+/* Declares `argv` (on the stack, as glibc does) holding `arg` and the variadic arguments up
+ * to their NULL, and leaves `ap` just past that NULL (execle's environment follows it);
+ * returns -1 (E2BIG) from the caller when there are absurdly many. */
+#define BUILD_ARGV(arg, argv, ap)                                                              \
+    long n_;                                                                                   \
+    COUNT_ARGS(arg, n_);                                                                       \
+    if (n_ < 0) {                                                                              \
+        errno = E2BIG;                                                                         \
+        return -1;                                                                             \
+    }                                                                                          \
+    const char *argv[n_ + 1];                                                                  \
+    va_list ap;                                                                                \
+    va_start(ap, arg);                                                                         \
+    fill(argv, n_, arg, &ap)
+
 int peakprof_execl(const char *path, const char *arg, ...) {
-    long n;
-    COUNT_ARGS(arg, n);
-    if (n < 0) {
-        errno = E2BIG;
-        return -1;
-    }
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    fill(argv, n, arg, &ap);
+    BUILD_ARGV(arg, argv, ap);
     va_end(ap);
     return peakprof_execve_marked(path, (char *const *)argv, environ);
 }
 
 int peakprof_execlp(const char *file, const char *arg, ...) {
-    long n;
-    COUNT_ARGS(arg, n);
-    if (n < 0) {
-        errno = E2BIG;
-        return -1;
-    }
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    fill(argv, n, arg, &ap);
+    BUILD_ARGV(arg, argv, ap);
     va_end(ap);
     return peakprof_execvp_marked(file, (char *const *)argv);
 }
 
 /* execle: the environment follows the NULL that ends the arguments. */
 int peakprof_execle(const char *path, const char *arg, ...) {
-    long n;
-    COUNT_ARGS(arg, n);
-    if (n < 0) {
-        errno = E2BIG;
-        return -1;
-    }
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    fill(argv, n, arg, &ap);
+    BUILD_ARGV(arg, argv, ap);
     char *const *envp = va_arg(ap, char *const *);
     va_end(ap);
     return peakprof_execve_marked(path, (char *const *)argv, envp);
