@@ -1,6 +1,7 @@
-// Compiles the per-thread state in C (and exec.c, the variadic exec functions): stable Rust cannot choose the initial-exec TLS model,
-// and the general-dynamic model may call malloc on first access from a new thread, which
-// inside a malloc hook is a recursion we cannot afford.
+// Compiles the parts written in C. The per-thread state (tls.c): stable Rust cannot choose
+// the initial-exec TLS model, and the general-dynamic model may call malloc on first access
+// from a new thread, which inside a malloc hook is a recursion we cannot afford. The
+// variadic exec functions (exec.c): stable Rust cannot define a variadic function.
 fn main() {
     println!("cargo:rerun-if-changed=src/tls.c");
     println!("cargo:rerun-if-changed=src/exec.c");

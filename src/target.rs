@@ -116,10 +116,10 @@ pub fn start(program: PathBuf, argv: &[OsString]) -> Result<Start> {
         Runs::WithShell => {
             let shell = Path::new(SHELL);
             check_preloadable_at(shell, 1).map_err(|e| {
-                refuse(
-                    crate::exit_codes::code_of(&e),
-                    format!(
-                        "{} has no #! line, so it runs with {SHELL}, which cannot be profiled: {e:#}",
+                refused_for(
+                    e,
+                    &format!(
+                        "{} has no #! line, so it runs with {SHELL}, which cannot be profiled",
                         program.display()
                     ),
                 )
@@ -187,12 +187,12 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<Runs> {
     if let Some(rest) = data.strip_prefix(b"#!") {
         return check_interpreter(rest, p, depth).map(|()| Runs::Itself);
     }
-    // Only the program itself falls back to the shell: the kernel does not run an
-    // interpreter named by `#!` that is a script without one (ENOEXEC).
-    if depth == 0 && !data.starts_with(b"\x7fELF") && looks_like_text(&data) {
-        return Ok(Runs::WithShell);
-    }
     if !data.starts_with(b"\x7fELF") {
+        // Only the program itself falls back to the shell: the kernel does not run an
+        // interpreter named by `#!` that is a script without one (ENOEXEC).
+        if depth == 0 && looks_like_text(&data) {
+            return Ok(Runs::WithShell);
+        }
         return Err(refuse(
             CANNOT_RUN,
             format!("{shown} is not a program: neither an ELF executable nor a script starting with #! (exec format error)"),
@@ -253,14 +253,23 @@ fn check_interpreter(after_hashbang: &[u8], script: &Path, depth: u32) -> Result
     check_preloadable_at(Path::new(interp), depth + 1)
         .map(|_| ())
         .map_err(|e| {
-            refuse(
-                crate::exit_codes::code_of(&e),
-                format!(
-                    "{}: its #! interpreter cannot be profiled: {e:#}",
+            refused_for(
+                e,
+                &format!(
+                    "{}: its #! interpreter cannot be profiled",
                     script.display()
                 ),
             )
         })
+}
+
+/// The refusal `inner` of the program that runs `what` (an interpreter, the shell), told
+/// from the point of view of `what`, with the inner refusal's exit code.
+fn refused_for(inner: anyhow::Error, what: &str) -> anyhow::Error {
+    refuse(
+        crate::exit_codes::code_of(&inner),
+        format!("{what}: {inner:#}"),
+    )
 }
 
 #[cfg(test)]

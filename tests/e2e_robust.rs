@@ -986,6 +986,16 @@ fn exec_after_fork_is_profiled_as_its_own_process() {
     assert_eq!(procs.len(), 3, "{}", show_processes(&procs));
 }
 
+/// The root process's `end` in summary.json.
+fn assert_end(run: &Run, end: &str, context: &str) {
+    assert_eq!(
+        json_str(&run.summary(), "end"),
+        end,
+        "{context}\n{}",
+        run.describe()
+    );
+}
+
 /// An image that execs a program peakprof does not profile (here: its environment has no
 /// LD_PRELOAD) reads as replaced by exec, not killed, through every exec function; its
 /// peak is exact and the new program's exit status is passed through.
@@ -997,14 +1007,8 @@ fn exec_into_an_unprofiled_program_reads_as_exec() {
     ] {
         let run = peakprof_run(&program, &[mode]);
         assert_status(&run, 5, Some(5), None);
-        let summary = run.summary();
-        assert_eq!(
-            json_str(&summary, "end"),
-            "exec",
-            "{mode}\n{}",
-            run.describe()
-        );
-        assert_eq!(json_u64(&summary, "peak_bytes"), 300_000, "{mode}");
+        assert_end(&run, "exec", mode);
+        assert_eq!(json_u64(&run.summary(), "peak_bytes"), 300_000, "{mode}");
         assert_functions(&run.folded(), &[("before_exec", 300_000)], mode);
     }
 }
@@ -1018,13 +1022,7 @@ fn a_failing_exec_on_another_thread_keeps_the_mark_of_one_that_succeeds() {
     for round in 0..3 {
         let run = peakprof_run(&program, &["exec_race"]);
         assert_status(&run, 5, Some(5), None);
-        let summary = run.summary();
-        assert_eq!(
-            json_str(&summary, "end"),
-            "exec",
-            "round {round}\n{}",
-            run.describe()
-        );
+        assert_end(&run, "exec", &format!("exec_race round {round}"));
         assert_functions(&run.folded(), &[("before_exec", 300_000)], "exec_race");
     }
 }
@@ -1071,14 +1069,8 @@ fn failed_exec_and_vfork_child_exec_do_not_mark_the_image() {
     for (mode, after) in [("exec_fail", "after_fail"), ("vfork", "after_vfork")] {
         let run = peakprof_run(&program, &[mode]);
         assert_status(&run, 128 + 9, None, Some(9));
-        let summary = run.summary();
-        assert_eq!(
-            json_str(&summary, "end"),
-            "killed",
-            "{mode}\n{}",
-            run.describe()
-        );
-        assert_eq!(json_u64(&summary, "peak_bytes"), 301_000, "{mode}");
+        assert_end(&run, "killed", mode);
+        assert_eq!(json_u64(&run.summary(), "peak_bytes"), 301_000, "{mode}");
         assert_functions(
             &run.folded(),
             &[("before_exec", 300_000), (after, 1_000)],

@@ -9,7 +9,8 @@ extern char **environ;
 int peakprof_execve_marked(const char *path, char *const argv[], char *const envp[]);
 int peakprof_execvp_marked(const char *file, char *const argv[]);
 
-/* Arguments after `arg` up to the terminating NULL; -1 when absurdly many. */
+/* Sets `n` to the number of arguments from `arg` up to (not counting) the terminating
+ * NULL; -1 when absurdly many. */
 #define COUNT_ARGS(arg, n)                                                                     \
     do {                                                                                       \
         va_list ap;                                                                            \

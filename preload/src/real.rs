@@ -387,10 +387,6 @@ pub unsafe fn dlclose(handle: *mut c_void) -> c_int {
 
 type Argv = *const *const core::ffi::c_char;
 type Path = *const core::ffi::c_char;
-type Execve = unsafe extern "C" fn(Path, Argv, Argv) -> c_int;
-type Execv = unsafe extern "C" fn(Path, Argv) -> c_int;
-type Fexecve = unsafe extern "C" fn(c_int, Argv, Argv) -> c_int;
-type Execveat = unsafe extern "C" fn(c_int, Path, Argv, Argv, c_int) -> c_int;
 
 /// -1 with `ENOSYS`: what an exec function the C library lacks returns.
 fn no_exec() -> c_int {
@@ -398,74 +394,35 @@ fn no_exec() -> c_int {
     -1
 }
 
-/// The real `execve`.
-///
-/// # Safety
-/// As `execve(2)`.
-pub unsafe fn execve(path: Path, argv: Argv, envp: Argv) -> c_int {
-    match call!(EXECVE as Execve) {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(path, argv, envp) },
-        None => no_exec(),
-    }
+/// The real members of the exec family: each forwards to the next definition, or fails
+/// with `ENOSYS` when there is none.
+macro_rules! real_exec {
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) = $slot:ident;)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As the C function of the same name.
+        pub unsafe fn $name($($arg: $ty),*) -> c_int {
+            match call!($slot as unsafe extern "C" fn($($ty),*) -> c_int) {
+                // SAFETY: forwarding the caller's arguments to the real function.
+                Some(f) => unsafe { f($($arg),*) },
+                None => no_exec(),
+            }
+        }
+    )*};
 }
 
-/// The real `execv`.
-///
-/// # Safety
-/// As `execv(3)`.
-pub unsafe fn execv(path: Path, argv: Argv) -> c_int {
-    match call!(EXECV as Execv) {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(path, argv) },
-        None => no_exec(),
-    }
-}
-
-/// The real `execvp`.
-///
-/// # Safety
-/// As `execvp(3)`.
-pub unsafe fn execvp(file: Path, argv: Argv) -> c_int {
-    match call!(EXECVP as Execv) {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(file, argv) },
-        None => no_exec(),
-    }
-}
-
-/// The real `execvpe`.
-///
-/// # Safety
-/// As `execvpe(3)`.
-pub unsafe fn execvpe(file: Path, argv: Argv, envp: Argv) -> c_int {
-    match call!(EXECVPE as Execve) {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(file, argv, envp) },
-        None => no_exec(),
-    }
-}
-
-/// The real `fexecve`.
-///
-/// # Safety
-/// As `fexecve(3)`.
-pub unsafe fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
-    match call!(FEXECVE as Fexecve) {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(fd, argv, envp) },
-        None => no_exec(),
-    }
-}
-
-/// The real `execveat`.
-///
-/// # Safety
-/// As `execveat(2)`.
-pub unsafe fn execveat(dirfd: c_int, path: Path, argv: Argv, envp: Argv, flags: c_int) -> c_int {
-    match call!(EXECVEAT as Execveat) {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(dirfd, path, argv, envp, flags) },
-        None => no_exec(),
-    }
+real_exec! {
+    /// The real `execve`.
+    execve(path: Path, argv: Argv, envp: Argv) = EXECVE;
+    /// The real `execv`.
+    execv(path: Path, argv: Argv) = EXECV;
+    /// The real `execvp`.
+    execvp(file: Path, argv: Argv) = EXECVP;
+    /// The real `execvpe`.
+    execvpe(file: Path, argv: Argv, envp: Argv) = EXECVPE;
+    /// The real `fexecve`.
+    fexecve(fd: c_int, argv: Argv, envp: Argv) = FEXECVE;
+    /// The real `execveat`.
+    execveat(dirfd: c_int, path: Path, argv: Argv, envp: Argv, flags: c_int) = EXECVEAT;
 }

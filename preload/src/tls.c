@@ -3,8 +3,9 @@
 #include <stdint.h>
 
 /* The hot per-thread state, reached from the thread pointer (see thread.rs, which calls
- * this once to learn its offset, then reads and writes the fields): whether the thread is inside a hook, sampled mode's byte
- * countdown and its random state, and the countdown to the next periodic tick. */
+ * this once to learn its offset, then reads and writes the fields): whether the thread is
+ * inside a hook, sampled mode's byte countdown and its random state, and the countdown to
+ * the next periodic tick. */
 struct peakprof_thread {
     int32_t in_hook;
     uint32_t ticks_left;
