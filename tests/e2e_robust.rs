@@ -1294,6 +1294,43 @@ fn glibc_malloc_exact() {
     assert_peak_bytes(&run, 196_400);
 }
 
+/// memalign, valloc, pvalloc and reallocarray, each attributed to its caller (their stack
+/// walks start from the interposed function's entry, passed on by a trampoline per
+/// function: a wrong register there would name the wrong caller or fail the full-walk
+/// check every run makes).
+#[test]
+fn rarer_allocation_functions_exact() {
+    let exe = c_example("aligned_family.c");
+    for options in [&[][..], &["--sample-rate", "1"][..]] {
+        let run = peakprof_run_with(&exe, &[], options);
+        assert_status(&run, 0, Some(0), None);
+        let folded = run.folded();
+        let context = format!("aligned_family {options:?}");
+        assert_functions(
+            &folded,
+            &[
+                ("main", 33_000),
+                ("k_memalign", 12_000),
+                ("k_valloc", 9_000),
+                ("k_pvalloc", 5_000),
+                ("k_reallocarray", 7_000),
+            ],
+            &context,
+        );
+        // Each block's innermost frame is its caller: nothing of peakprof's own.
+        for (frames, bytes) in folded.iter() {
+            if frames.iter().any(|f| function_name(f) == "main") {
+                let leaf = function_name(frames.last().unwrap());
+                assert!(
+                    leaf.starts_with("k_"),
+                    "{context}: {bytes} bytes at {frames:?}"
+                );
+            }
+        }
+        assert_peak_bytes(&run, 33_000);
+    }
+}
+
 #[test]
 fn jemalloc_program_exact() {
     check_other_allocator("jemalloc", "libjemalloc-dev");

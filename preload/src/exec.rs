@@ -126,7 +126,8 @@ macro_rules! variadic_trampoline {
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name() {
-            core::arch::naked_asm!("jmp {}", sym $target)
+            // With an unwind entry, as the allocation hooks' trampolines.
+            core::arch::naked_asm!(".cfi_startproc", "jmp {}", ".cfi_endproc", sym $target)
         }
     };
 }

@@ -9,7 +9,47 @@ use core::ffi::{c_int, c_void};
 
 use crate::guard::{keep_errno, Guard};
 use crate::thread::Thread;
+use crate::unwind::Origin;
 use crate::{bootstrap, real, state};
+
+/// Exports `$name` as a trampoline into `$inner`, which takes `$name`'s arguments followed
+/// by the stack pointer and frame pointer at entry (in the next two argument registers:
+/// `$sp`, `$bp`), so that a capture starts at the caller (see [`Origin`]). A jump, not a
+/// call: `$inner` returns straight to the caller, and the CPU's return predictions stay
+/// paired with their calls.
+macro_rules! entry_trampoline {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty
+        => $inner:ident, sp = $sp:literal, bp = $bp:literal) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As the C function of the same name.
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // The CFI gives the three instructions an unwind entry (the return address
+            // at the stack pointer, as on entry), for anything that unwinds from a
+            // signal taken on them.
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                concat!("mov ", $sp, ", rsp"),
+                concat!("mov ", $bp, ", rbp"),
+                "jmp {}",
+                ".cfi_endproc",
+                sym $inner,
+            )
+        }
+    };
+}
+
+/// The entry state a trampoline passed on.
+#[inline(always)]
+fn origin(sp: usize, bp: usize) -> Option<Origin> {
+    Some(Origin {
+        sp: sp as u64,
+        bp: bp as u64,
+    })
+}
 
 /// The guard, when this call should be recorded.
 #[inline]
@@ -23,34 +63,36 @@ fn enter() -> Option<Guard> {
 
 /// Records a new block (state keeps errno on the paths that could change it).
 #[inline]
-fn record_alloc(g: &Guard, p: *mut c_void, size: usize) {
+fn record_alloc(g: &Guard, p: *mut c_void, size: usize, origin: Option<Origin>) {
     if !p.is_null() {
-        state::on_alloc(g.thread(), p as usize, size);
+        state::on_alloc(g.thread(), p as usize, size, origin);
     }
 }
 
-/// Interposed `malloc(3)`.
-///
-/// # Safety
-/// As `malloc(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+entry_trampoline!(
+    /// Interposed `malloc(3)`.
+    fn malloc(size: usize) -> *mut c_void => malloc_from, sp = "rsi", bp = "rdx"
+);
+
+/// `malloc` behind its trampoline.
+unsafe extern "C" fn malloc_from(size: usize, sp: usize, bp: usize) -> *mut c_void {
     let Some(g) = enter() else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::malloc(size) };
     };
     // SAFETY: forwarding to the real function.
     let p = unsafe { real::malloc(size) };
-    record_alloc(&g, p, size);
+    record_alloc(&g, p, size, origin(sp, bp));
     p
 }
 
-/// Interposed `calloc(3)`.
-///
-/// # Safety
-/// As `calloc(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+entry_trampoline!(
+    /// Interposed `calloc(3)`.
+    fn calloc(n: usize, size: usize) -> *mut c_void => calloc_from, sp = "rdx", bp = "rcx"
+);
+
+/// `calloc` behind its trampoline.
+unsafe extern "C" fn calloc_from(n: usize, size: usize, sp: usize, bp: usize) -> *mut c_void {
     let Some(g) = enter() else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::calloc(n, size) };
@@ -58,7 +100,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     // SAFETY: forwarding to the real function.
     let p = unsafe { real::calloc(n, size) };
     // A successful calloc means n * size did not overflow.
-    record_alloc(&g, p, n.wrapping_mul(size));
+    record_alloc(&g, p, n.wrapping_mul(size), origin(sp, bp));
     p
 }
 
@@ -97,6 +139,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 unsafe fn resize(
     p: *mut c_void,
     new_size: Option<usize>,
+    origin: Option<Origin>,
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
     let Some(g) = enter() else {
@@ -110,7 +153,7 @@ unsafe fn resize(
     };
     let q = call();
     if !q.is_null() {
-        record_alloc(&g, q, new_size.unwrap_or(0));
+        record_alloc(&g, q, new_size.unwrap_or(0), origin);
     } else if let Some(old) = old {
         // NULL with a size means failure and `p` is still live; NULL for size 0 means
         // `p` was freed (glibc), which is not an out-of-memory condition.
@@ -121,33 +164,59 @@ unsafe fn resize(
     q
 }
 
-/// Interposed `realloc(3)`.
-///
-/// # Safety
-/// As `realloc(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+entry_trampoline!(
+    /// Interposed `realloc(3)`.
+    fn realloc(p: *mut c_void, size: usize) -> *mut c_void => realloc_from, sp = "rdx", bp = "rcx"
+);
+
+/// `realloc` behind its trampoline.
+unsafe extern "C" fn realloc_from(
+    p: *mut c_void,
+    size: usize,
+    sp: usize,
+    bp: usize,
+) -> *mut c_void {
     // SAFETY: the caller passes a valid block or null; forwarding to the real function.
-    unsafe { resize(p, Some(size), || real::realloc(p, size)) }
+    unsafe { resize(p, Some(size), origin(sp, bp), || real::realloc(p, size)) }
 }
 
-/// Interposed `reallocarray(3)`.
-///
-/// # Safety
-/// As `reallocarray(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+entry_trampoline!(
+    /// Interposed `reallocarray(3)`.
+    fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void
+        => reallocarray_from, sp = "rcx", bp = "r8"
+);
+
+/// `reallocarray` behind its trampoline.
+unsafe extern "C" fn reallocarray_from(
+    p: *mut c_void,
+    n: usize,
+    size: usize,
+    sp: usize,
+    bp: usize,
+) -> *mut c_void {
     // An overflowing size fails in the real call; `None` then restores the old block.
     // SAFETY: the caller passes a valid block or null; forwarding to the real function.
-    unsafe { resize(p, n.checked_mul(size), || real::reallocarray(p, n, size)) }
+    unsafe {
+        resize(p, n.checked_mul(size), origin(sp, bp), || {
+            real::reallocarray(p, n, size)
+        })
+    }
 }
 
-/// Interposed `posix_memalign(3)`.
-///
-/// # Safety
-/// As `posix_memalign(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+entry_trampoline!(
+    /// Interposed `posix_memalign(3)`.
+    fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int
+        => posix_memalign_from, sp = "rcx", bp = "r8"
+);
+
+/// `posix_memalign` behind its trampoline.
+unsafe extern "C" fn posix_memalign_from(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+    sp: usize,
+    bp: usize,
+) -> c_int {
     let Some(g) = enter() else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::posix_memalign(out, align, size) };
@@ -156,26 +225,28 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     let r = unsafe { real::posix_memalign(out, align, size) };
     if r == 0 && !out.is_null() {
         // SAFETY: on success the real function stored the block in `*out`.
-        record_alloc(&g, unsafe { *out }, size);
+        record_alloc(&g, unsafe { *out }, size, origin(sp, bp));
     }
     r
 }
 
 macro_rules! aligned_hook {
-    ($(#[$doc:meta])* $name:ident($($arg:ident),*) => $real:path, size = $size:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// As the C function of the same name.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name($($arg: usize),*) -> *mut c_void {
+    ($(#[$doc:meta])* $name:ident($($arg:ident),*) => $real:path, size = $size:expr,
+        from = $inner:ident, sp = $sp:literal, bp = $bp:literal) => {
+        entry_trampoline!(
+            $(#[$doc])*
+            fn $name($($arg: usize),*) -> *mut c_void => $inner, sp = $sp, bp = $bp
+        );
+
+        /// The hook behind its trampoline.
+        unsafe extern "C" fn $inner($($arg: usize,)* sp: usize, bp: usize) -> *mut c_void {
             let Some(g) = enter() else {
                 // SAFETY: forwarding to the real function.
                 return unsafe { $real($($arg),*) };
             };
             // SAFETY: forwarding to the real function.
             let p = unsafe { $real($($arg),*) };
-            record_alloc(&g, p, $size);
+            record_alloc(&g, p, $size, origin(sp, bp));
             p
         }
     };
@@ -183,19 +254,23 @@ macro_rules! aligned_hook {
 
 aligned_hook!(
     /// Interposed `aligned_alloc(3)`.
-    aligned_alloc(align, size) => real::aligned_alloc, size = size
+    aligned_alloc(align, size) => real::aligned_alloc, size = size,
+    from = aligned_alloc_from, sp = "rdx", bp = "rcx"
 );
 aligned_hook!(
     /// Interposed `memalign(3)`.
-    memalign(align, size) => real::memalign, size = size
+    memalign(align, size) => real::memalign, size = size,
+    from = memalign_from, sp = "rdx", bp = "rcx"
 );
 aligned_hook!(
     /// Interposed `valloc(3)`.
-    valloc(size) => real::valloc, size = size
+    valloc(size) => real::valloc, size = size,
+    from = valloc_from, sp = "rsi", bp = "rdx"
 );
 aligned_hook!(
     /// Interposed `pvalloc(3)`.
-    pvalloc(size) => real::pvalloc, size = size
+    pvalloc(size) => real::pvalloc, size = size,
+    from = pvalloc_from, sp = "rsi", bp = "rdx"
 );
 
 fn page_round(len: usize) -> usize {
@@ -354,13 +429,26 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     r
 }
 
-/// Captures the caller's stack with a chosen unwinder (0: cached rules, 1: libgcc) into
-/// `out`; for the stack-capture benchmark, not for programs.
+entry_trampoline!(
+    /// Captures the caller's stack with a chosen unwinder (0: cached rules, 1: libgcc,
+    /// 2: cached rules without the memo) into `out`; for the stack-capture benchmark, not
+    /// for programs. Behind a trampoline like the allocation hooks, so the cached methods
+    /// start where theirs do.
+    fn peakprof_bench_capture(method: c_int, out: *mut u64, cap: usize) -> usize
+        => bench_capture_from, sp = "rcx", bp = "r8"
+);
+
+/// `peakprof_bench_capture` behind its trampoline.
 ///
 /// # Safety
 /// `out` must be valid for `cap` writes.
-#[no_mangle]
-pub unsafe extern "C" fn peakprof_bench_capture(method: c_int, out: *mut u64, cap: usize) -> usize {
+unsafe extern "C" fn bench_capture_from(
+    method: c_int,
+    out: *mut u64,
+    cap: usize,
+    sp: usize,
+    bp: usize,
+) -> usize {
     use crate::unwind::{capture_with, Frames, Method};
     let method = match method {
         1 => Method::Libgcc,
@@ -369,7 +457,7 @@ pub unsafe extern "C" fn peakprof_bench_capture(method: c_int, out: *mut u64, ca
     };
     let _g = Guard::enter();
     let mut frames = Frames::new();
-    let n = capture_with(method, &mut frames).min(cap);
+    let n = capture_with(method, &mut frames, origin(sp, bp)).min(cap);
     // SAFETY: the caller guarantees `out` holds `cap` words, and n <= cap.
     unsafe { core::ptr::copy_nonoverlapping(frames.as_slice().as_ptr(), out, n) };
     n

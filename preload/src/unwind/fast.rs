@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use peakprof::format::TRUNCATED_FRAME;
 use peakprof::unwind::Rule;
 
-use super::{memo, modules, self_range, Frames, MAX_DEPTH};
+use super::{memo, modules, self_range, Frames, Origin, MAX_DEPTH};
 
 /// Sets in the rule cache; each set is one cache line of [`WAYS`] words.
 const SET_BITS: u32 = 12;
@@ -233,14 +233,28 @@ fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
 
 /// Captures with cached rules; `None` asks the caller to use the general unwinder. With
 /// `use_memo`, the walk stops where it meets the previous capture of this thread and
-/// copies the rest after checking it still holds (see [`memo`]).
+/// copies the rest after checking it still holds (see [`memo`]). With an `origin`, the walk
+/// starts at the hook's caller; without, at this function, stepping out of this library.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-pub fn capture(out: &mut Frames, use_memo: bool) -> Option<usize> {
-    let (mut sp, mut bp, mut pc) = registers();
+pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Option<usize> {
+    let (here_sp, here_bp, here_pc) = registers();
     // None on a signal stack or another foreign stack: the general unwinder copes.
-    let hi = stack_top(sp)?;
-    let lo = sp;
+    let hi = stack_top(here_sp)?;
+    let lo = here_sp;
+    out.clear();
+    // The hook's caller: the state unwinding would reach on leaving the hook's frame (the
+    // return address is the first frame kept). A hook runs on its caller's stack, so the
+    // entry stack pointer lies between ours and the top.
+    let entry = origin.and_then(|o| Some((read(o.sp, lo, hi)?, o.sp.checked_add(8)?, o.bp)));
+    // `first`: `pc` is the current instruction rather than a return address.
+    let (mut pc, mut sp, mut bp, mut first, mut in_self) = match entry {
+        Some((ra, sp, bp)) if ra != 0 => {
+            out.push(ra);
+            (ra, sp, bp, false, false)
+        }
+        _ => (here_pc, here_sp, here_bp, true, true),
+    };
     let (self_lo, self_hi) = self_range();
     let use_memo = use_memo && memo::wanted();
     let (prev, next) = memo::buffers();
@@ -251,11 +265,8 @@ pub fn capture(out: &mut Frames, use_memo: bool) -> Option<usize> {
     let mut min_j = 0usize;
     let mut level = 0usize;
     let mut recording = use_memo;
-    out.clear();
-    let mut first = true;
-    let mut in_self = true;
     loop {
-        recording = recording && next.enter(level, pc, sp, bp, in_self);
+        recording = recording && next.enter(level, (pc, sp, bp), in_self, first);
         if search && recording {
             // Levels are ordered by sp in both walks: advance to the first not below ours.
             while j < prev.len as usize && prev.level[j].sp < sp {
@@ -268,7 +279,7 @@ pub fn capture(out: &mut Frames, use_memo: bool) -> Option<usize> {
                 && prev.level[j].pc == pc
                 && prev.level[j].bp == bp
                 && prev.level[j].in_self() == in_self
-                && (j == 0) == first
+                && prev.level[j].at_start() == first
             {
                 let frames = (self_lo, self_hi);
                 let walked = out.len();
@@ -322,7 +333,7 @@ pub fn capture(out: &mut Frames, use_memo: bool) -> Option<usize> {
         pc = ra;
         level += 1;
         if pc == 0 {
-            recording = recording && next.enter(level, pc, sp, bp, in_self);
+            recording = recording && next.enter(level, (pc, sp, bp), in_self, false);
             level += 1;
             break;
         }
@@ -418,6 +429,6 @@ fn reuse(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub fn capture(_out: &mut Frames, _use_memo: bool) -> Option<usize> {
+pub fn capture(_out: &mut Frames, _use_memo: bool, _origin: Option<Origin>) -> Option<usize> {
     None
 }

@@ -41,21 +41,32 @@ impl Level {
     /// Where the step read the caller's frame pointer, 0 when it kept `bp`.
     #[inline(always)]
     pub fn bp_slot(&self) -> u64 {
-        self.read_at & !1
+        self.read_at & !FLAGS
     }
 
     /// Whether the walk was inside this library's frames on entering the level.
     #[inline(always)]
     pub fn in_self(&self) -> bool {
-        self.read_at & 1 != 0
+        self.read_at & IN_SELF != 0
+    }
+
+    /// Whether a walk started here from the registers (see `read_at`).
+    #[inline(always)]
+    pub fn at_start(&self) -> bool {
+        self.read_at & AT_START != 0
     }
 
     /// Notes where the step read the caller's frame pointer (an 8-aligned address).
     #[inline(always)]
     pub fn set_bp_slot(&mut self, slot: u64) {
-        self.read_at = slot | (self.read_at & 1);
+        self.read_at = slot | (self.read_at & FLAGS);
     }
 }
+
+/// The flag bits of [`Level::read_at`].
+const IN_SELF: u64 = 1;
+const AT_START: u64 = 2;
+const FLAGS: u64 = IN_SELF | AT_START;
 
 /// One capture's walk, as laid out by `struct peakprof_memo` in `tls.c`.
 #[repr(C)]
@@ -67,9 +78,16 @@ pub struct Memo {
 }
 
 impl Memo {
-    /// Records the state on entering `level`; false when the memo has no room for it.
+    /// Records the state on entering `level` (`at_start`: see [`Level::at_start`]); false
+    /// when the memo has no room for it.
     #[inline(always)]
-    pub fn enter(&mut self, level: usize, pc: u64, sp: u64, bp: u64, in_self: bool) -> bool {
+    pub fn enter(
+        &mut self,
+        level: usize,
+        (pc, sp, bp): (u64, u64, u64),
+        in_self: bool,
+        at_start: bool,
+    ) -> bool {
         if level >= LEVELS {
             return false;
         }
@@ -77,7 +95,7 @@ impl Memo {
             pc,
             sp,
             bp,
-            read_at: u64::from(in_self),
+            read_at: if in_self { IN_SELF } else { 0 } | if at_start { AT_START } else { 0 },
         };
         true
     }

@@ -111,11 +111,23 @@ impl Frames {
     }
 }
 
+/// Where an interposed function was entered: its stack pointer at entry (which points at
+/// the return address into its caller) and the frame pointer register then (the caller's).
+/// A capture that knows it starts at the caller's frame, instead of stepping out of this
+/// library's own frames one rule lookup at a time (three or four of them on every
+/// allocation, each a link of the walk's dependent chain).
+#[derive(Clone, Copy)]
+pub struct Origin {
+    pub sp: u64,
+    pub bp: u64,
+}
+
 /// Fills `out` with the calling thread's return addresses (innermost first) and returns how
 /// many were written. A stack deeper than `MAX_DEPTH` ends with the truncation marker.
+/// `origin`, when known, is where the hook being served was entered.
 #[inline(never)]
-pub fn capture(out: &mut Frames) -> usize {
-    let n = match fast::capture(out, true) {
+pub fn capture(out: &mut Frames, origin: Option<Origin>) -> usize {
+    let n = match fast::capture(out, true, origin) {
         Some(n) => n,
         None => libgcc::capture(out),
     };
@@ -129,7 +141,7 @@ pub fn capture(out: &mut Frames) -> usize {
 #[inline(never)]
 fn check_against_full_walk(got: &[u64]) {
     let mut full = Frames::new();
-    capture_with(Method::CachedNoMemo, &mut full);
+    capture_with(Method::CachedNoMemo, &mut full, None);
     // Both walks skip this library's frames, so they agree word for word.
     if got != full.as_slice() {
         const MSG: &[u8] =
@@ -154,12 +166,15 @@ pub enum Method {
     CachedNoMemo,
 }
 
-/// Captures with a chosen method.
+/// Captures with a chosen method; the cached ones start at `origin` when given, as in the
+/// hooks (libgcc's always steps out of this library's frames).
 #[inline(never)]
-pub fn capture_with(method: Method, out: &mut Frames) -> usize {
+pub fn capture_with(method: Method, out: &mut Frames, origin: Option<Origin>) -> usize {
     match method {
-        Method::Cached => capture(out),
+        Method::Cached => capture(out, origin),
         Method::Libgcc => libgcc::capture(out),
-        Method::CachedNoMemo => fast::capture(out, false).unwrap_or_else(|| libgcc::capture(out)),
+        Method::CachedNoMemo => {
+            fast::capture(out, false, origin).unwrap_or_else(|| libgcc::capture(out))
+        }
     }
 }
