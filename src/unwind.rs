@@ -73,6 +73,64 @@ impl Rule {
     }
 }
 
+/// Bit 15 of a packed 16-bit rule code: the rule is packed in the code itself (see
+/// [`Rule::pack16`]); codes below it are left to the cache's owner (table ids).
+pub const PACKED16: u16 = 1 << 15;
+/// Bit 14 of a packed code: the CFA is taken from the frame pointer.
+const PACKED_FROM_RBP: u16 = 1 << 14;
+/// Bits 3..=10 of a packed code: the CFA offset itself (a multiple of 8 below 2 KiB).
+const PACKED_CFA: u16 = 0xff << 3;
+
+impl Rule {
+    /// The rule packed in 15 bits plus [`PACKED16`], when it fits: a stack- or frame-pointer
+    /// CFA with an offset that is a nonzero multiple of 8 below 2 KiB, and the caller's frame
+    /// pointer untouched or saved at a multiple of 8 within 512 bytes below the CFA. Nearly
+    /// every call site's rule fits.
+    ///
+    /// The CFA offset sits unshifted in bits 3..=10 so that unpacking it is one `and`: the
+    /// walker's dependent chain runs through it on every frame. The frame pointer's offset
+    /// / 8 is split over bits 0..=2 (low) and 11..=13 (high), off that chain.
+    pub fn pack16(self) -> Option<u16> {
+        let Rule::Simple {
+            from_rbp,
+            cfa_offset,
+            rbp_offset,
+        } = self
+        else {
+            return None;
+        };
+        if cfa_offset % 8 != 0 || !(8..2048).contains(&cfa_offset) {
+            return None;
+        }
+        let rbp8 = match rbp_offset {
+            None => 0,
+            Some(o) if o < 0 && o % 8 == 0 && -o / 8 < 64 => (-o / 8) as u16,
+            Some(_) => return None,
+        };
+        Some(
+            PACKED16
+                | if from_rbp { PACKED_FROM_RBP } else { 0 }
+                | cfa_offset as u16
+                | (rbp8 & 7)
+                | ((rbp8 >> 3) << 11),
+        )
+    }
+
+    /// The rule of a code made by [`Rule::pack16`]; `None` when [`PACKED16`] is not set.
+    #[inline(always)]
+    pub fn unpack16(code: u16) -> Option<Rule> {
+        if code & PACKED16 == 0 {
+            return None;
+        }
+        let rbp8 = i32::from((code & 7) | (((code >> 11) & 7) << 3));
+        Some(Rule::Simple {
+            from_rbp: code & PACKED_FROM_RBP != 0,
+            cfa_offset: u32::from(code & PACKED_CFA),
+            rbp_offset: (rbp8 != 0).then_some(-rbp8 * 8),
+        })
+    }
+}
+
 /// The unwind sections of one loaded module, as runtime addresses and bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct EhSections<'a> {
@@ -184,6 +242,43 @@ mod tests {
         }
         assert_eq!(Rule::decode(0), None);
         assert_eq!(Rule::decode(5), None);
+    }
+
+    /// Every rule that packs comes back unchanged, and the ones just outside the limits
+    /// do not pack.
+    #[test]
+    fn packed16_round_trips_exhaustively() {
+        let mut packed = 0;
+        for from_rbp in [false, true] {
+            for cfa_offset in (0..2100).step_by(4) {
+                let saved = (0..70)
+                    .map(|k| Some(-8 * k))
+                    .chain([None, Some(8), Some(-12)]);
+                for rbp_offset in saved {
+                    let rule = Rule::Simple {
+                        from_rbp,
+                        cfa_offset,
+                        rbp_offset,
+                    };
+                    let fits = cfa_offset % 8 == 0
+                        && (8..2048).contains(&cfa_offset)
+                        && rbp_offset.is_none_or(|o| o < 0 && o % 8 == 0 && o > -512);
+                    match rule.pack16() {
+                        Some(code) => {
+                            assert!(fits, "{rule:?} packed");
+                            assert_ne!(code & PACKED16, 0);
+                            assert_eq!(Rule::unpack16(code), Some(rule), "{code:#x}");
+                            packed += 1;
+                        }
+                        None => assert!(!fits, "{rule:?} did not pack"),
+                    }
+                }
+            }
+        }
+        assert_eq!(packed, 2 * 255 * 64);
+        assert_eq!(Rule::End.pack16(), None);
+        assert_eq!(Rule::Complex.pack16(), None);
+        assert_eq!(Rule::unpack16(0x7fff), None);
     }
 
     #[inline(never)]

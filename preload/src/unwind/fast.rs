@@ -3,7 +3,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use peakprof::format::TRUNCATED_FRAME;
-use peakprof::unwind::Rule;
+use peakprof::unwind::{Rule, PACKED16};
 
 use super::{memo, modules, self_range, Frames, Origin, MAX_DEPTH};
 
@@ -26,14 +26,16 @@ struct Set([AtomicU64; WAYS]);
 static CACHE: [Set; 1 << SET_BITS] =
     [const { Set([const { AtomicU64::new(0) }; WAYS]) }; 1 << SET_BITS];
 
-/// The set where `pc`'s rule is kept, and its home way there (from the hash's next bits):
-/// looked at first, and where a new entry goes when free, so that most lookups hit their
-/// first compare (those whose home way was taken when they were cached scan the set).
-#[inline]
+/// The set where `pc`'s rule is kept, and its home way there: looked at first, and where
+/// a new entry goes when free, so that most lookups hit their first compare (those whose
+/// home way was taken when they were cached scan the set). Straight from the pc's low bits,
+/// no hash: this is a link of the walk's dependent chain (pc, set, rule, return address,
+/// next pc), and a multiply and shifts were a quarter of it. Return addresses are spread
+/// over those bits well enough; code that collides shares the set's eight ways.
+#[inline(always)]
 fn set_of(pc: u64) -> (&'static Set, usize) {
-    let h = pc.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let set = &CACHE[(h >> (64 - SET_BITS)) as usize];
-    let way = (h >> (64 - SET_BITS - WAYS.trailing_zeros())) as usize & (WAYS - 1);
+    let set = &CACHE[(pc >> 4) as usize & ((1 << SET_BITS) - 1)];
+    let way = (pc >> (4 + SET_BITS)) as usize & (WAYS - 1);
     (set, way)
 }
 
@@ -84,45 +86,23 @@ fn rule_id(rule: Rule) -> Option<u64> {
     Some(n)
 }
 
-/// Rule codes above this are rules packed in the code itself; below, table ids.
-const INLINE: u64 = 1 << 15;
+/// Rule codes with this bit are rules packed in the code itself ([`Rule::pack16`]); below,
+/// table ids.
+const INLINE: u64 = PACKED16 as u64;
 /// Ids the table can hand out (codes 1..INLINE).
 const TABLE_IDS: u64 = INLINE;
 
-/// The 16-bit code of `rule` for a cache word. Nearly every call site's rule fits in 15
-/// bits (stack-pointer or frame-pointer CFA with an offset under 2 KiB, frame pointer saved
-/// within 512 bytes): those are packed in the word itself, so a hit costs one load. Others
-/// get a table id.
+/// The 16-bit code of `rule` for a cache word: nearly every call site's rule packs into
+/// the code itself, so a hit costs one load. Others get a table id.
 fn rule_code(rule: Rule) -> Option<u64> {
-    if let Rule::Simple {
-        from_rbp,
-        cfa_offset,
-        rbp_offset,
-    } = rule
-    {
-        let off8 = u64::from(cfa_offset / 8);
-        let rbp8 = rbp_offset.map_or(Some(0), |o| {
-            (o < 0 && o % 8 == 0 && -o / 8 < 64).then(|| (-o / 8) as u64)
-        });
-        if cfa_offset % 8 == 0 && (1..256).contains(&off8) {
-            if let Some(rbp8) = rbp8 {
-                return Some(INLINE | (u64::from(from_rbp) << 14) | (off8 << 6) | rbp8);
-            }
-        }
-    }
-    rule_id(rule)
+    rule.pack16().map(u64::from).or_else(|| rule_id(rule))
 }
 
 /// The rule for a 16-bit code from a cache word; `None` for an empty code.
 #[inline(always)]
 fn decode_code(code: u64) -> Option<Rule> {
-    if code & INLINE != 0 {
-        let rbp8 = (code & 0x3f) as i32;
-        return Some(Rule::Simple {
-            from_rbp: code & (1 << 14) != 0,
-            cfa_offset: ((code >> 6) & 0xff) as u32 * 8,
-            rbp_offset: (rbp8 != 0).then_some(-rbp8 * 8),
-        });
+    if let Some(rule) = Rule::unpack16(code as u16) {
+        return Some(rule);
     }
     if code == 0 {
         return None;
