@@ -15,6 +15,11 @@ use object::read::elf::{FileHeader as _, ProgramHeader as _};
 use object::Endianness;
 
 /// Finds `cmd` as the shell would: a path when it contains `/`, else through `PATH`.
+///
+/// As in `execvp`: an empty `PATH` entry is the current directory, a match that cannot be
+/// run (not executable, or behind a directory that cannot be searched) is passed over for a
+/// later one, and when only such matches exist the answer is 126 with the first one's
+/// reason rather than "not found" (which would send the user looking for the wrong problem).
 pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
     let as_path = Path::new(cmd);
     if as_path.as_os_str().is_empty() {
@@ -24,11 +29,36 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
         return check_runnable(as_path, cmd);
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut cannot_run = None;
     for dir in std::env::split_paths(&path) {
+        // `./cmd` rather than a bare `cmd`, which running it would look up in PATH again.
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         let candidate = dir.join(as_path);
-        if candidate.is_file() && is_executable(&candidate) {
-            return Ok(candidate);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
+            Ok(_) => {
+                cannot_run.get_or_insert_with(|| (candidate, "permission denied".to_string()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                cannot_run.get_or_insert_with(|| (candidate, os_reason(&e)));
+            }
+            Err(_) => {}
         }
+    }
+    if let Some((candidate, reason)) = cannot_run {
+        return Err(refuse(
+            CANNOT_RUN,
+            format!(
+                "cannot run {} (found as {}): {reason}",
+                cmd.to_string_lossy(),
+                candidate.display()
+            ),
+        ));
     }
     Err(refuse(
         NOT_FOUND,

@@ -67,6 +67,57 @@ fn command_not_found() {
     );
 }
 
+/// `peakprof run -- argv` in `base` with `PATH` set to `path`.
+fn run_with_path(base: &Path, path: &str, argv: &[&str]) -> (Finished, PathBuf) {
+    let out = base.join("out");
+    let mut cmd = peakprof_command(&out, &[], argv, base);
+    cmd.env("PATH", path);
+    (run_deadline(&mut cmd, RUN_TIMEOUT), out)
+}
+
+/// A bare name is looked up as execvp does: a match that cannot be run is passed over for
+/// a later one that can; when there is none, the refusal says why (126), not "not found".
+#[test]
+fn bare_name_on_path_that_cannot_run() {
+    let base = fresh_dir("refuse-path-noexec");
+    let exe = c_example("exit_with.c");
+    let (first, second) = (base.join("first"), base.join("second"));
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    copy_of(&exe, &first, "pp-tool", 0o644);
+    let path = format!("{}:/usr/bin:/bin", first.display());
+    let (f, out) = run_with_path(&base, &path, &["pp-tool", "3"]);
+    assert_eq!(f.code(), Some(126), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "pp-tool not executable on PATH");
+    assert!(line.contains("permission denied"), "{line}");
+    assert!(
+        line.contains(&first.join("pp-tool").display().to_string()),
+        "{line}"
+    );
+    assert!(!out.exists());
+
+    // An executable one later on PATH is the one run (its exit code comes through).
+    copy_of(&exe, &second, "pp-tool", 0o755);
+    let path = format!("{}:{}:/usr/bin:/bin", first.display(), second.display());
+    let (f, out) = run_with_path(&base, &path, &["pp-tool", "3"]);
+    assert_eq!(f.code(), Some(3), "{}", f.describe());
+    assert!(out.join("summary.json").is_file(), "{}", f.describe());
+}
+
+/// An empty PATH entry is the current directory, as in execvp and shells.
+#[test]
+fn empty_path_entry_is_the_current_directory() {
+    let base = fresh_dir("refuse-path-empty");
+    copy_of(&c_example("exit_with.c"), &base, "pp-here", 0o755);
+    let (f, out) = run_with_path(&base, "/usr/bin::/bin", &["pp-here", "4"]);
+    assert_eq!(f.code(), Some(4), "{}", f.describe());
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["exit_code"], 4, "{summary}");
+    // Without the empty entry, the same name is not found.
+    let (f, _) = run_with_path(&base, "/usr/bin:/bin", &["pp-here", "4"]);
+    assert_eq!(f.code(), Some(127), "{}", f.describe());
+}
+
 #[test]
 fn path_not_found() {
     let base = fresh_dir("refuse-nopath");
