@@ -16,10 +16,10 @@ use object::Endianness;
 
 /// Finds `cmd` as the shell would: a path when it contains `/`, else through `PATH`.
 ///
-/// As in `execvp`: an empty `PATH` entry is the current directory, a match that cannot be
-/// run (not executable, or behind a directory that cannot be searched) is passed over for a
-/// later one, and when only such matches exist the answer is 126 with the first one's
-/// reason rather than "not found" (which would send the user looking for the wrong problem).
+/// As in `execvp`: an empty `PATH` entry is the current directory, and a regular file this
+/// process may not execute is passed over for a later match; when only such files exist
+/// the answer is 126 naming the first, rather than "not found" (which would send the user
+/// looking for the wrong problem). Anything but a regular file is passed over.
 pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
     let as_path = Path::new(cmd);
     if as_path.as_os_str().is_empty() {
@@ -38,23 +38,21 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
             dir
         };
         let candidate = dir.join(as_path);
-        match std::fs::metadata(&candidate) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
-            Ok(_) => {
-                cannot_run.get_or_insert_with(|| (candidate, "permission denied".to_string()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                cannot_run.get_or_insert_with(|| (candidate, os_reason(&e)));
-            }
-            Err(_) => {}
+        // Only regular files: a FIFO would block the header read below forever. A
+        // directory that cannot be searched tells nothing (as in shells, it is passed over).
+        if !std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+            continue;
         }
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+        cannot_run.get_or_insert(candidate);
     }
-    if let Some((candidate, reason)) = cannot_run {
+    if let Some(candidate) = cannot_run {
         return Err(refuse(
             CANNOT_RUN,
             format!(
-                "cannot run {} (found as {}): {reason}",
+                "cannot run {} (found as {}): permission denied",
                 cmd.to_string_lossy(),
                 candidate.display()
             ),
@@ -66,8 +64,11 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf> {
     ))
 }
 
+/// Whether this process may execute `p`: access(2) with the effective ids, as execve
+/// judges (a file with only its owner's execute bit is not executable by others).
 fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    accessat(CWD, p, Access::EXEC_OK, AtFlags::EACCESS).is_ok()
 }
 
 fn check_runnable(p: &Path, shown: &OsStr) -> Result<PathBuf> {

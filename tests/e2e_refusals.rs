@@ -96,6 +96,15 @@ fn bare_name_on_path_that_cannot_run() {
     );
     assert!(!out.exists());
 
+    // A FIFO with execute bits is not a program: passed over (opening it to read a header
+    // would block forever), so the name is not found at all.
+    let fifo = first.join("pp-fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (f, _) = run_with_path(&base, &path, &["pp-fifo"]);
+    assert_eq!(f.code(), Some(127), "{}", f.describe());
+
     // An executable one later on PATH is the one run (its exit code comes through).
     copy_of(&exe, &second, "pp-tool", 0o755);
     let path = format!("{}:{}:/usr/bin:/bin", first.display(), second.display());

@@ -33,7 +33,8 @@ pub struct Level {
     pub bp: u64,
     /// Where this level's step read the caller's frame pointer (0 when it kept `bp`; always
     /// 8-aligned, as reads are), with bit 0 set when the walk was still inside this library's
-    /// frames on entering the level.
+    /// frames on entering the level, and bit 1 when a walk started here from the registers
+    /// (its `pc` is the current instruction, not a return address: see [`Level::at_start`]).
     read_at: u64,
 }
 
