@@ -1331,6 +1331,28 @@ fn rarer_allocation_functions_exact() {
     }
 }
 
+/// Threads with glibc's smallest stack (16 KiB, static TLS included): the profiler's own
+/// stack use inside malloc must fit there. Its unwinder's slow path (gimli, ~12 KiB) runs on
+/// a stack of its own, and its per-thread memo is not in static TLS: either one alone
+/// crashed this program.
+#[test]
+fn threads_with_the_smallest_stacks() {
+    let exe = c_example("small_stacks.c");
+    let run = peakprof_run(&exe, &[]);
+    assert_status(&run, 0, Some(0), None);
+    let folded = run.folded();
+    assert_functions(
+        &folded,
+        &[("small_stack_alloc", 24_000), ("thread_body", 24_000)],
+        "small_stacks",
+    );
+    // Besides the threads' blocks, only what glibc's pthread_create allocates for each
+    // thread (its TLS vector) is live at the peak.
+    let by_create = function_bytes(&folded, "main");
+    assert!(by_create < 8 * 1024, "{by_create} bytes under main");
+    assert_peak_bytes(&run, 24_000 + by_create);
+}
+
 #[test]
 fn jemalloc_program_exact() {
     check_other_allocator("jemalloc", "libjemalloc-dev");

@@ -74,8 +74,13 @@ int32_t peakprof_should_sample(uint64_t size, uint64_t rate) {
 }
 
 /* The fast unwinder's memo of the previous capture on this thread (see unwind/memo.rs):
- * two buffers, the last capture's and the one being written. Initial-exec TLS like the
- * rest, so reaching it never allocates; ~9 KiB per thread. */
+ * two buffers, the last capture's and the one being written, ~9 KiB together.
+ *
+ * Not in TLS: glibc carves a thread's static TLS out of the stack size the program asked
+ * for, and 9 KiB of it left a thread created with a 16-24 KiB stack too little to run on
+ * (it crashed in the dynamic linker's first symbol lookup). TLS keeps a pointer; the pair
+ * is mapped on the thread's first capture and goes back to a free list when the thread
+ * ends (a pthread key's destructor), for the next thread to take. */
 #define PEAKPROF_MEMO_LEVELS 136
 
 struct peakprof_memo_level {
@@ -92,12 +97,99 @@ struct peakprof_memo {
     struct peakprof_memo_level level[PEAKPROF_MEMO_LEVELS];
 };
 
-static __thread struct peakprof_memo memos[2] __attribute__((tls_model("initial-exec")));
+struct memo_pair {
+    struct peakprof_memo memo[2];
+    struct memo_pair *next_free;
+};
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static __thread struct memo_pair *memo_pair __attribute__((tls_model("initial-exec")));
+/* Set once the thread's key destructor has run: a capture made later in its tear-down
+ * goes without a memo rather than mapping one that nothing would give back. */
+static __thread uint8_t memo_gone __attribute__((tls_model("initial-exec")));
 static __thread uint32_t memo_current __attribute__((tls_model("initial-exec")));
 
-void peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next) {
-    *previous = &memos[memo_current];
-    *next = &memos[memo_current ^ 1];
+static struct memo_pair *free_pairs;
+static atomic_flag free_pairs_lock = ATOMIC_FLAG_INIT;
+static pthread_key_t memo_key;
+static int memo_key_made;
+static pthread_once_t memo_key_once = PTHREAD_ONCE_INIT;
+
+static void lock_free_pairs(void) {
+    while (atomic_flag_test_and_set_explicit(&free_pairs_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void unlock_free_pairs(void) {
+    atomic_flag_clear_explicit(&free_pairs_lock, memory_order_release);
+}
+
+/* The key's destructor, at the end of a thread that had a pair. */
+static void memo_release(void *p) {
+    struct memo_pair *pair = p;
+    memo_pair = 0;
+    memo_gone = 1;
+    lock_free_pairs();
+    pair->next_free = free_pairs;
+    free_pairs = pair;
+    unlock_free_pairs();
+}
+
+/* Once per process, on the first thread's first capture (which may come before the
+ * library's constructor runs). pthread_key_create does not allocate. */
+static void make_memo_key(void) {
+    memo_key_made = pthread_key_create(&memo_key, memo_release) == 0;
+}
+
+/* A pair from the free list, else a fresh mapping (a system call rather than mmap(3),
+ * which this library interposes); null when none can be had. */
+static struct memo_pair *take_pair(void) {
+    lock_free_pairs();
+    struct memo_pair *pair = free_pairs;
+    if (pair)
+        free_pairs = pair->next_free;
+    unlock_free_pairs();
+    if (!pair) {
+        long p = syscall(SYS_mmap, 0, sizeof(struct memo_pair), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == -1)
+            return 0;
+        pair = (struct memo_pair *)p;
+    }
+    /* A recycled pair holds another thread's walks: not this thread's previous capture. */
+    pair->memo[0].valid = 0;
+    pair->memo[1].valid = 0;
+    return pair;
+}
+
+/* This thread's memos: the previous capture's and the one to write. 0 when the thread has
+ * none and cannot get one (no key, no memory, or the thread is ending). */
+int peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next) {
+    struct memo_pair *pair = memo_pair;
+    if (!pair) {
+        if (memo_gone)
+            return 0;
+        pthread_once(&memo_key_once, make_memo_key);
+        if (!memo_key_made)
+            return 0;
+        pair = take_pair();
+        if (!pair)
+            return 0;
+        if (pthread_setspecific(memo_key, pair) != 0) {
+            memo_release(pair);
+            memo_gone = 0;
+            return 0;
+        }
+        memo_pair = pair;
+    }
+    *previous = &pair->memo[memo_current];
+    *next = &pair->memo[memo_current ^ 1];
+    return 1;
 }
 
 void peakprof_memo_swap(void) { memo_current ^= 1; }

@@ -236,18 +236,26 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         _ => (here_pc, here_sp, here_bp, true, true),
     };
     let (self_lo, self_hi) = self_range();
-    let use_memo = use_memo && memo::wanted();
-    let (prev, next) = memo::buffers();
+    let wanted = use_memo && memo::wanted();
+    // Some while this walk is being recorded: the previous walk and the one being written.
+    let mut memos = if wanted { memo::buffers() } else { None };
     let generation = memo::generation();
-    let mut search = use_memo && prev.valid != 0 && prev.generation == generation;
+    let mut search = memos
+        .as_ref()
+        .is_some_and(|(prev, _)| prev.valid != 0 && prev.generation == generation);
     let mut j = 0usize;
     // Matches below this level of the previous walk are known to fail.
     let mut min_j = 0usize;
     let mut level = 0usize;
-    let mut recording = use_memo;
     loop {
-        recording = recording && next.enter(level, (pc, sp, bp), in_self, first);
-        if search && recording {
+        if memos
+            .as_mut()
+            .is_some_and(|(_, next)| !next.enter(level, (pc, sp, bp), in_self, first))
+        {
+            memos = None; // no room: this walk will not be a memo
+        }
+        if let (true, Some((prev, next))) = (search, memos.as_mut()) {
+            let (prev, next) = (&**prev, &mut **next);
             // Levels are ordered by sp in both walks: advance to the first not below ours.
             while j < prev.len as usize && prev.level[j].sp < sp {
                 j += 1;
@@ -305,7 +313,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
                 Some(v) => bp = v,
                 None => return Some(out.len()),
             }
-            if recording {
+            if let Some((_, next)) = memos.as_mut() {
                 next.level[level].set_bp_slot(slot);
             }
         }
@@ -313,7 +321,12 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         pc = ra;
         level += 1;
         if pc == 0 {
-            recording = recording && next.enter(level, (pc, sp, bp), in_self, false);
+            if memos
+                .as_mut()
+                .is_some_and(|(_, next)| !next.enter(level, (pc, sp, bp), in_self, false))
+            {
+                memos = None;
+            }
             level += 1;
             break;
         }
@@ -327,11 +340,11 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         }
         out.push(pc);
     }
-    if recording {
+    if let Some((_, next)) = memos {
         next.finish(level, generation);
         memo::swap();
     }
-    if use_memo {
+    if wanted {
         memo::account(0, out.len());
     }
     Some(out.len())

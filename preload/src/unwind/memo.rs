@@ -111,7 +111,7 @@ impl Memo {
 }
 
 extern "C" {
-    fn peakprof_memos(previous: *mut *mut Memo, next: *mut *mut Memo);
+    fn peakprof_memos(previous: *mut *mut Memo, next: *mut *mut Memo) -> core::ffi::c_int;
     fn peakprof_memo_swap();
     fn peakprof_memo_policy() -> *mut [u32; 2];
 }
@@ -150,16 +150,20 @@ pub fn account(copied: usize, total: usize) {
     }
 }
 
-/// This thread's memos: the previous capture's (read) and the one being written.
+/// This thread's memos: the previous capture's (read) and the one being written; `None`
+/// when the thread has none and cannot get one (the capture then goes without).
 #[inline(always)]
-pub fn buffers() -> (&'static Memo, &'static mut Memo) {
+pub fn buffers() -> Option<(&'static Memo, &'static mut Memo)> {
     let (mut prev, mut next) = (core::ptr::null_mut(), core::ptr::null_mut());
-    // SAFETY: valid out-pointers; the C side hands out two distinct initial-exec
-    // thread-locals, which live as long as this thread and which only this thread's
-    // capture (never reentered: the hook guard is held) touches.
+    // SAFETY: valid out-pointers. On success the C side hands out the two distinct halves
+    // of a mapping owned by this thread until it ends (its pthread key's destructor, which
+    // runs after the thread's last capture can use them, gives it back), which only this
+    // thread's capture (never reentered: the hook guard is held) touches.
     unsafe {
-        peakprof_memos(&mut prev, &mut next);
-        (&*prev, &mut *next)
+        if peakprof_memos(&mut prev, &mut next) == 0 {
+            return None;
+        }
+        Some((&*prev, &mut *next))
     }
 }
 

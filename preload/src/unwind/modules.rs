@@ -1,6 +1,7 @@
 //! Where each loaded module's unwind tables are, for computing rules on cache misses.
 
 use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use peakprof::unwind::{eh_frame_address, rule_for, EhSections, Rule};
 
@@ -112,13 +113,54 @@ fn lookup(mods: &[EhModule], pc: u64) -> Option<Option<Rule>> {
 /// handed out one at a time.
 pub fn with_rule<R>(pc: u64, f: impl FnOnce(Option<Rule>) -> R) -> R {
     let mut mods = EH_MODULES.lock();
-    if let Some(r) = lookup(&mods, pc) {
-        return f(r);
-    }
-    // A module loaded since the last scan (dlopen, or libc loading one internally).
-    *mods = scan();
-    let r = lookup(&mods, pc).flatten();
+    let r = on_lookup_stack(|| {
+        if let Some(r) = lookup(&mods, pc) {
+            return r;
+        }
+        // A module loaded since the last scan (dlopen, or libc loading one internally).
+        *mods = scan();
+        lookup(&mods, pc).flatten()
+    });
     f(r)
+}
+
+/// Size of the stack the slow path runs on.
+const LOOKUP_STACK_SIZE: usize = 256 << 10;
+/// That stack's lowest address (0 until first needed; mapped once, under EH_MODULES).
+static LOOKUP_STACK: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` on a stack of its own. gimli's walk through an FDE's rows takes ~12 KiB of stack
+/// (its rule tables live in its stack frames), and it runs on the program's thread: a
+/// thread created with a 16 KiB stack (glibc's minimum) crashed on its first rule-cache
+/// miss. One stack serves the process, as the caller holds EH_MODULES throughout. When it
+/// cannot be mapped, `f` runs where it is. A panic in `f` (none is expected: gimli reports
+/// errors as values) reads as "no unwind information", since it must not unwind across
+/// the switch.
+fn on_lookup_stack(f: impl FnOnce() -> Option<Rule>) -> Option<Rule> {
+    let f = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(None);
+    let mut base = LOOKUP_STACK.load(Ordering::Relaxed);
+    if base == 0 {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
+        let p = unsafe {
+            crate::real::mmap(
+                core::ptr::null_mut(),
+                LOOKUP_STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return f();
+        }
+        base = p as usize;
+        LOOKUP_STACK.store(base, Ordering::Relaxed);
+    }
+    // SAFETY: `base` is a page-aligned mapping of LOOKUP_STACK_SIZE bytes (a multiple of
+    // the stack alignment) that nothing else uses: only the holder of EH_MODULES (the
+    // caller) runs on it, and `f` returns normally (panics are caught above).
+    unsafe { psm::on_stack(base as *mut u8, LOOKUP_STACK_SIZE, f) }
 }
 
 /// Holds lookups off across fork, so the child never inherits the lock mid-update.
