@@ -12,14 +12,37 @@ use crate::thread::Thread;
 use crate::unwind::Origin;
 use crate::{bootstrap, real, state};
 
+/// The two x86-64 argument registers after a function's own arguments (one to three
+/// integer or pointer arguments: rdi, rsi, rdx, then rcx, r8), which carry the entry stack
+/// pointer (`sp`) and frame pointer (`bp`) to the hook behind a trampoline.
+macro_rules! entry_register {
+    (sp; $a:ident) => {
+        "rsi"
+    };
+    (bp; $a:ident) => {
+        "rdx"
+    };
+    (sp; $a:ident, $b:ident) => {
+        "rdx"
+    };
+    (bp; $a:ident, $b:ident) => {
+        "rcx"
+    };
+    (sp; $a:ident, $b:ident, $c:ident) => {
+        "rcx"
+    };
+    (bp; $a:ident, $b:ident, $c:ident) => {
+        "r8"
+    };
+}
+
 /// Exports `$name` as a trampoline into `$inner`, which takes `$name`'s arguments followed
-/// by the stack pointer and frame pointer at entry (in the next two argument registers:
-/// `$sp`, `$bp`), so that a capture starts at the caller (see [`Origin`]). A jump, not a
-/// call: `$inner` returns straight to the caller, and the CPU's return predictions stay
-/// paired with their calls.
+/// by the stack pointer and frame pointer at entry (in the next two argument registers, see
+/// [`entry_register`]), so that a capture starts at the caller (see [`Origin`]). A jump,
+/// not a call: `$inner` returns straight to the caller, and the CPU's return predictions
+/// stay paired with their calls.
 macro_rules! entry_trampoline {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty
-        => $inner:ident, sp = $sp:literal, bp = $bp:literal) => {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $inner:ident) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -32,8 +55,8 @@ macro_rules! entry_trampoline {
             // signal taken on them.
             core::arch::naked_asm!(
                 ".cfi_startproc",
-                concat!("mov ", $sp, ", rsp"),
-                concat!("mov ", $bp, ", rbp"),
+                concat!("mov ", entry_register!(sp; $($arg),*), ", rsp"),
+                concat!("mov ", entry_register!(bp; $($arg),*), ", rbp"),
                 "jmp {}",
                 ".cfi_endproc",
                 sym $inner,
@@ -71,7 +94,7 @@ fn record_alloc(g: &Guard, p: *mut c_void, size: usize, origin: Option<Origin>) 
 
 entry_trampoline!(
     /// Interposed `malloc(3)`.
-    fn malloc(size: usize) -> *mut c_void => malloc_from, sp = "rsi", bp = "rdx"
+    fn malloc(size: usize) -> *mut c_void => malloc_from
 );
 
 /// `malloc` behind its trampoline.
@@ -88,7 +111,7 @@ unsafe extern "C" fn malloc_from(size: usize, sp: usize, bp: usize) -> *mut c_vo
 
 entry_trampoline!(
     /// Interposed `calloc(3)`.
-    fn calloc(n: usize, size: usize) -> *mut c_void => calloc_from, sp = "rdx", bp = "rcx"
+    fn calloc(n: usize, size: usize) -> *mut c_void => calloc_from
 );
 
 /// `calloc` behind its trampoline.
@@ -166,7 +189,7 @@ unsafe fn resize(
 
 entry_trampoline!(
     /// Interposed `realloc(3)`.
-    fn realloc(p: *mut c_void, size: usize) -> *mut c_void => realloc_from, sp = "rdx", bp = "rcx"
+    fn realloc(p: *mut c_void, size: usize) -> *mut c_void => realloc_from
 );
 
 /// `realloc` behind its trampoline.
@@ -183,7 +206,7 @@ unsafe extern "C" fn realloc_from(
 entry_trampoline!(
     /// Interposed `reallocarray(3)`.
     fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void
-        => reallocarray_from, sp = "rcx", bp = "r8"
+        => reallocarray_from
 );
 
 /// `reallocarray` behind its trampoline.
@@ -206,7 +229,7 @@ unsafe extern "C" fn reallocarray_from(
 entry_trampoline!(
     /// Interposed `posix_memalign(3)`.
     fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int
-        => posix_memalign_from, sp = "rcx", bp = "r8"
+        => posix_memalign_from
 );
 
 /// `posix_memalign` behind its trampoline.
@@ -232,10 +255,10 @@ unsafe extern "C" fn posix_memalign_from(
 
 macro_rules! aligned_hook {
     ($(#[$doc:meta])* $name:ident($($arg:ident),*) => $real:path, size = $size:expr,
-        from = $inner:ident, sp = $sp:literal, bp = $bp:literal) => {
+        from = $inner:ident) => {
         entry_trampoline!(
             $(#[$doc])*
-            fn $name($($arg: usize),*) -> *mut c_void => $inner, sp = $sp, bp = $bp
+            fn $name($($arg: usize),*) -> *mut c_void => $inner
         );
 
         /// The hook behind its trampoline.
@@ -255,22 +278,22 @@ macro_rules! aligned_hook {
 aligned_hook!(
     /// Interposed `aligned_alloc(3)`.
     aligned_alloc(align, size) => real::aligned_alloc, size = size,
-    from = aligned_alloc_from, sp = "rdx", bp = "rcx"
+    from = aligned_alloc_from
 );
 aligned_hook!(
     /// Interposed `memalign(3)`.
     memalign(align, size) => real::memalign, size = size,
-    from = memalign_from, sp = "rdx", bp = "rcx"
+    from = memalign_from
 );
 aligned_hook!(
     /// Interposed `valloc(3)`.
     valloc(size) => real::valloc, size = size,
-    from = valloc_from, sp = "rsi", bp = "rdx"
+    from = valloc_from
 );
 aligned_hook!(
     /// Interposed `pvalloc(3)`.
     pvalloc(size) => real::pvalloc, size = size,
-    from = pvalloc_from, sp = "rsi", bp = "rdx"
+    from = pvalloc_from
 );
 
 fn page_round(len: usize) -> usize {
@@ -435,7 +458,7 @@ entry_trampoline!(
     /// for programs. Behind a trampoline like the allocation hooks, so the cached methods
     /// start where theirs do.
     fn peakprof_bench_capture(method: c_int, out: *mut u64, cap: usize) -> usize
-        => bench_capture_from, sp = "rcx", bp = "r8"
+        => bench_capture_from
 );
 
 /// `peakprof_bench_capture` behind its trampoline.

@@ -129,15 +129,19 @@ static void unlock_free_pairs(void) {
     atomic_flag_clear_explicit(&free_pairs_lock, memory_order_release);
 }
 
-/* The key's destructor, at the end of a thread that had a pair. */
-static void memo_release(void *p) {
-    struct memo_pair *pair = p;
-    memo_pair = 0;
-    memo_gone = 1;
+/* Puts a pair on the free list, for the next thread that needs one. */
+static void give_pair(struct memo_pair *pair) {
     lock_free_pairs();
     pair->next_free = free_pairs;
     free_pairs = pair;
     unlock_free_pairs();
+}
+
+/* The key's destructor, at the end of a thread that had a pair. */
+static void memo_release(void *p) {
+    memo_pair = 0;
+    memo_gone = 1;
+    give_pair(p);
 }
 
 /* Once per process, on the first thread's first capture (which may come before the
@@ -181,8 +185,7 @@ int peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next)
         if (!pair)
             return 0;
         if (pthread_setspecific(memo_key, pair) != 0) {
-            memo_release(pair);
-            memo_gone = 0;
+            give_pair(pair);
             return 0;
         }
         memo_pair = pair;

@@ -211,6 +211,27 @@ fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
     Some(unsafe { (addr as *const u64).read() })
 }
 
+/// The previous walk and the one being written, while a walk is recorded.
+type Memos = Option<(&'static memo::Memo, &'static mut memo::Memo)>;
+
+/// Records the state on entering `level` in the walk being written; when the memo has no
+/// room for it, the walk stops being recorded (it will not be a memo).
+#[inline(always)]
+fn record_level(
+    memos: &mut Memos,
+    level: usize,
+    state: (u64, u64, u64),
+    in_self: bool,
+    at_start: bool,
+) {
+    if memos
+        .as_mut()
+        .is_some_and(|(_, next)| !next.enter(level, state, in_self, at_start))
+    {
+        *memos = None;
+    }
+}
+
 /// Captures with cached rules; `None` asks the caller to use the general unwinder. With
 /// `use_memo`, the walk stops where it meets the previous capture of this thread and
 /// copies the rest after checking it still holds (see [`memo`]). With an `origin`, the walk
@@ -238,7 +259,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     let (self_lo, self_hi) = self_range();
     let wanted = use_memo && memo::wanted();
     // Some while this walk is being recorded: the previous walk and the one being written.
-    let mut memos = if wanted { memo::buffers() } else { None };
+    let mut memos: Memos = if wanted { memo::buffers() } else { None };
     let generation = memo::generation();
     let mut search = memos
         .as_ref()
@@ -248,12 +269,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     let mut min_j = 0usize;
     let mut level = 0usize;
     loop {
-        if memos
-            .as_mut()
-            .is_some_and(|(_, next)| !next.enter(level, (pc, sp, bp), in_self, first))
-        {
-            memos = None; // no room: this walk will not be a memo
-        }
+        record_level(&mut memos, level, (pc, sp, bp), in_self, first);
         if let (true, Some((prev, next))) = (search, memos.as_mut()) {
             let (prev, next) = (&**prev, &mut **next);
             // Levels are ordered by sp in both walks: advance to the first not below ours.
@@ -321,12 +337,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         pc = ra;
         level += 1;
         if pc == 0 {
-            if memos
-                .as_mut()
-                .is_some_and(|(_, next)| !next.enter(level, (pc, sp, bp), in_self, false))
-            {
-                memos = None;
-            }
+            record_level(&mut memos, level, (pc, sp, bp), in_self, false);
             level += 1;
             break;
         }
