@@ -362,6 +362,28 @@ fn timeline_labels_and_marks_the_exact_peak() {
 }
 
 #[test]
+fn peak_time_is_the_moment_of_the_peak_early_and_late_in_a_run() {
+    // Early in a run peaks are timed with the precise clock; from ~256 ms on (64 ticks of
+    // the coarse clock) with the coarse one, whose lag is under a tick. In sampled mode
+    // the peak is raised off the profiler's lock, another path to the same clocks.
+    let program = c_example("peak_timing.c");
+    for options in [&[][..], &["--sample-rate", "10000000"][..]] {
+        for (ms, earliest) in [(20, 0.020), (700, 0.700 - 0.025)] {
+            let run = peakprof_run_with(&program, &[&ms.to_string()], options);
+            assert_eq!(run.code(), Some(0), "{}", run.describe());
+            let summary = run.summary();
+            assert_eq!(json_u64(&summary, "peak_bytes"), 1_024_000, "{summary}");
+            let t = json_f64(&summary, "peak_time_s");
+            // Late: a busy machine may delay the wake-up from the sleep, never advance it.
+            assert!(
+                (earliest..=f64::from(ms) / 1000.0 + 0.3).contains(&t),
+                "{options:?}: peak after a {ms} ms sleep timed at {t} s"
+            );
+        }
+    }
+}
+
+#[test]
 fn timeline_follows_the_run() {
     let run = leak_run();
     let summary = run.summary();

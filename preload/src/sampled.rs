@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use peakprof::format::live::{SharedTotals, LAZY_TOTAL};
 use peakprof::format::Profile;
-use peakprof::record::{pack_size, Recorder, SizeTable};
+use peakprof::record::{pack_size, Recorder, SizeTable, PREFETCH_FROM_LEN};
 
 use crate::guard::keep_errno;
 use crate::livefile::MappedStore;
@@ -284,6 +284,17 @@ fn since_start(now_mono_ns: u64) -> u64 {
     now_mono_ns.saturating_sub(START_MONO_NS.load(Ordering::Relaxed))
 }
 
+/// Times a new peak (never before the previous one: the coarse clock lags the precise
+/// one by up to a tick) and returns its time.
+#[inline]
+fn set_peak_time(s: &SharedAtomics) -> u64 {
+    let start = START_MONO_NS.load(Ordering::Relaxed);
+    let coarse = clock::monotonic_coarse_ns().saturating_sub(start);
+    let t = clock::peak_time(start, coarse).max(s.peak_time_ns.load(Ordering::Relaxed));
+    s.peak_time_ns.store(t, Ordering::Relaxed);
+    t
+}
+
 /// The total rose to `total`: keeps the interval maximum, the peak and the limit.
 ///
 /// One comparison in the common case. The interval maximum is a total reached since the
@@ -317,12 +328,11 @@ fn note_interval_max(total: u64) {
 }
 
 /// The peak was raised without the profiler's lock: the sites' epoch moves at the next
-/// locked event (or when the profile is written). The precise clock, as in exact mode:
-/// the coarse one lags it by up to a few ms, which is all of a short program's run.
+/// locked event (or when the profile is written). Timed as in exact mode (see
+/// [`clock::peak_time`]).
 #[cold]
 fn new_peak(s: &SharedAtomics) {
-    let t = since_start(clock::monotonic_ns());
-    s.peak_time_ns.store(t, Ordering::Relaxed);
+    set_peak_time(s);
     s.peak_pending.store(1, Ordering::Release);
 }
 
@@ -332,6 +342,23 @@ fn tick(t: Thread) {
     if t.tick() {
         keep_errno(crate::state::periodic);
     }
+}
+
+/// Set once some table held [`PREFETCH_FROM_LEN`] blocks: from then on frees prefetch
+/// their bucket (see [`free_lookup_address`]). Small tables stay in cache, and asking
+/// every free whether its table is big cost churn ~20 instructions per free.
+static PREFETCH: AtomicBool = AtomicBool::new(false);
+
+/// Where the free of `addr` will look first, worth prefetching ahead of the real free:
+/// only when some table is big, and when the process has one thread (with threads the
+/// table could move under a reader, and their frees come before the real free, so there
+/// is nothing to overlap the miss with).
+#[inline]
+pub fn free_lookup_address(addr: u64) -> Option<usize> {
+    if !PREFETCH.load(Ordering::Relaxed) || !threads::single() {
+        return None;
+    }
+    shard(addr).lock_knowing(true).table.home_address(addr)
 }
 
 /// An unsampled block of `size` bytes at `addr`; false when it does not pack into the
@@ -361,6 +388,9 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
         g.alloc_bytes += size;
     }
     let stale = g.table.insert(entry).unwrap_or(0);
+    if g.table.len() == PREFETCH_FROM_LEN {
+        PREFETCH.store(true, Ordering::Relaxed);
+    }
     let s = shared();
     if plain(s, single) {
         drop(g);
@@ -636,8 +666,7 @@ pub fn after_locked(rec: &mut Recorder<MappedStore>, delta: u64) -> u64 {
     note_interval_max(total);
     if raise_peak(s, total) {
         // The lock is held: the sites include this event, so they are the peak state now.
-        let t = since_start(clock::monotonic_ns());
-        s.peak_time_ns.store(t, Ordering::Relaxed);
+        let t = set_peak_time(s);
         rec.mark_peak(total, t);
     }
     total

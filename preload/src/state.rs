@@ -118,20 +118,25 @@ static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
 /// allocator's work. Read without synchronization: a stale pair only makes a useless hint.
 static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
-/// Starts loading the cache line where `addr`'s live-map slot is looked up first. Not in
-/// sampled mode, where most blocks are in its size tables: prefetching their buckets
-/// measured no gain on `churn`, whose tables stay in cache.
+/// Starts loading the cache line where `addr`'s live-map slot is looked up first; in
+/// sampled mode, where most blocks are in its size tables, its size-table bucket
+/// instead (single-threaded only, see [`sampled::free_lookup_address`]: with a big live
+/// set, jq's, that bucket was nearly all of a sampled free's cost).
 #[inline]
 pub fn prefetch_slot(addr: usize) {
-    if sampled::on() {
-        return;
-    }
-    let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
-    if slots == 0 {
-        return;
-    }
-    let base = LIVE_TABLE[0].load(Ordering::Relaxed);
-    let line = base.wrapping_add(LiveHeap::home_byte_offset(addr as u64, slots));
+    let line = if sampled::on() {
+        match sampled::free_lookup_address(addr as u64) {
+            Some(line) => line,
+            None => return,
+        }
+    } else {
+        let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
+        if slots == 0 {
+            return;
+        }
+        let base = LIVE_TABLE[0].load(Ordering::Relaxed);
+        base.wrapping_add(LiveHeap::home_byte_offset(addr as u64, slots))
+    };
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
     unsafe {
@@ -277,6 +282,7 @@ fn start() -> Option<()> {
     let (store, mut log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     let mut rec = Recorder::with_store(store);
     let start_mono_ns = clock::monotonic_ns();
+    clock::init();
     if sample_rate > 0 {
         let id = rec.intern(&[UNSAMPLED_FRAME]);
         log.append(&live::log_stack(id, &[UNSAMPLED_FRAME]));
@@ -588,9 +594,13 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
         let peak_before = p.rec.peak();
         let r = f(p);
         if p.rec.peak() > peak_before {
-            // The event clock is coarse (milliseconds); a new peak deserves the precise time.
-            let t = clock::monotonic_ns().saturating_sub(p.start_mono_ns);
-            p.rec.set_peak_time(t);
+            // The event clock is coarse (milliseconds); early in a run a new peak deserves
+            // the precise time. Later events are stamped no earlier than it.
+            let t = clock::peak_time(p.start_mono_ns, p.last_now);
+            if t != p.last_now {
+                p.rec.set_peak_time(t);
+                p.last_now = p.last_now.max(t);
+            }
         }
         if p.rec.take_new_point() {
             // A new timeline point: a good moment for the (comparatively slow) RSS reading.

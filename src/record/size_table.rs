@@ -137,6 +137,14 @@ fn first(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
+/// Tables of at least this many buckets (256 KiB) are worth prefetching from.
+const PREFETCH_FROM_BUCKETS: usize = 4096;
+
+/// A table that held this many blocks has at least [`PREFETCH_FROM_BUCKETS`] buckets
+/// (it grows at 80% load and never shrinks): a caller can note once that prefetching
+/// became worth it, instead of asking on every free.
+pub const PREFETCH_FROM_LEN: usize = PREFETCH_FROM_BUCKETS * WAYS * 4 / 5;
+
 /// Address -> size of the blocks that pack (see [`pack`]).
 #[derive(Debug, Clone, Default)]
 pub struct SizeTable {
@@ -174,6 +182,18 @@ impl SizeTable {
     /// Bytes of memory the table itself uses.
     pub fn footprint(&self) -> usize {
         self.buckets.capacity() * core::mem::size_of::<Bucket>()
+    }
+
+    /// Address of the bucket where a lookup of `addr` starts, for a caller to prefetch
+    /// ahead of [`Self::remove`]; `None` when the table is small enough to stay in a
+    /// core's cache (prefetching there only costs: churn's tables) or `addr` does not pack.
+    #[inline]
+    pub fn home_address(&self, addr: u64) -> Option<usize> {
+        if self.buckets.len() < PREFETCH_FROM_BUCKETS {
+            return None;
+        }
+        let (b, _) = self.slot(key_of(pack(addr, 0)?));
+        Some(self.buckets.as_ptr() as usize + b * core::mem::size_of::<Bucket>())
     }
 
     /// Home bucket and tag of a key. Fibonacci hashing: the multiply spreads the address
@@ -298,6 +318,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn lookups_start_at_the_bucket_offered_for_prefetching_once_the_table_is_big() {
+        let mut t = SizeTable::new();
+        let addr = |i: u64| 0x5555_0000_0000 + i * 48;
+        for i in 0..PREFETCH_FROM_LEN as u64 {
+            let small = t.buckets.len() < PREFETCH_FROM_BUCKETS;
+            assert_eq!(t.home_address(addr(0)).is_none(), small, "at {i} blocks");
+            t.insert(pack(addr(i), 32).unwrap());
+        }
+        // By the length that tells a caller prefetching pays, it does.
+        assert!(t.buckets.len() >= PREFETCH_FROM_BUCKETS);
+        let base = t.buckets.as_ptr() as usize;
+        for i in 0..PREFETCH_FROM_LEN as u64 {
+            let line = t.home_address(addr(i)).unwrap();
+            let (b, _) = t.find(key_of(pack(addr(i), 0).unwrap())).unwrap();
+            let (home, _) = t.slot(key_of(pack(addr(i), 0).unwrap()));
+            assert_eq!(line, base + home * core::mem::size_of::<Bucket>());
+            // The lookup reads that line first, and mostly finds the block right there.
+            assert!(b == home || t.buckets[home].overflow() > 0);
+        }
+        assert_eq!(t.home_address(0x1008), None, "does not pack");
+    }
 
     #[test]
     fn packing_takes_aligned_user_addresses_and_sizes_below_2_mib() {
