@@ -4,7 +4,7 @@
 use crate::fast_map::FastMap;
 
 use crate::format::{Profile, SiteBytes, WriteReason, TRUNCATED_FRAME};
-use crate::report::{ExitStatus, Report, SymStack};
+use crate::report::{ExitStatus, FrameName, Report, SymStack};
 use crate::symbolize::Symbolizer;
 
 /// Root frames that every stack of a C program shares (libc's start-up code calling
@@ -35,7 +35,14 @@ struct StackNamer<'a> {
     profile: &'a Profile,
     sym: Symbolizer,
     preload_modules: Vec<usize>,
-    cache: FastMap<u32, Vec<String>>,
+    /// Display names by stack id, and by return address (one address is many frames
+    /// when calls were inlined): each is formatted once per report, then shared.
+    cache: FastMap<u32, Vec<FrameName>>,
+    by_address: FastMap<u64, Vec<FrameName>>,
+    /// Whether a return address is in a start-up function (asked of up to
+    /// [`STARTUP_DEPTH`] root frames per stack; one symbol lookup and demangling each).
+    startup: FastMap<u64, bool>,
+    truncated: FrameName,
 }
 
 impl<'a> StackNamer<'a> {
@@ -52,11 +59,14 @@ impl<'a> StackNamer<'a> {
             sym,
             preload_modules,
             cache: FastMap::default(),
+            by_address: FastMap::default(),
+            startup: FastMap::default(),
+            truncated: TRUNCATED_NAME.into(),
         }
     }
 
     /// Display names of stack `id`, root first.
-    fn names(&mut self, id: u32) -> Vec<String> {
+    fn names(&mut self, id: u32) -> Vec<FrameName> {
         if let Some(n) = self.cache.get(&id) {
             return n.clone();
         }
@@ -70,16 +80,17 @@ impl<'a> StackNamer<'a> {
             .take(STARTUP_DEPTH)
             .rposition(|&a| {
                 a != TRUNCATED_FRAME
-                    && self
-                        .sym
-                        .symbol_name(a)
-                        .is_some_and(|n| STARTUP_FRAMES.contains(&n.as_str()))
+                    && *self.startup.entry(a).or_insert_with(|| {
+                        self.sym
+                            .symbol_name(a)
+                            .is_some_and(|n| STARTUP_FRAMES.contains(&n.as_str()))
+                    })
             })
             .map_or(0, |i| i + 1);
         let mut names = Vec::with_capacity(frames.len() + 4);
         for &addr in &root_first[skip..] {
             if addr == TRUNCATED_FRAME {
-                names.push(TRUNCATED_NAME.to_string());
+                names.push(self.truncated.clone());
                 continue;
             }
             if self
@@ -89,7 +100,12 @@ impl<'a> StackNamer<'a> {
             {
                 continue;
             }
-            names.extend(self.sym.symbolize(addr).iter().map(|f| f.display_name()));
+            let sym = &mut self.sym;
+            let at = self.by_address.entry(addr).or_insert_with(|| {
+                let frames = sym.symbolize(addr);
+                frames.iter().map(|f| f.display_name().into()).collect()
+            });
+            names.extend(at.iter().cloned());
         }
         let last_startup = names.iter().take(STARTUP_DEPTH).rposition(|n| {
             let function = n.split(" (").next().unwrap_or(n);
@@ -204,7 +220,8 @@ mod tests {
         };
         let r = build_report(&profile, ExitStatus::default(), Symbolizer::new(&[]));
         assert_eq!(r.at_peak.len(), 1);
-        assert_eq!(r.at_peak[0].frames, vec!["[truncated]", "0x5678", "0x1234"]);
+        let names: Vec<&str> = r.at_peak[0].frames.iter().map(|f| &**f).collect();
+        assert_eq!(names, ["[truncated]", "0x5678", "0x1234"]);
         assert_eq!(r.at_peak[0].bytes, 10);
         assert!(r.at_exit.is_empty());
     }

@@ -12,12 +12,18 @@ pub struct ExitStatus {
     pub signal: Option<i32>,
 }
 
+/// A frame's display name. Shared: the same few thousand names recur in every stack of
+/// every list of a report, and each renderer reorders and merges those stacks, so a clone
+/// must not copy the text (a cc1 profile's report spent a third of its time copying
+/// strings).
+pub type FrameName = std::sync::Arc<str>;
+
 /// One call path and what it held: frames are display names, root (e.g. `main`) first,
 /// allocation site last. Each name is `function (file:line)`, or `function` when no line
 /// is known, or `module+0xoffset` when nothing resolves.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SymStack {
-    pub frames: Vec<String>,
+    pub frames: Vec<FrameName>,
     pub bytes: u64,
     pub count: u64,
 }
@@ -63,7 +69,7 @@ pub struct Report {
 #[cfg(test)]
 pub(crate) fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
     SymStack {
-        frames: frames.iter().map(|s| s.to_string()).collect(),
+        frames: frames.iter().map(|&s| s.into()).collect(),
         bytes,
         count,
     }

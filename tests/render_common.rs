@@ -19,7 +19,7 @@ pub const KIB: u64 = 1 << 10;
 
 pub fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
     SymStack {
-        frames: frames.iter().map(|s| s.to_string()).collect(),
+        frames: frames.iter().map(|&s| s.into()).collect(),
         bytes,
         count,
     }

@@ -61,7 +61,7 @@ fn stacks_strategy() -> impl Strategy<Value = Vec<SymStack>> {
             0u64..1000,
         )
             .prop_map(|(frames, bytes, count)| SymStack {
-                frames,
+                frames: frames.into_iter().map(Into::into).collect(),
                 bytes,
                 count,
             }),

@@ -17,7 +17,7 @@ use super::stacks::total_bytes;
 use super::terminal::compact_path;
 use super::text::{sanitize_line, truncate_chars};
 use super::units::human_bytes;
-use crate::report::{Report, SymStack};
+use crate::report::{FrameName, Report, SymStack};
 
 /// Paths holding less than this share of the larger of the two snapshots, in both, are
 /// drawn as one `[N small allocation paths]` frame so the SVG stays small.
@@ -141,7 +141,7 @@ fn fold_small(text: &str, threshold: u64) -> String {
 
 /// One call path's bytes at the peak in both runs.
 struct Change<'a> {
-    frames: &'a [String],
+    frames: &'a [FrameName],
     old: u64,
     new: u64,
 }
@@ -155,7 +155,7 @@ impl Change<'_> {
 /// Every path of either run's `at_peak` whose bytes differ, largest change first (ties by
 /// frames), matched by exact frame names.
 fn changes<'a>(old: &'a [SymStack], new: &'a [SymStack]) -> Vec<Change<'a>> {
-    let mut by_path: FastMap<&'a [String], [u64; 2]> = FastMap::default();
+    let mut by_path: FastMap<&'a [FrameName], [u64; 2]> = FastMap::default();
     for (i, stacks) in [old, new].into_iter().enumerate() {
         for s in stacks {
             let v = by_path.entry(s.frames.as_slice()).or_insert([0, 0]);

@@ -3,7 +3,7 @@
 
 use crate::fast_map::FastMap;
 
-use crate::report::SymStack;
+use crate::report::{FrameName, SymStack};
 
 /// The name shown for a stack with no frames at all, or a frame with no visible name.
 pub(crate) const UNKNOWN_FRAME: &str = "[unknown]";
@@ -33,7 +33,7 @@ pub fn folded(stacks: &[SymStack]) -> String {
 }
 
 /// The `;`-joined, sanitized frame list of one stack (the part of a line before the count).
-pub(crate) fn folded_frames(frames: &[String]) -> String {
+pub(crate) fn folded_frames(frames: &[FrameName]) -> String {
     if frames.is_empty() {
         return UNKNOWN_FRAME.to_string();
     }
@@ -91,7 +91,7 @@ mod tests {
 
     fn st(frames: &[&str], bytes: u64) -> SymStack {
         SymStack {
-            frames: frames.iter().map(|s| s.to_string()).collect(),
+            frames: frames.iter().map(|&s| s.into()).collect(),
             bytes,
             count: 1,
         }

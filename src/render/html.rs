@@ -316,7 +316,7 @@ fn top_paths(h: &mut String, r: &Report) {
     for s in paths.iter().take(TOP_PATHS) {
         let share = 100.0 * s.bytes as f64 / total as f64;
         let (leaf, callers) = match super::sites::up_to_site(&s.frames).split_last() {
-            Some((leaf, callers)) => (leaf.as_str(), callers),
+            Some((leaf, callers)) => (&**leaf, callers),
             None => ("[unknown]", &[][..]),
         };
         let _ = writeln!(
@@ -350,14 +350,14 @@ fn top_paths(h: &mut String, r: &Report) {
 
 /// Callers nearest first, as the terminal summary words them (locations dropped, repeated
 /// recursive frames as `name ×N`), at most [`MAX_CALLERS`].
-fn callers_html(callers: &[String]) -> String {
+fn callers_html<S: AsRef<str>>(callers: &[S]) -> String {
     if callers.is_empty() {
         return "<span class=\"dim\">(root)</span>".to_string();
     }
     // `compact_path` treats its last frame as the leaf and keeps its location; give it a
     // placeholder leaf so every real caller is worded alike, then drop the placeholder.
-    let mut frames = callers.to_vec();
-    frames.push(String::new());
+    let mut frames: Vec<&str> = callers.iter().map(AsRef::as_ref).collect();
+    frames.push("");
     let compact = compact_path(&frames);
     let parts: Vec<&str> = compact.split(" ← ").skip(1).collect();
     let mut out: Vec<String> = parts
@@ -529,6 +529,9 @@ mod tests {
             "<code>f</code> <span class=\"dim\">←</span> <code>rec ×2</code> \
              <span class=\"dim\">←</span> <code>main</code>"
         );
-        assert_eq!(callers_html(&[]), "<span class=\"dim\">(root)</span>");
+        assert_eq!(
+            callers_html::<&str>(&[]),
+            "<span class=\"dim\">(root)</span>"
+        );
     }
 }

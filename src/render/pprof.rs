@@ -20,7 +20,7 @@ use super::shell::shell_quote_command;
 use super::terminal::strip_location;
 use super::units::{human_bytes, human_duration};
 use crate::format::Module;
-use crate::report::Report;
+use crate::report::{FrameName, Report};
 
 /// The pprof `Profile` message (only the fields peakprof writes are documented here; see
 /// `profile.proto` for the full meaning).
@@ -186,7 +186,7 @@ pub fn pprof_profile(report: &Report) -> Profile {
     }
 
     // One sample per distinct call path, in frame order so the output is deterministic.
-    let mut paths: BTreeMap<&[String], [u64; 4]> = BTreeMap::new();
+    let mut paths: BTreeMap<&[FrameName], [u64; 4]> = BTreeMap::new();
     for (stacks, first) in [(&report.at_peak, 0), (&report.allocated, 2)] {
         for s in stacks {
             let v = paths.entry(s.frames.as_slice()).or_insert([0; 4]);

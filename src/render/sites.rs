@@ -33,12 +33,12 @@ pub(crate) fn is_allocator_frame(frame: &str) -> bool {
 
 /// `frames` (root first) without the allocation machinery at the leaf end; at least one
 /// frame stays, so a path made only of machinery still shows something.
-pub(crate) fn up_to_site(frames: &[String]) -> &[String] {
+pub(crate) fn up_to_site<S: AsRef<str>>(frames: &[S]) -> &[S] {
     let keep = frames.len()
         - frames
             .iter()
             .rev()
-            .take_while(|f| is_allocator_frame(f))
+            .take_while(|f| is_allocator_frame(f.as_ref()))
             .count();
     &frames[..keep.max(1).min(frames.len())]
 }
@@ -71,7 +71,7 @@ mod tests {
         assert_eq!(up_to_site(&c), &c[..]);
         let only = v(&["__rust_alloc"]);
         assert_eq!(up_to_site(&only), &only[..]);
-        assert!(up_to_site(&[]).is_empty());
+        assert!(up_to_site::<&str>(&[]).is_empty());
         // A user's own function that happens to be called `alloc` is not machinery.
         assert!(!is_allocator_frame("alloc (src/arena.rs:12)"));
     }

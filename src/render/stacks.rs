@@ -3,13 +3,13 @@
 
 use crate::fast_map::FastMap;
 
-use crate::report::SymStack;
+use crate::report::{FrameName, SymStack};
 
 /// Merges stacks with identical frames (summing bytes and counts) and drops the ones that
 /// hold no bytes. The result is ordered by bytes, largest first, then by frames, so every
 /// renderer that shows "the top N" agrees on ties.
 pub(crate) fn merge_identical(stacks: &[SymStack]) -> Vec<SymStack> {
-    let mut index: FastMap<&[String], usize> = FastMap::default();
+    let mut index: FastMap<&[FrameName], usize> = FastMap::default();
     let mut out: Vec<SymStack> = Vec::new();
     for s in stacks.iter().filter(|s| s.bytes > 0) {
         match index.get(s.frames.as_slice()) {
@@ -75,7 +75,7 @@ pub fn bound_stacks(stacks: &[SymStack], threshold: u64) -> (Vec<SymStack>, usiz
         inclusive[0] = inclusive[0].saturating_add(s.bytes);
         for frame in &s.frames {
             let next = inclusive.len();
-            node = *children.entry((node, frame.as_str())).or_insert(next);
+            node = *children.entry((node, &**frame)).or_insert(next);
             if node == next {
                 inclusive.push(0);
             }
@@ -93,7 +93,7 @@ pub fn bound_stacks(stacks: &[SymStack], threshold: u64) -> (Vec<SymStack>, usiz
         }
         let mut node = 0;
         for frame in &s.frames {
-            let child = children[&(node, frame.as_str())];
+            let child = children[&(node, &**frame)];
             if inclusive[child] < threshold {
                 break;
             }
@@ -119,7 +119,7 @@ pub fn bound_stacks(stacks: &[SymStack], threshold: u64) -> (Vec<SymStack>, usiz
                 .count()
         });
         let mut frames = first[..common].to_vec();
-        frames.push(small_paths_frame(members.len()));
+        frames.push(small_paths_frame(members.len()).into());
         out.push(SymStack {
             frames,
             bytes: members

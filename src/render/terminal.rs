@@ -188,15 +188,15 @@ fn signal_name(sig: i32) -> Option<&'static str> {
 }
 
 /// `leaf (file:line) ← caller ← caller ×3 ← main`: leaf first, callers without locations.
-pub(crate) fn compact_path(frames: &[String]) -> String {
+pub(crate) fn compact_path<S: AsRef<str>>(frames: &[S]) -> String {
     let frames = super::sites::up_to_site(frames);
     let Some((leaf, callers)) = frames.split_last() else {
         return "[unknown]".to_string();
     };
-    let mut parts = vec![sanitize_line(leaf)];
+    let mut parts = vec![sanitize_line(leaf.as_ref())];
     let mut previous: Option<(String, usize)> = None;
     for caller in callers.iter().rev() {
-        let name = sanitize_line(strip_location(caller));
+        let name = sanitize_line(strip_location(caller.as_ref()));
         match &mut previous {
             Some((prev, n)) if *prev == name => *n += 1,
             _ => {
