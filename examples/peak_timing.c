@@ -3,7 +3,12 @@
  * tests/e2e_reports.rs (early in a run peakprof times peaks with the precise clock, later
  * with the coarse one; both must land on the moment the peak happened).
  *
- * Usage: peak_timing MS. Built with `gcc -g -O0 -pthread`. Writes nothing.
+ * Usage: peak_timing MS [fork]. Built with `gcc -g -O0 -pthread`. Writes nothing.
+ *
+ * With `fork`, the process first sleeps 700 ms, allocates and frees one 100-byte block
+ * (an event late in its run) and forks; the child does what follows and the parent waits
+ * for it. The child's times are its own: they count from its fork, not from the start of
+ * the parent (whose profile then holds only the 100-byte block).
  *
  * What happens, in order (tracked total after each step):
  *   (sleeps MS milliseconds)
@@ -20,7 +25,10 @@
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BLOCKS 256
 #define BLOCK_SIZE 4000
@@ -50,8 +58,23 @@ __attribute__((noinline)) static void drop_peak(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "fork") == 0)) {
         return 64;
+    }
+    if (argc == 3) {
+        sleep_ms(700);
+        free(malloc(100));
+        pid_t child = fork();
+        if (child < 0) {
+            return 3;
+        }
+        if (child > 0) {
+            int status = 0;
+            if (waitpid(child, &status, 0) != child || !WIFEXITED(status)) {
+                return 4;
+            }
+            return WEXITSTATUS(status);
+        }
     }
     sleep_ms(strtol(argv[1], NULL, 10));
     build_peak();

@@ -695,6 +695,38 @@ fn fork_child_keeps_its_counters_while_the_parent_moves_on() {
     check_fork("fork_overlap");
 }
 
+/// A forked child's clock starts at its fork: its peak, 20 ms into its life, is timed so
+/// (its parent had run 700 ms; the child once stamped its events with its parent's time).
+#[test]
+fn a_forked_childs_peak_is_timed_from_its_fork() {
+    let program = c_example("peak_timing.c");
+    for options in [&[][..], &["--sample-rate", "10000000"][..]] {
+        let run = peakprof_run_with(&program, &["20", "fork"], options);
+        assert_status(&run, 0, Some(0), None);
+        let summary = run.summary();
+        assert_peak_bytes(&run, 100);
+        let root_pid = json_u64(&summary, "pid");
+        let procs = processes(&summary);
+        let child = procs
+            .iter()
+            .find(|p| p.pid != root_pid)
+            .unwrap_or_else(|| panic!("no child listed\n{}", show_processes(&procs)));
+        let cwd = run.out_dir.parent().unwrap();
+        let child_summary = read_json(&child.dir_in(cwd).join("summary.json"));
+        assert_eq!(json_u64(&child_summary, "peak_bytes"), 1_024_000);
+        let seconds = |key: &str| {
+            child_summary[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("`{key}`: {child_summary}"))
+        };
+        let (t, duration) = (seconds("peak_time_s"), seconds("duration_s"));
+        assert!(
+            (0.020..=0.3).contains(&t) && t <= duration,
+            "{options:?}: child's peak 20 ms after its fork timed at {t} s of {duration} s"
+        );
+    }
+}
+
 /// A forked child that ends with no allocation or free of its own held only its parent's
 /// blocks (copy-on-write): it leaves no profile, in either mode, as a child that execs at
 /// once leaves none. Only the parent is listed.

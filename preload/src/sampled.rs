@@ -219,6 +219,9 @@ pub fn rebind(header: *mut SharedTotals, start_mono_ns: u64, rec: &mut Recorder<
     // Events before this one were all unsampled (a sampled one takes the lock, which
     // rebinds first), so the sites are as they were at that peak: marking it now is right.
     let peak = before.peak.load(Ordering::Relaxed).max(total);
+    // When it was reached (since the fork, from which the child's times count; 0 when
+    // that is still what it inherited).
+    let peak_time = before.peak_time_ns.load(Ordering::Relaxed);
     bind(header);
     START_MONO_NS.store(start_mono_ns, Ordering::Relaxed);
     NEXT_POINT_NS.store(0, Ordering::Relaxed);
@@ -226,11 +229,11 @@ pub fn rebind(header: *mut SharedTotals, start_mono_ns: u64, rec: &mut Recorder<
     s.active.store(1, Ordering::Relaxed);
     s.total.store(total, Ordering::Relaxed);
     s.peak.store(peak, Ordering::Relaxed);
-    s.peak_time_ns.store(0, Ordering::Relaxed);
+    s.peak_time_ns.store(peak_time, Ordering::Relaxed);
     s.peak_pending.store(0, Ordering::Relaxed);
     // The first timeline interval holds a peak reached before this (at most the peak).
     INTERVAL_MAX.store(peak, Ordering::Relaxed);
-    rec.mark_peak(peak, 0);
+    rec.mark_peak(peak, peak_time);
 }
 
 /// Whether sampled mode's lock-free path is on.
@@ -792,7 +795,7 @@ pub fn fork_parent() {
 /// mapping is still shared with the parent, so until the child has files of its own
 /// ([`rebind`]) its totals go to private memory. Its total starts exact: the credit the
 /// parent's shards held is not in it, and its own shards start with none.
-pub fn fork_child() {
+pub fn fork_child(start_mono_ns: u64) {
     for sh in &SHARDS {
         sh.0.reset_after_fork();
         let mut g = sh.0.lock();
@@ -814,6 +817,8 @@ pub fn fork_child() {
         FALLBACK.peak_time_ns.store(0, Ordering::Relaxed);
         FALLBACK.peak_pending.store(0, Ordering::Relaxed);
         INTERVAL_MAX.store(inherited, Ordering::Relaxed);
+        // Peaks it reaches before it has files of its own are timed from its fork.
+        START_MONO_NS.store(start_mono_ns, Ordering::Relaxed);
         bind(core::ptr::null_mut());
     }
 }

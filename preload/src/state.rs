@@ -357,11 +357,17 @@ fn install_fork_handlers() {
         // exec right away and never need them). Until then its counters are the private
         // copy taken at the fork, which the parent's later events do not change.
         let set_here = FORK_SET_IN_HOOK.load(Ordering::Relaxed);
+        // The child's history starts here, not at its first event (rebind, later): its
+        // times, duration and timeline count from the fork.
+        let (start_mono_ns, start_unix_ns) = (clock::monotonic_ns(), clock::unix_ns());
         unwind::fork_child();
-        sampled::fork_child();
+        sampled::fork_child(start_mono_ns);
         PROFILER.reset_after_fork();
         if let Some(p) = PROFILER.lock().as_mut() {
             p.rebind_pending = true;
+            p.start_mono_ns = start_mono_ns;
+            p.start_unix_ns = start_unix_ns;
+            p.last_now = 0;
             if let Some(snap) = p.fork_snapshot.take() {
                 p.rec.tracker_mut().store_mut().adopt(snap);
             }
@@ -413,13 +419,12 @@ impl Profiler {
             PHASE.store(PASSIVE, Ordering::Release);
             return;
         }
-        let start_unix_ns = clock::unix_ns();
+        // Times count from the fork (set by the fork handler).
+        let start_unix_ns = self.start_unix_ns;
         // Until now the files were the forking process's: it is the parent, whether or not
         // it is still alive (a child may make its files long after an orphaning).
         self.parent_pid = self.owner_pid;
         self.owner_pid = pid();
-        self.start_mono_ns = clock::monotonic_ns();
-        self.start_unix_ns = start_unix_ns;
         self.stem = format!("{}-{start_unix_ns}", self.owner_pid);
         let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
         let store = self.rec.tracker().store().copy_to(&store_path);
