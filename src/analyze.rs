@@ -35,10 +35,9 @@ struct StackNamer<'a> {
     profile: &'a Profile,
     sym: Symbolizer,
     preload_modules: Vec<usize>,
-    /// Display names by stack id, and by return address (one address is many frames
-    /// when calls were inlined): each is formatted once per report, then shared.
+    /// Display names by stack id (formatted once per address by the symbolizer, then
+    /// shared).
     cache: FastMap<u32, Vec<FrameName>>,
-    by_address: FastMap<u64, Vec<FrameName>>,
     /// Whether a return address is in a start-up function (asked of up to
     /// [`STARTUP_DEPTH`] root frames per stack; one symbol lookup and demangling each).
     startup: FastMap<u64, bool>,
@@ -59,7 +58,6 @@ impl<'a> StackNamer<'a> {
             sym,
             preload_modules,
             cache: FastMap::default(),
-            by_address: FastMap::default(),
             startup: FastMap::default(),
             truncated: TRUNCATED_NAME.into(),
         }
@@ -100,12 +98,7 @@ impl<'a> StackNamer<'a> {
             {
                 continue;
             }
-            let sym = &mut self.sym;
-            let at = self.by_address.entry(addr).or_insert_with(|| {
-                let frames = sym.symbolize(addr);
-                frames.iter().map(|f| f.display_name().into()).collect()
-            });
-            names.extend(at.iter().cloned());
+            names.extend(self.sym.display_names(addr).iter().cloned());
         }
         let last_startup = names.iter().take(STARTUP_DEPTH).rposition(|n| {
             let function = n.split(" (").next().unwrap_or(n);

@@ -90,12 +90,6 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-fn json_f64(v: &Value, key: &str) -> f64 {
-    v.get(key)
-        .and_then(Value::as_f64)
-        .unwrap_or_else(|| panic!("`{key}` is not a number in {v}"))
-}
-
 /// The `title`s of an SVG's frames, asserting first that the SVG is well-formed XML.
 fn svg_frame_titles(path: &Path) -> Vec<String> {
     let text = read(path);

@@ -646,10 +646,7 @@ fn check_fork(mode: &str) {
         show_processes(&procs)
     );
     let root_pid = json_u64(&summary, "pid");
-    let child = procs
-        .iter()
-        .find(|p| p.pid != root_pid)
-        .unwrap_or_else(|| panic!("no child listed\n{}", show_processes(&procs)));
+    let child = child_of_root(&summary, &procs);
     assert_eq!(child.ppid, root_pid, "{}", show_processes(&procs));
 
     // Parent: parent_hold + parent_after; the child's block is not the parent's.
@@ -705,21 +702,13 @@ fn a_forked_childs_peak_is_timed_from_its_fork() {
         assert_status(&run, 0, Some(0), None);
         let summary = run.summary();
         assert_peak_bytes(&run, 100);
-        let root_pid = json_u64(&summary, "pid");
         let procs = processes(&summary);
-        let child = procs
-            .iter()
-            .find(|p| p.pid != root_pid)
-            .unwrap_or_else(|| panic!("no child listed\n{}", show_processes(&procs)));
+        let child = child_of_root(&summary, &procs);
         let cwd = run.out_dir.parent().unwrap();
         let child_summary = read_json(&child.dir_in(cwd).join("summary.json"));
         assert_eq!(json_u64(&child_summary, "peak_bytes"), 1_024_000);
-        let seconds = |key: &str| {
-            child_summary[key]
-                .as_f64()
-                .unwrap_or_else(|| panic!("`{key}`: {child_summary}"))
-        };
-        let (t, duration) = (seconds("peak_time_s"), seconds("duration_s"));
+        let t = json_f64(&child_summary, "peak_time_s");
+        let duration = json_f64(&child_summary, "duration_s");
         assert!(
             (0.020..=0.3).contains(&t) && t <= duration,
             "{options:?}: child's peak 20 ms after its fork timed at {t} s of {duration} s"
@@ -830,12 +819,8 @@ fn fork_in_sampled_mode_keeps_each_process_exact() {
     assert_status(&run, 0, Some(0), None);
     let summary = run.summary();
     let procs = processes(&summary);
-    let root_pid = json_u64(&summary, "pid");
     assert_peak_bytes(&run, 120_000);
-    let child = procs
-        .iter()
-        .find(|p| p.pid != root_pid)
-        .unwrap_or_else(|| panic!("no child listed\n{}", show_processes(&procs)));
+    let child = child_of_root(&summary, &procs);
     assert_eq!(child.peak_bytes, 130_000, "{}", show_processes(&procs));
 }
 
@@ -911,14 +896,9 @@ fn lazy_total_child_peak(mode: &str, rate: &str) -> u64 {
     let child_peak = |run: &Run| {
         assert_status(run, 0, Some(0), None);
         let summary = run.summary();
-        let root = json_u64(&summary, "pid");
         let procs = processes(&summary);
         assert_eq!(procs.len(), 2, "{}", show_processes(&procs));
-        procs
-            .iter()
-            .find(|p| p.pid != root)
-            .map(|p| p.peak_bytes)
-            .unwrap_or_else(|| panic!("no child\n{}", show_processes(&procs)))
+        child_of_root(&summary, &procs).peak_bytes
     };
     let exact = peakprof_run_with(&exe, &[mode], &["-q"]);
     let want = child_peak(&exact);
@@ -968,10 +948,7 @@ fn an_orphaned_child_names_the_parent_that_forked_it() {
     let summary = run.summary();
     let root_pid = json_u64(&summary, "pid");
     let procs = processes(&summary);
-    let child = procs
-        .iter()
-        .find(|p| p.pid != root_pid)
-        .unwrap_or_else(|| panic!("the child is not listed\n{}", show_processes(&procs)));
+    let child = child_of_root(&summary, &procs);
     assert_eq!(child.ppid, root_pid, "{}", show_processes(&procs));
     assert_eq!(child.peak_bytes, 130_000, "{}", show_processes(&procs));
     assert_eq!(procs.len(), 2, "{}", show_processes(&procs));

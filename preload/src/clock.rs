@@ -11,6 +11,10 @@ fn read(clock: libc::clockid_t) -> u64 {
     };
     // SAFETY: `ts` is a valid out-pointer; clock_gettime does not allocate.
     unsafe { libc::clock_gettime(clock, &mut ts) };
+    nanoseconds(&ts)
+}
+
+fn nanoseconds(ts: &libc::timespec) -> u64 {
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
@@ -49,18 +53,16 @@ pub fn init() {
     };
     // SAFETY: `res` is a valid out-pointer; clock_getres does not allocate.
     let ok = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) } == 0;
-    let ns = (res.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(res.tv_nsec as u64);
+    let ns = nanoseconds(&res);
     if ok && ns > 0 && ns < 1_000_000_000 {
         COARSE_FROM_NS.store(ns * COARSE_SHARE, Ordering::Relaxed);
     }
 }
 
 /// The time of a new peak in ns since `start_ns` (a precise reading), given this event's
-/// coarse reading as time since start, `coarse_elapsed_ns`. Early in a run the coarse clock's tick is a large part of
-/// it (all of a 3 ms program), so the precise clock is read; later the coarse reading is
-/// already fine, and skipping a precise read matters there: a program whose total keeps
+/// coarse reading as time since start, `coarse_elapsed_ns`. Early in a run the coarse
+/// clock's tick is a large part of it (all of a 3 ms program), so the precise clock is
+/// read; later the coarse reading is already fine, and skipping a precise read matters there: a program whose total keeps
 /// rising reaches a new peak at most of its allocations (jq: millions), and a precise
 /// read costs four times a coarse one (~22 ns against ~5 ns here).
 #[inline]

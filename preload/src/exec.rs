@@ -11,9 +11,8 @@
 
 use core::ffi::{c_char, c_int};
 
+use crate::real::Argv;
 use crate::{real, state};
-
-type Argv = *const *const c_char;
 
 /// Runs the real exec `call` between the mark and, when it returns (it failed), the
 /// mark's removal.

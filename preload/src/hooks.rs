@@ -141,7 +141,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return unsafe { real::free(p) };
     };
     let t: Thread = g.thread();
-    state::prefetch_slot(p as usize);
+    state::prefetch_for_free(p as usize);
     if crate::threads::single() {
         // No other thread can be handed this address before we record the free, so the
         // real free may go first: it overlaps the live map's cache miss.
@@ -171,7 +171,7 @@ unsafe fn resize(
     let old = if p.is_null() || bootstrap::contains(p) {
         None
     } else {
-        state::prefetch_slot(p as usize);
+        state::prefetch_for_free(p as usize);
         state::on_free(g.thread(), p as usize)
     };
     let q = call();

@@ -385,7 +385,7 @@ pub unsafe fn dlclose(handle: *mut c_void) -> c_int {
     }
 }
 
-type Argv = *const *const core::ffi::c_char;
+pub(crate) type Argv = *const *const core::ffi::c_char;
 type Path = *const core::ffi::c_char;
 
 /// -1 with `ENOSYS`: what an exec function the C library lacks returns.

@@ -118,25 +118,39 @@ static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
 /// allocator's work. Read without synchronization: a stale pair only makes a useless hint.
 static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
-/// Starts loading the cache line where `addr`'s live-map slot is looked up first; in
-/// sampled mode, where most blocks are in its size tables, its size-table bucket
-/// instead (single-threaded only, see [`sampled::free_lookup_address`]: with a big live
-/// set, jq's, that bucket was nearly all of a sampled free's cost).
+/// Starts loading the cache line where `addr`'s live-map slot is looked up first. Not in
+/// sampled mode, where most blocks are in its size tables: prefetching their buckets
+/// measured no gain on `churn`, whose tables stay in cache (frees in a big sampled live
+/// set prefetch theirs: [`prefetch_for_free`]).
 #[inline]
 pub fn prefetch_slot(addr: usize) {
-    let line = if sampled::on() {
-        match sampled::free_lookup_address(addr as u64) {
-            Some(line) => line,
-            None => return,
-        }
-    } else {
-        let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
-        if slots == 0 {
-            return;
-        }
-        let base = LIVE_TABLE[0].load(Ordering::Relaxed);
-        base.wrapping_add(LiveHeap::home_byte_offset(addr as u64, slots))
-    };
+    if sampled::on() {
+        return;
+    }
+    let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
+    if slots == 0 {
+        return;
+    }
+    let base = LIVE_TABLE[0].load(Ordering::Relaxed);
+    prefetch(base.wrapping_add(LiveHeap::home_byte_offset(addr as u64, slots)));
+}
+
+/// Before the free of `addr`: [`prefetch_slot`], or in sampled mode the block's size-table
+/// bucket (single-threaded only, see [`sampled::free_lookup_address`]: with a big live
+/// set, jq's, that bucket was nearly all of a sampled free's cost).
+#[inline]
+pub fn prefetch_for_free(addr: usize) {
+    if !sampled::on() {
+        return prefetch_slot(addr);
+    }
+    if let Some(line) = sampled::free_lookup_address(addr as u64) {
+        prefetch(line);
+    }
+}
+
+/// Starts loading the cache line at `line`.
+#[inline(always)]
+fn prefetch(line: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
     unsafe {
@@ -749,7 +763,7 @@ fn record_with_stack(addr: usize, size: usize, origin: Option<unwind::Origin>) {
 
 /// A heap block is about to be freed (or, single-threaded, was just freed); returns its
 /// size and stack if it was tracked, so a failed realloc can put it back. Callers start
-/// [`prefetch_slot`] for it first, as early as their ordering allows. Inlined into the
+/// [`prefetch_for_free`] for it first, as early as their ordering allows. Inlined into the
 /// hooks like [`on_alloc`]: sampled mode's tables first, the recorder out of line.
 #[inline(always)]
 pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::format::Module;
+use crate::report::FrameName;
 
 pub use frame::Frame;
 pub(crate) use symtab::symbol_image;
@@ -94,7 +95,8 @@ pub struct Symbolizer {
     slots: Vec<Slot>,
     index: ModuleIndex,
     debug_dirs: Vec<PathBuf>,
-    cache: FastMap<u64, Vec<Frame>>,
+    /// Display names by return address (see [`Self::display_names`]).
+    names: FastMap<u64, Vec<FrameName>>,
     files: SymbolCache,
     warnings: Vec<String>,
     warned: FastSet<String>,
@@ -114,7 +116,7 @@ impl Symbolizer {
             slots: modules.iter().map(|_| Slot::Unopened).collect(),
             index: ModuleIndex::new(modules),
             debug_dirs,
-            cache: FastMap::default(),
+            names: FastMap::default(),
             files: SymbolCache::new(),
             warnings: Vec::new(),
             warned: FastSet::default(),
@@ -133,15 +135,25 @@ impl Symbolizer {
     /// return address points after the call). Ordered caller first: the outermost function
     /// first, then the functions inlined into it, innermost last. Never empty: when nothing
     /// resolves, one frame named `libfoo.so+0x1a2b` (file name of the module + offset =
-    /// addr - bias, hex), or `0x7f..` when no module contains the address. Results are cached
-    /// per address (the same addresses recur a lot).
+    /// addr - bias, hex), or `0x7f..` when no module contains the address. Not cached:
+    /// reports go through [`Self::display_names`].
     pub fn symbolize(&mut self, return_address: u64) -> Vec<Frame> {
-        if let Some(frames) = self.cache.get(&return_address) {
-            return frames.clone();
+        self.resolve(return_address)
+    }
+
+    /// The display names ([`Frame::display_name`]) of [`Self::symbolize`]'s frames, in the
+    /// same order. Cached per address: the same addresses recur in many stacks, and the
+    /// names are shared, not copied, by every stack that holds them.
+    pub fn display_names(&mut self, return_address: u64) -> &[FrameName] {
+        if !self.names.contains_key(&return_address) {
+            let names = self
+                .resolve(return_address)
+                .iter()
+                .map(|f| f.display_name().into())
+                .collect();
+            self.names.insert(return_address, names);
         }
-        let frames = self.resolve(return_address);
-        self.cache.insert(return_address, frames.clone());
-        frames
+        &self.names[&return_address]
     }
 
     /// The symbol-table name of the function a *return address* returns into, without

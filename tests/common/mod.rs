@@ -436,6 +436,13 @@ pub fn json_u64(summary: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("summary.json: `{key}` is not an unsigned integer: {summary}"))
 }
 
+/// `v[key]` as a number; absent or another type panics.
+pub fn json_f64(v: &Value, key: &str) -> f64 {
+    v.get(key)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("`{key}` is not a number in {v}"))
+}
+
 /// `v[key]` as a string; absent or another type panics.
 pub fn json_str<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key)

@@ -156,6 +156,15 @@ pub fn processes(summary: &Value) -> Vec<Process> {
         .collect()
 }
 
+/// The process of `procs` that is not the run's root (`summary`'s pid): a run's one child.
+pub fn child_of_root<'a>(summary: &Value, procs: &'a [Process]) -> &'a Process {
+    let root_pid = json_u64(summary, "pid");
+    procs
+        .iter()
+        .find(|p| p.pid != root_pid)
+        .unwrap_or_else(|| panic!("no child listed\n{}", show_processes(procs)))
+}
+
 /// Whether `p` is the copy of its parent made by fork (same command as the listed process
 /// whose pid is its ppid), as opposed to a program image started by exec.
 pub fn is_fork_copy(p: &Process, all: &[Process]) -> bool {
