@@ -161,6 +161,23 @@ pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Rep
     let at_peak = namer.stacks(&profile.peak);
     let at_exit = namer.stacks(&profile.exit);
     let allocated = namer.stacks(&profile.allocs);
+    let mut warnings = namer.sym.warnings().to_vec();
+    warnings.extend(crate::allocator_check::warning_for(&profile.meta.exe));
+    Report {
+        at_peak,
+        at_exit,
+        allocated,
+        timeline: profile.timeline.clone(),
+        modules: profile.modules.clone(),
+        warnings,
+        ..facts_report(profile, exit)
+    }
+}
+
+/// A report of `profile`'s facts (process, peak, totals, end) without its call paths,
+/// timeline or modules, so nothing is symbolized: enough to list a process whose reports
+/// are not rendered.
+pub fn facts_report(profile: &Profile, exit: ExitStatus) -> Report {
     let m = &profile.meta;
     Report {
         argv: m.argv.clone(),
@@ -174,18 +191,14 @@ pub fn build_report(profile: &Profile, exit: ExitStatus, sym: Symbolizer) -> Rep
         total_allocs: m.total_allocs,
         total_alloc_bytes: m.total_alloc_bytes,
         sample_rate: m.sample_rate,
-        at_peak,
-        at_exit,
-        allocated,
-        timeline: profile.timeline.clone(),
-        modules: profile.modules.clone(),
+        at_peak: Vec::new(),
+        at_exit: Vec::new(),
+        allocated: Vec::new(),
+        timeline: Vec::new(),
+        modules: Vec::new(),
         end: end_name(m.reason).to_string(),
         cgroup_limit_bytes: None,
-        warnings: {
-            let mut w = namer.sym.warnings().to_vec();
-            w.extend(crate::allocator_check::warning_for(&m.exe));
-            w
-        },
+        warnings: Vec::new(),
     }
 }
 

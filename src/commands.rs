@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::analyze::{build_report, status_from_profile};
+use crate::analyze::{build_report, facts_report, status_from_profile};
 use crate::cli::{DiffArgs, LimitAction, ReportArgs, RunArgs};
 use crate::exit_codes::{refuse, BUDGET_EXCEEDED, TOOL_FAILED};
 use crate::format::{self, Profile};
@@ -299,7 +299,7 @@ fn oom_report(profile_path: &Path, limit: Option<(u64, &'static str)>) -> Option
 /// report sets (~130 KiB each).
 pub const RENDERED_PROCESSES: usize = 32;
 
-/// Symbolizes every profile of a run and renders the root process at the top of `dir` and
+/// Symbolizes and renders the profiles of a run: the root process at the top of `dir` and
 /// the others under `dir/pid-N/` (only the [`RENDERED_PROCESSES`] largest unless `all`).
 /// Returns the largest peak of any process.
 fn render_run(
@@ -324,7 +324,9 @@ fn render_run(
         eprintln!("peakprof: warning: {e:#}");
     }
     let limit = cgroup::memory_limit();
-    let spinner = progress::Spinner::start(quiet, profiles.len());
+    let peaks: Vec<u64> = profiles.iter().map(|(_, p)| p.meta.peak_bytes).collect();
+    let rendered = rendered_processes(&peaks, root_idx, all);
+    let spinner = progress::Spinner::start(quiet, rendered.iter().filter(|&&r| r).count());
     let mut taken = Vec::new();
     let mut reports: Vec<(PathBuf, Report, Option<OomReport>)> = Vec::with_capacity(profiles.len());
     for (i, (path, p)) in profiles.iter().enumerate() {
@@ -336,16 +338,23 @@ fn render_run(
         } else {
             (child_dir(dir, p, &mut taken), status_from_profile(p))
         };
-        let mut report = build_report(p, status, Symbolizer::with_cache(&p.modules, files));
+        // Only a rendered process's call paths are ever shown: the others are listed
+        // from their facts, without symbolizing (a big tree's many small workers).
+        let mut report = if rendered[i] {
+            build_report(p, status, Symbolizer::with_cache(&p.modules, files))
+        } else {
+            facts_report(p, status)
+        };
         report.cgroup_limit_bytes = limit;
         reports.push((
             out,
             report,
             oom_report(path, root.as_ref().and_then(|r| r.limit)),
         ));
-        spinner.tick();
+        if rendered[i] {
+            spinner.tick();
+        }
     }
-    let rendered = rendered_processes(&reports, root_idx, all);
     let listed: Vec<(Option<PathBuf>, &Report)> = reports
         .iter()
         .enumerate()
@@ -413,15 +422,12 @@ fn render_run(
     Ok(largest_peak)
 }
 
-/// Which of `reports` to render: all, or the root and the largest other peaks.
-fn rendered_processes(
-    reports: &[(PathBuf, Report, Option<OomReport>)],
-    root_idx: usize,
-    all: bool,
-) -> Vec<bool> {
-    let mut order: Vec<usize> = (0..reports.len()).filter(|&i| i != root_idx).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(reports[i].1.peak_bytes));
-    let mut rendered = vec![all; reports.len()];
+/// Which processes to render, given each one's peak: all, or the root and the largest
+/// other peaks.
+fn rendered_processes(peaks: &[u64], root_idx: usize, all: bool) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..peaks.len()).filter(|&i| i != root_idx).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(peaks[i]));
+    let mut rendered = vec![all; peaks.len()];
     rendered[root_idx] = true;
     for &i in order.iter().take(RENDERED_PROCESSES - 1) {
         rendered[i] = true;

@@ -758,6 +758,17 @@ fn a_large_tree_renders_the_largest_peaks_and_lists_every_process() {
         .filter(|p| p["dir"].is_null())
         .map(|p| json_u64(p, "peak_bytes"))
         .collect();
+    // Listed from their profiles' facts alone (not symbolized), which still say how
+    // each process ended.
+    for p in procs.iter().filter(|p| p["dir"].is_null()) {
+        assert_eq!(p["exit_code"], 0, "{p:#?}");
+        assert_eq!(p["end"], "exit", "{p:#?}");
+        assert_ne!(json_u64(p, "pid"), 0, "{p:#?}");
+        assert!(
+            p["command"].as_str().unwrap().contains("many_children"),
+            "{p:#?}"
+        );
+    }
     // The 9 smallest children (1500..9500 bytes); the root (500) is always rendered.
     assert_eq!(
         unrendered,
@@ -796,13 +807,14 @@ fn a_large_tree_renders_the_largest_peaks_and_lists_every_process() {
         "{}-all",
         run.out_dir.file_name().unwrap().to_string_lossy()
     ));
-    let out = Command::new(env!("CARGO_BIN_EXE_peakprof"))
-        .args(["report", "-q", "--all-processes", "-o"])
-        .arg(&all)
-        .arg(&run.out_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let f = run_deadline(
+        Command::new(env!("CARGO_BIN_EXE_peakprof"))
+            .args(["report", "-q", "--all-processes", "-o"])
+            .arg(&all)
+            .arg(&run.out_dir),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.describe());
     assert_eq!(child_dirs(&all), 40);
 }
 

@@ -66,6 +66,17 @@ impl OwnFd {
     /// program closed it or put a file of its own at its number. `None` when the file
     /// cannot be reached any more (deleted, or its directory moved).
     pub fn get(&mut self) -> Option<c_int> {
+        self.get_moved(true)
+    }
+
+    /// [`Self::get`] for one use followed by [`Self::park`]: a reopened descriptor stays at
+    /// the number the kernel gave it (moving it high is two more system calls, and it
+    /// is given back right after).
+    pub fn get_briefly(&mut self) -> Option<c_int> {
+        self.get_moved(false)
+    }
+
+    fn get_moved(&mut self, high: bool) -> Option<c_int> {
         if self.holds_it() {
             return Some(self.fd);
         }
@@ -74,7 +85,11 @@ impl OwnFd {
         let _no_cancel = NoCancel::new();
         // SAFETY: a valid NUL-terminated path; no O_CREAT, so nothing is created.
         let fd = unsafe { libc::open(self.path.as_ptr(), self.reopen | libc::O_CLOEXEC) };
-        let fd = move_high(fd)?;
+        let fd = if high {
+            move_high(fd)?
+        } else {
+            (fd >= 0).then_some(fd)?
+        };
         if identity(fd) != Some((self.dev, self.ino)) {
             // Another file took the path: not ours to write.
             // SAFETY: `fd` was opened just above and is not shared.

@@ -31,15 +31,21 @@ pub fn nothing_left(report: &Report) -> String {
     }
 }
 
+/// What the blocks left at the end are called: `exit_label` after an exit, else `Live`
+/// with how the process ended (`Live when it was killed`).
+pub fn end_label(report: &Report, exit_label: &str) -> String {
+    match not_an_exit(report) {
+        Some(when) => format!("Live {when}"),
+        None => exit_label.to_string(),
+    }
+}
+
 /// `Left allocated at exit: 4.00 KiB in 12 allocations — ./prog args`, the command cut
 /// like the peak graph's title (`Live when it was killed: …` for an end that was not an
 /// exit).
 pub fn leaks_title(report: &Report) -> String {
     let count = super::stacks::total_count(&report.at_exit);
-    let what = match not_an_exit(report) {
-        Some(when) => format!("Live {when}"),
-        None => "Left allocated at exit".to_string(),
-    };
+    let what = end_label(report, "Left allocated at exit");
     let mut title = format!(
         "{what}: {} in {}",
         human_bytes(total_bytes(&report.at_exit)),

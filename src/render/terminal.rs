@@ -116,10 +116,7 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
         let _ = writeln!(out, "\n{}", super::leaks::nothing_left(report));
     } else {
         let count = super::stacks::total_count(&report.at_exit);
-        let what = match super::leaks::not_an_exit(report) {
-            Some(when) => format!("Live {when}"),
-            None => "Leaked at exit".to_string(),
-        };
+        let what = super::leaks::end_label(report, "Leaked at exit");
         let _ = writeln!(
             out,
             "\n{what}: {} in {}",

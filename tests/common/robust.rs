@@ -110,8 +110,9 @@ pub struct Process {
     pub peak_bytes: u64,
     pub exit_code: Option<i64>,
     pub signal: Option<i64>,
-    /// As written (relative to peakprof's working directory, or absolute).
-    pub dir: String,
+    /// As written (relative to peakprof's working directory, or absolute); `None` for a
+    /// process whose reports were not rendered (only the largest peaks of a big tree are).
+    pub dir: Option<String>,
 }
 
 impl Process {
@@ -128,7 +129,11 @@ impl Process {
     /// The directory of this process's reports, resolved against `cwd` (peakprof's working
     /// directory) when relative.
     pub fn dir_in(&self, cwd: &Path) -> PathBuf {
-        let d = Path::new(&self.dir);
+        let d = Path::new(
+            self.dir
+                .as_deref()
+                .unwrap_or_else(|| panic!("pid {}: reports not rendered", self.pid)),
+        );
         if d.is_absolute() {
             d.to_path_buf()
         } else {
@@ -151,7 +156,7 @@ pub fn processes(summary: &Value) -> Vec<Process> {
             peak_bytes: json_u64(p, "peak_bytes"),
             exit_code: json_opt_i64(p, "exit_code"),
             signal: json_opt_i64(p, "signal"),
-            dir: json_str(p, "dir").to_string(),
+            dir: p["dir"].as_str().map(str::to_string),
         })
         .collect()
 }
@@ -230,7 +235,7 @@ pub fn show_processes(procs: &[Process]) -> String {
                 p.peak_bytes,
                 p.exit_code,
                 p.signal,
-                p.dir,
+                p.dir.as_deref().unwrap_or("not rendered"),
                 p.command.chars().take(100).collect::<String>()
             )
         })
