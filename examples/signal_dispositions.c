@@ -1,29 +1,56 @@
 /*
- * signal_dispositions.c: prints, for SIGSEGV and SIGBUS, whether the signal still has its
- * default action when main starts, one line each:
- *   SIGSEGV default      or   SIGSEGV handled
- *   SIGBUS default       or   SIGBUS handled
- * Exits 0. Allocates nothing before printing (printf's stdout buffer, one malloc of the
- * pipe's or file's block size, comes with the first line).
+ * signal_dispositions.c: prints, for each signal named on the command line (INT, QUIT, HUP,
+ * TERM, SEGV, BUS), or for SIGSEGV and SIGBUS when none is named, what it does when main
+ * starts, one line each:
+ *   SIGSEGV default      or   SIGSEGV handled      or   SIGSEGV ignored
+ * Exits 0 (2 for a name it does not know). Allocates nothing before printing (printf's
+ * stdout buffer, one malloc of the pipe's or file's block size, comes with the first line).
  *
- * Why it exists: a preloaded profiler that installs crash handlers before main changes what
- * some programs allocate. Rust's std installs its stack-overflow handler, with an alternate
- * signal stack (an anonymous mmap) and a thread-info map, only when at least one of SIGSEGV
- * and SIGBUS has the default action at startup (see examples/peak_rust.rs). The tests run this
- * under `peakprof run` to know which of the two ground truths of peak_rust applies.
+ * Why it exists:
+ * - A preloaded profiler that installs crash handlers before main changes what some
+ *   programs allocate. Rust's std installs its stack-overflow handler, with an alternate
+ *   signal stack (an anonymous mmap) and a thread-info map, only when at least one of
+ *   SIGSEGV and SIGBUS has the default action at startup (see examples/peak_rust.rs). The
+ *   tests run this under `peakprof run` to know which of the two ground truths of
+ *   peak_rust applies.
+ * - A signal the program inherits ignored (`nohup`, a background job of a non-interactive
+ *   shell) must reach it ignored under `peakprof run` too.
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *disposition(int sig) {
     struct sigaction old;
     if (sigaction(sig, NULL, &old) != 0) return "unknown";
+    if (old.sa_handler == SIG_IGN) return "ignored";
     return old.sa_handler == SIG_DFL ? "default" : "handled";
 }
 
-int main(void) {
-    const char *segv = disposition(SIGSEGV);
-    const char *bus = disposition(SIGBUS);
-    printf("SIGSEGV %s\nSIGBUS %s\n", segv, bus);
+static const struct {
+    const char *name;
+    int sig;
+} known[] = {
+    {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
+    {"TERM", SIGTERM}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        const char *segv = disposition(SIGSEGV);
+        const char *bus = disposition(SIGBUS);
+        printf("SIGSEGV %s\nSIGBUS %s\n", segv, bus);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int sig = 0;
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+            if (strcmp(argv[i], known[k].name) == 0) sig = known[k].sig;
+        if (sig == 0) {
+            fprintf(stderr, "signal_dispositions: unknown signal name %s\n", argv[i]);
+            return 2;
+        }
+        printf("SIG%s %s\n", argv[i], disposition(sig));
+    }
     return 0;
 }

@@ -68,6 +68,35 @@ fn forwards(signal: i32, cause: Cause) -> bool {
     }
 }
 
+/// The signals peakprof catches: those of [`forwards`] that it did not inherit ignored
+/// (`ignored`: a mask with bit `n - 1` for signal `n`). An ignored one stays ignored, so
+/// the program inherits it ignored, as it would without peakprof: `nohup` ignores SIGHUP,
+/// and a non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored.
+/// Catching it would reset it to the default action in the program (exec keeps an
+/// ignored signal ignored but resets a handled one), and passing it on would kill a
+/// program its user meant to be immune.
+fn caught_signals(ignored: u64) -> Vec<i32> {
+    [SIGINT, SIGQUIT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&s| ignored & (1 << (s - 1)) == 0)
+        .collect()
+}
+
+/// The signals this process ignores, as the kernel reports them (`SigIgn` in
+/// `/proc/self/status`, a hex mask with bit `n - 1` for signal `n`); none when unreadable.
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| sig_ign_mask(&s))
+        .unwrap_or(0)
+}
+
+/// The `SigIgn` mask of a `/proc/<pid>/status` text.
+fn sig_ign_mask(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 /// Runs the program to completion. SIGINT and SIGQUIT are caught, so peakprof survives
 /// Ctrl-C and Ctrl-\ (which reach the program from the terminal) to write the report;
 /// which signals are passed on to the program: [`forwards`].
@@ -96,7 +125,7 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     // rather than to init, so we can wait for the whole tree: their profiles are only
     // complete once they have ended.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
+    let mut signals = SignalsInfo::<WithOrigin>::new(caught_signals(ignored_signals()))
         .context("installing signal handlers")?;
     let handle = signals.handle();
     let mut child = cmd.spawn().map_err(|e| {
@@ -229,6 +258,21 @@ mod tests {
             assert!(forwards(sig, Cause::Sent(Sent::User)));
             assert!(forwards(sig, Cause::Kernel));
         }
+    }
+
+    #[test]
+    fn signals_inherited_ignored_are_not_caught() {
+        let status = "Name:\tsh\nSigPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n\
+                      SigIgn:\t0000000000000006\nSigCgt:\t0000000000010000\n";
+        let ignored = sig_ign_mask(status).unwrap();
+        // Bits 1 and 2: SIGINT (2) and SIGQUIT (3), as a background job of `sh -c` has them.
+        assert_eq!(ignored, 0b110);
+        assert_eq!(caught_signals(ignored), vec![SIGTERM, SIGHUP]);
+        assert_eq!(caught_signals(0), vec![SIGINT, SIGQUIT, SIGTERM, SIGHUP]);
+        // nohup: SIGHUP (1) ignored.
+        assert_eq!(caught_signals(1), vec![SIGINT, SIGQUIT, SIGTERM]);
+        assert_eq!(sig_ign_mask("Name:\tx\n"), None);
+        assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);
     }
 
     #[test]

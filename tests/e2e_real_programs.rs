@@ -273,11 +273,12 @@ fn python_sigint_still_raises_keyboard_interrupt() {
         Command::new(argv[0]).args(&argv[1..]).current_dir(&dir),
         RUN_TIMEOUT,
     );
-    assert!(
-        base.stdout_str().contains("KeyboardInterrupt caught"),
-        "{}",
-        base.describe()
-    );
+    if !base.stdout_str().contains("KeyboardInterrupt caught") {
+        // This test run inherited SIGINT ignored (a job started in the background by a
+        // non-interactive shell), so python installs no handler with or without peakprof.
+        // The runs must still agree, but the point of the test is not exercised.
+        skip("SIGINT is ignored in this test run's environment: python raises no KeyboardInterrupt even alone");
+    }
     let out = dir.join("out");
     let f = run_deadline(
         &mut peakprof_command(&out, &["-q"], &argv, &dir),

@@ -428,6 +428,14 @@ fn script_without_hashbang_runs_with_sh() {
 /// exits with the program's status (examples/await_interrupt.c exits 7 on SIGINT, 8 on
 /// SIGQUIT).
 fn interrupt_sent_to_peakprof_reaches_the_program(signal: Signal, name: &str, code: i32) {
+    if inherited_ignored(signal) {
+        // peakprof, started with it ignored, rightly keeps ignoring it (see
+        // signals_inherited_ignored_stay_ignored_in_the_program).
+        skip(&format!(
+            "{name} is ignored in this test run's environment (a background job?)"
+        ));
+        return;
+    }
     let base = fresh_dir(&format!("kill-{name}"));
     let w = start_waiting_with(c_example("await_interrupt.c"), base, &["-q"], &["exit"]);
     let peakprof = w.peakprof_pid();
@@ -441,6 +449,18 @@ fn interrupt_sent_to_peakprof_reaches_the_program(signal: Signal, name: &str, co
     assert_eq!(seen, format!("{name} si_code=0 si_pid={peakprof}\n"));
 }
 
+/// Whether this test process ignores `signal` (`SigIgn` in /proc/self/status), as the
+/// peakprof it starts then does too.
+fn inherited_ignored(signal: Signal) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .expect("SigIgn in /proc/self/status");
+    let mask = u64::from_str_radix(hex.trim(), 16).unwrap();
+    mask & (1 << (signal.as_raw() - 1)) != 0
+}
+
 #[test]
 fn sigint_to_peakprof_reaches_the_program() {
     interrupt_sent_to_peakprof_reaches_the_program(Signal::INT, "SIGINT", 7);
@@ -449,6 +469,49 @@ fn sigint_to_peakprof_reaches_the_program() {
 #[test]
 fn sigquit_to_peakprof_reaches_the_program() {
     interrupt_sent_to_peakprof_reaches_the_program(Signal::QUIT, "SIGQUIT", 8);
+}
+
+/// Signals the run inherits ignored reach the program ignored, as without peakprof:
+/// `nohup` ignores SIGHUP, and a non-interactive shell starts a background job with SIGINT
+/// and SIGQUIT ignored. peakprof used to catch them all, which reset them to the default
+/// action in the program (python then raised KeyboardInterrupt where it would not, and a
+/// hangup passed on would kill a `nohup`ed job).
+#[test]
+fn signals_inherited_ignored_stay_ignored_in_the_program() {
+    let exe = c_example("signal_dispositions.c");
+    let base = fresh_dir("inherited-ignored");
+    let names = "INT QUIT HUP TERM";
+    let plain = run_deadline(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("nohup '{}' {names} & wait", exe.display()))
+            .current_dir(&base),
+        RUN_TIMEOUT,
+    );
+    let expected = "SIGINT ignored\nSIGQUIT ignored\nSIGHUP ignored\nSIGTERM default\n";
+    if plain.stdout_str() != expected {
+        skip(&format!(
+            "`nohup ... &` in sh does not give the expected dispositions here\n{}",
+            plain.describe()
+        ));
+        return;
+    }
+    let out = base.join("out");
+    let profiled = run_deadline(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "nohup '{PEAKPROF}' run -q -o '{}' -- '{}' {names} & wait",
+                out.display(),
+                exe.display()
+            ))
+            .current_dir(&base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(profiled.stdout_str(), expected, "{}", profiled.describe());
+    // The run itself is whole: the program's profile was written and reported.
+    let run = as_run(out, profiled);
+    assert_status(&run, 0, Some(0), None);
 }
 
 /// Ctrl-C at a terminal reaches the whole foreground process group from the kernel: the
