@@ -755,6 +755,23 @@ fn fork_child_keeps_its_counters_while_the_parent_moves_on() {
     check_fork("fork_overlap");
 }
 
+/// A fork child gets back the unwinder memo buffers of the threads that did not come along
+/// (6 threads were alive in the parent at the fork); its own threads then take and return
+/// them. Both modes: a sampled capture uses the memo too.
+#[test]
+fn a_fork_child_reuses_the_memo_buffers_of_threads_left_behind() {
+    for options in [&[][..], &["--sample-rate", "1"][..]] {
+        let run = peakprof_run_with(&c_example("fork_threads_memo.c"), &[], options);
+        assert_status(&run, 0, Some(0), None);
+        assert_eq!(
+            run.stdout_str(),
+            "parent free 0\nchild free 6\nchild free after its threads 6\n",
+            "{options:?}\n{}",
+            run.describe()
+        );
+    }
+}
+
 /// A forked child's clock starts at its fork: its peak, 20 ms into its life, is timed so
 /// (its parent had run 700 ms; the child once stamped its events with its parent's time).
 #[test]

@@ -129,3 +129,11 @@ static INIT: extern "C" fn() = on_load;
 #[used]
 #[link_section = ".fini_array"]
 static FINI: extern "C" fn() = on_unload;
+
+/// How many unwinder memo buffers wait for a new thread in this process. For tests only
+/// (`examples/fork_threads_memo.c` looks it up with `dlsym`): a fork child must get back
+/// the buffers of the threads that did not come along.
+#[no_mangle]
+pub extern "C" fn peakprof_debug_free_memo_buffers() -> usize {
+    unwind::free_memo_buffers()
+}

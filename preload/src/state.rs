@@ -347,6 +347,7 @@ fn install_fork_handlers() {
         // Read back by the same thread in `parent` or `child`: other forks wait for the lock.
         FORK_SET_IN_HOOK.store(set_here, Ordering::Relaxed);
         sampled::fork_prepare();
+        unwind::memo_fork_prepare();
         if let Some(p) = g.as_mut() {
             // Taken with every lock held, so it is the state at the fork exactly.
             if !p.no_children && !p.written {
@@ -358,6 +359,7 @@ fn install_fork_handlers() {
     }
     extern "C" fn parent() {
         let set_here = FORK_SET_IN_HOOK.load(Ordering::Relaxed);
+        unwind::memo_fork_parent();
         sampled::fork_parent();
         PROFILER.force_unlock();
         unwind::fork_parent();
@@ -374,6 +376,7 @@ fn install_fork_handlers() {
         // The child's history starts here, not at its first event (rebind, later): its
         // times, duration and timeline count from the fork.
         let (start_mono_ns, start_unix_ns) = (clock::monotonic_ns(), clock::unix_ns());
+        unwind::memo_fork_child();
         unwind::fork_child();
         sampled::fork_child(start_mono_ns);
         PROFILER.reset_after_fork();

@@ -100,6 +100,9 @@ struct peakprof_memo {
 struct memo_pair {
     struct peakprof_memo memo[2];
     struct memo_pair *next_free;
+    /* Every pair ever mapped, in use or free (pairs are never unmapped): a fork child
+     * takes back the pairs of the threads that did not come along. */
+    struct memo_pair *next_all;
 };
 
 #include <pthread.h>
@@ -115,6 +118,7 @@ static __thread uint8_t memo_gone __attribute__((tls_model("initial-exec")));
 static __thread uint32_t memo_current __attribute__((tls_model("initial-exec")));
 
 static struct memo_pair *free_pairs;
+static struct memo_pair *all_pairs;
 static atomic_flag free_pairs_lock = ATOMIC_FLAG_INIT;
 static pthread_key_t memo_key;
 static int memo_key_made;
@@ -164,6 +168,10 @@ static struct memo_pair *take_pair(void) {
         if (p == -1)
             return 0;
         pair = (struct memo_pair *)p;
+        lock_free_pairs();
+        pair->next_all = all_pairs;
+        all_pairs = pair;
+        unlock_free_pairs();
     }
     /* A recycled pair holds another thread's walks: not this thread's previous capture. */
     pair->memo[0].valid = 0;
@@ -196,6 +204,36 @@ int peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next)
 }
 
 void peakprof_memo_swap(void) { memo_current ^= 1; }
+
+/* Around fork (the profiler's pthread_atfork handlers): the pair lists' lock is held across
+ * it, so the child never inherits it from a thread that was starting or ending (the child
+ * would then spin on it forever at its first new thread's capture). */
+void peakprof_memo_fork_prepare(void) { lock_free_pairs(); }
+
+void peakprof_memo_fork_parent(void) { unlock_free_pairs(); }
+
+/* In the child only the forking thread lives on: every pair but its own is free. */
+void peakprof_memo_fork_child(void) {
+    struct memo_pair *free = 0;
+    for (struct memo_pair *p = all_pairs; p; p = p->next_all) {
+        if (p != memo_pair) {
+            p->next_free = free;
+            free = p;
+        }
+    }
+    free_pairs = free;
+    unlock_free_pairs();
+}
+
+/* Pairs on the free list, for tests (takes the lock). */
+int peakprof_memo_free_pairs(void) {
+    int n = 0;
+    lock_free_pairs();
+    for (struct memo_pair *p = free_pairs; p; p = p->next_free)
+        n++;
+    unlock_free_pairs();
+    return n;
+}
 
 /* When the memo stops paying on this thread (its stacks share little from one capture to
  * the next), captures skip it for a while: [0] captures left to skip, [1] unprofitable

@@ -114,6 +114,38 @@ extern "C" {
     fn peakprof_memos(previous: *mut *mut Memo, next: *mut *mut Memo) -> core::ffi::c_int;
     fn peakprof_memo_swap();
     fn peakprof_memo_policy() -> *mut [u32; 2];
+    fn peakprof_memo_fork_prepare();
+    fn peakprof_memo_fork_parent();
+    fn peakprof_memo_fork_child();
+    fn peakprof_memo_free_pairs() -> core::ffi::c_int;
+}
+
+/// Before fork: holds the lock of the memo buffers' free list, so the child cannot inherit
+/// it held by a thread that is not there (its first new thread would wait forever).
+pub fn fork_prepare() {
+    // SAFETY: takes a spin lock that only list operations hold, briefly.
+    unsafe { peakprof_memo_fork_prepare() }
+}
+
+/// After fork, in the parent: releases the lock [`fork_prepare`] took.
+pub fn fork_parent() {
+    // SAFETY: the lock is held by this thread, since `fork_prepare`.
+    unsafe { peakprof_memo_fork_parent() }
+}
+
+/// After fork, in the child: the buffers of the threads that did not come along are free
+/// again (they were lost to the child before), and the lock is released.
+pub fn fork_child() {
+    // SAFETY: only the forking thread runs in the child, and it holds the lock since
+    // `fork_prepare`: no buffer is in use by anyone but it.
+    unsafe { peakprof_memo_fork_child() }
+}
+
+/// Memo buffers waiting on the free list for a new thread (for tests, through
+/// [`crate::peakprof_debug_free_memo_buffers`]).
+pub fn free_buffers() -> usize {
+    // SAFETY: counts the list under its lock.
+    unsafe { peakprof_memo_free_pairs() as usize }
 }
 
 /// Captures in a row that copied less than half their frames before the memo is set aside.

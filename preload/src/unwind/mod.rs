@@ -13,6 +13,10 @@ mod modules;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+pub use memo::{
+    fork_child as memo_fork_child, fork_parent as memo_fork_parent,
+    fork_prepare as memo_fork_prepare, free_buffers as free_memo_buffers,
+};
 pub use modules::{forget_modules, fork_child, fork_parent, fork_prepare};
 
 /// Deepest stack kept; deeper ones end with [`peakprof::format::TRUNCATED_FRAME`].
