@@ -68,18 +68,25 @@ fn forwards(signal: i32, cause: Cause) -> bool {
     }
 }
 
-/// The signals peakprof catches: those of [`forwards`] that it did not inherit ignored
-/// (`ignored`: a mask with bit `n - 1` for signal `n`). An ignored one stays ignored, so
-/// the program inherits it ignored, as it would without peakprof: `nohup` ignores SIGHUP,
-/// and a non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored.
-/// Catching it would reset it to the default action in the program (exec keeps an
-/// ignored signal ignored but resets a handled one), and passing it on would kill a
-/// program its user meant to be immune.
-fn caught_signals(ignored: u64) -> Vec<i32> {
-    [SIGINT, SIGQUIT, SIGTERM, SIGHUP]
-        .into_iter()
-        .filter(|&s| ignored & (1 << (s - 1)) == 0)
-        .collect()
+/// The signals peakprof catches (and passes on: [`forwards`]).
+const CAUGHT: [i32; 4] = [SIGINT, SIGQUIT, SIGTERM, SIGHUP];
+
+/// Environment variable with the signals of [`CAUGHT`] that peakprof inherited ignored (a
+/// decimal mask, bit `n - 1` for signal `n`). Catching a signal resets it to the default
+/// action in the program (exec keeps an ignored signal ignored but resets a handled one),
+/// so the preload sets these back to ignored before `main`: the program starts as it
+/// would without peakprof (`nohup` ignores SIGHUP, a non-interactive shell's background
+/// jobs ignore SIGINT and SIGQUIT), and one passed on then does what it would do to the
+/// program directly: nothing, or the program's own handler if it installed one.
+pub const ENV_IGNORED_SIGNALS: &str = "PEAKPROF_IGNORED_SIGNALS";
+
+/// The part of `ignored` (a mask, bit `n - 1` for signal `n`) that peakprof catches.
+fn caught_but_ignored(ignored: u64) -> u64 {
+    CAUGHT
+        .iter()
+        .map(|&s| 1u64 << (s - 1))
+        .filter(|bit| ignored & bit != 0)
+        .sum()
 }
 
 /// The signals this process ignores, as the kernel reports them (`SigIgn` in
@@ -118,6 +125,10 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     } else {
         cmd.env(ENV_NO_CHILDREN, "1");
     }
+    match caught_but_ignored(ignored_signals()) {
+        0 => cmd.env_remove(ENV_IGNORED_SIGNALS),
+        mask => cmd.env(ENV_IGNORED_SIGNALS, mask.to_string()),
+    };
     for (k, v) in &l.env {
         cmd.env(k, v);
     }
@@ -125,8 +136,8 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     // rather than to init, so we can wait for the whole tree: their profiles are only
     // complete once they have ended.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let mut signals = SignalsInfo::<WithOrigin>::new(caught_signals(ignored_signals()))
-        .context("installing signal handlers")?;
+    let mut signals =
+        SignalsInfo::<WithOrigin>::new(CAUGHT).context("installing signal handlers")?;
     let handle = signals.handle();
     let mut child = cmd.spawn().map_err(|e| {
         let code = match e.kind() {
@@ -261,16 +272,17 @@ mod tests {
     }
 
     #[test]
-    fn signals_inherited_ignored_are_not_caught() {
+    fn signals_inherited_ignored_are_named_to_the_preload() {
         let status = "Name:\tsh\nSigPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n\
                       SigIgn:\t0000000000000006\nSigCgt:\t0000000000010000\n";
         let ignored = sig_ign_mask(status).unwrap();
         // Bits 1 and 2: SIGINT (2) and SIGQUIT (3), as a background job of `sh -c` has them.
         assert_eq!(ignored, 0b110);
-        assert_eq!(caught_signals(ignored), vec![SIGTERM, SIGHUP]);
-        assert_eq!(caught_signals(0), vec![SIGINT, SIGQUIT, SIGTERM, SIGHUP]);
-        // nohup: SIGHUP (1) ignored.
-        assert_eq!(caught_signals(1), vec![SIGINT, SIGQUIT, SIGTERM]);
+        assert_eq!(caught_but_ignored(ignored), 0b110);
+        // nohup: SIGHUP (1); SIGPIPE (13) and SIGUSR1 (10) are not peakprof's business.
+        assert_eq!(caught_but_ignored(1 | 1 << 12 | 1 << 9), 1);
+        assert_eq!(caught_but_ignored(1 << 14), 1 << 14, "SIGTERM");
+        assert_eq!(caught_but_ignored(0), 0);
         assert_eq!(sig_ign_mask("Name:\tx\n"), None);
         assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);
     }

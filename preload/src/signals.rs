@@ -31,3 +31,29 @@ pub fn install() {
         libc::sigaction(libc::SIGUSR2, &new, core::ptr::null_mut());
     }
 }
+
+/// Sets back to ignored the signals `peakprof run` inherited ignored (`mask`, bit `n - 1`
+/// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`). peakprof catches them to survive and
+/// pass them on, and exec reset them to the default action in this process; the program
+/// must start with them ignored, as it would without peakprof. Only the four peakprof
+/// catches, and only where the action is still the default (from start-up, before main).
+pub fn restore_ignored(mask: u64) {
+    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+        if mask & (1 << (sig - 1)) == 0 {
+            continue;
+        }
+        // SAFETY: sigaction with valid pointers to zero-initialized plain C structs.
+        unsafe {
+            let mut old: libc::sigaction = core::mem::zeroed();
+            if libc::sigaction(sig, core::ptr::null(), &mut old) != 0
+                || old.sa_sigaction != libc::SIG_DFL
+            {
+                continue;
+            }
+            let mut new: libc::sigaction = core::mem::zeroed();
+            new.sa_sigaction = libc::SIG_IGN;
+            libc::sigemptyset(&mut new.sa_mask);
+            libc::sigaction(sig, &new, core::ptr::null_mut());
+        }
+    }
+}

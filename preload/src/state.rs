@@ -282,6 +282,13 @@ fn start() -> Option<()> {
     // Without an output directory the library was not started by `peakprof run` (a test
     // binary linking it, a stray LD_PRELOAD): stay out of the way, record nothing.
     let out_dir = env(c"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty())?;
+    // For the image `peakprof run` started only: removed, so that programs it starts
+    // inherit whatever it leaves (see `signals::restore_ignored`).
+    if let Some(mask) = env(c"PEAKPROF_IGNORED_SIGNALS") {
+        crate::signals::restore_ignored(mask.trim().parse().unwrap_or(0));
+        // SAFETY: unsetenv with a NUL-terminated name, during start-up.
+        unsafe { libc::unsetenv(c"PEAKPROF_IGNORED_SIGNALS".as_ptr()) };
+    }
     let no_children = env(c"PEAKPROF_NO_CHILDREN").is_some_and(|v| v == "1");
     if no_children {
         stop_children_inheriting();

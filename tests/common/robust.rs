@@ -142,6 +142,18 @@ impl Process {
     }
 }
 
+/// Whether this test process ignores signal number `signal` (`SigIgn` in
+/// /proc/self/status): inherited when the test run is a background job.
+pub fn inherited_ignored(signal: i32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .expect("SigIgn in /proc/self/status");
+    let mask = u64::from_str_radix(hex.trim(), 16).unwrap();
+    mask & (1 << (signal - 1)) != 0
+}
+
 /// summary.json's `processes`.
 pub fn processes(summary: &Value) -> Vec<Process> {
     let list = summary
