@@ -346,11 +346,11 @@ fn render_run(
             facts_report(p, status)
         };
         report.cgroup_limit_bytes = limit;
-        reports.push((
-            out,
-            report,
-            oom_report(path, root.as_ref().and_then(|r| r.limit)),
-        ));
+        // The state at the --limit is rendered with the process's other reports.
+        let oom = rendered[i]
+            .then(|| oom_report(path, root.as_ref().and_then(|r| r.limit)))
+            .flatten();
+        reports.push((out, report, oom));
         if rendered[i] {
             spinner.tick();
         }

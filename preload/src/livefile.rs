@@ -405,7 +405,8 @@ pub struct LogFile {
 
 /// A descriptor limit at or below which the log holds no descriptor between appends: an
 /// append is then open, fstat (is it still our file?), write, fstat and close, five system
-/// calls instead of one, and holds none of the program's descriptors in between.
+/// calls instead of two (fstat and write), and holds none of the program's descriptors in
+/// between.
 const TIGHT_DESCRIPTOR_LIMIT: u64 = 64;
 
 impl LogFile {

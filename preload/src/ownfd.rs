@@ -7,9 +7,10 @@
 //! file, would corrupt the program's data, the worst thing a profiler can do.
 //!
 //! The live file's descriptor is only needed to grow the file, so it is closed between
-//! uses (`park`); only the log's stays open. Each descriptor:
+//! uses (`park`); only the log's stays open (under a tight descriptor limit, not even
+//! that one). Each descriptor:
 //! - sits at a high number, out of the way of programs that use small fixed numbers (the
-//!   kernel hands out the lowest free one);
+//!   kernel hands out the lowest free one), except one opened for a single use;
 //! - remembers the device and inode of the file it opened, and is checked against them
 //!   (`fstat`) before every use. When it no longer names that file, it is reopened by path
 //!   and the old number is left alone: it is the program's now.
@@ -70,7 +71,7 @@ impl OwnFd {
     }
 
     /// [`Self::get`] for one use followed by [`Self::park`]: a reopened descriptor stays at
-    /// the number the kernel gave it (moving it high is two more system calls, and it
+    /// the number the kernel gave it (moving it high is three more system calls, and it
     /// is given back right after).
     pub fn get_briefly(&mut self) -> Option<c_int> {
         self.get_moved(false)
