@@ -338,22 +338,19 @@ fn render_run(
         } else {
             (child_dir(dir, p, &mut taken), status_from_profile(p))
         };
-        // Only a rendered process's call paths are ever shown: the others are listed
-        // from their facts, without symbolizing (a big tree's many small workers).
-        let mut report = if rendered[i] {
-            build_report(p, status, Symbolizer::with_cache(&p.modules, files))
+        // Only a rendered process's call paths (and state at the --limit) are ever
+        // shown: the others are listed from their facts, without symbolizing (a big
+        // tree's many small workers).
+        let (mut report, oom) = if rendered[i] {
+            let report = build_report(p, status, Symbolizer::with_cache(&p.modules, files));
+            let oom = oom_report(path, root.as_ref().and_then(|r| r.limit));
+            spinner.tick();
+            (report, oom)
         } else {
-            facts_report(p, status)
+            (facts_report(p, status), None)
         };
         report.cgroup_limit_bytes = limit;
-        // The state at the --limit is rendered with the process's other reports.
-        let oom = rendered[i]
-            .then(|| oom_report(path, root.as_ref().and_then(|r| r.limit)))
-            .flatten();
         reports.push((out, report, oom));
-        if rendered[i] {
-            spinner.tick();
-        }
     }
     let listed: Vec<(Option<PathBuf>, &Report)> = reports
         .iter()

@@ -91,7 +91,7 @@ fn caught_but_ignored(ignored: u64) -> u64 {
 
 /// The signals this process ignores, as the kernel reports them (`SigIgn` in
 /// `/proc/self/status`, a hex mask with bit `n - 1` for signal `n`); none when unreadable.
-fn ignored_signals() -> u64 {
+pub fn ignored_signals() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| sig_ign_mask(&s))

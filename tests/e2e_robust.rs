@@ -11,7 +11,7 @@ mod common;
 mod robust;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -217,15 +217,9 @@ fn start_waiting(exe: PathBuf, base: PathBuf) -> Waiting {
     start_waiting_with(exe, base, &["-q"], &[])
 }
 
-/// Like `start_waiting`, with `peakprof run` options, and arguments for the program after
-/// its control directory (`exe CTRL args...`).
-fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str], args: &[&str]) -> Waiting {
-    let out = base.join("out");
-    let ctrl = base.join("ctrl");
-    std::fs::create_dir_all(&ctrl).unwrap();
-    let mut argv = vec![exe.to_str().unwrap(), ctrl.to_str().unwrap()];
-    argv.extend_from_slice(args);
-    let mut child = spawn(&mut peakprof_command(&out, options, &argv, &base));
+/// Waits until the program `exe` started by `child` wrote `ctrl/ready` (its pid, which is
+/// returned); panics when `child` ends first or after [`WAIT_LIMIT`] (killing `child`).
+fn await_ready(child: &mut Child, ctrl: &Path, exe: &Path) -> u32 {
     let ready = ctrl.join("ready");
     let started = Instant::now();
     while !ready.exists() {
@@ -239,11 +233,23 @@ fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str], args: &[&st
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let pid: u32 = std::fs::read_to_string(&ready)
+    std::fs::read_to_string(&ready)
         .unwrap()
         .trim()
         .parse()
-        .expect("pid in the ready file");
+        .expect("pid in the ready file")
+}
+
+/// Like `start_waiting`, with `peakprof run` options, and arguments for the program after
+/// its control directory (`exe CTRL args...`).
+fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str], args: &[&str]) -> Waiting {
+    let out = base.join("out");
+    let ctrl = base.join("ctrl");
+    std::fs::create_dir_all(&ctrl).unwrap();
+    let mut argv = vec![exe.to_str().unwrap(), ctrl.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let mut child = spawn(&mut peakprof_command(&out, options, &argv, &base));
+    let pid = await_ready(&mut child, &ctrl, &exe);
     let w = Waiting {
         out,
         ctrl,
@@ -504,22 +510,16 @@ fn a_background_runs_interrupt_reaches_the_programs_own_handler() {
     let ctrl = base.join("ctrl");
     std::fs::create_dir_all(&ctrl).unwrap();
     let out = base.join("out");
+    let exe = c_example("await_interrupt.c");
     let script = format!(
         "'{PEAKPROF}' run -q -o '{}' -- '{}' '{}' exit & echo $! > '{}/peakprof.pid'; wait $!",
         out.display(),
-        c_example("await_interrupt.c").display(),
+        exe.display(),
         ctrl.display(),
         ctrl.display()
     );
-    let child = spawn(Command::new("sh").arg("-c").arg(&script).current_dir(&base));
-    let started = Instant::now();
-    while !ctrl.join("ready").exists() {
-        assert!(
-            started.elapsed() < WAIT_LIMIT,
-            "await_interrupt never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn(Command::new("sh").arg("-c").arg(&script).current_dir(&base));
+    await_ready(&mut child, &ctrl, &exe);
     let pid: u32 = std::fs::read_to_string(ctrl.join("peakprof.pid"))
         .unwrap()
         .trim()

@@ -16,20 +16,11 @@ extern "C" fn on_snapshot(_sig: c_int) {
 /// Installs the SIGUSR2 handler (from start-up), only where the program left the default
 /// action: a program's own SIGUSR2 handler or an ignored SIGUSR2 stays as it was.
 pub fn install() {
-    // SAFETY: sigaction with valid pointers to zero-initialized plain C structs.
-    unsafe {
-        let mut old: libc::sigaction = core::mem::zeroed();
-        if libc::sigaction(libc::SIGUSR2, core::ptr::null(), &mut old) != 0
-            || old.sa_sigaction != libc::SIG_DFL
-        {
-            return;
-        }
-        let mut new: libc::sigaction = core::mem::zeroed();
-        new.sa_sigaction = on_snapshot as *const () as usize;
-        new.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut new.sa_mask);
-        libc::sigaction(libc::SIGUSR2, &new, core::ptr::null_mut());
-    }
+    replace_default(
+        libc::SIGUSR2,
+        on_snapshot as *const () as usize,
+        libc::SA_RESTART,
+    );
 }
 
 /// Sets back to ignored the signals `peakprof run` inherited ignored (`mask`, bit `n - 1`
@@ -39,21 +30,28 @@ pub fn install() {
 /// catches, and only where the action is still the default (from start-up, before main).
 pub fn restore_ignored(mask: u64) {
     for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
-        if mask & (1 << (sig - 1)) == 0 {
-            continue;
+        if mask & (1 << (sig - 1)) != 0 {
+            replace_default(sig, libc::SIG_IGN, 0);
         }
-        // SAFETY: sigaction with valid pointers to zero-initialized plain C structs.
-        unsafe {
-            let mut old: libc::sigaction = core::mem::zeroed();
-            if libc::sigaction(sig, core::ptr::null(), &mut old) != 0
-                || old.sa_sigaction != libc::SIG_DFL
-            {
-                continue;
-            }
-            let mut new: libc::sigaction = core::mem::zeroed();
-            new.sa_sigaction = libc::SIG_IGN;
-            libc::sigemptyset(&mut new.sa_mask);
-            libc::sigaction(sig, &new, core::ptr::null_mut());
+    }
+}
+
+/// Gives `sig` the action `handler` (a function, or `SIG_IGN`) with `flags`, if it still
+/// has the default action: whatever the program set stays.
+fn replace_default(sig: c_int, handler: libc::sighandler_t, flags: c_int) {
+    // SAFETY: sigaction with valid pointers to zero-initialized plain C structs; `handler`
+    // is SIG_IGN or an `extern "C" fn(c_int)` that lives as long as the library.
+    unsafe {
+        let mut old: libc::sigaction = core::mem::zeroed();
+        if libc::sigaction(sig, core::ptr::null(), &mut old) != 0
+            || old.sa_sigaction != libc::SIG_DFL
+        {
+            return;
         }
+        let mut new: libc::sigaction = core::mem::zeroed();
+        new.sa_sigaction = handler;
+        new.sa_flags = flags;
+        libc::sigemptyset(&mut new.sa_mask);
+        libc::sigaction(sig, &new, core::ptr::null_mut());
     }
 }

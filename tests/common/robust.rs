@@ -143,15 +143,10 @@ impl Process {
 }
 
 /// Whether this test process ignores signal number `signal` (`SigIgn` in
-/// /proc/self/status): inherited when the test run is a background job.
+/// /proc/self/status, read as peakprof reads it): inherited when the test run is a
+/// background job.
 pub fn inherited_ignored(signal: i32) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))
-        .expect("SigIgn in /proc/self/status");
-    let mask = u64::from_str_radix(hex.trim(), 16).unwrap();
-    mask & (1 << (signal - 1)) != 0
+    peakprof::launch::ignored_signals() & (1 << (signal - 1)) != 0
 }
 
 /// summary.json's `processes`.
