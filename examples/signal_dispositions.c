@@ -1,6 +1,6 @@
 /*
  * signal_dispositions.c: prints, for each signal named on the command line (INT, QUIT, HUP,
- * TERM, SEGV, BUS), or for SIGSEGV and SIGBUS when none is named, what it does when main
+ * TERM, SEGV, BUS, CHLD), or for SIGSEGV and SIGBUS when none is named, what it does when main
  * starts, one line each:
  *   SIGSEGV default      or   SIGSEGV handled      or   SIGSEGV ignored
  * Exits 0 (2 for a name it does not know). Allocates nothing before printing (printf's
@@ -14,7 +14,7 @@
  *   tests run this under `peakprof run` to know which of the two ground truths of
  *   peak_rust applies.
  * - A signal the program inherits ignored (`nohup`, a background job of a non-interactive
- *   shell) must reach it ignored under `peakprof run` too.
+ *   shell, a daemon's SIGCHLD) must reach it ignored under `peakprof run` too.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +32,7 @@ static const struct {
     int sig;
 } known[] = {
     {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
-    {"TERM", SIGTERM}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS},
+    {"TERM", SIGTERM}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS}, {"CHLD", SIGCHLD},
 };
 
 int main(int argc, char **argv) {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
@@ -68,16 +68,20 @@ fn forwards(signal: i32, cause: Cause) -> bool {
     }
 }
 
-/// The signals peakprof catches (and passes on: [`forwards`]).
-const CAUGHT: [i32; 4] = [SIGINT, SIGQUIT, SIGTERM, SIGHUP];
+/// The signals peakprof catches: the four it passes on ([`forwards`]), and SIGCHLD, which
+/// only needs to be anything but ignored. A SIGCHLD inherited ignored makes the kernel reap
+/// peakprof's children itself, so waiting for the program would fail ("No child
+/// processes") instead of giving its exit status.
+const CAUGHT: [i32; 5] = [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD];
 
 /// Environment variable with the signals of [`CAUGHT`] that peakprof inherited ignored (a
 /// decimal mask, bit `n - 1` for signal `n`). Catching a signal resets it to the default
 /// action in the program (exec keeps an ignored signal ignored but resets a handled one),
 /// so the preload sets these back to ignored before `main`: the program starts as it
 /// would without peakprof (`nohup` ignores SIGHUP, a non-interactive shell's background
-/// jobs ignore SIGINT and SIGQUIT), and one passed on then does what it would do to the
-/// program directly: nothing, or the program's own handler if it installed one.
+/// jobs ignore SIGINT and SIGQUIT, a daemon ignores SIGCHLD so that its children reap
+/// themselves), and one passed on then does what it would do to the program directly:
+/// nothing, or the program's own handler if it installed one.
 pub const ENV_IGNORED_SIGNALS: &str = "PEAKPROF_IGNORED_SIGNALS";
 
 /// The part of `ignored` (a mask, bit `n - 1` for signal `n`) that peakprof catches.
@@ -282,6 +286,7 @@ mod tests {
         // nohup: SIGHUP (1); SIGPIPE (13) and SIGUSR1 (10) are not peakprof's business.
         assert_eq!(caught_but_ignored(1 | 1 << 12 | 1 << 9), 1);
         assert_eq!(caught_but_ignored(1 << 14), 1 << 14, "SIGTERM");
+        assert_eq!(caught_but_ignored(1 << 16), 1 << 16, "SIGCHLD");
         assert_eq!(caught_but_ignored(0), 0);
         assert_eq!(sig_ign_mask("Name:\tx\n"), None);
         assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);

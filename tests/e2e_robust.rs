@@ -10,6 +10,7 @@ mod common;
 #[path = "common/robust.rs"]
 mod robust;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -498,6 +499,59 @@ fn signals_inherited_ignored_stay_ignored_in_the_program() {
     // The run itself is whole: the program's profile was written and reported.
     let run = as_run(out, profiled);
     assert_status(&run, 0, Some(0), None);
+}
+
+/// A SIGCHLD inherited ignored (how a daemon lets its children reap themselves) stays
+/// ignored in the program, and the program's exit status still arrives: with SIGCHLD
+/// ignored the kernel reaps peakprof's child itself, and peakprof's wait failed with
+/// "No child processes" (exit 125) before it caught SIGCHLD. (exec_ignoring.c sets it:
+/// dash's `trap '' CHLD` does not reach the programs it execs.)
+#[test]
+fn an_inherited_ignored_sigchld_stays_ignored_and_the_exit_status_arrives() {
+    let base = fresh_dir("inherited-sigchld");
+    let ignoring_chld = |argv: &[&OsStr]| {
+        run_deadline(
+            Command::new(c_example("exec_ignoring.c"))
+                .args(["CHLD", "--"])
+                .args(argv)
+                .current_dir(&base),
+            RUN_TIMEOUT,
+        )
+    };
+    let dispositions = c_example("signal_dispositions.c");
+    let plain = ignoring_chld(&[dispositions.as_os_str(), OsStr::new("CHLD")]);
+    assert_eq!(
+        plain.stdout_str(),
+        "SIGCHLD ignored\n",
+        "{}",
+        plain.describe()
+    );
+    let peakprof = |out: &Path, argv: &[&OsStr]| {
+        let mut all = ["run", "-q", "-o"].map(OsStr::new).to_vec();
+        all.extend([out.as_os_str(), OsStr::new("--")]);
+        all.extend(argv);
+        let profiled = ignoring_chld(&[&[OsStr::new(PEAKPROF)], &all[..]].concat());
+        as_run(out.to_path_buf(), profiled)
+    };
+    let run = peakprof(
+        &base.join("out"),
+        &[dispositions.as_os_str(), OsStr::new("CHLD")],
+    );
+    assert_eq!(run.stdout_str(), "SIGCHLD ignored\n", "{}", run.describe());
+    assert_status(&run, 0, Some(0), None);
+
+    let exit_with = c_example("exit_with.c");
+    let run = peakprof(
+        &base.join("out-exit"),
+        &[exit_with.as_os_str(), OsStr::new("3")],
+    );
+    assert_status(&run, 3, Some(3), None);
+    assert_eq!(
+        json_u64(&run.summary(), "peak_bytes"),
+        4242,
+        "{}",
+        run.describe()
+    );
 }
 
 /// `peakprof run` started as a background job (SIGINT and SIGQUIT ignored, so the program

@@ -26,10 +26,17 @@ pub fn install() {
 /// Sets back to ignored the signals `peakprof run` inherited ignored (`mask`, bit `n - 1`
 /// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`). peakprof catches them to survive and
 /// pass them on, and exec reset them to the default action in this process; the program
-/// must start with them ignored, as it would without peakprof. Only the four peakprof
+/// must start with them ignored, as it would without peakprof. Only the five peakprof
 /// catches, and only where the action is still the default (from start-up, before main).
 pub fn restore_ignored(mask: u64) {
-    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+    let caught = [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGCHLD,
+    ];
+    for sig in caught {
         if mask & (1 << (sig - 1)) != 0 {
             replace_default(sig, libc::SIG_IGN, 0);
         }
