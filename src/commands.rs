@@ -397,12 +397,18 @@ fn render_run(
     if !quiet {
         let root_report = &reports[root_idx].1;
         eprint!("{}", render::terminal_summary(root_report, &root_files));
-        if let Some(oom) = reports.iter().find_map(|(_, _, o)| o.as_ref()) {
+        // The root's, else the first process that reached the limit: named, with the
+        // path of its oom.svg, as it may be a child's.
+        let reached = std::iter::once(&reports[root_idx])
+            .chain(&reports)
+            .find_map(|(d, r, o)| o.as_ref().map(|o| (d, r.pid, o)));
+        if let Some((oom_dir, pid, oom)) = reached {
             eprintln!(
-                "Limit: the tracked heap first exceeded {} after {} ({} live); see oom.svg",
+                "Limit: pid {pid}'s tracked heap first exceeded {} after {} ({} live); see {}",
                 render::human_bytes(oom.limit_bytes),
                 render::human_duration(oom.report.peak_time_s),
                 render::human_bytes(oom.report.peak_bytes),
+                oom_dir.join("oom.svg").display(),
             );
         }
         if let Some(l) = limit {

@@ -1013,6 +1013,15 @@ fn limit_stop_ends_the_program_with_121() {
         "{terminal}"
     );
     assert!(!terminal.contains("Leaked"), "{terminal}");
+    let pid = json_u64(&run.summary(), "pid");
+    let oom_svg = run.path("oom.svg");
+    let line = format!("\nLimit: pid {pid}'s tracked heap first exceeded 439 KiB after ");
+    assert!(terminal.contains(&line), "{line:?} in\n{terminal}");
+    assert!(
+        terminal.contains(&format!(" (537 KiB live); see {}\n", oom_svg.display())),
+        "names {} in\n{terminal}",
+        oom_svg.display()
+    );
 }
 
 #[test]

@@ -228,8 +228,7 @@ fn await_ready(child: &mut Child, ctrl: &Path, exe: &Path) -> u32 {
             panic!("peakprof ended ({st:?}) before the program was ready");
         }
         if started.elapsed() > WAIT_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(child);
             panic!("{} never became ready", exe.display());
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -463,15 +462,20 @@ fn sigquit_to_peakprof_reaches_the_program() {
 /// and SIGQUIT ignored. peakprof used to catch them all, which reset them to the default
 /// action in the program (python then raised KeyboardInterrupt where it would not, and a
 /// hangup passed on would kill a `nohup`ed job).
+/// `sh -c` script that runs its arguments as a command under `nohup`, as a background
+/// job (which ignores SIGINT and SIGQUIT), and waits for it.
+const NOHUP_IN_BACKGROUND: &str = r#"nohup "$@" & wait $!"#;
+
 #[test]
 fn signals_inherited_ignored_stay_ignored_in_the_program() {
     let exe = c_example("signal_dispositions.c");
     let base = fresh_dir("inherited-ignored");
-    let names = "INT QUIT HUP TERM";
+    let names = ["INT", "QUIT", "HUP", "TERM"];
     let plain = run_deadline(
         Command::new("sh")
-            .arg("-c")
-            .arg(format!("nohup '{}' {names} & wait $!", exe.display()))
+            .args(["-c", NOHUP_IN_BACKGROUND, "sh"])
+            .arg(&exe)
+            .args(&names)
             .current_dir(&base),
         RUN_TIMEOUT,
     );
@@ -486,12 +490,11 @@ fn signals_inherited_ignored_stay_ignored_in_the_program() {
     let out = base.join("out");
     let profiled = run_deadline(
         Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "nohup '{PEAKPROF}' run -q -o '{}' -- '{}' {names} & wait $!",
-                out.display(),
-                exe.display()
-            ))
+            .args(["-c", NOHUP_IN_BACKGROUND, "sh", PEAKPROF, "run", "-q", "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&exe)
+            .args(&names)
             .current_dir(&base),
         RUN_TIMEOUT,
     );
@@ -565,14 +568,20 @@ fn a_background_runs_interrupt_reaches_the_programs_own_handler() {
     std::fs::create_dir_all(&ctrl).unwrap();
     let out = base.join("out");
     let exe = c_example("await_interrupt.c");
-    let script = format!(
-        "'{PEAKPROF}' run -q -o '{}' -- '{}' '{}' exit & echo $! > '{}/peakprof.pid'; wait $!",
-        out.display(),
-        exe.display(),
-        ctrl.display(),
-        ctrl.display()
+    // `sh -c SCRIPT PIDFILE COMMAND...`: the paths are arguments, never quoted into it.
+    let script = r#"pidfile=$1; shift; "$@" & echo $! > "$pidfile"; wait $!"#;
+    let mut child = spawn(
+        Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(ctrl.join("peakprof.pid"))
+            .args([PEAKPROF, "run", "-q", "-o"])
+            .arg(&out)
+            .arg("--")
+            .arg(&exe)
+            .arg(&ctrl)
+            .arg("exit")
+            .current_dir(&base),
     );
-    let mut child = spawn(Command::new("sh").arg("-c").arg(&script).current_dir(&base));
     await_ready(&mut child, &ctrl, &exe);
     let pid: u32 = std::fs::read_to_string(ctrl.join("peakprof.pid"))
         .unwrap()

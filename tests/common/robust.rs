@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,23 +45,25 @@ pub fn which(program: &str) -> Option<PathBuf> {
         })
 }
 
-/// Starts `cmd` with stdin closed and both outputs piped.
+/// Starts `cmd` in a process group of its own (so [`wait_deadline`] can kill all it
+/// started), with stdin closed and both outputs piped.
 pub fn spawn(cmd: &mut Command) -> Child {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
-/// Waits for a child started by [`spawn`], draining its pipes; kills it (by its handle, only
-/// this child) and returns `Err` with what it printed when it outlives `timeout`.
+/// Waits for a child started by [`spawn`], draining its pipes; kills its process group (the
+/// child and whatever it started: a shell's background job, peakprof's program) and returns
+/// `Err` when it outlives `timeout`.
 pub fn wait_deadline(mut child: Child, timeout: Duration) -> Result<Finished, String> {
     let started = Instant::now();
     let (out_reader, err_reader) = drain_pipes(&mut child);
     let Some(status) = wait_until(&mut child, started, timeout, Duration::from_millis(10)) else {
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_group(&mut child);
         // The pipes may be held open by grandchildren: do not wait for the readers.
         return Err(format!("did not finish within {timeout:?} (killed)"));
     };
@@ -70,6 +73,19 @@ pub fn wait_deadline(mut child: Child, timeout: Duration) -> Result<Finished, St
         stderr: err_reader.join().unwrap(),
         elapsed: started.elapsed(),
     })
+}
+
+/// Kills the process group [`spawn`] made for `child` (whose id is the child's pid) and
+/// reaps the child.
+pub fn kill_group(child: &mut Child) {
+    if let Some(group) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Runs `cmd` to completion with a deadline; a hang fails the test.
