@@ -475,7 +475,7 @@ fn signals_inherited_ignored_stay_ignored_in_the_program() {
         Command::new("sh")
             .args(["-c", NOHUP_IN_BACKGROUND, "sh"])
             .arg(&exe)
-            .args(&names)
+            .args(names)
             .current_dir(&base),
         RUN_TIMEOUT,
     );
@@ -494,7 +494,7 @@ fn signals_inherited_ignored_stay_ignored_in_the_program() {
             .arg(&out)
             .arg("--")
             .arg(&exe)
-            .args(&names)
+            .args(names)
             .current_dir(&base),
         RUN_TIMEOUT,
     );
