@@ -397,8 +397,9 @@ fn render_run(
     if !quiet {
         let root_report = &reports[root_idx].1;
         eprint!("{}", render::terminal_summary(root_report, &root_files));
-        // The root's, else the first process that reached the limit: named, with the
-        // path of its oom.svg, as it may be a child's.
+        // The root's, else that of the first rendered process (in the raw files' order)
+        // that reached the limit: named, with the path of its oom.svg, as it may be a
+        // child's.
         let reached = std::iter::once(&reports[root_idx])
             .chain(&reports)
             .find_map(|(d, r, o)| o.as_ref().map(|o| (d, r.pid, o)));

@@ -74,13 +74,13 @@ fn forwards(signal: i32, cause: Cause) -> bool {
 /// processes") instead of giving its exit status.
 const CAUGHT: [i32; 5] = [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD];
 
-/// Environment variable with the signals of [`CAUGHT`] that peakprof inherited ignored (a
-/// decimal mask, bit `n - 1` for signal `n`). Catching a signal resets it to the default
+/// Environment variable with the signals of [`CAUGHT`] that peakprof inherited ignored,
+/// for its program only ([`crate::ignored_signals`]). Catching a signal resets it to the default
 /// action in the program (exec keeps an ignored signal ignored but resets a handled one),
 /// so the preload sets these back to ignored before `main`: the program starts as it
 /// would without peakprof (`nohup` ignores SIGHUP, a non-interactive shell's background
-/// jobs ignore SIGINT and SIGQUIT, a daemon ignores SIGCHLD so that its children reap
-/// themselves), and one passed on then does what it would do to the program directly:
+/// jobs ignore SIGINT and SIGQUIT, a daemon ignores SIGCHLD so that the kernel reaps its
+/// children), and one passed on then does what it would do to the program directly:
 /// nothing, or the program's own handler if it installed one.
 pub const ENV_IGNORED_SIGNALS: &str = "PEAKPROF_IGNORED_SIGNALS";
 
@@ -131,7 +131,10 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     }
     match caught_but_ignored(ignored_signals()) {
         0 => cmd.env_remove(ENV_IGNORED_SIGNALS),
-        mask => cmd.env(ENV_IGNORED_SIGNALS, mask.to_string()),
+        mask => cmd.env(
+            ENV_IGNORED_SIGNALS,
+            crate::ignored_signals::encode(mask, std::process::id()),
+        ),
     };
     for (k, v) in &l.env {
         cmd.env(k, v);

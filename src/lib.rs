@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod format;
+pub mod ignored_signals;
 pub mod record;
 pub mod unwind;
 

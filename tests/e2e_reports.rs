@@ -11,6 +11,8 @@
 mod common;
 #[path = "common/reports.rs"]
 mod reports;
+#[path = "common/robust.rs"]
+mod robust;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -1042,6 +1044,43 @@ fn limit_report_lets_the_program_finish() {
         "and freed everything"
     );
     check_outputs_consistent(run);
+}
+
+/// A child that reaches the --limit (the root, `sh`, stays far below it): the terminal line
+/// names the child and the oom.svg in the child's directory, not the root's.
+#[test]
+fn the_limit_line_names_the_child_that_reached_it() {
+    let exe = limit_example();
+    let sh = Path::new("/bin/sh");
+    // Not the script's last command, so sh forks a child for it instead of exec'ing it.
+    let args = ["-c", "\"$0\" 10; exit 0", exe.to_str().unwrap()];
+    let run = peakprof_run_with(
+        sh,
+        &args,
+        &["--limit", "450000", "--limit-action", "report"],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    let summary = run.summary();
+    let procs = robust::processes(&summary);
+    let child = robust::child_of_root(&summary, &procs);
+    assert!(
+        child.program().starts_with("report_limit"),
+        "{}",
+        robust::show_processes(&procs)
+    );
+    let oom_svg = child.dir_in(&tmp_root().join("runs")).join("oom.svg");
+    assert!(oom_svg.is_file(), "{} is missing", oom_svg.display());
+    let terminal = run.stderr_str();
+    let line = format!(
+        "\nLimit: pid {}'s tracked heap first exceeded 439 KiB after ",
+        child.pid
+    );
+    assert!(terminal.contains(&line), "{line:?} in\n{terminal}");
+    assert!(
+        terminal.contains(&format!(" (537 KiB live); see {}\n", oom_svg.display())),
+        "names {} in\n{terminal}",
+        oom_svg.display()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

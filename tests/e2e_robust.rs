@@ -257,14 +257,9 @@ fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str], args: &[&st
         pid,
     };
     // Only ever signal the program peakprof started for us: its parent must be our child.
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let ppid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .map(|v| v.trim().parse::<u32>().unwrap_or(0));
     assert_eq!(
-        ppid,
-        Some(w.peakprof_pid()),
+        parent_of(pid),
+        w.peakprof_pid(),
         "pid {pid} from the ready file is not peakprof's child"
     );
     w
@@ -557,6 +552,48 @@ fn an_inherited_ignored_sigchld_stays_ignored_and_the_exit_status_arrives() {
     );
 }
 
+/// PEAKPROF_IGNORED_SIGNALS is for the program peakprof started, and only it: a process
+/// whose parent is another one (a grandchild, when the root never loaded the preload, as a
+/// 32-bit program would not) leaves its signals alone, and every preload removes the
+/// variable. Runs the preload directly, with this test as the parent.
+#[test]
+fn only_peakprofs_own_child_restores_the_ignored_signals() {
+    let base = fresh_dir("ignored-signals-owner");
+    let preload = peakprof::preload_lib::path().expect("the preload library");
+    let dispositions = c_example("signal_dispositions.c");
+    let with_value = |parent: u32, argv: &[&OsStr]| {
+        let value = peakprof::ignored_signals::encode(1 << (Signal::CHILD.as_raw() - 1), parent);
+        let f = run_deadline(
+            Command::new(argv[0])
+                .args(&argv[1..])
+                .env("LD_PRELOAD", &preload)
+                .env("PEAKPROF_OUT_DIR", base.join("raw"))
+                .env("PEAKPROF_IGNORED_SIGNALS", value)
+                .current_dir(&base),
+            RUN_TIMEOUT,
+        );
+        assert_eq!(f.code(), Some(0), "{}", f.describe());
+        f.stdout_str()
+    };
+    std::fs::create_dir_all(base.join("raw")).unwrap();
+    let args = [dispositions.as_os_str(), OsStr::new("CHLD")];
+    assert_eq!(with_value(std::process::id(), &args), "SIGCHLD ignored\n");
+    assert_eq!(
+        with_value(1, &args),
+        "SIGCHLD default\n",
+        "not init's child"
+    );
+    // Removed before main, whoever it was for.
+    let echo = [
+        "/bin/sh",
+        "-c",
+        "echo \"${PEAKPROF_IGNORED_SIGNALS-removed}\"",
+    ]
+    .map(OsStr::new);
+    assert_eq!(with_value(1, &echo), "removed\n");
+    assert_eq!(with_value(std::process::id(), &echo), "removed\n");
+}
+
 /// `peakprof run` started as a background job (SIGINT and SIGQUIT ignored, so the program
 /// starts with them ignored) still passes a `kill -INT` of its pid on, and a program that
 /// installed its own handler gets it, as a kill of its own pid would reach it
@@ -568,12 +605,11 @@ fn a_background_runs_interrupt_reaches_the_programs_own_handler() {
     std::fs::create_dir_all(&ctrl).unwrap();
     let out = base.join("out");
     let exe = c_example("await_interrupt.c");
-    // `sh -c SCRIPT PIDFILE COMMAND...`: the paths are arguments, never quoted into it.
-    let script = r#"pidfile=$1; shift; "$@" & echo $! > "$pidfile"; wait $!"#;
+    // `sh -c SCRIPT COMMAND...`: the paths are arguments, never quoted into it.
+    let script = r#""$@" & wait $!"#;
     let mut child = spawn(
         Command::new("sh")
             .args(["-c", script, "sh"])
-            .arg(ctrl.join("peakprof.pid"))
             .args([PEAKPROF, "run", "-q", "-o"])
             .arg(&out)
             .arg("--")
@@ -582,12 +618,11 @@ fn a_background_runs_interrupt_reaches_the_programs_own_handler() {
             .arg("exit")
             .current_dir(&base),
     );
-    await_ready(&mut child, &ctrl, &exe);
-    let pid: u32 = std::fs::read_to_string(ctrl.join("peakprof.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let program = await_ready(&mut child, &ctrl, &exe);
+    // Only ever signal what this test started: the program's parent, peakprof, whose
+    // parent is our `sh`.
+    let pid = parent_of(program);
+    assert_eq!(parent_of(pid), child.id(), "peakprof is not sh's child");
     send_signal(pid, Signal::INT);
     let f = wait_deadline(child, RUN_TIMEOUT).unwrap_or_else(|e| panic!("{script}: {e}"));
     assert_eq!(f.code(), Some(7), "{}", f.describe());
@@ -640,14 +675,6 @@ fn ctrl_c_at_a_terminal_reaches_the_program_once() {
         .unwrap();
     // Only ever signal what this test started: the program's parent, peakprof, whose
     // parent is `script`.
-    let parent_of = |pid: u32| -> u32 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
     let peakprof = parent_of(pid);
     assert_eq!(
         parent_of(peakprof),

@@ -24,10 +24,11 @@ pub fn install() {
 }
 
 /// Sets back to ignored the signals `peakprof run` inherited ignored (`mask`, bit `n - 1`
-/// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`). peakprof catches them to survive and
-/// pass them on, and exec reset them to the default action in this process; the program
-/// must start with them ignored, as it would without peakprof. Only the five peakprof
-/// catches, and only where the action is still the default (from start-up, before main).
+/// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`). peakprof catches them (four to
+/// survive and pass them on, SIGCHLD to be able to wait for its child), and exec reset
+/// them to the default action in this process; the program must start with them ignored,
+/// as it would without peakprof. Only the five peakprof catches, and only where the action
+/// is still the default (from start-up, before main).
 pub fn restore_ignored(mask: u64) {
     let caught = [
         libc::SIGHUP,

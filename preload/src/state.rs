@@ -282,10 +282,13 @@ fn start() -> Option<()> {
     // Without an output directory the library was not started by `peakprof run` (a test
     // binary linking it, a stray LD_PRELOAD): stay out of the way, record nothing.
     let out_dir = env(c"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty())?;
-    // For the image `peakprof run` started only: removed, so that programs it starts
-    // inherit whatever it leaves (see `signals::restore_ignored`).
-    if let Some(mask) = env(c"PEAKPROF_IGNORED_SIGNALS") {
-        crate::signals::restore_ignored(mask.trim().parse().unwrap_or(0));
+    // For the image `peakprof run` started only (its parent is peakprof, whose pid the
+    // value names); removed by any image, so that programs started later inherit
+    // whatever it leaves (see `signals::restore_ignored`).
+    if let Some(value) = env(c"PEAKPROF_IGNORED_SIGNALS") {
+        if let Some(mask) = peakprof::ignored_signals::mask_for_child_of(&value, ppid()) {
+            crate::signals::restore_ignored(mask);
+        }
         // SAFETY: unsetenv with a NUL-terminated name, during start-up.
         unsafe { libc::unsetenv(c"PEAKPROF_IGNORED_SIGNALS".as_ptr()) };
     }

@@ -158,6 +158,16 @@ impl Process {
     }
 }
 
+/// The parent of process `pid` (`PPid` in /proc/PID/status); 0 when it cannot be read.
+pub fn parent_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether this test process ignores signal number `signal` (`SigIgn` in
 /// /proc/self/status, read as peakprof reads it): inherited when the test run is a
 /// background job.
