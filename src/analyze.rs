@@ -152,6 +152,7 @@ pub fn end_name(reason: WriteReason) -> &'static str {
         WriteReason::Exec => "exec",
         WriteReason::Killed => "killed",
         WriteReason::LimitStop => "limit-stop",
+        WriteReason::Running => "running",
     }
 }
 

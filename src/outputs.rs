@@ -106,7 +106,7 @@ fn read_image(dir: &Path, stem: &str) -> Result<(PathBuf, Profile)> {
 
 /// Every process image profiled in `raw`, in file-name order, with the files that could
 /// not be read. An image that left only live files and whose pid started a later image
-/// replaced itself with `exec`.
+/// replaced itself with `exec`; one whose process is still running is `Running`.
 pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
     let mut stems: Vec<String> = std::fs::read_dir(raw)
         .with_context(|| format!("cannot read {}", raw.display()))?
@@ -139,6 +139,11 @@ pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
             .any(|&(pid, start)| pid == p.meta.pid && start > p.meta.start_unix_ns);
         if replaced && p.meta.reason == WriteReason::Killed {
             p.meta.reason = WriteReason::Exec;
+        }
+        // Live files without a final profile: killed, or still running (a report made
+        // while the run goes on), whose live counters are then its current state.
+        if p.meta.reason == WriteReason::Killed && crate::still_running::still_running(&p.meta) {
+            p.meta.reason = WriteReason::Running;
         }
     }
     Ok((ok, bad))
@@ -174,6 +179,7 @@ pub fn exit_words(r: &Report) -> String {
             "exec" => "replaced itself (exec)".to_string(),
             "killed" => "ended without writing its profile (killed)".to_string(),
             "limit-stop" => "stopped at the --limit".to_string(),
+            "running" => "still running".to_string(),
             other => format!("ended ({other})"),
         },
     }

@@ -718,6 +718,54 @@ fn ctrl_c_at_a_terminal_reaches_the_program_once() {
     );
 }
 
+/// `peakprof report` on a run that is still going reads a running process's live files:
+/// its current state, reported as still running (they alone would say "killed"), with no
+/// signal needed, so even a process idle in a system call can be looked at. The run's own
+/// report at the end is whole.
+#[test]
+fn a_report_made_during_the_run_shows_the_process_still_running() {
+    let w = start_hold_and_wait("report-while-running");
+    let report_dir = w.out.parent().unwrap().join("report-while-running");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&w.out)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    let terminal = rep.stderr_str();
+    assert!(
+        terminal.contains(" (still running)\n"),
+        "header says running\n{terminal}"
+    );
+    assert!(
+        terminal.contains(
+            "\nLive when the report was made (still running): 298 KiB in 2 allocations\n"
+        ),
+        "{terminal}"
+    );
+    assert!(!terminal.contains("killed"), "{terminal}");
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(json_str(&summary, "end"), "running");
+    assert_eq!(json_u64(&summary, "pid"), u64::from(w.pid));
+    assert_eq!(json_u64(&summary, "peak_bytes"), 305_000);
+    assert_eq!(json_opt_i64(&summary, "exit_code"), None);
+    assert_functions(
+        &folded_in(&report_dir),
+        &[("hold_big", 300_000), ("hold_small", 5_000)],
+        "while running",
+    );
+
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    std::fs::write(w.ctrl.join("finish"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    assert_eq!(json_str(&run.summary(), "end"), "exit");
+    assert_peak_bytes(&run, 701_000);
+}
+
 #[test]
 fn sigusr2_snapshot_while_running() {
     let w = start_hold_and_wait("sigusr2");

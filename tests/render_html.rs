@@ -234,6 +234,37 @@ fn single_process_and_empty_report() {
     assert_eq!(frames(&html).len(), 2);
 }
 
+/// A process still running when the report was made says so, and neither when nor how it
+/// "ended"; a killed one keeps its end.
+#[test]
+fn a_running_process_has_a_status_not_an_end() {
+    let mut report = sample_report();
+    report.end = "running".into();
+    report.exit = Default::default();
+    let (texts, _) = parse_xml(&page(&report, &processes()[..1]));
+    for expected in [
+        "Status",
+        "still running",
+        "its state when this report was made",
+        "Live now",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == expected),
+            "{expected:?} in {texts:?}"
+        );
+    }
+    for absent in ["Ended", "Live at the end", "Left at exit"] {
+        assert!(
+            !texts.iter().any(|t| t == absent),
+            "{absent:?} in {texts:?}"
+        );
+    }
+    report.end = "killed".into();
+    let (texts, _) = parse_xml(&page(&report, &processes()[..1]));
+    assert!(texts.iter().any(|t| t == "Ended"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "Live at the end"), "{texts:?}");
+}
+
 /// A process without rendered reports is listed without a link; a table of hundreds of
 /// processes is cut at 200 rows, the rest counted.
 #[test]

@@ -81,6 +81,10 @@ pub enum WriteReason {
     /// `--limit` with `--limit-action stop`: the profiler ended the process when its heap
     /// first exceeded the limit.
     LimitStop,
+    /// The process was still running when its profile was read (`peakprof report` during
+    /// a run): the profile is its current state, from its live counters. Never written by
+    /// the preload; the CLI tells it from `Killed` ([`crate::format::live`] cannot).
+    Running,
 }
 
 /// One loaded ELF object.

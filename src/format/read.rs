@@ -12,6 +12,7 @@ fn reason(code: u64, sig: i64) -> WriteReason {
         4 => WriteReason::Exec,
         5 => WriteReason::Killed,
         6 => WriteReason::LimitStop,
+        7 => WriteReason::Running,
         _ => WriteReason::Exit,
     }
 }

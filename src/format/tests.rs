@@ -84,6 +84,7 @@ fn every_end_reason_round_trips() {
         WriteReason::Exec,
         WriteReason::Killed,
         WriteReason::LimitStop,
+        WriteReason::Running,
     ] {
         let mut p = sample();
         p.meta.reason = reason;

@@ -21,6 +21,7 @@ fn reason_code(r: WriteReason) -> (u64, i64) {
         WriteReason::Exec => (4, 0),
         WriteReason::Killed => (5, 0),
         WriteReason::LimitStop => (6, 0),
+        WriteReason::Running => (7, 0),
     }
 }
 

@@ -159,15 +159,29 @@ fn header(h: &mut String, r: &Report, command: &str) {
         human_bytes(r.peak_rss_bytes),
         "resident set, whole process".to_string(),
     );
-    fact(
-        "Ended",
-        esc(&exit_text(r.exit)),
-        esc(&end_text(&r.end, r.duration_s)),
-    );
+    if r.end == "running" {
+        // Its live files say neither how long it has run nor how it will end.
+        fact(
+            "Status",
+            "still running".to_string(),
+            "its state when this report was made".to_string(),
+        );
+    } else {
+        fact(
+            "Ended",
+            esc(&exit_text(r.exit)),
+            esc(&end_text(&r.end, r.duration_s)),
+        );
+    }
     let leaked = total_bytes(&r.at_exit);
     let leaked_count = super::stacks::total_count(&r.at_exit);
     let count = super::units::count_of(leaked_count, "allocation");
     match super::leaks::not_an_exit(r) {
+        Some(_) if r.end == "running" => fact(
+            "Live now",
+            human_bytes(leaked),
+            format!("{count}, when this report was made"),
+        ),
         Some(when) => fact(
             "Live at the end",
             human_bytes(leaked),

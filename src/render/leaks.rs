@@ -18,6 +18,7 @@ pub fn not_an_exit(report: &Report) -> Option<&'static str> {
         "limit-stop" => "when it was stopped at the --limit",
         "exec" => "when it called exec",
         "snapshot" => "at the snapshot",
+        "running" => "when the report was made (still running)",
         _ => return None,
     })
 }

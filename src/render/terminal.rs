@@ -31,11 +31,15 @@ const FEW_SAMPLES: u64 = 100;
 pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     let mut out = String::new();
     let command = truncate_chars(&shell_quote_command(&report.argv), WIDTH - 30);
+    let status = if report.end == "running" {
+        "still running".to_string()
+    } else {
+        exit_text(report.exit)
+    };
     let _ = writeln!(
         out,
-        "peakprof: {} ({})",
+        "peakprof: {} ({status})",
         if command.is_empty() { "?" } else { &command },
-        exit_text(report.exit)
     );
     // A process that left only its live files (killed, or replaced by exec) has no
     // recorded duration: say nothing rather than "of 0 s".

@@ -1,0 +1,145 @@
+//! Whether the process a profile came from is still running: `peakprof report` on a run
+//! that is still going reads a running process's live files, and those are its current
+//! state, not the last state of a process that was killed (which is all the files
+//! themselves can say).
+//!
+//! "Still running" needs the same process, not just the same pid: it must exist and not be
+//! a zombie, have started no later than its profile did (a pid reused later started
+//! later), and run the command line its profile recorded (a run directory read on another
+//! machine, or in another pid namespace, names pids that belong to others there).
+
+use crate::format::Meta;
+
+/// Slack on the start-time comparison: the kernel's boot time is given in whole seconds,
+/// and the wall clock may have been stepped since boot.
+const START_SLACK_NS: u64 = 2_000_000_000;
+
+/// Whether the process of `meta` is running now, on this machine.
+pub fn still_running(meta: &Meta) -> bool {
+    let proc_dir = format!("/proc/{}", meta.pid);
+    let Ok(stat) = std::fs::read_to_string(format!("{proc_dir}/stat")) else {
+        return false;
+    };
+    let Some((state, start_ticks)) = parse_stat(&stat) else {
+        return false;
+    };
+    let boot_s = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| boot_time_s(&s));
+    let Some(boot_s) = boot_s else {
+        return false;
+    };
+    let ticks = rustix::param::clock_ticks_per_second();
+    let cmdline = std::fs::read(format!("{proc_dir}/cmdline")).unwrap_or_default();
+    alive(state)
+        && started_unix_ns(boot_s, start_ticks, ticks)
+            <= meta.start_unix_ns.saturating_add(START_SLACK_NS)
+        && same_command(&cmdline, &meta.argv)
+}
+
+/// State letter and start time (clock ticks after boot) from `/proc/PID/stat`. The command
+/// name in parentheses may hold spaces and parentheses, so fields are counted after the
+/// last `)`.
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 22 of the line is starttime; the state was field 3.
+    let start = fields.nth(22 - 3 - 1)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// `btime` of `/proc/stat`: when the system booted, in seconds since the epoch.
+fn boot_time_s(proc_stat: &str) -> Option<u64> {
+    proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// When a process started, in nanoseconds since the epoch.
+fn started_unix_ns(boot_s: u64, start_ticks: u64, ticks_per_s: u64) -> u64 {
+    let ticks_per_s = ticks_per_s.max(1);
+    boot_s.saturating_mul(1_000_000_000).saturating_add(
+        start_ticks / ticks_per_s * 1_000_000_000
+            + start_ticks % ticks_per_s * 1_000_000_000 / ticks_per_s,
+    )
+}
+
+/// Not a zombie (exited, not yet reaped) nor dead.
+fn alive(state: char) -> bool {
+    !matches!(state, 'Z' | 'X' | 'x')
+}
+
+/// Whether `/proc/PID/cmdline` (arguments, each ended by a NUL) is `argv`.
+fn same_command(cmdline: &[u8], argv: &[String]) -> bool {
+    let mut expected = Vec::new();
+    for a in argv {
+        expected.extend_from_slice(a.as_bytes());
+        expected.push(0);
+    }
+    !argv.is_empty() && cmdline == expected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        // A command name with spaces and a ')' of its own; starttime is 8176.
+        let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 120 0 0 0 0 0 0 0 20 0 1 0 \
+                    8176 2580480 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0";
+        assert_eq!(parse_stat(stat), Some(('S', 8176)));
+        assert_eq!(parse_stat("4242 (x) Z 1"), None, "cut short");
+        assert_eq!(parse_stat("garbage"), None);
+        // This thread is running while it reads its own line (the process leader may sleep).
+        let ours = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        assert_eq!(parse_stat(&ours).map(|(s, _)| s), Some('R'));
+    }
+
+    #[test]
+    fn boot_time_and_start_time() {
+        assert_eq!(
+            boot_time_s("cpu  1 2 3\nbtime 1795300000\nprocesses 9\n"),
+            Some(1_795_300_000)
+        );
+        assert_eq!(boot_time_s("cpu  1 2 3\n"), None);
+        assert_eq!(
+            started_unix_ns(1_795_300_000, 250, 100),
+            1_795_300_002_500_000_000
+        );
+    }
+
+    #[test]
+    fn zombies_and_other_commands_are_not_still_running() {
+        assert!(alive('S') && alive('R') && alive('D') && alive('T'));
+        assert!(!alive('Z') && !alive('X'));
+        let argv = vec!["./prog".to_string(), "a b".to_string()];
+        assert!(same_command(b"./prog\0a b\0", &argv));
+        assert!(!same_command(b"./prog\0a\0b\0", &argv));
+        assert!(!same_command(b"", &[]));
+    }
+
+    #[test]
+    fn this_test_process_is_running_and_a_later_start_is_another_process() {
+        let argv: Vec<String> = std::env::args().collect();
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let mut meta = Meta {
+            pid: std::process::id(),
+            argv,
+            start_unix_ns: now_ns,
+            ..Meta::default()
+        };
+        assert!(still_running(&meta));
+        // A profile that started long before this process did is another process's.
+        meta.start_unix_ns = now_ns - 3_600_000_000_000;
+        assert!(!still_running(&meta));
+        meta.start_unix_ns = now_ns;
+        meta.argv = vec!["something-else".to_string()];
+        assert!(!still_running(&meta));
+    }
+}
