@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::analyze::{build_report, facts_report, status_from_profile};
 use crate::cli::{DiffArgs, LimitAction, ReportArgs, RunArgs};
 use crate::exit_codes::{refuse, BUDGET_EXCEEDED, TOOL_FAILED};
-use crate::format::{self, Profile};
+use crate::format::{self, Profile, WriteReason};
 use crate::launch::{self, Launch};
 use crate::outputs::{self, OomReport, ReportSet, RAW_DIR};
 use crate::render;
@@ -80,7 +80,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     };
     let files = SymbolCache::with_system_lines(args.system_lines);
     let shown = (args.quiet, args.all_processes);
-    let result = render_run(&dir, &raw, Some(root), shown, budget, &files);
+    let result = outputs::read_profiles(&raw)
+        .and_then(|read| render_run(&dir, read, Some(root), shown, budget, &files));
     match result {
         Ok(largest_peak) => {
             if args.open {
@@ -119,11 +120,33 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
                 ),
             ));
         }
-        let out = args.output.clone().unwrap_or_else(|| input.clone());
+        let read = outputs::read_profiles(&raw)?;
+        let out = match &args.output {
+            Some(o) => o.clone(),
+            None => {
+                // The run's own report, when it ends, goes here too: a report of the run
+                // still going must not race it or leave its state behind there.
+                let running = read
+                    .0
+                    .iter()
+                    .find(|(_, p)| p.meta.reason == WriteReason::Running);
+                if let Some((_, p)) = running {
+                    return Err(refuse(
+                        TOOL_FAILED,
+                        format!(
+                            "the run in {} is still going (pid {} is running): pass -o DIR to write this report elsewhere",
+                            input.display(),
+                            p.meta.pid
+                        ),
+                    ));
+                }
+                input.clone()
+            }
+        };
         let root = read_root_status(&raw);
         let files = SymbolCache::with_system_lines(args.system_lines);
         let shown = (args.quiet, args.all_processes);
-        render_run(&out, &raw, root, shown, None, &files)?;
+        render_run(&out, read, root, shown, None, &files)?;
         return Ok(0);
     }
     let profile = outputs::read_profile(input)?;
@@ -299,18 +322,18 @@ fn oom_report(profile_path: &Path, limit: Option<(u64, &'static str)>) -> Option
 /// report sets (~130 KiB each).
 pub const RENDERED_PROCESSES: usize = 32;
 
-/// Symbolizes and renders the profiles of a run: the root process at the top of `dir` and
-/// the others under `dir/pid-N/` (only the [`RENDERED_PROCESSES`] largest unless `all`).
+/// Symbolizes and renders the profiles of a run (as [`outputs::read_profiles`] read them,
+/// with the files that could not be read): the root process at the top of `dir` and the
+/// others under `dir/pid-N/` (only the [`RENDERED_PROCESSES`] largest unless `all`).
 /// Returns the largest peak of any process.
 fn render_run(
     dir: &Path,
-    raw: &Path,
+    (profiles, mut bad): (outputs::Profiles, Vec<anyhow::Error>),
     root: Option<RootStatus>,
     (quiet, all): (bool, bool),
     budget: Option<u64>,
     files: &SymbolCache,
 ) -> Result<u64> {
-    let (profiles, mut bad) = outputs::read_profiles(raw)?;
     let Some(root_idx) = outputs::root_index(&profiles, root.as_ref().map(|r| r.pid)) else {
         if !bad.is_empty() {
             return Err(bad.swap_remove(0));

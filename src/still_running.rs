@@ -10,8 +10,8 @@
 
 use crate::format::Meta;
 
-/// Slack on the start-time comparison: the kernel's boot time is given in whole seconds,
-/// and the wall clock may have been stepped since boot.
+/// Slack on the start-time comparison, for a wall clock stepped forward since the process
+/// started (the boot time's rounding down to whole seconds only makes a start read early).
 const START_SLACK_NS: u64 = 2_000_000_000;
 
 /// Whether the process of `meta` is running now, on this machine.
@@ -71,14 +71,17 @@ fn alive(state: char) -> bool {
     !matches!(state, 'Z' | 'X' | 'x')
 }
 
-/// Whether `/proc/PID/cmdline` (arguments, each ended by a NUL) is `argv`.
+/// Whether `/proc/PID/cmdline` (arguments, each ended by a NUL) is `argv` as the preload
+/// records it: empty arguments left out, each argument read as UTF-8 with invalid bytes
+/// replaced (the preload's `procfs::cmdline`).
 fn same_command(cmdline: &[u8], argv: &[String]) -> bool {
-    let mut expected = Vec::new();
-    for a in argv {
-        expected.extend_from_slice(a.as_bytes());
-        expected.push(0);
-    }
-    !argv.is_empty() && cmdline == expected
+    let mut args = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy);
+    !argv.is_empty()
+        && argv.iter().all(|a| args.next().is_some_and(|b| *a == b))
+        && args.next().is_none()
 }
 
 #[cfg(test)]
@@ -118,7 +121,13 @@ mod tests {
         let argv = vec!["./prog".to_string(), "a b".to_string()];
         assert!(same_command(b"./prog\0a b\0", &argv));
         assert!(!same_command(b"./prog\0a\0b\0", &argv));
+        assert!(!same_command(b"./prog\0", &argv));
+        assert!(!same_command(b"./prog\0a b\0c\0", &argv));
         assert!(!same_command(b"", &[]));
+        // As the preload records them: no empty arguments, invalid UTF-8 replaced.
+        assert!(same_command(b"./prog\0\0a b\0\0", &argv));
+        let latin1 = vec!["cat".to_string(), "caf\u{FFFD}".to_string()];
+        assert!(same_command(b"cat\0caf\xe9\0", &latin1));
     }
 
     #[test]

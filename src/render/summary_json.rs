@@ -40,7 +40,7 @@ const TOP_FUNCTIONS: usize = 50;
 /// | `live_allocations` | int | allocations live at the peak (sum over `at_peak`) |
 /// | `top` | array | up to 20 largest call paths at the peak, largest first: `{"bytes", "count", "share", "frames"}`; `frames` is root first; `share` is the fraction of the bytes of all paths at the peak, rounded to 4 decimals |
 /// | `functions` | array | up to 50 functions by inclusive bytes at the peak, largest first: `{"function", "bytes"}`; `function` is the frame name without its `(file:line)`; its bytes are the sum over the paths containing it, each path counted once even under recursion or several call lines |
-/// | `leaked_bytes` | int | bytes still live when the process ended (sum over `at_exit`): leaks when `end` is `exit` or `fast-exit`, what it held when killed or stopped otherwise |
+/// | `leaked_bytes` | int | bytes still live when the process ended (sum over `at_exit`): leaks when `end` is `exit` or `fast-exit`, what it held when killed or stopped otherwise, or now when `end` is `running` |
 /// | `leaked_allocations` | int | allocations still live when the process ended |
 /// | `warnings` | array of strings | problems met while symbolizing |
 /// | `files` | object | output name → path of every file written |
