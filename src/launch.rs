@@ -154,10 +154,11 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
         crate::exit_codes::refuse(code, format!("cannot start {}: {e}", l.program.display()))
     })?;
     let pid = child.id();
+    let target = Target::of(pid);
     let forwarder = std::thread::spawn(move || {
         for origin in signals.forever() {
             if forwards(origin.signal, origin.cause) {
-                forward(pid, origin.signal);
+                target.forward(origin.signal);
             }
         }
     });
@@ -187,16 +188,37 @@ fn wait_for_descendants() {
     }
 }
 
-fn forward(pid: u32, sig: i32) {
-    let (Some(pid), Some(sig)) = (
-        i32::try_from(pid)
+/// Where passed-on signals go: the program through a pidfd, which names that process and
+/// no other, so a signal arriving after it was reaped (between `wait` and the forwarder's
+/// end) cannot reach a process that reused its pid; by pid where the kernel has no pidfds
+/// (before Linux 5.3).
+enum Target {
+    Pidfd(std::os::fd::OwnedFd),
+    Pid(Option<rustix::process::Pid>),
+}
+
+impl Target {
+    /// The program with `pid`, not yet waited for (so the pid is still its own).
+    fn of(pid: u32) -> Self {
+        let pid = i32::try_from(pid)
             .ok()
-            .and_then(rustix::process::Pid::from_raw),
-        rustix::process::Signal::from_named_raw(sig),
-    ) else {
-        return;
-    };
-    let _ = rustix::process::kill_process(pid, sig);
+            .and_then(rustix::process::Pid::from_raw);
+        match pid.map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())) {
+            Some(Ok(fd)) => Target::Pidfd(fd),
+            _ => Target::Pid(pid),
+        }
+    }
+
+    fn forward(&self, sig: i32) {
+        let Some(sig) = rustix::process::Signal::from_named_raw(sig) else {
+            return;
+        };
+        let _ = match self {
+            Target::Pidfd(fd) => rustix::process::pidfd_send_signal(fd, sig),
+            Target::Pid(Some(pid)) => rustix::process::kill_process(*pid, sig),
+            Target::Pid(None) => Ok(()),
+        };
+    }
 }
 
 /// The exit code peakprof itself returns for a program that ended with `status`.
