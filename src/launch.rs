@@ -193,7 +193,7 @@ fn wait_for_descendants() {
 /// end) cannot reach a process that reused its pid; by pid where the kernel has no pidfds
 /// (before Linux 5.3).
 enum Target {
-    Pidfd(std::os::fd::OwnedFd),
+    Pidfd(std::os::fd::OwnedFd, rustix::process::Pid),
     Pid(Option<rustix::process::Pid>),
 }
 
@@ -203,8 +203,9 @@ impl Target {
         let pid = i32::try_from(pid)
             .ok()
             .and_then(rustix::process::Pid::from_raw);
-        match pid.map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())) {
-            Some(Ok(fd)) => Target::Pidfd(fd),
+        let fd = pid.map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()));
+        match (pid, fd) {
+            (Some(pid), Some(Ok(fd))) => Target::Pidfd(fd, pid),
             _ => Target::Pid(pid),
         }
     }
@@ -214,7 +215,12 @@ impl Target {
             return;
         };
         let _ = match self {
-            Target::Pidfd(fd) => rustix::process::pidfd_send_signal(fd, sig),
+            // Only a sandbox that allows pidfd_open but not pidfd_send_signal says ENOSYS;
+            // ESRCH (the program was reaped) must not fall back to the pid.
+            Target::Pidfd(fd, pid) => match rustix::process::pidfd_send_signal(fd, sig) {
+                Err(rustix::io::Errno::NOSYS) => rustix::process::kill_process(*pid, sig),
+                sent => sent,
+            },
             Target::Pid(Some(pid)) => rustix::process::kill_process(*pid, sig),
             Target::Pid(None) => Ok(()),
         };
