@@ -1795,6 +1795,40 @@ fn a_low_descriptor_limit_leaves_the_program_all_its_descriptors() {
     assert_eq!(open_max.peak_bytes, 100, "{}", show_processes(&procs));
 }
 
+/// A program that ends at its descriptor limit leaves none for its final profile: its
+/// live files then still say it exited, and with which code (a child's only source for
+/// it), instead of reading as killed. `open_max keep` exits 3 holding every descriptor
+/// and its 100-byte block.
+#[test]
+fn a_program_ending_at_its_descriptor_limit_still_reads_as_exited() {
+    let exe = c_example("open_max.c");
+    // A child of sh (not its last command, so not exec'd): its exit code reaches peakprof
+    // only through its profile.
+    let script = format!("ulimit -n 8; {} keep; exit 0", exe.display());
+    let run = run_in(
+        &fresh_dir("fd-limit-exit"),
+        &["-q"],
+        &["sh", "-c", &script],
+        60,
+        "open_max keep, ulimit -n 8",
+    );
+    assert_status(&run, 0, Some(0), None);
+    let summary = run.summary();
+    let listed = summary["processes"].as_array().unwrap();
+    let open_max = listed
+        .iter()
+        .find(|p| json_str(p, "command").starts_with(&*exe.to_string_lossy()))
+        .unwrap_or_else(|| panic!("{}", run.describe()));
+    assert_eq!(json_str(open_max, "end"), "exit", "{open_max}");
+    assert_eq!(json_opt_i64(open_max, "exit_code"), Some(3), "{open_max}");
+    assert_eq!(json_u64(open_max, "peak_bytes"), 100, "{open_max}");
+    assert!(
+        run.stderr_str().contains("cannot write profile"),
+        "the final write did fail\n{}",
+        run.describe()
+    );
+}
+
 /// Threads cancelled while they allocate: the profiler's own I/O inside a hook must not be
 /// where a cancellation is acted on (the program aborted, or hung with the lock held). Both
 /// modes; the old build aborted in every run.

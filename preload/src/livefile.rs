@@ -125,6 +125,18 @@ impl MappedStore {
         unsafe { core::ptr::addr_of_mut!((*self.header).exec) }
     }
 
+    /// Says in the header how the process ended ([`peakprof::format::live::ended_word`]),
+    /// before its final profile is written: if that write fails (no descriptor left), the
+    /// live files still tell an exit from a kill. Nothing without a header.
+    pub fn mark_ended(&self, word: u64) {
+        if self.header.is_null() {
+            return;
+        }
+        // SAFETY: the header mapping is valid and 8-aligned; the word is only ever written
+        // here, by the process that owns the file, under the profiler's lock.
+        unsafe { core::ptr::addr_of_mut!((*self.header).ended).write_volatile(word) };
+    }
+
     /// At fork, in the parent, under the profiler's lock: private copies of the header and
     /// of the sites in use, for the child. A file-backed store's mappings are shared, so
     /// without them a child would see every change its parent makes after the fork until

@@ -91,6 +91,13 @@ fn exit_status() -> Option<i32> {
     (v != NO_EXIT_STATUS && (v >> 32) as u32 == pid()).then_some((v & 0xff) as i32)
 }
 
+/// The exit code a profile written for `reason` records: an exit's, when it is known.
+fn exit_code_for(reason: WriteReason) -> Option<i32> {
+    matches!(reason, WriteReason::Exit | WriteReason::FastExit)
+        .then(exit_status)
+        .flatten()
+}
+
 /// Whether the forking thread's `prepare` marked it as inside the profiler (so `parent` or
 /// `child` unmarks it); written and read with the profiler's lock held across the fork.
 static FORK_SET_IN_HOOK: AtomicBool = AtomicBool::new(false);
@@ -507,9 +514,7 @@ impl Profiler {
             sample_rate: SAMPLE_RATE.load(Ordering::Relaxed),
             start_unix_ns: self.start_unix_ns,
             duration_ns: clock::monotonic_ns().saturating_sub(self.start_mono_ns),
-            exit_code: matches!(reason, WriteReason::Exit | WriteReason::FastExit)
-                .then(exit_status)
-                .flatten(),
+            exit_code: exit_code_for(reason),
             ..Meta::default()
         }
     }
@@ -965,6 +970,10 @@ fn finish_locked_out(reason: WriteReason) {
         let now = p.now();
         sampled::observe(&mut p.rec, now);
     }
+    // Should the write below fail (a program that ends at its descriptor limit leaves none
+    // for it), the live files still say how the process ended.
+    let word = live::ended_word(reason, exit_code_for(reason));
+    p.rec.tracker().store().mark_ended(word);
     // Nothing is appended from here on: the descriptor goes back to a program that may have
     // used up its limit, so that writing the profile does not fail for want of one.
     p.log.park();

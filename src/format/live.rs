@@ -47,6 +47,33 @@ pub struct LiveHeader {
     /// environment without `LD_PRELOAD`), and its files are read as ended by exec rather
     /// than killed. A failed exec takes its count back.
     pub exec: u64,
+    /// How the process ended ([`ended_word`]), stored just before it writes its final
+    /// profile, 0 until then. Writing that profile takes a descriptor, and a program that
+    /// ends at its descriptor limit leaves none: its live files then still say it exited,
+    /// and with which code, rather than read as killed.
+    pub ended: u64,
+}
+
+/// Set in a nonzero [`LiveHeader::ended`].
+const ENDED: u64 = 1 << 63;
+/// Set when [`LiveHeader::ended`] carries an exit code (in its low byte).
+const ENDED_WITH_CODE: u64 = 1 << 62;
+
+/// The [`LiveHeader::ended`] word for a process ending for `reason` with `exit_code`.
+pub fn ended_word(reason: WriteReason, exit_code: Option<i32>) -> u64 {
+    let (code, signal) = super::write::reason_code(reason);
+    let status = exit_code.map_or(0, |c| ENDED_WITH_CODE | (c as u64 & 0xff));
+    ENDED | status | (code & 0xff) << 8 | (signal as u64 & 0xff) << 16
+}
+
+/// The reason and exit code in a [`LiveHeader::ended`] word; `None` while not ended.
+fn read_ended(word: u64) -> Option<(WriteReason, Option<i32>)> {
+    if word & ENDED == 0 {
+        return None;
+    }
+    let reason = super::read::reason((word >> 8) & 0xff, ((word >> 16) & 0xff) as i64);
+    let code = (word & ENDED_WITH_CODE != 0).then_some((word & 0xff) as i32);
+    Some((reason, code))
 }
 
 /// Sampled mode's whole total and peak, kept in atomics that threads update without the
@@ -74,6 +101,8 @@ pub const LAZY_TOTAL: u64 = 1 << 63;
 const SHARED_OFFSET: usize = core::mem::offset_of!(LiveHeader, shared);
 /// Byte offset of [`LiveHeader::exec`] in the file.
 const EXEC_OFFSET: usize = core::mem::offset_of!(LiveHeader, exec);
+/// Byte offset of [`LiveHeader::ended`] in the file.
+const ENDED_OFFSET: usize = core::mem::offset_of!(LiveHeader, ended);
 
 const _: () = assert!(core::mem::size_of::<LiveHeader>() <= HEADER_SIZE);
 
@@ -306,8 +335,13 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
     meta.peak_rss_bytes = totals.peak_rss;
     meta.total_allocs = allocs.iter().map(|s| s.count).sum();
     meta.total_alloc_bytes = allocs.iter().map(|s| s.bytes).sum();
-    meta.reason = match i32::try_from(signal) {
-        Ok(s) if s > 0 => WriteReason::Signal(s),
+    let ended = read_ended(u64_at(live, ENDED_OFFSET));
+    meta.reason = match (ended, i32::try_from(signal)) {
+        (Some((reason, code)), _) => {
+            meta.exit_code = code;
+            reason
+        }
+        (None, Ok(s)) if s > 0 => WriteReason::Signal(s),
         _ if u64_at(live, EXEC_OFFSET) != 0 => WriteReason::Exec,
         _ => WriteReason::Killed,
     };
@@ -332,6 +366,20 @@ pub fn live_bytes(totals: &Totals, signal: u64, sites: &[Site]) -> Vec<u8> {
 pub fn live_bytes_exec(totals: &Totals, sites: &[Site]) -> Vec<u8> {
     let mut out = live_bytes(totals, 0, sites);
     out[EXEC_OFFSET..EXEC_OFFSET + 8].copy_from_slice(&1u64.to_ne_bytes());
+    out
+}
+
+/// [`live_bytes`] of a process that ended for `reason` with `exit_code` but could not
+/// write its final profile.
+pub fn live_bytes_ended(
+    totals: &Totals,
+    sites: &[Site],
+    reason: WriteReason,
+    exit_code: Option<i32>,
+) -> Vec<u8> {
+    let mut out = live_bytes(totals, 0, sites);
+    out[ENDED_OFFSET..ENDED_OFFSET + 8]
+        .copy_from_slice(&ended_word(reason, exit_code).to_ne_bytes());
     out
 }
 
@@ -478,6 +526,24 @@ mod tests {
                 .meta
                 .reason,
             WriteReason::Killed
+        );
+        // Ended, but the final profile could not be written: how, and the exit code.
+        for (reason, code) in [
+            (WriteReason::Exit, Some(3)),
+            (WriteReason::Exit, Some(255)),
+            (WriteReason::FastExit, Some(0)),
+            (WriteReason::LimitStop, None),
+            (WriteReason::Exit, None),
+        ] {
+            let ended = live_bytes_ended(&totals, &sites, reason, code);
+            let p = recover(&ended, &log).unwrap();
+            assert_eq!((p.meta.reason, p.meta.exit_code), (reason, code));
+            assert_eq!(p.peak.iter().map(|s| s.bytes).sum::<u64>(), 16);
+        }
+        assert_eq!(read_ended(0), None);
+        assert_eq!(
+            read_ended(ended_word(WriteReason::Signal(9), None)),
+            Some((WriteReason::Signal(9), None))
         );
     }
 

@@ -4,7 +4,7 @@ use super::sections::*;
 use super::wire::Cursor;
 use super::{FormatError, Meta, Module, Profile, SiteBytes, Stack, TimelinePoint, WriteReason};
 
-fn reason(code: u64, sig: i64) -> WriteReason {
+pub(super) fn reason(code: u64, sig: i64) -> WriteReason {
     match code {
         1 => WriteReason::Signal(i32::try_from(sig).unwrap_or(0)),
         2 => WriteReason::Snapshot,

@@ -12,7 +12,7 @@ fn section(out: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(&payload);
 }
 
-fn reason_code(r: WriteReason) -> (u64, i64) {
+pub(super) fn reason_code(r: WriteReason) -> (u64, i64) {
     match r {
         WriteReason::Exit => (0, 0),
         WriteReason::Signal(s) => (1, i64::from(s)),
