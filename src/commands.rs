@@ -60,6 +60,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         preload: &preload,
         raw_dir: &raw,
         children: !args.no_children,
+        quiet: args.quiet,
         env,
     })
     .map_err(cleanup)?;
@@ -478,8 +479,13 @@ fn process_table(reports: &[(Option<PathBuf>, &Report)]) -> String {
             &render::text::sanitize_line(&render::shell_quote_command(&r.argv)),
             60,
         );
+        let running = if r.end == "running" {
+            "  (still running)"
+        } else {
+            ""
+        };
         s.push_str(&format!(
-            "  pid {:>7}  ppid {:>7}  peak {:>10}  {}  [{}]\n",
+            "  pid {:>7}  ppid {:>7}  peak {:>10}  {}  [{}]{running}\n",
             r.pid,
             r.ppid,
             render::human_bytes(r.peak_bytes),

@@ -4,6 +4,9 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
@@ -25,6 +28,8 @@ pub struct Launch<'a> {
     pub preload: &'a Path,
     pub raw_dir: &'a Path,
     pub children: bool,
+    /// No progress or waiting notices on the terminal.
+    pub quiet: bool,
     /// Further settings for the preload (`PEAKPROF_*`).
     pub env: Vec<(&'static str, String)>,
 }
@@ -108,9 +113,10 @@ fn sig_ign_mask(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-/// Runs the program to completion. SIGINT and SIGQUIT are caught, so peakprof survives
-/// Ctrl-C and Ctrl-\ (which reach the program from the terminal) to write the report;
-/// which signals are passed on to the program: [`forwards`].
+/// Runs the program to completion, and waits for what it left running unless a signal
+/// says not to ([`wait_for_descendants`]). SIGINT and SIGQUIT are caught, so peakprof
+/// survives Ctrl-C and Ctrl-\ (which reach the program from the terminal) to write the
+/// report; which signals are passed on to the program while it runs: [`forwards`].
 pub fn run(l: &Launch<'_>) -> Result<Finished> {
     let mut cmd = Command::new(l.program);
     cmd.arg0(
@@ -155,15 +161,28 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     })?;
     let pid = child.id();
     let target = Target::of(pid);
-    let forwarder = std::thread::spawn(move || {
-        for origin in signals.forever() {
-            if forwards(origin.signal, origin.cause) {
-                target.forward(origin.signal);
+    // Set once the program has ended: a signal then means "stop waiting for what it left
+    // running", not "pass this on".
+    let program_ended = Arc::new(AtomicBool::new(false));
+    let stop_waiting = Arc::new(AtomicBool::new(false));
+    let forwarder = {
+        let (ended, stop) = (program_ended.clone(), stop_waiting.clone());
+        std::thread::spawn(move || {
+            for origin in signals.forever() {
+                if origin.signal == SIGCHLD {
+                    continue;
+                }
+                if ended.load(Ordering::Acquire) {
+                    stop.store(true, Ordering::Release);
+                } else if forwards(origin.signal, origin.cause) {
+                    target.forward(origin.signal);
+                }
             }
-        }
-    });
+        })
+    };
     let status = child.wait().context("waiting for the program")?;
-    wait_for_descendants();
+    program_ended.store(true, Ordering::Release);
+    wait_for_descendants(&stop_waiting, l.quiet);
     handle.close();
     let _ = forwarder.join();
     Ok(Finished {
@@ -175,17 +194,81 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     })
 }
 
+/// How long the program's leftover processes may run before peakprof says it is waiting
+/// for them.
+const LEFTOVER_NOTICE: Duration = Duration::from_secs(2);
+
 /// Reaps every remaining descendant (re-parented to us as their subreaper) until none is
-/// left.
-fn wait_for_descendants() {
+/// left, or until a signal sets `stop` (Ctrl-C, a `kill`): a daemon the program started
+/// may never end, and its profile is then reported from its live files, as still running.
+/// After [`LEFTOVER_NOTICE`] of waiting, names them (unless `quiet`).
+fn wait_for_descendants(stop: &AtomicBool, quiet: bool) {
+    let started = Instant::now();
+    let mut told = quiet;
     loop {
-        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
-            Ok(Some(_)) => continue,
-            Err(rustix::io::Errno::INTR) => continue,
+        match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) | Err(rustix::io::Errno::INTR) => continue,
+            // Some left, none ended yet.
+            Ok(None) => {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                if !told && started.elapsed() >= LEFTOVER_NOTICE {
+                    told = true;
+                    eprintln!("{}", leftover_notice(&children_of(std::process::id())));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             // ECHILD: nobody left to wait for.
-            Ok(None) | Err(_) => break,
+            Err(_) => break,
         }
     }
+}
+
+/// What peakprof says while it waits for processes the program left running.
+fn leftover_notice(left: &[(u32, String)]) -> String {
+    const SHOWN: usize = 5;
+    let mut named: Vec<String> = left
+        .iter()
+        .take(SHOWN)
+        .map(|(pid, name)| format!("{pid} {}", crate::render::text::sanitize_line(name)))
+        .collect();
+    if left.len() > SHOWN {
+        named.push(format!("{} more", left.len() - SHOWN));
+    }
+    format!(
+        "peakprof: the program ended; waiting for what it left running ({}). Ctrl-C to report without waiting",
+        if named.is_empty() { "processes".to_string() } else { named.join(", ") }
+    )
+}
+
+/// The processes whose parent is `parent` (`PPid` in /proc), with their names.
+fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u32, String)> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (name, ppid) = name_and_parent(&stat)?;
+            (ppid == parent).then_some((pid, name))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The command name and parent pid in a `/proc/PID/stat` line (the name, in parentheses,
+/// may itself hold spaces and parentheses).
+fn name_and_parent(stat: &str) -> Option<(String, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    Some((name, rest.next()?.parse().ok()?))
 }
 
 /// Where passed-on signals go: the program through a pidfd, which names that process and
@@ -321,6 +404,32 @@ mod tests {
         assert_eq!(caught_but_ignored(0), 0);
         assert_eq!(sig_ign_mask("Name:\tx\n"), None);
         assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);
+    }
+
+    #[test]
+    fn leftover_processes_are_named_from_proc() {
+        let stat = "4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 120 0 0 0";
+        assert_eq!(
+            name_and_parent(stat),
+            Some(("my (odd) name".to_string(), 17))
+        );
+        assert_eq!(name_and_parent("4242 (x)"), None);
+        let ours = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
+        assert_eq!(name_and_parent(&ours).map(|(_, ppid)| ppid), Some(parent));
+        assert!(children_of(parent)
+            .iter()
+            .any(|&(pid, _)| pid == std::process::id()));
+
+        let left: Vec<(u32, String)> = (1..=7).map(|i| (100 + i, format!("d{i}"))).collect();
+        assert_eq!(
+            leftover_notice(&left[..2]),
+            "peakprof: the program ended; waiting for what it left running (101 d1, 102 d2). \
+             Ctrl-C to report without waiting"
+        );
+        assert!(leftover_notice(&left).contains("(101 d1, 102 d2, 103 d3, 104 d4, 105 d5, 2 more)"));
+        assert!(leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())]).contains("(9 a"));
+        assert!(!leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())]).contains('\u{1b}'));
     }
 
     #[test]

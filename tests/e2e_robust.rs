@@ -594,6 +594,87 @@ fn only_peakprofs_own_child_restores_the_ignored_signals() {
     assert_eq!(with_value(std::process::id(), &echo), "removed\n");
 }
 
+/// A program that leaves a process running (a daemon, a background job) keeps peakprof
+/// waiting, since that process's profile is complete only when it ends; peakprof says so
+/// after 2 s, and a Ctrl-C (here a `kill -INT`) then reports without waiting: the leftover
+/// is listed as still running, and peakprof exits with the program's own status.
+#[test]
+fn an_interrupt_stops_waiting_for_what_the_program_left_running() {
+    let base = fresh_dir("leftover");
+    let out = base.join("out");
+    let mut child = spawn(
+        Command::new(PEAKPROF)
+            .args(["run", "-o"])
+            .arg(&out)
+            .args(["--", "sh", "-c", "sleep 300 & exit 7"])
+            .current_dir(&base),
+    );
+    // The program (sh) has ended once the leftover `sleep` is peakprof's own child.
+    let peakprof = child.id();
+    let started = Instant::now();
+    let leftover = loop {
+        let sleeping = robust_children_named(peakprof, "sleep");
+        if let Some(&pid) = sleeping.first() {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "sleep never became peakprof's child"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Past the notice's 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(child.try_wait().unwrap().is_none(), "peakprof still waits");
+    send_signal(peakprof, Signal::INT);
+    // The leftover holds peakprof's output pipes open: it goes once peakprof has ended.
+    let stopped = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if stopped.elapsed() > WAIT_LIMIT {
+            kill_group(&mut child);
+            panic!("peakprof went on waiting after the interrupt");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    send_signal(leftover, Signal::KILL);
+    let f = wait_deadline(child, RUN_TIMEOUT).unwrap_or_else(|e| panic!("peakprof: {e}"));
+    let run = as_run(out, f);
+    assert_status(&run, 7, Some(7), None);
+    let terminal = run.stderr_str();
+    assert!(
+        terminal.contains(&format!(
+            "peakprof: the program ended; waiting for what it left running ({leftover} sleep). \
+             Ctrl-C to report without waiting\n"
+        )),
+        "{terminal}"
+    );
+    let listed = run.summary()["processes"].as_array().unwrap().clone();
+    let sleep = listed
+        .iter()
+        .find(|p| {
+            json_u64(p, "pid") == u64::from(leftover) && json_str(p, "command") == "sleep 300"
+        })
+        .unwrap_or_else(|| panic!("sleep not listed\n{}", run.describe()));
+    assert_eq!(json_str(sleep, "end"), "running", "{sleep}");
+    assert!(terminal.contains("sleep 300"), "{terminal}");
+    assert!(terminal.contains("(still running)"), "{terminal}");
+}
+
+/// The pids of the processes named `name` whose parent is `parent`.
+fn robust_children_named(parent: u32, name: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            parent_of(pid) == parent
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim_end() == name)
+        })
+        .collect()
+}
+
 /// `peakprof run` started as a background job (SIGINT and SIGQUIT ignored, so the program
 /// starts with them ignored) still passes a `kill -INT` of its pid on, and a program that
 /// installed its own handler gets it, as a kill of its own pid would reach it
