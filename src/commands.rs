@@ -13,6 +13,7 @@ use crate::launch::{self, Launch};
 use crate::outputs::{self, OomReport, ReportSet, RAW_DIR};
 use crate::render;
 use crate::report::{ExitStatus, Report};
+use crate::stderr::{say, say_line};
 use crate::symbolize::{SymbolCache, Symbolizer};
 use crate::{cgroup, preload_lib, progress, target};
 
@@ -90,18 +91,18 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             }
             match budget {
                 Some(b) if largest_peak > b && code == 0 => {
-                    eprintln!(
+                    say_line(&format!(
                         "peakprof: peak {} exceeds the budget of {} (--fail-above): exit code {BUDGET_EXCEEDED}",
                         render::human_bytes(largest_peak),
                         render::human_bytes(b)
-                    );
+                    ));
                     Ok(BUDGET_EXCEEDED)
                 }
                 _ => Ok(code),
             }
         }
         Err(e) => {
-            eprintln!("peakprof: error: {e:#}");
+            say_line(&format!("peakprof: error: {e:#}"));
             Ok(if code == 0 { TOOL_FAILED } else { code })
         }
     }
@@ -177,7 +178,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
     };
     let files = outputs::write_reports(&out, &set)?;
     if !args.quiet {
-        eprint!("{}", render::terminal_summary(&report, &files));
+        say(&render::terminal_summary(&report, &files));
     }
     Ok(0)
 }
@@ -244,13 +245,13 @@ pub fn diff(args: &DiffArgs) -> Result<u8> {
     }
     std::fs::write(&json_path, serde_json::to_string_pretty(&j)?)?;
     if !args.quiet {
-        eprint!("{}", render::diff_summary(&old, &new, 10));
-        eprintln!(
+        say(&render::diff_summary(&old, &new, 10));
+        say_line(&format!(
             "Wrote:\n  {}\n  {}\n  {}",
             svg.display(),
             folded.display(),
             json_path.display()
-        );
+        ));
     }
     Ok(0)
 }
@@ -345,7 +346,7 @@ fn render_run(
         ));
     };
     for e in &bad {
-        eprintln!("peakprof: warning: {e:#}");
+        say_line(&format!("peakprof: warning: {e:#}"));
     }
     let limit = cgroup::memory_limit();
     let peaks: Vec<u64> = profiles.iter().map(|(_, p)| p.meta.peak_bytes).collect();
@@ -420,7 +421,7 @@ fn render_run(
     drop(spinner);
     if !quiet {
         let root_report = &reports[root_idx].1;
-        eprint!("{}", render::terminal_summary(root_report, &root_files));
+        say(&render::terminal_summary(root_report, &root_files));
         // The root's, else that of the first rendered process (in the raw files' order)
         // that reached the limit: named, with the path of its oom.svg, as it may be a
         // child's.
@@ -428,23 +429,23 @@ fn render_run(
             .chain(&reports)
             .find_map(|(d, r, o)| o.as_ref().map(|o| (d, r.pid, o)));
         if let Some((oom_dir, pid, oom)) = reached {
-            eprintln!(
+            say_line(&format!(
                 "Limit: pid {pid}'s tracked heap first exceeded {} after {} ({} live); see {}",
                 render::human_bytes(oom.limit_bytes),
                 render::human_duration(oom.report.peak_time_s),
                 render::human_bytes(oom.report.peak_bytes),
                 oom_dir.join("oom.svg").display(),
-            );
+            ));
         }
         if let Some(l) = limit {
-            eprintln!(
+            say_line(&format!(
                 "cgroup memory.max: {} (peak heap is {:.0}% of it)",
                 render::human_bytes(l),
                 100.0 * reports[root_idx].1.peak_bytes as f64 / l as f64
-            );
+            ));
         }
         if reports.len() > 1 {
-            eprintln!("{}", process_table(&listed));
+            say_line(&process_table(&listed));
         }
     }
     Ok(largest_peak)
@@ -515,7 +516,10 @@ fn open_in_browser(page: &Path) {
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     if !display {
-        eprintln!("peakprof: no display to open {} on", page.display());
+        say_line(&format!(
+            "peakprof: no display to open {} on",
+            page.display()
+        ));
         return;
     }
     let opened = std::process::Command::new("xdg-open")
@@ -525,6 +529,9 @@ fn open_in_browser(page: &Path) {
         .spawn()
         .is_ok();
     if !opened {
-        eprintln!("peakprof: could not run xdg-open for {}", page.display());
+        say_line(&format!(
+            "peakprof: could not run xdg-open for {}",
+            page.display()
+        ));
     }
 }

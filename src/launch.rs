@@ -15,6 +15,7 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 
 use crate::report::ExitStatus;
+use crate::stderr::say_line;
 
 /// Environment variable naming the directory the preload writes raw profiles into.
 pub const ENV_OUT_DIR: &str = "PEAKPROF_OUT_DIR";
@@ -161,8 +162,10 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     })?;
     let pid = child.id();
     let target = Target::of(pid);
-    // Set once the program has ended: a signal then means "stop waiting for what it left
-    // running", not "pass this on".
+    // Any of the signals peakprof passes on, whenever it comes, also means "do not wait
+    // for what the program leaves running": a supervisor sends one SIGTERM and then
+    // SIGKILL, and a closed terminal sends one SIGHUP. Once the program has ended there is
+    // nobody to pass them to.
     let program_ended = Arc::new(AtomicBool::new(false));
     let stop_waiting = Arc::new(AtomicBool::new(false));
     let forwarder = {
@@ -172,9 +175,8 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
                 if origin.signal == SIGCHLD {
                     continue;
                 }
-                if ended.load(Ordering::Acquire) {
-                    stop.store(true, Ordering::Release);
-                } else if forwards(origin.signal, origin.cause) {
+                stop.store(true, Ordering::Release);
+                if !ended.load(Ordering::Acquire) && forwards(origin.signal, origin.cause) {
                     target.forward(origin.signal);
                 }
             }
@@ -199,8 +201,9 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
 const LEFTOVER_NOTICE: Duration = Duration::from_secs(2);
 
 /// Reaps every remaining descendant (re-parented to us as their subreaper) until none is
-/// left, or until a signal sets `stop` (Ctrl-C, a `kill`): a daemon the program started
-/// may never end, and its profile is then reported from its live files, as still running.
+/// left, or until a signal has set `stop` (Ctrl-C, a `kill`, now or while the program ran):
+/// a daemon the program started may never end, and its profile is then reported from its
+/// live files, as still running.
 /// After [`LEFTOVER_NOTICE`] of waiting, names them (unless `quiet`).
 fn wait_for_descendants(stop: &AtomicBool, quiet: bool) {
     let started = Instant::now();
@@ -215,7 +218,7 @@ fn wait_for_descendants(stop: &AtomicBool, quiet: bool) {
                 }
                 if !told && started.elapsed() >= LEFTOVER_NOTICE {
                     told = true;
-                    eprintln!("{}", leftover_notice(&children_of(std::process::id())));
+                    say_line(&leftover_notice(&children_of(std::process::id())));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -251,8 +254,9 @@ fn children_of(parent: u32) -> Vec<(u32, String)> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (name, ppid) = name_and_parent(&stat)?;
+            // Bytes: a process name need not be UTF-8.
+            let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+            let (name, ppid) = name_and_parent(&String::from_utf8_lossy(&stat))?;
             (ppid == parent).then_some((pid, name))
         })
         .collect();

@@ -40,6 +40,8 @@ pub mod report;
 #[cfg(feature = "cli")]
 pub mod size;
 #[cfg(feature = "cli")]
+pub mod stderr;
+#[cfg(feature = "cli")]
 pub mod still_running;
 #[cfg(feature = "cli")]
 pub mod symbolize;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line: the error and its causes, joined.
-            eprintln!("peakprof: error: {e:#}");
+            peakprof::stderr::say_line(&format!("peakprof: error: {e:#}"));
             ExitCode::from(exit_codes::code_of(&e))
         }
     }

@@ -17,10 +17,11 @@ const START_SLACK_NS: u64 = 2_000_000_000;
 /// Whether the process of `meta` is running now, on this machine.
 pub fn still_running(meta: &Meta) -> bool {
     let proc_dir = format!("/proc/{}", meta.pid);
-    let Ok(stat) = std::fs::read_to_string(format!("{proc_dir}/stat")) else {
+    // Bytes: a process name need not be UTF-8.
+    let Ok(stat) = std::fs::read(format!("{proc_dir}/stat")) else {
         return false;
     };
-    let Some((state, start_ticks)) = parse_stat(&stat) else {
+    let Some((state, start_ticks)) = parse_stat(&String::from_utf8_lossy(&stat)) else {
         return false;
     };
     let boot_s = std::fs::read_to_string("/proc/stat")

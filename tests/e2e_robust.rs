@@ -594,74 +594,83 @@ fn only_peakprofs_own_child_restores_the_ignored_signals() {
     assert_eq!(with_value(std::process::id(), &echo), "removed\n");
 }
 
-/// A program that leaves a process running (a daemon, a background job) keeps peakprof
-/// waiting, since that process's profile is complete only when it ends; peakprof says so
-/// after 2 s, and a Ctrl-C (here a `kill -INT`) then reports without waiting: the leftover
-/// is listed as still running, and peakprof exits with the program's own status.
-#[test]
-fn an_interrupt_stops_waiting_for_what_the_program_left_running() {
-    let base = fresh_dir("leftover");
-    let out = base.join("out");
-    let mut child = spawn(
-        Command::new(PEAKPROF)
+/// `peakprof run -o out -- argv` in a process group of its own, its stderr in a file (so
+/// that a test can read what it said while it runs); everything in the group is killed
+/// when this is dropped, however the test ends (a leftover `sleep` is in the group).
+struct GroupRun {
+    child: Child,
+    out: PathBuf,
+    stderr: PathBuf,
+}
+
+impl GroupRun {
+    fn start(base: &Path, argv: &[&str]) -> GroupRun {
+        use std::os::unix::process::CommandExt as _;
+        let out = base.join("out");
+        let stderr = base.join("stderr.txt");
+        let child = Command::new(PEAKPROF)
             .args(["run", "-o"])
             .arg(&out)
-            .args(["--", "sh", "-c", "sleep 300 & exit 7"])
-            .current_dir(&base),
-    );
-    // The program (sh) has ended once the leftover `sleep` is peakprof's own child.
-    let peakprof = child.id();
+            .arg("--")
+            .args(argv)
+            .current_dir(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .process_group(0)
+            .spawn()
+            .expect("cannot start peakprof");
+        GroupRun { child, out, stderr }
+    }
+
+    fn said(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits for peakprof to exit (at most [`WAIT_LIMIT`]); its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                started.elapsed() < WAIT_LIMIT,
+                "peakprof went on waiting\n{}",
+                self.said()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        read_json(&self.out.join("summary.json"))
+    }
+}
+
+impl Drop for GroupRun {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+/// Waits until a process named `name` whose parent is `parent` exists; its pid.
+fn await_child_named(parent: u32, name: &str) -> u32 {
     let started = Instant::now();
-    let leftover = loop {
-        let sleeping = robust_children_named(peakprof, "sleep");
-        if let Some(&pid) = sleeping.first() {
-            break pid;
+    loop {
+        if let Some(pid) = children_named(parent, name).first() {
+            return *pid;
         }
         assert!(
             started.elapsed() < WAIT_LIMIT,
-            "sleep never became peakprof's child"
+            "no {name} child of {parent}"
         );
         std::thread::sleep(Duration::from_millis(20));
-    };
-    // Past the notice's 2 s.
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(child.try_wait().unwrap().is_none(), "peakprof still waits");
-    send_signal(peakprof, Signal::INT);
-    // The leftover holds peakprof's output pipes open: it goes once peakprof has ended.
-    let stopped = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if stopped.elapsed() > WAIT_LIMIT {
-            kill_group(&mut child);
-            panic!("peakprof went on waiting after the interrupt");
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    send_signal(leftover, Signal::KILL);
-    let f = wait_deadline(child, RUN_TIMEOUT).unwrap_or_else(|e| panic!("peakprof: {e}"));
-    let run = as_run(out, f);
-    assert_status(&run, 7, Some(7), None);
-    let terminal = run.stderr_str();
-    assert!(
-        terminal.contains(&format!(
-            "peakprof: the program ended; waiting for what it left running ({leftover} sleep). \
-             Ctrl-C to report without waiting\n"
-        )),
-        "{terminal}"
-    );
-    let listed = run.summary()["processes"].as_array().unwrap().clone();
-    let sleep = listed
-        .iter()
-        .find(|p| {
-            json_u64(p, "pid") == u64::from(leftover) && json_str(p, "command") == "sleep 300"
-        })
-        .unwrap_or_else(|| panic!("sleep not listed\n{}", run.describe()));
-    assert_eq!(json_str(sleep, "end"), "running", "{sleep}");
-    assert!(terminal.contains("sleep 300"), "{terminal}");
-    assert!(terminal.contains("(still running)"), "{terminal}");
 }
 
 /// The pids of the processes named `name` whose parent is `parent`.
-fn robust_children_named(parent: u32, name: &str) -> Vec<u32> {
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -673,6 +682,109 @@ fn robust_children_named(parent: u32, name: &str) -> Vec<u32> {
                     .is_ok_and(|c| c.trim_end() == name)
         })
         .collect()
+}
+
+/// Summary.json's entry for `pid` running `command`.
+fn listed(summary: &serde_json::Value, pid: u32, command: &str) -> serde_json::Value {
+    summary["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| json_u64(p, "pid") == u64::from(pid) && json_str(p, "command") == command)
+        .unwrap_or_else(|| panic!("pid {pid} ({command}) not listed in {summary}"))
+        .clone()
+}
+
+/// A program that leaves a process running (a daemon, a background job) keeps peakprof
+/// waiting, since that process's profile is complete only when it ends; peakprof names it
+/// after 2 s, and a Ctrl-C (here a `kill -INT`) then reports without waiting: the leftover
+/// is listed as still running, and peakprof exits with the program's own status.
+#[test]
+fn an_interrupt_stops_waiting_for_what_the_program_left_running() {
+    let base = fresh_dir("leftover");
+    let mut run = GroupRun::start(&base, &["sh", "-c", "sleep 300 & exit 7"]);
+    let peakprof = run.child.id();
+    // The program (sh) has ended once the `sleep` is peakprof's own child.
+    let leftover = await_child_named(peakprof, "sleep");
+    let notice = format!(
+        "peakprof: the program ended; waiting for what it left running ({leftover} sleep). \
+         Ctrl-C to report without waiting\n"
+    );
+    let started = Instant::now();
+    while !run.said().contains(&notice) {
+        assert!(
+            run.child.try_wait().unwrap().is_none(),
+            "peakprof ended\n{}",
+            run.said()
+        );
+        assert!(started.elapsed() < WAIT_LIMIT, "no notice\n{}", run.said());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send_signal(peakprof, Signal::INT);
+    assert_eq!(
+        run.exit_code(),
+        Some(7),
+        "the program's status\n{}",
+        run.said()
+    );
+    let sleep = listed(&run.summary(), leftover, "sleep 300");
+    assert_eq!(json_str(&sleep, "end"), "running", "{sleep}");
+    assert!(run.said().contains("sleep 300  ["), "{}", run.said());
+    assert!(run.said().contains("(still running)"), "{}", run.said());
+}
+
+/// One SIGTERM to peakprof while the program runs (a supervisor's, which sends SIGKILL
+/// next) is passed on and also means "do not wait for what it leaves running": peakprof
+/// reports at once, with the leftover still running, and exits with the program's status.
+#[test]
+fn a_sigterm_while_the_program_runs_also_stops_the_wait_for_leftovers() {
+    let base = fresh_dir("leftover-term");
+    let mut run = GroupRun::start(&base, &["sh", "-c", "sleep 300 & exec sleep 200"]);
+    let peakprof = run.child.id();
+    // The program became `sleep 200` (exec), with `sleep 300` its child.
+    let program = await_child_named(peakprof, "sleep");
+    let leftover = await_child_named(program, "sleep");
+    send_signal(peakprof, Signal::TERM);
+    assert_eq!(run.exit_code(), Some(128 + 15), "{}", run.said());
+    let sleep = listed(&run.summary(), leftover, "sleep 300");
+    assert_eq!(json_str(&sleep, "end"), "running", "{sleep}");
+}
+
+/// Nobody reads peakprof's stderr any more (a pipe closed early, a terminal gone): what it
+/// says is lost, but the report is still written and the program's status passed on (a
+/// failed write to stderr used to panic: exit 101, no report).
+#[test]
+fn a_closed_stderr_costs_the_messages_not_the_report() {
+    let base = fresh_dir("closed-stderr");
+    let out = base.join("out");
+    let mut child = Command::new(PEAKPROF)
+        .args(["run", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(c_example("exit_with.c"))
+        .arg("3")
+        .current_dir(&base)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start peakprof");
+    drop(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > WAIT_LIMIT {
+            let _ = child.kill();
+            panic!("peakprof did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(json_u64(&summary, "peak_bytes"), 4242);
+    assert_eq!(json_opt_i64(&summary, "exit_code"), Some(3));
 }
 
 /// `peakprof run` started as a background job (SIGINT and SIGQUIT ignored, so the program

@@ -1,0 +1,18 @@
+//! Writing to the terminal (stderr) without panicking. `eprintln!` panics when the write
+//! fails, and it does fail when the terminal was closed (EIO) or stderr is a pipe nobody
+//! reads any more (EPIPE): peakprof would then die before, or instead of, writing the
+//! report and passing the program's exit status on. What cannot be shown is dropped.
+
+use std::io::Write as _;
+
+/// Writes `text` to stderr as it is.
+pub fn say(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes `line` and a newline to stderr.
+pub fn say_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
+}
