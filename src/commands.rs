@@ -422,12 +422,18 @@ fn render_run(
     if !quiet {
         let root_report = &reports[root_idx].1;
         say(&render::terminal_summary(root_report, &root_files));
-        // The root's, else that of the first rendered process (in the raw files' order)
-        // that reached the limit: named, with the path of its oom.svg, as it may be a
-        // child's.
-        let reached = std::iter::once(&reports[root_idx])
-            .chain(&reports)
-            .find_map(|(d, r, o)| o.as_ref().map(|o| (d, r.pid, o)));
+        // The first process to reach the limit (of those rendered): named, with the path
+        // of its oom.svg, as it may be a child's.
+        let reached = reports
+            .iter()
+            .zip(&profiles)
+            .filter_map(|((d, r, o), (_, p))| {
+                let o = o.as_ref()?;
+                let at_s = p.meta.start_unix_ns as f64 / 1e9 + o.report.peak_time_s;
+                Some((at_s, (d, r.pid, o)))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, first)| first);
         if let Some((oom_dir, pid, oom)) = reached {
             say_line(&format!(
                 "Limit: pid {pid}'s tracked heap first exceeded {} after {} ({} live); see {}",

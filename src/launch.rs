@@ -240,8 +240,9 @@ fn leftover_notice(left: &[(u32, String)]) -> String {
         named.push(format!("{} more", left.len() - SHOWN));
     }
     format!(
-        "peakprof: the program ended; waiting for what it left running ({}). Ctrl-C to report without waiting",
-        if named.is_empty() { "processes".to_string() } else { named.join(", ") }
+        "peakprof: the program ended; waiting for what it left running ({}). Ctrl-C or `kill {}` reports without waiting",
+        if named.is_empty() { "processes".to_string() } else { named.join(", ") },
+        std::process::id()
     )
 }
 
@@ -428,8 +429,11 @@ mod tests {
         let left: Vec<(u32, String)> = (1..=7).map(|i| (100 + i, format!("d{i}"))).collect();
         assert_eq!(
             leftover_notice(&left[..2]),
-            "peakprof: the program ended; waiting for what it left running (101 d1, 102 d2). \
-             Ctrl-C to report without waiting"
+            format!(
+                "peakprof: the program ended; waiting for what it left running (101 d1, 102 d2). \
+                 Ctrl-C or `kill {}` reports without waiting",
+                std::process::id()
+            )
         );
         assert!(leftover_notice(&left).contains("(101 d1, 102 d2, 103 d3, 104 d4, 105 d5, 2 more)"));
         assert!(leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())]).contains("(9 a"));

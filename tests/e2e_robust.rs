@@ -708,7 +708,7 @@ fn an_interrupt_stops_waiting_for_what_the_program_left_running() {
     let leftover = await_child_named(peakprof, "sleep");
     let notice = format!(
         "peakprof: the program ended; waiting for what it left running ({leftover} sleep). \
-         Ctrl-C to report without waiting\n"
+         Ctrl-C or `kill {peakprof}` reports without waiting\n"
     );
     let started = Instant::now();
     while !run.said().contains(&notice) {
