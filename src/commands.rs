@@ -123,16 +123,19 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
             ));
         }
         let read = outputs::read_profiles(&raw)?;
+        let root = read_root_status(&raw);
         let out = match &args.output {
             Some(o) => o.clone(),
             None => {
-                // The run's own report, when it ends, goes here too: a report of the run
-                // still going must not race it or leave its state behind there.
+                // Until the run has written its own report (and root.json), that report
+                // still has to come here: a report of the run still going must not race
+                // it or leave its state behind there. Processes still running after it
+                // (left behind when a Ctrl-C ended its wait) do not count.
                 let running = read
                     .0
                     .iter()
                     .find(|(_, p)| p.meta.reason == WriteReason::Running);
-                if let Some((_, p)) = running {
+                if let Some((_, p)) = running.filter(|_| root.is_none()) {
                     return Err(refuse(
                         TOOL_FAILED,
                         format!(
@@ -145,7 +148,6 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
                 input.clone()
             }
         };
-        let root = read_root_status(&raw);
         let files = SymbolCache::with_system_lines(args.system_lines);
         let shown = (args.quiet, args.all_processes);
         render_run(&out, read, root, shown, None, &files)?;

@@ -200,25 +200,38 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
 /// for them.
 const LEFTOVER_NOTICE: Duration = Duration::from_secs(2);
 
+/// How long peakprof still waits for leftovers once told to stop: a Ctrl-C reaches the
+/// whole foreground group, and children that clean up on it (a Python `KeyboardInterrupt`
+/// handler) then end within moments, with a complete profile and exit code.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// Reaps every remaining descendant (re-parented to us as their subreaper) until none is
-/// left, or until a signal has set `stop` (Ctrl-C, a `kill`, now or while the program ran):
-/// a daemon the program started may never end, and its profile is then reported from its
-/// live files, as still running.
-/// After [`LEFTOVER_NOTICE`] of waiting, names them (unless `quiet`).
+/// left, or until [`STOP_GRACE`] after a signal set `stop` (Ctrl-C, a `kill`, now or while
+/// the program ran): a daemon the program started may never end, and its profile is then
+/// reported from its live files, as still running. After [`LEFTOVER_NOTICE`] of waiting
+/// it names them, and what it stops waiting for (unless `quiet`).
 fn wait_for_descendants(stop: &AtomicBool, quiet: bool) {
     let started = Instant::now();
     let mut told = quiet;
+    let mut stopping: Option<Instant> = None;
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
             Ok(Some(_)) | Err(rustix::io::Errno::INTR) => continue,
             // Some left, none ended yet.
             Ok(None) => {
-                if stop.load(Ordering::Acquire) {
+                if stopping.is_none() && stop.load(Ordering::Acquire) {
+                    stopping = Some(Instant::now());
+                }
+                if stopping.is_some_and(|at| at.elapsed() >= STOP_GRACE) {
+                    if !quiet {
+                        let left = children_of(std::process::id());
+                        say_line(&leftover_notice(&left, false));
+                    }
                     break;
                 }
-                if !told && started.elapsed() >= LEFTOVER_NOTICE {
+                if !told && stopping.is_none() && started.elapsed() >= LEFTOVER_NOTICE {
                     told = true;
-                    say_line(&leftover_notice(&children_of(std::process::id())));
+                    say_line(&leftover_notice(&children_of(std::process::id()), true));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -228,8 +241,9 @@ fn wait_for_descendants(stop: &AtomicBool, quiet: bool) {
     }
 }
 
-/// What peakprof says while it waits for processes the program left running.
-fn leftover_notice(left: &[(u32, String)]) -> String {
+/// What peakprof says about processes the program left running: that it waits for them
+/// (`waiting`), or that it reports without them.
+fn leftover_notice(left: &[(u32, String)], waiting: bool) -> String {
     const SHOWN: usize = 5;
     let mut named: Vec<String> = left
         .iter()
@@ -239,11 +253,19 @@ fn leftover_notice(left: &[(u32, String)]) -> String {
     if left.len() > SHOWN {
         named.push(format!("{} more", left.len() - SHOWN));
     }
-    format!(
-        "peakprof: the program ended; waiting for what it left running ({}). Ctrl-C or `kill {}` reports without waiting",
-        if named.is_empty() { "processes".to_string() } else { named.join(", ") },
-        std::process::id()
-    )
+    let named = if named.is_empty() {
+        "processes".to_string()
+    } else {
+        named.join(", ")
+    };
+    if waiting {
+        format!(
+            "peakprof: the program ended; waiting for what it left running ({named}). Ctrl-C or `kill {}` reports without waiting",
+            std::process::id()
+        )
+    } else {
+        format!("peakprof: not waiting for what the program left running ({named}): reported as still running")
+    }
 }
 
 /// The processes whose parent is `parent` (`PPid` in /proc), with their names.
@@ -428,16 +450,22 @@ mod tests {
 
         let left: Vec<(u32, String)> = (1..=7).map(|i| (100 + i, format!("d{i}"))).collect();
         assert_eq!(
-            leftover_notice(&left[..2]),
+            leftover_notice(&left[..2], true),
             format!(
                 "peakprof: the program ended; waiting for what it left running (101 d1, 102 d2). \
                  Ctrl-C or `kill {}` reports without waiting",
                 std::process::id()
             )
         );
-        assert!(leftover_notice(&left).contains("(101 d1, 102 d2, 103 d3, 104 d4, 105 d5, 2 more)"));
-        assert!(leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())]).contains("(9 a"));
-        assert!(!leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())]).contains('\u{1b}'));
+        assert!(leftover_notice(&left, true)
+            .contains("(101 d1, 102 d2, 103 d3, 104 d4, 105 d5, 2 more)"));
+        assert_eq!(
+            leftover_notice(&left[..1], false),
+            "peakprof: not waiting for what the program left running (101 d1): \
+             reported as still running"
+        );
+        assert!(leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())], true).contains("(9 a"));
+        assert!(!leftover_notice(&[(9, "a\u{1b}[2Jb".to_string())], true).contains('\u{1b}'));
     }
 
     #[test]

@@ -727,10 +727,75 @@ fn an_interrupt_stops_waiting_for_what_the_program_left_running() {
         "the program's status\n{}",
         run.said()
     );
+    let said = run.said();
+    assert!(
+        said.contains(&format!(
+            "peakprof: not waiting for what the program left running ({leftover} sleep): \
+             reported as still running\n"
+        )),
+        "{said}"
+    );
     let sleep = listed(&run.summary(), leftover, "sleep 300");
     assert_eq!(json_str(&sleep, "end"), "running", "{sleep}");
-    assert!(run.said().contains("sleep 300  ["), "{}", run.said());
-    assert!(run.said().contains("(still running)"), "{}", run.said());
+    assert!(said.contains("sleep 300  ["), "{said}");
+    assert!(said.contains("(still running)"), "{said}");
+    // The run is over (its report written), so a report into its directory is fine now,
+    // even with the leftover still running.
+    let again = run_deadline(
+        Command::new(PEAKPROF).args(["report", "-q"]).arg(&run.out),
+        WAIT_LIMIT,
+    );
+    assert_eq!(again.code(), Some(0), "{}", again.describe());
+}
+
+/// A signal to the whole group (a terminal's Ctrl-C or hangup, `timeout`, a supervisor)
+/// reaches the leftovers too, and they may take a moment to end on it: peakprof gives them
+/// that moment, so their profile is complete (an exit, with its code) instead of read as
+/// still running. Here a background subshell traps SIGTERM, sleeps 0.5 s and exits 4.
+#[test]
+fn leftovers_that_end_on_the_signal_are_reported_complete() {
+    let base = fresh_dir("leftover-grace");
+    // The program is sh too: it names itself in a file, so the subshell can be told apart.
+    let script = r#"echo $$ > "$0.tmp"; mv "$0.tmp" "$0"
+(trap 'sleep 0.5; exit 4' TERM; while :; do sleep 0.05; done) & exit 0"#;
+    let pid_file = base.join("program.pid");
+    let mut run = GroupRun::start(&base, &["sh", "-c", script, pid_file.to_str().unwrap()]);
+    let peakprof = run.child.id();
+    wait_for_path(&pid_file, WAIT_LIMIT, || run.said());
+    let program: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The program has ended (and been reaped) once the subshell is peakprof's only child.
+    let started = Instant::now();
+    let leftover = loop {
+        if let [pid] = children_named(peakprof, "sh")[..] {
+            if pid != program {
+                break pid;
+            }
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "the subshell never became peakprof's child"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // As `timeout` or a supervisor would: to the whole group (peakprof leads it).
+    let group = rustix::process::Pid::from_raw(peakprof as i32).unwrap();
+    rustix::process::kill_process_group(group, Signal::TERM).unwrap();
+    assert_eq!(run.exit_code(), Some(0), "{}", run.said());
+    let summary = run.summary();
+    let p = summary["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| json_u64(p, "pid") == u64::from(leftover) && json_str(p, "end") != "exec")
+        .unwrap_or_else(|| panic!("pid {leftover} not listed in {summary}"))
+        .clone();
+    // dash's subshell ends with _exit.
+    assert!(["exit", "fast-exit"].contains(&json_str(&p, "end")), "{p}");
+    assert_eq!(json_opt_i64(&p, "exit_code"), Some(4), "{p}");
 }
 
 /// One SIGTERM to peakprof while the program runs (a supervisor's, which sends SIGKILL
