@@ -751,17 +751,19 @@ fn an_interrupt_stops_waiting_for_what_the_program_left_running() {
 /// A signal to the whole group (a terminal's Ctrl-C or hangup, `timeout`, a supervisor)
 /// reaches the leftovers too, and they may take a moment to end on it: peakprof gives them
 /// that moment, so their profile is complete (an exit, with its code) instead of read as
-/// still running. Here a background subshell traps SIGTERM, sleeps 0.5 s and exits 4.
+/// still running. Here a background subshell traps SIGTERM, sleeps 0.2 s and exits 4.
 #[test]
 fn leftovers_that_end_on_the_signal_are_reported_complete() {
     let base = fresh_dir("leftover-grace");
     // The program is sh too: it names itself in a file, so the subshell can be told apart.
+    // The subshell says when its trap is set ($0.trapped): a TERM before that would kill it.
     let script = r#"echo $$ > "$0.tmp"; mv "$0.tmp" "$0"
-(trap 'sleep 0.5; exit 4' TERM; while :; do sleep 0.05; done) & exit 0"#;
+(trap 'sleep 0.2; exit 4' TERM; : > "$0.trapped"; while :; do sleep 0.05; done) & exit 0"#;
     let pid_file = base.join("program.pid");
     let mut run = GroupRun::start(&base, &["sh", "-c", script, pid_file.to_str().unwrap()]);
     let peakprof = run.child.id();
     wait_for_path(&pid_file, WAIT_LIMIT, || run.said());
+    wait_for_path(&base.join("program.pid.trapped"), WAIT_LIMIT, || run.said());
     let program: u32 = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()
