@@ -488,7 +488,7 @@ fn process_table(reports: &[(Option<PathBuf>, &Report)]) -> String {
             &render::text::sanitize_line(&render::shell_quote_command(&r.argv)),
             60,
         );
-        let running = if r.end == "running" {
+        let running = if r.still_running() {
             "  (still running)"
         } else {
             ""

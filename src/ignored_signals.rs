@@ -8,6 +8,11 @@
 //! must not start ignoring a signal because of it: a wrongly ignored SIGCHLD makes their
 //! `wait` fail.
 
+/// The signals `peakprof run` catches, and so the only ones its program could get back
+/// ignored from it (Linux numbers): SIGHUP, SIGINT, SIGQUIT and SIGTERM, which it passes
+/// on, and SIGCHLD, which it needs not ignored to wait for its child.
+pub const CAUGHT: [i32; 5] = [1, 2, 3, 15, 17];
+
 /// The variable's value for `mask` from the process `pid` (peakprof).
 pub fn encode(mask: u64, pid: u32) -> String {
     format!("{mask},{pid}")

@@ -14,6 +14,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 
+use crate::ignored_signals::CAUGHT;
 use crate::report::ExitStatus;
 use crate::stderr::say_line;
 
@@ -73,12 +74,6 @@ fn forwards(signal: i32, cause: Cause) -> bool {
         _ => false,
     }
 }
-
-/// The signals peakprof catches: the four it passes on ([`forwards`]), and SIGCHLD, which
-/// only needs to be anything but ignored. A SIGCHLD inherited ignored makes the kernel reap
-/// peakprof's children itself, so waiting for the program would fail ("No child
-/// processes") instead of giving its exit status.
-const CAUGHT: [i32; 5] = [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD];
 
 /// Environment variable with the signals of [`CAUGHT`] that peakprof inherited ignored,
 /// for its program only ([`crate::ignored_signals`]). Catching a signal resets it to the default
@@ -150,6 +145,10 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     // rather than to init, so we can wait for the whole tree: their profiles are only
     // complete once they have ended.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // The four passed on ([`forwards`]), and SIGCHLD, which only needs to be anything but
+    // ignored: a SIGCHLD inherited ignored makes the kernel reap peakprof's children
+    // itself, so waiting for the program would fail ("No child processes") instead of
+    // giving its exit status.
     let mut signals =
         SignalsInfo::<WithOrigin>::new(CAUGHT).context("installing signal handlers")?;
     let handle = signals.handle();
@@ -224,14 +223,17 @@ fn wait_for_descendants(stop: &AtomicBool, quiet: bool) {
                 }
                 if stopping.is_some_and(|at| at.elapsed() >= STOP_GRACE) {
                     if !quiet {
-                        let left = children_of(std::process::id());
+                        let left = crate::proc_stat::children_of(std::process::id());
                         say_line(&leftover_notice(&left, false));
                     }
                     break;
                 }
                 if !told && stopping.is_none() && started.elapsed() >= LEFTOVER_NOTICE {
                     told = true;
-                    say_line(&leftover_notice(&children_of(std::process::id()), true));
+                    say_line(&leftover_notice(
+                        &crate::proc_stat::children_of(std::process::id()),
+                        true,
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -266,36 +268,6 @@ fn leftover_notice(left: &[(u32, String)], waiting: bool) -> String {
     } else {
         format!("peakprof: not waiting for what the program left running ({named}): reported as still running")
     }
-}
-
-/// The processes whose parent is `parent` (`PPid` in /proc), with their names.
-fn children_of(parent: u32) -> Vec<(u32, String)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found: Vec<(u32, String)> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            // Bytes: a process name need not be UTF-8.
-            let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-            let (name, ppid) = name_and_parent(&String::from_utf8_lossy(&stat))?;
-            (ppid == parent).then_some((pid, name))
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-/// The command name and parent pid in a `/proc/PID/stat` line (the name, in parentheses,
-/// may itself hold spaces and parentheses).
-fn name_and_parent(stat: &str) -> Option<(String, u32)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat.get(open + 1..close)?.to_string();
-    let mut rest = stat.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
-    Some((name, rest.next()?.parse().ok()?))
 }
 
 /// Where passed-on signals go: the program through a pidfd, which names that process and
@@ -429,25 +401,16 @@ mod tests {
         assert_eq!(caught_but_ignored(1 << 14), 1 << 14, "SIGTERM");
         assert_eq!(caught_but_ignored(1 << 16), 1 << 16, "SIGCHLD");
         assert_eq!(caught_but_ignored(0), 0);
+        // The shared list, in signal_hook's (libc's) numbers.
+        let mut caught = CAUGHT;
+        caught.sort_unstable();
+        assert_eq!(caught, [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD]);
         assert_eq!(sig_ign_mask("Name:\tx\n"), None);
         assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);
     }
 
     #[test]
-    fn leftover_processes_are_named_from_proc() {
-        let stat = "4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 120 0 0 0";
-        assert_eq!(
-            name_and_parent(stat),
-            Some(("my (odd) name".to_string(), 17))
-        );
-        assert_eq!(name_and_parent("4242 (x)"), None);
-        let ours = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
-        assert_eq!(name_and_parent(&ours).map(|(_, ppid)| ppid), Some(parent));
-        assert!(children_of(parent)
-            .iter()
-            .any(|&(pid, _)| pid == std::process::id()));
-
+    fn leftover_processes_are_named() {
         let left: Vec<(u32, String)> = (1..=7).map(|i| (100 + i, format!("d{i}"))).collect();
         assert_eq!(
             leftover_notice(&left[..2], true),

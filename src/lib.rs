@@ -32,6 +32,8 @@ pub mod outputs;
 #[cfg(feature = "cli")]
 pub mod preload_lib;
 #[cfg(feature = "cli")]
+pub mod proc_stat;
+#[cfg(feature = "cli")]
 pub mod progress;
 #[cfg(feature = "cli")]
 pub mod render;

@@ -57,12 +57,21 @@ pub struct Report {
     pub modules: Vec<crate::format::Module>,
     /// How the process ended, as recorded by the profiler: `exit`, `fast-exit` (`_exit`),
     /// `signal`, `killed` (no final profile: SIGKILL, OOM killer), `exec`, `snapshot`,
-    /// `limit-stop` (ended by `--limit-action stop`).
+    /// `limit-stop` (ended by `--limit-action stop`), or `running` (not ended: still
+    /// running when the report was made).
     pub end: String,
     /// The memory limit of the cgroup the process ran in (`memory.max`), when there is one.
     pub cgroup_limit_bytes: Option<u64>,
     /// Problems met while symbolizing (missing files, build-id mismatch), one line each.
     pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Whether the process was still running when the report was made: it has a status
+    /// rather than an end, and what it holds is live now, not left at an end.
+    pub fn still_running(&self) -> bool {
+        self.end == "running"
+    }
 }
 
 /// A stack for tests: frames root first, bytes, count.

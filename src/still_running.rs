@@ -16,12 +16,7 @@ const START_SLACK_NS: u64 = 2_000_000_000;
 
 /// Whether the process of `meta` is running now, on this machine.
 pub fn still_running(meta: &Meta) -> bool {
-    let proc_dir = format!("/proc/{}", meta.pid);
-    // Bytes: a process name need not be UTF-8.
-    let Ok(stat) = std::fs::read(format!("{proc_dir}/stat")) else {
-        return false;
-    };
-    let Some((state, start_ticks)) = parse_stat(&String::from_utf8_lossy(&stat)) else {
+    let Some(stat) = crate::proc_stat::of(meta.pid) else {
         return false;
     };
     let boot_s = std::fs::read_to_string("/proc/stat")
@@ -31,23 +26,11 @@ pub fn still_running(meta: &Meta) -> bool {
         return false;
     };
     let ticks = rustix::param::clock_ticks_per_second();
-    let cmdline = std::fs::read(format!("{proc_dir}/cmdline")).unwrap_or_default();
-    alive(state)
-        && started_unix_ns(boot_s, start_ticks, ticks)
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", meta.pid)).unwrap_or_default();
+    alive(stat.state)
+        && started_unix_ns(boot_s, stat.start_ticks, ticks)
             <= meta.start_unix_ns.saturating_add(START_SLACK_NS)
         && same_command(&cmdline, &meta.argv)
-}
-
-/// State letter and start time (clock ticks after boot) from `/proc/PID/stat`. The command
-/// name in parentheses may hold spaces and parentheses, so fields are counted after the
-/// last `)`.
-fn parse_stat(stat: &str) -> Option<(char, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 22 of the line is starttime; the state was field 3.
-    let start = fields.nth(22 - 3 - 1)?.parse().ok()?;
-    Some((state, start))
 }
 
 /// `btime` of `/proc/stat`: when the system booted, in seconds since the epoch.
@@ -88,19 +71,6 @@ fn same_command(cmdline: &[u8], argv: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_are_counted_after_the_command_name() {
-        // A command name with spaces and a ')' of its own; starttime is 8176.
-        let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 120 0 0 0 0 0 0 0 20 0 1 0 \
-                    8176 2580480 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0";
-        assert_eq!(parse_stat(stat), Some(('S', 8176)));
-        assert_eq!(parse_stat("4242 (x) Z 1"), None, "cut short");
-        assert_eq!(parse_stat("garbage"), None);
-        // This thread is running while it reads its own line (the process leader may sleep).
-        let ours = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        assert_eq!(parse_stat(&ours).map(|(s, _)| s), Some('R'));
-    }
 
     #[test]
     fn boot_time_and_start_time() {

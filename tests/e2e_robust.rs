@@ -629,18 +629,10 @@ impl GroupRun {
 
     /// Waits for peakprof to exit (at most [`WAIT_LIMIT`]); its exit code.
     fn exit_code(&mut self) -> Option<i32> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                started.elapsed() < WAIT_LIMIT,
-                "peakprof went on waiting\n{}",
-                self.said()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let poll = Duration::from_millis(10);
+        let status = wait_until(&mut self.child, Instant::now(), WAIT_LIMIT, poll);
+        let status = status.unwrap_or_else(|| panic!("peakprof went on waiting\n{}", self.said()));
+        status.code()
     }
 
     fn summary(&self) -> serde_json::Value {
@@ -671,16 +663,10 @@ fn await_child_named(parent: u32, name: &str) -> u32 {
 
 /// The pids of the processes named `name` whose parent is `parent`.
 fn children_named(parent: u32, name: &str) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            parent_of(pid) == parent
-                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim_end() == name)
-        })
+    peakprof::proc_stat::children_of(parent)
+        .into_iter()
+        .filter(|(_, n)| n == name)
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -837,16 +823,10 @@ fn a_closed_stderr_costs_the_messages_not_the_report() {
         .spawn()
         .expect("cannot start peakprof");
     drop(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if started.elapsed() > WAIT_LIMIT {
-            let _ = child.kill();
-            panic!("peakprof did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let poll = Duration::from_millis(10);
+    let Some(status) = wait_until(&mut child, Instant::now(), WAIT_LIMIT, poll) else {
+        let _ = child.kill();
+        panic!("peakprof did not finish");
     };
     assert_eq!(status.code(), Some(3), "{status:?}");
     let summary = read_json(&out.join("summary.json"));

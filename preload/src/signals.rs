@@ -27,17 +27,11 @@ pub fn install() {
 /// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`). peakprof catches them (four to
 /// survive and pass them on, SIGCHLD to be able to wait for its child), and exec reset
 /// them to the default action in this process; the program must start with them ignored,
-/// as it would without peakprof. Only the five peakprof catches, and only where the action
-/// is still the default (from start-up, before main).
+/// as it would without peakprof. Only the ones peakprof catches
+/// ([`peakprof::ignored_signals::CAUGHT`]), and only where the action is still the default
+/// (from start-up, before main).
 pub fn restore_ignored(mask: u64) {
-    let caught = [
-        libc::SIGHUP,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGTERM,
-        libc::SIGCHLD,
-    ];
-    for sig in caught {
+    for sig in peakprof::ignored_signals::CAUGHT {
         if mask & (1 << (sig - 1)) != 0 {
             replace_default(sig, libc::SIG_IGN, 0);
         }

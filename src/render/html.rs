@@ -159,7 +159,7 @@ fn header(h: &mut String, r: &Report, command: &str) {
         human_bytes(r.peak_rss_bytes),
         "resident set, whole process".to_string(),
     );
-    if r.end == "running" {
+    if r.still_running() {
         // Its live files say neither how long it has run nor how it will end.
         fact(
             "Status",
@@ -177,7 +177,7 @@ fn header(h: &mut String, r: &Report, command: &str) {
     let leaked_count = super::stacks::total_count(&r.at_exit);
     let count = super::units::count_of(leaked_count, "allocation");
     match super::leaks::not_an_exit(r) {
-        Some(_) if r.end == "running" => fact(
+        Some(_) if r.still_running() => fact(
             "Live now",
             human_bytes(leaked),
             format!("{count}, when this report was made"),

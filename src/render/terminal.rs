@@ -31,7 +31,7 @@ const FEW_SAMPLES: u64 = 100;
 pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     let mut out = String::new();
     let command = truncate_chars(&shell_quote_command(&report.argv), WIDTH - 30);
-    let status = if report.end == "running" {
+    let status = if report.still_running() {
         "still running".to_string()
     } else {
         exit_text(report.exit)

@@ -370,14 +370,7 @@ pub fn run_in_group(cmd: &mut Command, timeout: Duration, what: &str) -> Finishe
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let (out_reader, err_reader) = drain_pipes(&mut child);
     let Some(status) = wait_until(&mut child, started, timeout, Duration::from_millis(20)) else {
-        // The group we created: the command (its id is the group's) and its children.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{}", child.id()))
-            .status();
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_group(&mut child);
         panic!("{what} did not finish within {timeout:?}");
     };
     let elapsed = started.elapsed();
@@ -387,6 +380,19 @@ pub fn run_in_group(cmd: &mut Command, timeout: Duration, what: &str) -> Finishe
         stderr: err_reader.join().unwrap(),
         elapsed,
     }
+}
+
+/// Kills the process group of `child`, which leads it (started with `process_group(0)`:
+/// the group's id is its pid): the command and everything it started. Reaps the child.
+pub fn kill_group(child: &mut Child) {
+    if let Some(group) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Reads the piped stdout and stderr of `child` to their end, each on a thread of its own: a

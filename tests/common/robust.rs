@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    drain_pipes, json_opt_i64, json_str, json_u64, remove_stale, tmp_root, unique_dir, wait_until,
-    Finished, Value, PEAKPROF,
+    drain_pipes, json_opt_i64, json_str, json_u64, kill_group, remove_stale, tmp_root, unique_dir,
+    wait_until, Finished, Value, PEAKPROF,
 };
 
 /// Prints the line that makes a skipped test visible in `cargo test` output (run with
@@ -73,19 +73,6 @@ pub fn wait_deadline(mut child: Child, timeout: Duration) -> Result<Finished, St
         stderr: err_reader.join().unwrap(),
         elapsed: started.elapsed(),
     })
-}
-
-/// Kills the process group [`spawn`] made for `child` (whose id is the child's pid) and
-/// reaps the child.
-pub fn kill_group(child: &mut Child) {
-    if let Some(group) = i32::try_from(child.id())
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Runs `cmd` to completion with a deadline; a hang fails the test.
@@ -158,14 +145,9 @@ impl Process {
     }
 }
 
-/// The parent of process `pid` (`PPid` in /proc/PID/status); 0 when it cannot be read.
+/// The parent of process `pid` (read as peakprof reads it); 0 when it cannot be read.
 pub fn parent_of(pid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    peakprof::proc_stat::of(pid).map_or(0, |s| s.ppid)
 }
 
 /// Whether this test process ignores signal number `signal` (`SigIgn` in
