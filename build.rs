@@ -28,6 +28,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", manifest_dir.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=PEAKPROF_PRELOAD_PATH");
+    link_sigpipe_note(&manifest_dir);
 
     // Escape hatch for packagers and for builds without a nested cargo: a prebuilt library.
     let built = if let Some(prebuilt) = env::var_os("PEAKPROF_PRELOAD_PATH") {
@@ -38,6 +39,21 @@ fn main() {
     let dest = out_dir.join("libpeakprof_preload.so");
     std::fs::copy(&built, &dest)
         .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
+}
+
+/// Links `src/sigpipe_at_start.c` (a constructor) into the `peakprof` binary: as an object
+/// file on the link line, not an archive member, which the linker would drop since nothing
+/// refers to it; and into the binary only, not the library's users (tests, the preload).
+fn link_sigpipe_note(manifest_dir: &Path) {
+    let src = manifest_dir.join("src/sigpipe_at_start.c");
+    println!("cargo:rerun-if-changed={}", src.display());
+    for obj in cc::Build::new()
+        .file(&src)
+        .opt_level(2)
+        .compile_intermediates()
+    {
+        println!("cargo:rustc-link-arg-bins={}", obj.display());
+    }
 }
 
 /// `<target>/peakprof-preload`, shared by debug, release and clippy builds of the CLI.

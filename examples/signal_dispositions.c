@@ -1,8 +1,9 @@
 /*
  * signal_dispositions.c: prints, for each signal named on the command line (INT, QUIT, HUP,
- * TERM, SEGV, BUS, CHLD), or for SIGSEGV and SIGBUS when none is named, what it does when main
- * starts, one line each:
+ * TERM, SEGV, BUS, CHLD, USR1, USR2), or for SIGSEGV and SIGBUS when none is named, what it
+ * does when main starts, one line each:
  *   SIGSEGV default      or   SIGSEGV handled      or   SIGSEGV ignored
+ * followed by " blocked" when the signal is blocked (named signals only).
  * Exits 0 (2 for a name it does not know). Allocates nothing before printing (printf's
  * stdout buffer, one malloc of the pipe's or file's block size, comes with the first line).
  *
@@ -14,7 +15,8 @@
  *   tests run this under `peakprof run` to know which of the two ground truths of
  *   peak_rust applies.
  * - A signal the program inherits ignored (`nohup`, a background job of a non-interactive
- *   shell, a daemon's SIGCHLD) must reach it ignored under `peakprof run` too.
+ *   shell, a daemon's SIGCHLD) must reach it ignored under `peakprof run` too, and one
+ *   it inherits blocked, blocked.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@ static const struct {
 } known[] = {
     {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
     {"TERM", SIGTERM}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS}, {"CHLD", SIGCHLD},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
 };
 
 int main(int argc, char **argv) {
@@ -50,7 +53,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "signal_dispositions: unknown signal name %s\n", argv[i]);
             return 2;
         }
-        printf("SIG%s %s\n", argv[i], disposition(sig));
+        sigset_t mask;
+        int blocked = sigprocmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, sig) == 1;
+        printf("SIG%s %s%s\n", argv[i], disposition(sig), blocked ? " blocked" : "");
     }
     return 0;
 }

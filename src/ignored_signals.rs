@@ -1,6 +1,6 @@
 //! The value of `PEAKPROF_IGNORED_SIGNALS`, written by `peakprof run` and read by the
-//! preload: the signals peakprof inherited ignored (and catches, so its program would not
-//! inherit them ignored), and which process is to ignore them again.
+//! preload: the signals peakprof inherited ignored that its program would not inherit
+//! ignored from it ([`RESTORED`]), and which process is to ignore them again.
 //!
 //! `MASK,PID`: a decimal mask (bit `n - 1` for signal `n`) and peakprof's pid. Only the
 //! program peakprof started, whose parent is that pid, acts on it. A root that never
@@ -12,6 +12,15 @@
 /// ignored from it (Linux numbers): SIGHUP, SIGINT, SIGQUIT and SIGTERM, which it passes
 /// on, and SIGCHLD, which it needs not ignored to wait for its child.
 pub const CAUGHT: [i32; 5] = [1, 2, 3, 15, 17];
+
+/// SIGPIPE's Linux number.
+pub const SIGPIPE: i32 = 13;
+
+/// The signals peakprof's program could start with the default action where peakprof
+/// inherited them ignored: [`CAUGHT`] (exec resets a caught signal to the default), and
+/// SIGPIPE, which Rust's runtime ignores in peakprof and its process spawning sets back to
+/// the default in the child. The preload ignores again those of them the variable names.
+pub const RESTORED: [i32; 6] = [1, 2, 3, SIGPIPE, 15, 17];
 
 /// The variable's value for `mask` from the process `pid` (peakprof).
 pub fn encode(mask: u64, pid: u32) -> String {

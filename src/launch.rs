@@ -14,7 +14,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 
-use crate::ignored_signals::CAUGHT;
+use crate::ignored_signals::{CAUGHT, RESTORED, SIGPIPE};
 use crate::report::ExitStatus;
 use crate::stderr::say_line;
 
@@ -75,23 +75,38 @@ fn forwards(signal: i32, cause: Cause) -> bool {
     }
 }
 
-/// Environment variable with the signals of [`CAUGHT`] that peakprof inherited ignored,
-/// for its program only ([`crate::ignored_signals`]). Catching a signal resets it to the default
-/// action in the program (exec keeps an ignored signal ignored but resets a handled one),
-/// so the preload sets these back to ignored before `main`: the program starts as it
-/// would without peakprof (`nohup` ignores SIGHUP, a non-interactive shell's background
-/// jobs ignore SIGINT and SIGQUIT, a daemon ignores SIGCHLD so that the kernel reaps its
-/// children), and one passed on then does what it would do to the program directly:
-/// nothing, or the program's own handler if it installed one.
+/// Environment variable with the signals peakprof inherited ignored and its program would
+/// not inherit ignored from it ([`RESTORED`]), for its program only
+/// ([`crate::ignored_signals`]). Catching a signal resets it to the default action in the
+/// program (exec keeps an ignored signal ignored but resets a handled one), and Rust's
+/// process spawning gives the program SIGPIPE's default action; so the preload sets these
+/// back to ignored before `main`: the program starts as it would without peakprof (`nohup`
+/// ignores SIGHUP, a non-interactive shell's background jobs ignore SIGINT and SIGQUIT, a
+/// daemon ignores SIGCHLD so that the kernel reaps its children, systemd starts services
+/// with SIGPIPE ignored), and one passed on then does what it would do to the program
+/// directly: nothing, or the program's own handler if it installed one.
 pub const ENV_IGNORED_SIGNALS: &str = "PEAKPROF_IGNORED_SIGNALS";
 
-/// The part of `ignored` (a mask, bit `n - 1` for signal `n`) that peakprof catches.
-fn caught_but_ignored(ignored: u64) -> u64 {
-    CAUGHT
+/// Set by `sigpipe_at_start.c` before Rust's runtime starts (which ignores SIGPIPE): to
+/// `ignored` when peakprof was started with SIGPIPE ignored. Not passed on.
+const ENV_SIGPIPE_AT_START: &str = "PEAKPROF_SIGPIPE_AT_START";
+
+/// The part of `ignored` (a mask, bit `n - 1` for signal `n`) that the program would not
+/// inherit ignored from peakprof.
+fn to_restore(ignored: u64) -> u64 {
+    RESTORED
         .iter()
         .map(|&s| 1u64 << (s - 1))
         .filter(|bit| ignored & bit != 0)
         .sum()
+}
+
+/// The signals peakprof was started with ignored: what the kernel reports now, but for
+/// SIGPIPE, which Rust's runtime ignores before `main`, what it was before that.
+fn ignored_at_start() -> u64 {
+    let pipe = 1 << (SIGPIPE - 1);
+    let was_ignored = std::env::var_os(ENV_SIGPIPE_AT_START).is_some_and(|v| v == "ignored");
+    ignored_signals() & !pipe | if was_ignored { pipe } else { 0 }
 }
 
 /// The signals this process ignores, as the kernel reports them (`SigIgn` in
@@ -131,7 +146,8 @@ pub fn run(l: &Launch<'_>) -> Result<Finished> {
     } else {
         cmd.env(ENV_NO_CHILDREN, "1");
     }
-    match caught_but_ignored(ignored_signals()) {
+    cmd.env_remove(ENV_SIGPIPE_AT_START);
+    match to_restore(ignored_at_start()) {
         0 => cmd.env_remove(ENV_IGNORED_SIGNALS),
         mask => cmd.env(
             ENV_IGNORED_SIGNALS,
@@ -395,16 +411,21 @@ mod tests {
         let ignored = sig_ign_mask(status).unwrap();
         // Bits 1 and 2: SIGINT (2) and SIGQUIT (3), as a background job of `sh -c` has them.
         assert_eq!(ignored, 0b110);
-        assert_eq!(caught_but_ignored(ignored), 0b110);
-        // nohup: SIGHUP (1); SIGPIPE (13) and SIGUSR1 (10) are not peakprof's business.
-        assert_eq!(caught_but_ignored(1 | 1 << 12 | 1 << 9), 1);
-        assert_eq!(caught_but_ignored(1 << 14), 1 << 14, "SIGTERM");
-        assert_eq!(caught_but_ignored(1 << 16), 1 << 16, "SIGCHLD");
-        assert_eq!(caught_but_ignored(0), 0);
+        assert_eq!(to_restore(ignored), 0b110);
+        // nohup: SIGHUP (1); SIGUSR1 (10) is not peakprof's business (the program inherits
+        // it ignored as it is), SIGPIPE (13) is (Rust's spawning resets it).
+        assert_eq!(to_restore(1 | 1 << 12 | 1 << 9), 1 | 1 << 12);
+        assert_eq!(to_restore(1 << 14), 1 << 14, "SIGTERM");
+        assert_eq!(to_restore(1 << 16), 1 << 16, "SIGCHLD");
+        assert_eq!(to_restore(0), 0);
         // The shared list, in signal_hook's (libc's) numbers.
         let mut caught = CAUGHT;
         caught.sort_unstable();
         assert_eq!(caught, [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD]);
+        assert_eq!(SIGPIPE, signal_hook::consts::SIGPIPE);
+        let mut restored = RESTORED.to_vec();
+        restored.retain(|s| !CAUGHT.contains(s));
+        assert_eq!(restored, [SIGPIPE]);
         assert_eq!(sig_ign_mask("Name:\tx\n"), None);
         assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);
     }

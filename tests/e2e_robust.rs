@@ -552,6 +552,52 @@ fn an_inherited_ignored_sigchld_stays_ignored_and_the_exit_status_arrives() {
     );
 }
 
+/// The rest of the signal state a program inherits reaches it as without peakprof: SIGPIPE
+/// inherited ignored (systemd starts services so) stays ignored, though Rust's runtime
+/// ignores it in peakprof and its process spawning resets it to the default (the program
+/// would die of a write to a closed pipe where it gets EPIPE), and blocked signals stay
+/// blocked; next to one inherited ignored that peakprof catches.
+#[test]
+fn sigpipe_inherited_ignored_and_blocked_signals_reach_the_program() {
+    let base = fresh_dir("inherited-pipe-blocked");
+    let dispositions = c_example("signal_dispositions.c");
+    let names = ["PIPE", "USR1", "TERM", "HUP", "INT"].map(OsStr::new);
+    let started_with = |argv: &[&OsStr]| {
+        run_deadline(
+            Command::new(c_example("exec_ignoring.c"))
+                .args(["PIPE", "block:USR1", "block:TERM", "HUP", "--"])
+                .args(argv)
+                .current_dir(&base),
+            RUN_TIMEOUT,
+        )
+    };
+    let expected = "SIGPIPE ignored\nSIGUSR1 default blocked\nSIGTERM default blocked\n\
+                    SIGHUP ignored\nSIGINT default\n";
+    let program = [&[dispositions.as_os_str()], &names[..]].concat();
+    let plain = started_with(&program);
+    assert_eq!(plain.stdout_str(), expected, "{}", plain.describe());
+    let out = base.join("out");
+    let mut argv = ["run", "-q", "-o"].map(OsStr::new).to_vec();
+    argv.extend([out.as_os_str(), OsStr::new("--")]);
+    argv.extend(&program);
+    let profiled = started_with(&[&[OsStr::new(PEAKPROF)], &argv[..]].concat());
+    assert_eq!(profiled.stdout_str(), expected, "{}", profiled.describe());
+    assert_status(&as_run(out, profiled), 0, Some(0), None);
+    // Started with SIGPIPE at its default action, the program has it so (peakprof's own
+    // SIGPIPE ignored by Rust's runtime is not passed on).
+    let out = base.join("out-default");
+    let mut argv = ["run", "-q", "-o"].map(OsStr::new).to_vec();
+    argv.extend([out.as_os_str(), OsStr::new("--"), dispositions.as_os_str()]);
+    argv.push(OsStr::new("PIPE"));
+    let profiled = run_deadline(Command::new(PEAKPROF).args(argv), RUN_TIMEOUT);
+    assert_eq!(
+        profiled.stdout_str(),
+        "SIGPIPE default\n",
+        "{}",
+        profiled.describe()
+    );
+}
+
 /// PEAKPROF_IGNORED_SIGNALS is for the program peakprof started, and only it: a process
 /// whose parent is another one (a grandchild, when the root never loaded the preload, as a
 /// 32-bit program would not) leaves its signals alone, and every preload removes the

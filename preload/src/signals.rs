@@ -24,14 +24,13 @@ pub fn install() {
 }
 
 /// Sets back to ignored the signals `peakprof run` inherited ignored (`mask`, bit `n - 1`
-/// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`). peakprof catches them (four to
-/// survive and pass them on, SIGCHLD to be able to wait for its child), and exec reset
-/// them to the default action in this process; the program must start with them ignored,
-/// as it would without peakprof. Only the ones peakprof catches
-/// ([`peakprof::ignored_signals::CAUGHT`]), and only where the action is still the default
-/// (from start-up, before main).
+/// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`) and its program would not: those it
+/// catches (four to survive and pass them on, SIGCHLD to be able to wait for its child),
+/// which exec reset to the default action in this process, and SIGPIPE, which its process
+/// spawning reset ([`peakprof::ignored_signals::RESTORED`]). Only where the action is still
+/// the default (from start-up, before main): the program starts as without peakprof.
 pub fn restore_ignored(mask: u64) {
-    for sig in peakprof::ignored_signals::CAUGHT {
+    for sig in peakprof::ignored_signals::RESTORED {
         if mask & (1 << (sig - 1)) != 0 {
             replace_default(sig, libc::SIG_IGN, 0);
         }
