@@ -84,13 +84,10 @@ pub struct RunArgs {
     /// Open the report page in a browser afterwards (when there is a display).
     #[arg(long)]
     pub open: bool,
-    /// The program to run and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The program to run and its arguments. Everything from the program's name on is its
+    /// own (`peakprof run ls -l`); before it, an unknown `-x` is a usage error rather than
+    /// a program to look for (`--` before a program whose name starts with `-`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
 }
 

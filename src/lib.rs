@@ -49,3 +49,5 @@ pub mod still_running;
 pub mod symbolize;
 #[cfg(feature = "cli")]
 pub mod target;
+#[cfg(feature = "cli")]
+pub mod usage_error;

@@ -7,7 +7,10 @@ use peakprof::cli::{Cli, Command};
 use peakprof::{commands, exit_codes};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let result = match &cli.command {
         Command::Run(args) => commands::run(args),
         Command::Report(args) => commands::report(args),
@@ -16,9 +19,34 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One line: the error and its causes, joined.
-            peakprof::stderr::say_line(&format!("peakprof: error: {e:#}"));
+            // One line: the error and its causes, joined; what they quote (a command line,
+            // a path) cannot break the line or send escape sequences to the terminal.
+            let line = format!("peakprof: error: {e:#}");
+            peakprof::stderr::say_line(&peakprof::render::text::sanitize_line(&line));
             ExitCode::from(exit_codes::code_of(&e))
+        }
+    }
+}
+
+/// `--help` and `--version` as clap prints them; a usage error as one line, exit 125.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+        // `peakprof` alone: the help is the answer, but nothing was done.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(exit_codes::TOOL_FAILED)
+        }
+        _ => {
+            let sub = std::env::args_os()
+                .nth(1)
+                .and_then(|a| a.into_string().ok())
+                .filter(|a| ["run", "report", "diff"].contains(&a.as_str()));
+            let rendered = e.render().to_string();
+            let line = peakprof::usage_error::one_line(&rendered, sub.as_deref());
+            peakprof::stderr::say_line(&peakprof::render::text::sanitize_line(&line));
+            ExitCode::from(exit_codes::TOOL_FAILED)
         }
     }
 }

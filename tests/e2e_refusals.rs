@@ -341,18 +341,65 @@ fn output_path_is_a_file() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
 
+/// Command-line mistakes: one error line naming the mistake and where help is, exit 125
+/// (clap's own is several lines and 2, which a script cannot tell from the program's), and
+/// the program never runs. An unknown option before the program is a mistake, not a
+/// program to look for.
 #[test]
-fn zero_limit_is_refused() {
-    // 0 would silently mean "no limit" to the profiler.
-    let out = Command::new(env!("CARGO_BIN_EXE_peakprof"))
-        .args(["run", "--limit", "0", "--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+fn usage_errors_are_one_line_and_run_nothing() {
+    let base = fresh_dir("refuse-usage");
+    let marker = base.join("ran");
+    let touch = ["--", "touch", marker.to_str().unwrap()];
+    let cases: &[(&[&str], &[&str])] = &[
+        // 0 would silently mean "no limit" to the profiler.
+        (
+            &["run", "--limit", "0"],
+            &["--limit", "at least 1 byte", "run --help"],
+        ),
+        (&["run", "--sample-rate", "abc"], &["--sample-rate", "abc"]),
+        (&["run", "--bogus"], &["unexpected argument '--bogus'"]),
+        (&["run", "--limit-action", "report"], &["--limit <SIZE>"]),
+        (
+            &["report"],
+            &["not provided", "<DIR_OR_PROFILE>", "report --help"],
+        ),
+        (
+            &["bogus"],
+            &["unrecognized subcommand 'bogus'", "peakprof --help"],
+        ),
+    ];
+    for (args, words) in cases {
+        let mut argv = args.to_vec();
+        if args[0] == "run" {
+            argv.extend(touch);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_peakprof"))
+            .args(&argv)
+            .current_dir(&base)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{argv:?}: {stderr}");
+        let line = assert_one_error_line(&stderr, &format!("{argv:?}"));
+        for w in *words {
+            assert!(line.contains(w), "{argv:?}: {w:?} missing from {line}");
+        }
+        assert!(!marker.exists(), "{argv:?} ran the program");
+    }
+}
+
+/// What an error quotes (here a command name) cannot break its line or reach the
+/// terminal as an escape sequence.
+#[test]
+fn error_lines_carry_no_control_characters() {
+    let base = fresh_dir("refuse-control");
+    let (f, _) = refused_run(&base, &["nosuch\u{1b}[31mRED\nsecond"]);
+    assert_eq!(f.code(), Some(127), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "a name with ESC and a newline");
+    assert!(!line.contains('\u{1b}'), "{line:?}");
     assert!(
-        err.contains("--limit") && err.contains("at least 1 byte"),
-        "{err}"
+        line.contains("nosuch") && line.contains("second"),
+        "{line:?}"
     );
 }
 
