@@ -15,7 +15,7 @@ use crate::render;
 use crate::report::{ExitStatus, Report};
 use crate::stderr::{say, say_line};
 use crate::symbolize::{SymbolCache, Symbolizer};
-use crate::{cgroup, preload_lib, progress, target};
+use crate::{cgroup, preload_lib, progress, stale_outputs, target};
 
 /// File in `raw/` recording how the root process ended, for `peakprof report`.
 const ROOT_STATUS_FILE: &str = "root.json";
@@ -391,6 +391,13 @@ fn render_run(
         .map(|(_, r, _)| r.peak_bytes)
         .max()
         .unwrap_or(0);
+    let written: Vec<PathBuf> = reports
+        .iter()
+        .zip(&rendered)
+        .filter(|(_, &r)| r)
+        .map(|((d, _, _), _)| d.clone())
+        .collect();
+    stale_outputs::remove_process_dirs(dir, &written);
     let mut root_files = Vec::new();
     for (i, (out, report, oom)) in reports.iter().enumerate() {
         if !rendered[i] {

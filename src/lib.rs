@@ -42,6 +42,8 @@ pub mod report;
 #[cfg(feature = "cli")]
 pub mod size;
 #[cfg(feature = "cli")]
+pub mod stale_outputs;
+#[cfg(feature = "cli")]
 pub mod stderr;
 #[cfg(feature = "cli")]
 pub mod still_running;

@@ -326,6 +326,9 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
         };
         let svg = render::flamegraph_svg(&oom.report, &oom.report.at_peak, &opts)?;
         files.push(("oom", write("oom.svg", &svg)?));
+    } else {
+        // An earlier rendering's, in a directory used again: not this run's.
+        crate::stale_outputs::remove_oom(dir);
     }
     let page = render::index_html(
         report,

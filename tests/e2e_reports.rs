@@ -1046,6 +1046,41 @@ fn limit_report_lets_the_program_finish() {
     check_outputs_consistent(run);
 }
 
+/// A run without --limit into the directory of one with it: the earlier oom.svg goes (it
+/// would be read as this run's), and this summary has no `oom`.
+#[test]
+fn a_reused_directory_keeps_no_earlier_oom_report() {
+    let earlier = limit_report();
+    assert!(earlier.out_dir.join("oom.svg").is_file());
+    // A copy (the shared run is read by other tests): its reports, not its raw profiles.
+    let again = tmp_root().join("runs").join("reused-limit-dir");
+    let _ = std::fs::remove_dir_all(&again);
+    std::fs::create_dir_all(&again).unwrap();
+    for e in std::fs::read_dir(&earlier.out_dir)
+        .unwrap()
+        .map(Result::unwrap)
+    {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), again.join(e.file_name())).unwrap();
+        }
+    }
+    assert!(again.join("oom.svg").is_file());
+    let f = robust::run_deadline(
+        Command::new(PEAKPROF)
+            .args(["run", "-q", "-o"])
+            .arg(&again)
+            .arg("--")
+            .arg(limit_example())
+            .arg("2"),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.describe());
+    assert!(!again.join("oom.svg").exists(), "the earlier run's oom.svg");
+    let summary = robust::read_json(&again.join("summary.json"));
+    assert_eq!(json_u64(&summary, "peak_bytes"), 300_000);
+    assert!(summary.get("oom").is_none(), "{summary:#}");
+}
+
 /// A child that reaches the --limit (the root, `sh`, stays far below it): the terminal line
 /// names the child and the oom.svg in the child's directory, not the root's.
 #[test]

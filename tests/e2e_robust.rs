@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
+use peakprof::stale_outputs::REPORT_FILES;
 use robust::*;
 use rustix::process::Signal;
 
@@ -1353,6 +1354,64 @@ fn a_large_tree_renders_the_largest_peaks_and_lists_every_process() {
     );
     assert_eq!(f.code(), Some(0), "{}", f.describe());
     assert_eq!(child_dirs(&all), 40);
+    // Each holds report files only, as peakprof names them (what a later rendering may
+    // remove again).
+    for dir in std::fs::read_dir(&all).unwrap().map(|e| e.unwrap().path()) {
+        if dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pid-")
+        {
+            for f in std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+            {
+                let f = f.to_string_lossy().into_owned();
+                assert!(
+                    REPORT_FILES.contains(&f.as_str()),
+                    "{f} in {}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    // Rendered again without --all-processes: the 9 reports it does not write are gone,
+    // not left to be read as this rendering's; a directory holding a file of the user's
+    // stays.
+    let users = all.join("pid-999999");
+    std::fs::create_dir(&users).unwrap();
+    std::fs::write(users.join("notes.txt"), b"mine").unwrap();
+    let f = run_deadline(
+        Command::new(env!("CARGO_BIN_EXE_peakprof"))
+            .args(["report", "-q", "-o"])
+            .arg(&all)
+            .arg(&run.out_dir),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.describe());
+    assert_eq!(child_dirs(&all), 31);
+    let listed: Vec<String> = read_json(&all.join("summary.json"))["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["dir"].as_str().map(Path::new))
+        .filter(|d| d != &all)
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&all)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pid-") && n != "pid-999999")
+        .collect();
+    on_disk.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    assert_eq!(
+        on_disk, listed_sorted,
+        "the directories are the ones listed"
+    );
+    assert_eq!(std::fs::read(users.join("notes.txt")).unwrap(), b"mine");
 }
 
 /// Sampled mode: a forked child counts into private memory until it has a live file of
