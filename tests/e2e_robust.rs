@@ -1696,17 +1696,31 @@ fn failed_exec_and_vfork_child_exec_do_not_mark_the_image() {
     }
 }
 
+/// With dash and with bash: bash defines its own setenv and unsetenv (for its shell
+/// variables), which the preload's start-up called instead of libc's and which left
+/// LD_PRELOAD in the environment bash then imported, so its commands were profiled.
 #[test]
 fn no_children_profiles_only_the_root() {
+    for shell in ["/bin/sh", "/bin/bash"] {
+        if Path::new(shell).exists() {
+            no_children_profiles_only_the_root_of(shell);
+        } else {
+            skip(&format!("{shell} is not installed"));
+        }
+    }
+}
+
+fn no_children_profiles_only_the_root_of(shell: &str) {
     let known = c_example("known_allocs.c");
     let forker = c_example("fork_exec.c");
+    // Not exec'd by the last command: a command, then a `true`.
     let script = format!(
-        "{} && {} fork; echo child-status=$?",
+        "{} && {} fork; echo child-status=$?; true",
         known.display(),
         forker.display()
     );
-    let native = run_deadline(Command::new("sh").arg("-c").arg(&script), RUN_TIMEOUT);
-    let run = peakprof_run_with(Path::new("/bin/sh"), &["-c", &script], &["--no-children"]);
+    let native = run_deadline(Command::new(shell).arg("-c").arg(&script), RUN_TIMEOUT);
+    let run = peakprof_run_with(Path::new(shell), &["-c", &script], &["--no-children"]);
     assert_status(&run, 0, Some(0), None);
     assert_eq!(
         run.stdout, native.stdout,
@@ -1719,7 +1733,8 @@ fn no_children_profiles_only_the_root() {
     );
     let summary = run.summary();
     let procs = processes(&summary);
-    assert_eq!(procs.len(), 1, "only the root\n{}", show_processes(&procs));
+    let listed = show_processes(&procs);
+    assert_eq!(procs.len(), 1, "{shell}: only the root\n{listed}");
     assert_eq!(procs[0].pid, json_u64(&summary, "pid"));
     let raw = run.out_dir.join("raw");
     let profiles: Vec<_> = files_ending(&raw, ".ppf")
@@ -1729,7 +1744,7 @@ fn no_children_profiles_only_the_root() {
     assert_eq!(
         profiles.len(),
         1,
-        "one raw profile (the root's): {profiles:?}"
+        "{shell}: one raw profile (the root's): {profiles:?}"
     );
     let child_dirs: Vec<_> = std::fs::read_dir(&run.out_dir)
         .unwrap()

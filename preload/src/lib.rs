@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod clock;
+mod environ;
 mod exec;
 mod guard;
 mod hooks;

@@ -205,14 +205,7 @@ pub fn request_snapshot() {
 }
 
 fn env(name: &CStr) -> Option<String> {
-    // SAFETY: getenv with a NUL-terminated name; the result, when non-null, is a valid C
-    // string that we copy before anything could change the environment.
-    let v = unsafe { libc::getenv(name.as_ptr()) };
-    if v.is_null() {
-        return None;
-    }
-    // SAFETY: non-null getenv result, as above.
-    Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+    crate::environ::get(name.to_bytes()).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 fn pid() -> u32 {
@@ -227,20 +220,17 @@ fn ppid() -> u32 {
 
 /// Removes our library from `LD_PRELOAD`, so programs this one starts run unprofiled.
 fn stop_children_inheriting() {
-    let Some(list) = env(c"LD_PRELOAD") else {
+    let Some(list) = crate::environ::get(b"LD_PRELOAD") else {
         return;
     };
-    let kept: Vec<&str> = list
-        .split([':', ' '])
-        .filter(|e| !e.is_empty() && !e.contains("libpeakprof_preload"))
+    let kept: Vec<&[u8]> = list
+        .split(|&b| b == b':' || b == b' ')
+        .filter(|e| !e.is_empty() && !e.windows(19).any(|w| w == b"libpeakprof_preload"))
         .collect();
-    // SAFETY: setenv/unsetenv with valid NUL-terminated strings, during start-up.
-    unsafe {
-        if kept.is_empty() {
-            libc::unsetenv(c"LD_PRELOAD".as_ptr());
-        } else if let Ok(v) = std::ffi::CString::new(kept.join(":")) {
-            libc::setenv(c"LD_PRELOAD".as_ptr(), v.as_ptr(), 1);
-        }
+    if kept.is_empty() {
+        crate::environ::remove(b"LD_PRELOAD");
+    } else {
+        crate::environ::replace(b"LD_PRELOAD", &kept.join(&b':'));
     }
 }
 
@@ -296,8 +286,7 @@ fn start() -> Option<()> {
         if let Some(mask) = peakprof::ignored_signals::mask_for_child_of(&value, ppid()) {
             crate::signals::restore_ignored(mask);
         }
-        // SAFETY: unsetenv with a NUL-terminated name, during start-up.
-        unsafe { libc::unsetenv(c"PEAKPROF_IGNORED_SIGNALS".as_ptr()) };
+        crate::environ::remove(b"PEAKPROF_IGNORED_SIGNALS");
     }
     let no_children = env(c"PEAKPROF_NO_CHILDREN").is_some_and(|v| v == "1");
     if no_children {
