@@ -91,10 +91,9 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             }
             match budget {
                 Some(b) if largest_peak > b && code == 0 => {
+                    let (peak, budget) = distinct_sizes(largest_peak, b);
                     say_line(&format!(
-                        "peakprof: peak {} exceeds the budget of {} (--fail-above): exit code {BUDGET_EXCEEDED}",
-                        render::human_bytes(largest_peak),
-                        render::human_bytes(b)
+                        "peakprof: peak {peak} exceeds the budget of {budget} (--fail-above): exit code {BUDGET_EXCEEDED}"
                     ));
                     Ok(BUDGET_EXCEEDED)
                 }
@@ -288,6 +287,17 @@ fn read_root_status(raw: &Path) -> Option<RootStatus> {
             .and_then(|l| l.as_u64())
             .map(|l| (l, action)),
     })
+}
+
+/// `a` and `b` written for a person, in bytes where the short forms would read the same
+/// ("peak 192 KiB exceeds the budget of 192 KiB").
+fn distinct_sizes(a: u64, b: u64) -> (String, String) {
+    let (ha, hb) = (render::human_bytes(a), render::human_bytes(b));
+    if ha == hb && a != b {
+        (format!("{a} bytes"), format!("{b} bytes"))
+    } else {
+        (ha, hb)
+    }
 }
 
 /// Directory for a non-root process's reports.
@@ -548,5 +558,22 @@ fn open_in_browser(page: &Path) {
             "peakprof: could not run xdg-open for {}",
             page.display()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_that_read_the_same_are_written_in_bytes() {
+        assert_eq!(
+            distinct_sizes(196_400, 196_399),
+            ("196400 bytes".to_string(), "196399 bytes".to_string())
+        );
+        let (a, b) = distinct_sizes(3 << 20, 1 << 20);
+        assert_ne!(a, b);
+        assert!(!a.contains("bytes") && a.contains("MiB"), "{a}");
+        assert_eq!(distinct_sizes(5, 5).0, distinct_sizes(5, 5).1);
     }
 }

@@ -19,10 +19,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One line: the error and its causes, joined; what they quote (a command line,
-            // a path) cannot break the line or send escape sequences to the terminal.
-            let line = format!("peakprof: error: {e:#}");
-            peakprof::stderr::say_line(&peakprof::render::text::sanitize_line(&line));
+            // One line: the error and its causes, joined (say_line keeps it one line).
+            peakprof::stderr::say_line(&format!("peakprof: error: {e:#}"));
             ExitCode::from(exit_codes::code_of(&e))
         }
     }
@@ -45,7 +43,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 .filter(|a| ["run", "report", "diff"].contains(&a.as_str()));
             let rendered = e.render().to_string();
             let line = peakprof::usage_error::one_line(&rendered, sub.as_deref());
-            peakprof::stderr::say_line(&peakprof::render::text::sanitize_line(&line));
+            peakprof::stderr::say_line(&line);
             ExitCode::from(exit_codes::TOOL_FAILED)
         }
     }

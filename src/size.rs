@@ -26,14 +26,29 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("not a size: {text:?} (use e.g. 512MiB, 2G, 1500MB)"))?;
-    let bytes = value * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("size out of range: {text:?}"));
+    let not_a_size = || format!("not a size: {text:?} (use e.g. 512MiB, 2G, 1500MB)");
+    let out_of_range = || format!("size out of range: {text:?}");
+    // Whole numbers exactly (an f64 rounds past 2^53).
+    if !num.contains('.') {
+        let value: u64 = num.parse().map_err(|e: std::num::ParseIntError| {
+            if *e.kind() == std::num::IntErrorKind::PosOverflow {
+                out_of_range()
+            } else {
+                not_a_size()
+            }
+        })?;
+        return value.checked_mul(mult).ok_or_else(out_of_range);
     }
-    Ok(bytes.round() as u64)
+    if mult == 1 {
+        return Err(format!("not a whole number of bytes: {text:?}"));
+    }
+    let value: f64 = num.parse().map_err(|_| not_a_size())?;
+    let bytes = (value * mult as f64).round();
+    // 2^64 itself is out of range (u64::MAX as f64 rounds up to it).
+    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(out_of_range());
+    }
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -52,5 +67,20 @@ mod tests {
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("-1G").is_err());
+        // Exact past 2^53, refused past 2^64 (not clamped), no fractions of a byte.
+        assert_eq!(parse_size("9007199254740993"), Ok(9_007_199_254_740_993));
+        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
+        for bad in [
+            "18446744073709551616",
+            "16777216TiB",
+            "18446744074GB",
+            "1e3",
+            "1..5G",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("0.4").unwrap_err().contains("whole number"));
+        assert!(parse_size("1.5").is_err());
+        assert_eq!(parse_size("0.5K"), Ok(512));
     }
 }

@@ -10,8 +10,11 @@ pub fn say(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-/// Writes `line` and a newline to stderr.
+/// Writes `line` and a newline to stderr. It stays one line, and what it quotes (a command
+/// line, a path, an error from the program's side) cannot send escape sequences to the
+/// terminal: control characters become spaces.
 pub fn say_line(line: &str) {
+    let line = crate::render::text::sanitize_line(line);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(line.as_bytes());
     let _ = err.write_all(b"\n");
