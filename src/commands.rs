@@ -123,30 +123,25 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
         let read = outputs::read_profiles(&raw)?;
         let root = read_root_status(&raw);
-        let out = match &args.output {
-            Some(o) => o.clone(),
-            None => {
-                // Until the run has written its own report (and root.json), that report
-                // still has to come here: a report of the run still going must not race
-                // it or leave its state behind there. Processes still running after it
-                // (left behind when a Ctrl-C ended its wait) do not count.
-                let running = read
-                    .0
-                    .iter()
-                    .find(|(_, p)| p.meta.reason == WriteReason::Running);
-                if let Some((_, p)) = running.filter(|_| root.is_none()) {
-                    return Err(refuse(
-                        TOOL_FAILED,
-                        format!(
-                            "the run in {} is still going (pid {} is running): pass -o DIR to write this report elsewhere",
-                            input.display(),
-                            p.meta.pid
-                        ),
-                    ));
-                }
-                input.clone()
-            }
-        };
+        let out = args.output.clone().unwrap_or_else(|| input.clone());
+        // Until the run has written its own report (and root.json), that report still has
+        // to come into its directory: a report of the run still going must not race it or
+        // leave its state behind there (`-o` naming that directory too). Processes still
+        // running after it (left behind when a Ctrl-C ended its wait) do not count.
+        let running = read
+            .0
+            .iter()
+            .find(|(_, p)| p.meta.reason == WriteReason::Running);
+        if let Some((_, p)) = running.filter(|_| root.is_none() && same_dir(&out, input)) {
+            return Err(refuse(
+                TOOL_FAILED,
+                format!(
+                    "the run in {} is still going (pid {} is running): pass -o DIR to write this report elsewhere",
+                    input.display(),
+                    p.meta.pid
+                ),
+            ));
+        }
         let files = SymbolCache::with_system_lines(args.system_lines);
         let shown = (args.quiet, args.all_processes);
         render_run(&out, read, root, shown, None, &files)?;
@@ -287,6 +282,14 @@ fn read_root_status(raw: &Path) -> Option<RootStatus> {
             .and_then(|l| l.as_u64())
             .map(|l| (l, action)),
     })
+}
+
+/// Whether `a` and `b` name the same directory (`b` exists; `a` may not yet).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// `a` and `b` written for a person, in bytes where the short forms would read the same

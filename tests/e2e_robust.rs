@@ -1012,17 +1012,29 @@ fn ctrl_c_at_a_terminal_reaches_the_program_once() {
 #[test]
 fn a_report_made_during_the_run_shows_the_process_still_running() {
     let w = start_hold_and_wait("report-while-running");
-    // Into the run's own directory, it could race the run's report: refused.
-    let refused = run_deadline(Command::new(PEAKPROF).arg("report").arg(&w.out), WAIT_LIMIT);
-    assert_eq!(refused.code(), Some(125), "{}", refused.describe());
-    let line = assert_one_error_line(&refused.stderr_str(), "report of a running run");
-    assert!(
-        line.contains(&format!(
-            "is still going (pid {} is running): pass -o",
-            w.pid
-        )),
-        "{line}"
-    );
+    // Into the run's own directory, it could race the run's report: refused, also when
+    // -o names that directory (by another path).
+    let same = w.out.join("raw").join("..");
+    for extra in [&[][..], &[OsStr::new("-o"), same.as_os_str()][..]] {
+        let refused = run_deadline(
+            Command::new(PEAKPROF).arg("report").arg(&w.out).args(extra),
+            WAIT_LIMIT,
+        );
+        assert_eq!(
+            refused.code(),
+            Some(125),
+            "{extra:?} {}",
+            refused.describe()
+        );
+        let line = assert_one_error_line(&refused.stderr_str(), "report of a running run");
+        assert!(
+            line.contains(&format!(
+                "is still going (pid {} is running): pass -o",
+                w.pid
+            )),
+            "{line}"
+        );
+    }
     assert!(
         !w.out.join("summary.json").exists(),
         "nothing written in the run's directory"
