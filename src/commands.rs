@@ -13,7 +13,7 @@ use crate::launch::{self, Launch};
 use crate::outputs::{self, OomReport, ReportSet, RAW_DIR};
 use crate::render;
 use crate::report::{ExitStatus, Report};
-use crate::stderr::{say, say_line};
+use crate::stderr::{say, say_line, say_lines};
 use crate::symbolize::{SymbolCache, Symbolizer};
 use crate::{cgroup, preload_lib, progress, stale_outputs, target};
 
@@ -242,7 +242,7 @@ pub fn diff(args: &DiffArgs) -> Result<u8> {
     std::fs::write(&json_path, serde_json::to_string_pretty(&j)?)?;
     if !args.quiet {
         say(&render::diff_summary(&old, &new, 10));
-        say_line(&format!(
+        say_lines(&format!(
             "Wrote:\n  {}\n  {}\n  {}",
             svg.display(),
             folded.display(),
@@ -473,7 +473,7 @@ fn render_run(
             ));
         }
         if reports.len() > 1 {
-            say_line(&process_table(&listed));
+            say_lines(&process_table(&listed));
         }
     }
     Ok(largest_peak)

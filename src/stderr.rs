@@ -19,3 +19,16 @@ pub fn say_line(line: &str) {
     let _ = err.write_all(line.as_bytes());
     let _ = err.write_all(b"\n");
 }
+
+/// Writes each line of `text` as [`say_line`] does (a table, a list of files).
+pub fn say_lines(text: &str) {
+    let clean: Vec<String> = text
+        .lines()
+        .map(crate::render::text::sanitize_line)
+        .collect();
+    let mut err = std::io::stderr().lock();
+    for line in clean {
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.write_all(b"\n");
+    }
+}
