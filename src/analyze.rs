@@ -194,6 +194,7 @@ pub fn facts_report(profile: &Profile, exit: ExitStatus) -> Report {
         sample_rate: m.sample_rate,
         at_peak: Vec::new(),
         at_exit: Vec::new(),
+        final_bytes: m.final_bytes,
         allocated: Vec::new(),
         timeline: Vec::new(),
         modules: Vec::new(),

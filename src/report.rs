@@ -48,6 +48,9 @@ pub struct Report {
     pub at_peak: Vec<SymStack>,
     /// Call paths still live at exit (leaks), largest first.
     pub at_exit: Vec<SymStack>,
+    /// Tracked bytes live when the profile was written (at the end, or now): exact in both
+    /// modes, where `at_exit` holds, in sampled mode, estimates for the sampled blocks only.
+    pub final_bytes: u64,
     /// Bytes and counts allocated over the whole run, per call path (not only live ones).
     pub allocated: Vec<SymStack>,
     /// Tracked bytes (and RSS, 0 when unknown) over time; each point is the maximum of the
@@ -72,6 +75,22 @@ impl Report {
     pub fn still_running(&self) -> bool {
         self.end == "running"
     }
+
+    /// Bytes left live at the end (or now), exact: in sampled mode, where the leaked paths
+    /// are estimates that miss every unsampled block, the recorded total.
+    pub fn leaked_bytes(&self) -> u64 {
+        if self.sample_rate == 0 {
+            self.at_exit.iter().map(|s| s.bytes).sum()
+        } else {
+            self.final_bytes
+        }
+    }
+
+    /// The number of allocations left live, when known: in sampled mode only the sampled
+    /// blocks are counted, so none is given.
+    pub fn leaked_count(&self) -> Option<u64> {
+        (self.sample_rate == 0).then(|| self.at_exit.iter().map(|s| s.count).sum())
+    }
 }
 
 /// A stack for tests: frames root first, bytes, count.
@@ -81,5 +100,31 @@ pub(crate) fn st(frames: &[&str], bytes: u64, count: u64) -> SymStack {
         frames: frames.iter().map(|&s| s.into()).collect(),
         bytes,
         count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaked_bytes_are_exact_in_both_modes() {
+        let exact = Report {
+            at_exit: vec![st(&["main", "a"], 300, 2), st(&["main", "b"], 7, 1)],
+            final_bytes: 307,
+            ..Report::default()
+        };
+        assert_eq!((exact.leaked_bytes(), exact.leaked_count()), (307, Some(3)));
+        // Sampled: one 4000-byte sample estimated at 5000; 100000 bytes were live in all.
+        let sampled = Report {
+            sample_rate: 65536,
+            at_exit: vec![st(&["main", "a"], 5000, 1)],
+            final_bytes: 100_000,
+            ..Report::default()
+        };
+        assert_eq!(
+            (sampled.leaked_bytes(), sampled.leaked_count()),
+            (100_000, None)
+        );
     }
 }

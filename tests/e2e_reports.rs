@@ -1046,6 +1046,25 @@ fn limit_report_lets_the_program_finish() {
     check_outputs_consistent(run);
 }
 
+/// Sampled mode: what was left at exit is the exact total, not the sum of the sampled
+/// paths (at a rate of 1 GiB, report_leak's 12345-byte leak is sampled once in ~87000
+/// runs, so its paths hold nothing).
+#[test]
+fn sampled_leaks_are_counted_exactly() {
+    let run = peakprof_run_with(&c_example("report_leak.c"), &[], &["--sample-rate", "1GiB"]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    let summary = run.summary();
+    assert_eq!(json_u64(&summary, "peak_bytes"), LEAK_PEAK);
+    assert_eq!(json_u64(&summary, "leaked_bytes"), 12_345, "{summary:#}");
+    let terminal = run.stderr_str();
+    assert!(
+        terminal.contains("\nLeaked at exit: 12.1 KiB (paths sampled)\n"),
+        "{terminal}"
+    );
+    let page = std::fs::read_to_string(run.out_dir.join("index.html")).unwrap();
+    assert!(page.contains("paths sampled"), "the page's leak line");
+}
+
 /// A run without --limit into the directory of one with it: the earlier oom.svg goes (it
 /// would be read as this run's), and this summary has no `oom`.
 #[test]

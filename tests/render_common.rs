@@ -72,6 +72,7 @@ pub fn sample_report() -> Report {
             4 * KIB,
             12,
         )],
+        final_bytes: 4 * KIB,
         allocated: vec![
             st(
                 &[

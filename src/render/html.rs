@@ -173,9 +173,11 @@ fn header(h: &mut String, r: &Report, command: &str) {
             esc(&end_text(&r.end, r.duration_s)),
         );
     }
-    let leaked = total_bytes(&r.at_exit);
-    let leaked_count = super::stacks::total_count(&r.at_exit);
-    let count = super::units::count_of(leaked_count, "allocation");
+    let leaked = r.leaked_bytes();
+    let count = match r.leaked_count() {
+        Some(n) => super::units::count_of(n, "allocation"),
+        None => "paths sampled".to_string(),
+    };
     match super::leaks::not_an_exit(r) {
         Some(_) if r.still_running() => fact(
             "Live now",

@@ -26,9 +26,15 @@ pub fn not_an_exit(report: &Report) -> Option<&'static str> {
 /// The sentence for nothing live at the end: `Nothing was left allocated at exit.`, or
 /// `Nothing was live when it was killed.` for an end that was not an exit.
 pub fn nothing_left(report: &Report) -> String {
+    // Sampled mode: bytes were left, none of them in a sampled block.
+    let nothing = if report.leaked_bytes() > 0 {
+        "No sampled allocation was"
+    } else {
+        "Nothing was"
+    };
     match not_an_exit(report) {
-        Some(when) => format!("Nothing was live {when}."),
-        None => "Nothing was left allocated at exit.".to_string(),
+        Some(when) => format!("{nothing} live {when}."),
+        None => format!("{nothing} left allocated at exit."),
     }
 }
 
@@ -45,12 +51,11 @@ pub fn end_label(report: &Report, exit_label: &str) -> String {
 /// like the peak graph's title (`Live when it was killed: …` for an end that was not an
 /// exit).
 pub fn leaks_title(report: &Report) -> String {
-    let count = super::stacks::total_count(&report.at_exit);
     let what = end_label(report, "Left allocated at exit");
     let mut title = format!(
-        "{what}: {} in {}",
-        human_bytes(total_bytes(&report.at_exit)),
-        super::units::count_of(count, "allocation")
+        "{what}: {} {}",
+        human_bytes(report.leaked_bytes()),
+        leaked_count_text(report)
     );
     let command = truncate_chars(&shell_quote_command(&report.argv), 100);
     if !command.is_empty() {
@@ -58,6 +63,15 @@ pub fn leaks_title(report: &Report) -> String {
         title.push_str(&command);
     }
     title
+}
+
+/// How many allocations the leaked bytes are in (`in 12 allocations`), or, in sampled mode
+/// where only sampled blocks are counted, that the paths are estimates.
+pub fn leaked_count_text(report: &Report) -> String {
+    match report.leaked_count() {
+        Some(n) => format!("in {}", super::units::count_of(n, "allocation")),
+        None => "(paths sampled)".to_string(),
+    }
 }
 
 /// Draws `report.at_exit` like [`flamegraph_svg`] does the peak, titled with

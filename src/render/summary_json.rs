@@ -40,8 +40,8 @@ const TOP_FUNCTIONS: usize = 50;
 /// | `live_allocations` | int | allocations live at the peak (sum over `at_peak`) |
 /// | `top` | array | up to 20 largest call paths at the peak, largest first: `{"bytes", "count", "share", "frames"}`; `frames` is root first; `share` is the fraction of the bytes of all paths at the peak, rounded to 4 decimals |
 /// | `functions` | array | up to 50 functions by inclusive bytes at the peak, largest first: `{"function", "bytes"}`; `function` is the frame name without its `(file:line)`; its bytes are the sum over the paths containing it, each path counted once even under recursion or several call lines |
-/// | `leaked_bytes` | int | bytes still live when the process ended (sum over `at_exit`): leaks when `end` is `exit` or `fast-exit`, what it held when killed or stopped otherwise, or now when `end` is `running` |
-/// | `leaked_allocations` | int | allocations still live when the process ended |
+/// | `leaked_bytes` | int | bytes still live when the process ended (exact; in exact mode the sum over `at_exit`): leaks when `end` is `exit` or `fast-exit`, what it held when killed or stopped otherwise, or now when `end` is `running` |
+/// | `leaked_allocations` | int | allocations still live when the process ended (in sampled mode: sampled ones) |
 /// | `warnings` | array of strings | problems met while symbolizing |
 /// | `files` | object | output name → path of every file written |
 ///
@@ -111,7 +111,7 @@ pub fn summary_json(report: &Report, files: &[(&str, PathBuf)]) -> Value {
         "live_allocations": super::stacks::total_count(&report.at_peak),
         "top": top,
         "functions": functions,
-        "leaked_bytes": total_bytes(&report.at_exit),
+        "leaked_bytes": report.leaked_bytes(),
         "leaked_allocations": super::stacks::total_count(&report.at_exit),
         "warnings": report.warnings,
         "files": files,

@@ -115,17 +115,16 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
         }
     }
 
-    let leaked = total_bytes(&report.at_exit);
+    let leaked = report.leaked_bytes();
     if leaked == 0 {
         let _ = writeln!(out, "\n{}", super::leaks::nothing_left(report));
     } else {
-        let count = super::stacks::total_count(&report.at_exit);
         let what = super::leaks::end_label(report, "Leaked at exit");
         let _ = writeln!(
             out,
-            "\n{what}: {} in {}",
+            "\n{what}: {} {}",
             human_bytes(leaked),
-            count_of(count, "allocation")
+            super::leaks::leaked_count_text(report)
         );
     }
 
