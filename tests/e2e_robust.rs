@@ -2173,6 +2173,26 @@ fn reused_output_dir_does_not_mix_runs() {
     );
 }
 
+/// Without `-o`, the directory is named after the program: shortened, so that a name as
+/// long as a file name may be still leaves room for `peakprof-` and `-1`.
+#[test]
+fn default_output_dir_of_a_long_program_name() {
+    let base = fresh_dir("long-name");
+    let name = "a".repeat(250);
+    std::fs::copy(c_example("exit_with.c"), base.join(&name)).unwrap();
+    let f = run_deadline(
+        Command::new(PEAKPROF)
+            .args(["run", "-q", "--"])
+            .arg(format!("./{name}"))
+            .arg("0")
+            .current_dir(&base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.describe());
+    let dir = base.join(format!("peakprof-{}-1", "a".repeat(64)));
+    assert!(dir.join("summary.json").is_file(), "{}", f.describe());
+}
+
 // ---------------------------------------------------------------------------------------
 // Stress: examples/stress_mt.c, many runs
 // ---------------------------------------------------------------------------------------
