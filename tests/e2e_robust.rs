@@ -2173,6 +2173,51 @@ fn reused_output_dir_does_not_mix_runs() {
     );
 }
 
+/// `-o` may name a directory of the user's: a run removes from `raw/` only the files
+/// peakprof writes there (an earlier run's profiles), never the user's own.
+#[test]
+fn reused_output_dir_keeps_the_users_own_files() {
+    let base = fresh_dir("reuse-user-files");
+    let out = base.join("out");
+    let raw = out.join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let theirs = [
+        ("config.json", "{\"a\":1}"),
+        ("server.log", "x"),
+        ("data.tmp", "y"),
+        ("notes.ppf", "z"),
+    ];
+    for (name, text) in theirs {
+        std::fs::write(raw.join(name), text).unwrap();
+    }
+    // Leftovers of an earlier run, unreadable as profiles: read, they would be warned
+    // about (or listed as processes of this run).
+    for name in ["1-2.ppf", "1-2.live", "1-2.log", "1-2.oom", "3-4.ppf.tmp"] {
+        std::fs::write(raw.join(name), "not a profile").unwrap();
+    }
+    let exe = c_example("exit_with.c");
+    let run = as_run(
+        out.clone(),
+        run_deadline(
+            &mut peakprof_command(&out, &[], &[exe.to_str().unwrap(), "0"], &base),
+            RUN_TIMEOUT,
+        ),
+    );
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 4242);
+    assert!(!run.stderr_str().contains("warning"), "{}", run.describe());
+    for (name, text) in theirs {
+        assert_eq!(
+            std::fs::read_to_string(raw.join(name)).ok().as_deref(),
+            Some(text),
+            "{name}"
+        );
+    }
+    for name in ["1-2.ppf", "1-2.live", "1-2.log", "1-2.oom", "3-4.ppf.tmp"] {
+        assert!(!raw.join(name).exists(), "{name} left behind");
+    }
+}
+
 /// Without `-o`, the directory is named after the program: shortened, so that a name as
 /// long as a file name may be still leaves room for `peakprof-` and `-1`.
 #[test]
