@@ -210,6 +210,30 @@ fn setuid_program() {
     check_refusal(&base, &["./suid_prog", "0"], 126, &["set-user-ID"]);
 }
 
+/// A FIFO (with execute bits) named by a path: refused before anything opens it, which
+/// would block until a writer comes, that is forever. As a `#!` interpreter too.
+#[test]
+fn fifo_is_not_a_program() {
+    let base = fresh_dir("refuse-fifo");
+    let fifo = base.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_refusal(
+        &base,
+        &["./fifo"],
+        126,
+        &["./fifo is a FIFO", "not a program"],
+    );
+    write_executable(base.join("script"), format!("#!{}\n", fifo.display()));
+    check_refusal(
+        &base,
+        &["./script"],
+        126,
+        &["./script: its #! interpreter", "is a FIFO"],
+    );
+}
+
 #[test]
 fn setgid_program() {
     let base = fresh_dir("refuse-setgid");
