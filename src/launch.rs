@@ -43,8 +43,11 @@ pub struct Finished {
 }
 
 /// `LD_PRELOAD` with our library first, so our malloc is found before any allocator the
-/// user preloads (which then becomes our "next" malloc).
+/// user preloads (which then becomes our "next" malloc). The path of ours holds no
+/// character the loader splits the list on (`preload_lib::path` makes sure of it): split,
+/// it would name no library, and the program would run unprofiled.
 fn ld_preload(ours: &Path, existing: Option<OsString>) -> OsString {
+    debug_assert_eq!(crate::preload_lib::ld_preload_breaker(ours), None);
     let mut v = OsString::from(ours);
     if let Some(e) = existing.filter(|e| !e.is_empty()) {
         v.push(":");
