@@ -10,17 +10,12 @@ use crate::cli::{DiffArgs, LimitAction, ReportArgs, RunArgs};
 use crate::exit_codes::{refuse, BUDGET_EXCEEDED, TOOL_FAILED};
 use crate::format::{self, Profile, WriteReason};
 use crate::launch::{self, Launch};
-use crate::outputs::{self, OomReport, ReportSet, RAW_DIR};
+use crate::outputs::{self, OomReport, ReportSet, RAW_DIR, ROOT_STATUS_FILE};
 use crate::render;
 use crate::report::{ExitStatus, Report};
 use crate::stderr::{say, say_line, say_lines};
 use crate::symbolize::{SymbolCache, Symbolizer};
 use crate::{cgroup, preload_lib, progress, stale_outputs, target};
-
-/// File in `raw/` recording how the root process ended, for `peakprof report`.
-const ROOT_STATUS_FILE: &str = "root.json";
-/// Suffix of the `--limit` report the preload writes beside a process's profile.
-const OOM_EXTENSION: &str = "oom";
 
 /// `peakprof run`: returns the exit code peakprof should end with.
 pub fn run(args: &RunArgs) -> Result<u8> {
@@ -319,7 +314,11 @@ fn child_dir(dir: &Path, p: &Profile, taken: &mut Vec<PathBuf>) -> PathBuf {
 fn oom_report(profile_path: &Path, limit: Option<(u64, &'static str)>) -> Option<OomReport> {
     let (limit_bytes, action) = limit?;
     let stem = profile_path.file_stem()?;
-    let path = profile_path.with_file_name(format!("{}.{OOM_EXTENSION}", stem.to_string_lossy()));
+    let path = profile_path.with_file_name(format!(
+        "{}.{}",
+        stem.to_string_lossy(),
+        format::OOM_EXTENSION
+    ));
     let profile = format::decode(&std::fs::read(&path).ok()?).ok()?;
     let report = build_report(
         &profile,

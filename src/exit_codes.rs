@@ -10,7 +10,8 @@ pub const LIMIT_STOPPED: u8 = 121;
 /// peakprof could not do its job (unwritable output, unreadable profile, internal error).
 /// The same code `timeout(1)` and `env(1)` use for their own failures.
 pub const TOOL_FAILED: u8 = 125;
-/// The command exists but cannot be run under peakprof (not executable, static, setuid).
+/// The command exists but cannot be run under peakprof (not executable, not a regular
+/// file, static, setuid, file capabilities).
 pub const CANNOT_RUN: u8 = 126;
 /// The command was not found.
 pub const NOT_FOUND: u8 = 127;

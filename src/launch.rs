@@ -43,8 +43,11 @@ pub struct Finished {
 }
 
 /// `LD_PRELOAD` with our library first, so our malloc is found before any allocator the
-/// user preloads (which then becomes our "next" malloc).
+/// user preloads (which then becomes our "next" malloc). The path of ours holds no
+/// character the loader splits the list on (`preload_lib::path` makes sure of it): split,
+/// it would name no library, and the program would run unprofiled.
 fn ld_preload(ours: &Path, existing: Option<OsString>) -> OsString {
+    debug_assert_eq!(crate::preload_lib::ld_preload_breaker(ours), None);
     let mut v = OsString::from(ours);
     if let Some(e) = existing.filter(|e| !e.is_empty()) {
         v.push(":");
@@ -334,7 +337,12 @@ pub fn exit_code(status: ExitStatus) -> u8 {
     }
 }
 
-/// The program name for default directory names: the file name of `argv[0]`.
+/// Bytes of the program name kept in a default directory name: with `peakprof-` and
+/// `-<n>` around it, the name stays far below the 255 bytes a file name may have.
+const PROGRAM_NAME_MAX: usize = 64;
+
+/// The program name for default directory names: the file name of `argv[0]`, shortened
+/// to [`PROGRAM_NAME_MAX`] bytes.
 pub fn program_name(cmd: &OsStr) -> String {
     let name = Path::new(cmd)
         .file_name()
@@ -350,11 +358,14 @@ pub fn program_name(cmd: &OsStr) -> String {
             }
         })
         .collect();
-    if clean.is_empty() || clean.starts_with('.') {
+    let mut name = if clean.is_empty() || clean.starts_with('.') {
         format!("program{clean}")
     } else {
         clean
-    }
+    };
+    // Every character is ASCII by now, so any byte count is a character boundary.
+    name.truncate(PROGRAM_NAME_MAX);
+    name
 }
 
 #[cfg(test)]
@@ -458,5 +469,15 @@ mod tests {
         assert_eq!(program_name(OsStr::new("./a b;c")), "a_b_c");
         assert_eq!(program_name(OsStr::new("..")), "program");
         assert_eq!(program_name(OsStr::new(".hidden")), "program.hidden");
+        // A name as long as a file name may be: `peakprof-<name>-<n>` must still fit.
+        let long = "a".repeat(250);
+        assert_eq!(
+            program_name(OsStr::new(&long)),
+            "a".repeat(PROGRAM_NAME_MAX)
+        );
+        let long = format!(".{}", "é".repeat(120));
+        let short = program_name(OsStr::new(&long));
+        assert_eq!(short.len(), PROGRAM_NAME_MAX);
+        assert!(short.starts_with("program._"), "{short}");
     }
 }

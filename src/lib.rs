@@ -26,6 +26,8 @@ pub mod exit_codes;
 #[cfg(feature = "cli")]
 pub mod fast_map;
 #[cfg(feature = "cli")]
+pub mod file_caps;
+#[cfg(feature = "cli")]
 pub mod launch;
 #[cfg(feature = "cli")]
 pub mod outputs;

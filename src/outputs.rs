@@ -11,6 +11,43 @@ use crate::report::Report;
 
 /// Name of the subdirectory holding the raw profiles of a run.
 pub const RAW_DIR: &str = "raw";
+/// File in `raw/` recording how the root process ended, for `peakprof report`.
+pub const ROOT_STATUS_FILE: &str = "root.json";
+/// File written and removed in `raw/` to prove it is writable before the run.
+const WRITE_TEST_FILE: &str = ".write-test";
+
+/// The stem and extension of a process image's file in `raw/`: `<pid>-<start ns>.<ext>`,
+/// as the preload names them (see `preload/src/state.rs`).
+fn image_file(name: &str) -> Option<(&str, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (pid, start) = stem.split_once('-')?;
+    (number(pid) && number(start)).then_some((stem, ext))
+}
+
+/// Whether peakprof writes a file of this name in `raw/`: the files of a process image
+/// ([`image_file`]), with `.tmp` added while a profile is written; [`ROOT_STATUS_FILE`];
+/// [`WRITE_TEST_FILE`]. `-o` may name a directory of the user's: anything else in `raw/`
+/// is theirs.
+fn written_by_peakprof(name: &str) -> bool {
+    if name == ROOT_STATUS_FILE || name == WRITE_TEST_FILE {
+        return true;
+    }
+    let Some((_, ext)) = image_file(name) else {
+        return false;
+    };
+    let ext = ext
+        .strip_suffix(format::TEMP_EXTENSION)
+        .and_then(|e| e.strip_suffix('.'))
+        .unwrap_or(ext);
+    [
+        format::EXTENSION,
+        format::OOM_EXTENSION,
+        live::LIVE_EXTENSION,
+        live::LOG_EXTENSION,
+    ]
+    .contains(&ext)
+}
 
 /// Creates `./peakprof-<program>-<n>` with the smallest `n` not taken. `create_dir` fails on
 /// an existing directory, so two runs started at once still get distinct directories and an
@@ -32,7 +69,7 @@ pub fn new_run_dir(base: &Path, program: &str) -> Result<PathBuf> {
 
 /// Makes `dir/raw` ready for the preload to write into, and proves `dir` is writable now
 /// rather than after a long run. Leftover profiles of an earlier run in the same directory
-/// are removed so they cannot mix with this one.
+/// are removed so they cannot mix with this one; other files are left alone.
 pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf> {
     let fail = |e: std::io::Error| {
         anyhow::anyhow!("cannot write to output directory {}: {e}", dir.display())
@@ -40,26 +77,13 @@ pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(fail)?;
     let raw = dir.join(RAW_DIR);
     std::fs::create_dir_all(&raw).map_err(fail)?;
-    // Everything the preload and an earlier run leave in raw/.
-    let ours = [
-        format::EXTENSION,
-        live::LIVE_EXTENSION,
-        live::LOG_EXTENSION,
-        "oom",
-        "tmp",
-        "json",
-    ];
     for entry in std::fs::read_dir(&raw).map_err(fail)?.flatten() {
-        let path = entry.path();
-        if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| ours.contains(&e))
-        {
-            std::fs::remove_file(&path).map_err(fail)?;
+        let ours = entry.file_name().to_str().is_some_and(written_by_peakprof);
+        if ours && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            std::fs::remove_file(entry.path()).map_err(fail)?;
         }
     }
-    let probe = raw.join(".write-test");
+    let probe = raw.join(WRITE_TEST_FILE);
     std::fs::write(&probe, b"").map_err(fail)?;
     let _ = std::fs::remove_file(&probe);
     std::fs::canonicalize(&raw).map_err(fail)
@@ -112,8 +136,10 @@ pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
         .with_context(|| format!("cannot read {}", raw.display()))?
         .flatten()
         .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let (stem, ext) = name.rsplit_once('.')?;
+            // Only the preload's files: others (a user's, in a directory given with -o)
+            // are not profiles of this run.
+            let name = e.file_name().to_str()?.to_owned();
+            let (stem, ext) = image_file(&name)?;
             [format::EXTENSION, live::LIVE_EXTENSION]
                 .contains(&ext)
                 .then(|| stem.to_string())
@@ -357,4 +383,43 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
     let text = serde_json::to_string_pretty(&summary)?;
     write("summary.json", text.as_bytes())?;
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_files_peakprof_writes_in_raw_are_its_own() {
+        for ours in [
+            "1234-1700000000123456789.ppf",
+            "1-2.live",
+            "1-2.log",
+            "1-2.oom",
+            "1-2.ppf.tmp",
+            "1-2.oom.tmp",
+            "root.json",
+            ".write-test",
+        ] {
+            assert!(written_by_peakprof(ours), "{ours}");
+        }
+        // A user's files in a directory given with -o: same extensions, other names.
+        for theirs in [
+            "config.json",
+            "server.log",
+            "data.tmp",
+            "notes.ppf",
+            "1-2.json",
+            "1-2.tmp",
+            "1-2.live.bak",
+            "1-.ppf",
+            "-2.ppf",
+            "1-2-3.ppf",
+            "a-2.log",
+            "1-2",
+            "root.json.bak",
+        ] {
+            assert!(!written_by_peakprof(theirs), "{theirs}");
+        }
+    }
 }

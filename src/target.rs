@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::exit_codes::{refuse, CANNOT_RUN, NOT_FOUND};
+use crate::file_caps;
 use std::io::Read as _;
 
 use object::elf::FileHeader64;
@@ -134,10 +135,11 @@ pub struct Start {
 }
 
 /// How to start `program` (resolved from `argv[0]` by [`resolve`]), or why it cannot be
-/// profiled: static executables (no loader at all) and set-user/group-ID programs (the
-/// loader ignores `LD_PRELOAD`) are refused. An executable text file without a `#!` line
-/// runs as `/bin/sh program args...`, as `execvp` and shells run it; `/bin/sh` is then the
-/// program the loader starts, so it must pass the same checks.
+/// profiled: static executables (no loader at all), set-user/group-ID programs and
+/// programs with file capabilities they would gain (the loader ignores `LD_PRELOAD`) are
+/// refused. An executable text file without a `#!` line runs as `/bin/sh program args...`,
+/// as `execvp` and shells run it; `/bin/sh` is then the program the loader starts, so it
+/// must pass the same checks.
 pub fn start(program: PathBuf, argv: &[OsString]) -> Result<Start> {
     match check_preloadable_at(&program, 0)? {
         Runs::Itself => Ok(Start {
@@ -205,6 +207,14 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<Runs> {
     let shown = p.display();
     let meta = std::fs::metadata(p)
         .map_err(|e| refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")))?;
+    // Before opening it: opening a FIFO to read blocks until a writer comes (forever), and
+    // opening a device may act on it. execve runs regular files only (EACCES otherwise).
+    if let Some(kind) = not_regular(&meta.file_type()) {
+        return Err(refuse(
+            CANNOT_RUN,
+            format!("{shown} is {kind}, not a program"),
+        ));
+    }
     if meta.permissions().mode() & 0o6000 != 0 {
         return Err(refuse(CANNOT_RUN, format!(
             "{shown} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so it cannot be profiled"
@@ -212,9 +222,13 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<Runs> {
     }
     // Program headers sit near the start; there is no need to read a large binary whole.
     let mut data = Vec::new();
-    if let Err(e) = std::fs::File::open(p).and_then(|f| f.take(64 * 1024).read_to_end(&mut data)) {
-        return Err(refuse(CANNOT_RUN, format!("cannot read {shown}: {e}")));
-    }
+    let file = match open_regular(p).and_then(|f| {
+        (&f).take(64 * 1024).read_to_end(&mut data)?;
+        Ok(f)
+    }) {
+        Ok(f) => f,
+        Err(e) => return Err(refuse(CANNOT_RUN, format!("cannot read {shown}: {e}"))),
+    };
     if let Some(rest) = data.strip_prefix(b"#!") {
         return check_interpreter(rest, p, depth).map(|()| Runs::Itself);
     }
@@ -228,6 +242,17 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<Runs> {
             CANNOT_RUN,
             format!("{shown} is not a program: neither an ELF executable nor a script starting with #! (exec format error)"),
         ));
+    }
+    // The program the kernel starts (capabilities on a script are ignored, those of its
+    // interpreter count): with capabilities it would gain, the loader ignores LD_PRELOAD.
+    if let Some(caps) = file_caps::of_file(&file) {
+        if !file_caps::on_nosuid_mount(&file)
+            && file_caps::secure_exec(&caps, &file_caps::Runner::this_process())
+        {
+            return Err(refuse(CANNOT_RUN, format!(
+                "{shown} has file capabilities (setcap): the dynamic loader ignores LD_PRELOAD for it unless root runs it, so it cannot be profiled (a copy made with cp has none)"
+            )));
+        }
     }
     let Ok(header) = FileHeader64::<Endianness>::parse(&*data) else {
         return Ok(Runs::Itself); // 32-bit or unusual: the run itself will tell
@@ -248,6 +273,37 @@ fn check_preloadable_at(p: &Path, depth: u32) -> Result<Runs> {
         )));
     }
     Ok(Runs::Itself)
+}
+
+/// What a file that is not a regular file is, in words (`None` for a regular file).
+fn not_regular(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt as _;
+    match () {
+        _ if t.is_file() => None,
+        _ if t.is_dir() => Some("a directory"),
+        _ if t.is_fifo() => Some("a FIFO (named pipe)"),
+        _ if t.is_socket() => Some("a socket"),
+        _ if t.is_char_device() => Some("a character device"),
+        _ if t.is_block_device() => Some("a block device"),
+        _ => Some("a special file"),
+    }
+}
+
+/// Opens `p` to read, without blocking on a FIFO put in place of the regular file checked
+/// a moment before (`O_NONBLOCK` changes nothing for a regular file), and fails on
+/// anything but a regular file.
+fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        p,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let f = std::fs::File::from(fd);
+    match not_regular(&f.metadata()?.file_type()) {
+        None => Ok(f),
+        Some(kind) => Err(std::io::Error::other(format!("it is {kind}"))),
+    }
 }
 
 /// A script runs only if its `#!` interpreter exists; the shell's wording and code (127)

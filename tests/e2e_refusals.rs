@@ -210,6 +210,87 @@ fn setuid_program() {
     check_refusal(&base, &["./suid_prog", "0"], 126, &["set-user-ID"]);
 }
 
+/// A FIFO (with execute bits) named by a path: refused before anything opens it, which
+/// would block until a writer comes, that is forever. As a `#!` interpreter too.
+#[test]
+fn fifo_is_not_a_program() {
+    let base = fresh_dir("refuse-fifo");
+    let fifo = base.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_refusal(
+        &base,
+        &["./fifo"],
+        126,
+        &["./fifo is a FIFO", "not a program"],
+    );
+    write_executable(base.join("script"), format!("#!{}\n", fifo.display()));
+    check_refusal(
+        &base,
+        &["./script"],
+        126,
+        &["./script: its #! interpreter", "is a FIFO"],
+    );
+}
+
+/// `setpriv` arguments that run a command as nobody, without root's groups.
+const AS_NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/// A program with file capabilities runs in the loader's secure mode when a user other
+/// than root starts it: LD_PRELOAD is ignored, so it is refused like a set-user-ID one.
+/// Root gains nothing by them, and is not refused. Needs root (setcap, and setpriv to run
+/// peakprof as nobody): skipped otherwise.
+#[test]
+fn program_with_file_capabilities() {
+    if !rustix::process::geteuid().is_root() {
+        skip("not root: cannot setcap a program or run peakprof as another user");
+        return;
+    }
+    let base = fresh_dir("refuse-filecaps");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let prog = copy_of(&c_example("exit_with.c"), &base, "capprog", 0o755);
+    let set = Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(&prog)
+        .output();
+    if !set.as_ref().is_ok_and(|o| o.status.success()) {
+        skip(&format!("setcap cap_net_raw+ep failed: {set:?}"));
+        return;
+    }
+    // nobody must reach peakprof and the program through the directories above them.
+    let reachable = Command::new("setpriv")
+        .args(AS_NOBODY)
+        .args(["test", "-x", PEAKPROF, "-a", "-x"])
+        .arg(&prog)
+        .status();
+    if !reachable.is_ok_and(|s| s.success()) {
+        skip("setpriv missing, or nobody cannot reach peakprof and the test program");
+        return;
+    }
+    let out = base.join("out");
+    let mut as_nobody = Command::new("setpriv");
+    as_nobody
+        .args(AS_NOBODY)
+        .arg(PEAKPROF)
+        .args(["run", "-o"])
+        .arg(&out)
+        .args(["--", "./capprog", "3"])
+        .current_dir(&base);
+    let f = run_deadline(&mut as_nobody, RUN_TIMEOUT);
+    assert_eq!(f.code(), Some(126), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "file capabilities, as nobody");
+    assert!(
+        line.contains("./capprog has file capabilities") && line.contains("LD_PRELOAD"),
+        "{line}"
+    );
+    assert!(!out.exists());
+    // Root: profiled, the program's code comes through.
+    let (f, out) = refused_run(&base, &["./capprog", "3"]);
+    assert_eq!(f.code(), Some(3), "{}", f.describe());
+    assert!(out.join("summary.json").is_file(), "{}", f.describe());
+}
+
 #[test]
 fn setgid_program() {
     let base = fresh_dir("refuse-setgid");

@@ -11,6 +11,7 @@ mod common;
 mod robust;
 
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -2257,6 +2258,216 @@ fn reused_output_dir_does_not_mix_runs() {
          children:\n{}",
         show_processes(&procs)
     );
+}
+
+/// `-o` may name a directory of the user's: a run removes from `raw/` only the files
+/// peakprof writes there (an earlier run's profiles), never the user's own.
+#[test]
+fn reused_output_dir_keeps_the_users_own_files() {
+    let base = fresh_dir("reuse-user-files");
+    let out = base.join("out");
+    let raw = out.join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let theirs = [
+        ("config.json", "{\"a\":1}"),
+        ("server.log", "x"),
+        ("data.tmp", "y"),
+        ("notes.ppf", "z"),
+    ];
+    for (name, text) in theirs {
+        std::fs::write(raw.join(name), text).unwrap();
+    }
+    // Leftovers of an earlier run, unreadable as profiles: read, they would be warned
+    // about (or listed as processes of this run).
+    for name in ["1-2.ppf", "1-2.live", "1-2.log", "1-2.oom", "3-4.ppf.tmp"] {
+        std::fs::write(raw.join(name), "not a profile").unwrap();
+    }
+    let exe = c_example("exit_with.c");
+    let run = as_run(
+        out.clone(),
+        run_deadline(
+            &mut peakprof_command(&out, &[], &[exe.to_str().unwrap(), "0"], &base),
+            RUN_TIMEOUT,
+        ),
+    );
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 4242);
+    assert!(!run.stderr_str().contains("warning"), "{}", run.describe());
+    for (name, text) in theirs {
+        assert_eq!(
+            std::fs::read_to_string(raw.join(name)).ok().as_deref(),
+            Some(text),
+            "{name}"
+        );
+    }
+    for name in ["1-2.ppf", "1-2.live", "1-2.log", "1-2.oom", "3-4.ppf.tmp"] {
+        assert!(!raw.join(name).exists(), "{name} left behind");
+    }
+}
+
+/// Without `-o`, the directory is named after the program: shortened, so that a name as
+/// long as a file name may be still leaves room for `peakprof-` and `-1`.
+#[test]
+fn default_output_dir_of_a_long_program_name() {
+    let base = fresh_dir("long-name");
+    let name = "a".repeat(250);
+    std::fs::copy(c_example("exit_with.c"), base.join(&name)).unwrap();
+    let f = run_deadline(
+        Command::new(PEAKPROF)
+            .args(["run", "-q", "--"])
+            .arg(format!("./{name}"))
+            .arg("0")
+            .current_dir(&base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.describe());
+    let dir = base.join(format!("peakprof-{}-1", "a".repeat(64)));
+    assert!(dir.join("summary.json").is_file(), "{}", f.describe());
+}
+
+// ---------------------------------------------------------------------------------------
+// Where the preload library is unpacked
+// ---------------------------------------------------------------------------------------
+
+/// The unpacked libraries under `dir` (one per build of peakprof).
+fn libraries_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("libpeakprof_preload.so"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `peakprof run` of exit_with in `base` with the cache variables given (unset when
+/// `None`).
+fn run_with_cache_env(
+    base: &Path,
+    out: &Path,
+    home: Option<&Path>,
+    tmpdir: Option<&Path>,
+) -> Finished {
+    let exe = c_example("exit_with.c");
+    let mut cmd = peakprof_command(out, &["-q"], &[exe.to_str().unwrap(), "0"], base);
+    cmd.env_remove("XDG_CACHE_HOME");
+    for (var, value) in [("HOME", home), ("TMPDIR", tmpdir)] {
+        match value {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
+    run_deadline(&mut cmd, RUN_TIMEOUT)
+}
+
+/// A home whose path holds a space: the loader would split the LD_PRELOAD entry there and
+/// the program would run unprofiled. The library goes to the temporary directory instead;
+/// with no usable directory at all, one line says why.
+#[test]
+fn a_home_with_a_space_is_passed_over_for_the_cache() {
+    let base = fresh_dir("cache-space");
+    let home = base.join("my home");
+    let tmp = base.join("tmp");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    let out = base.join("out");
+    let f = run_with_cache_env(&base, &out, Some(&home), Some(&tmp));
+    let run = as_run(out.clone(), f);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 4242);
+    let euid = rustix::process::geteuid().as_raw();
+    let cache = tmp.join(format!("peakprof-cache-{euid}"));
+    assert_eq!(libraries_under(&cache).len(), 1, "{}", run.describe());
+    assert!(!home.join(".cache").exists());
+
+    let spaced_tmp = base.join("t mp");
+    std::fs::create_dir(&spaced_tmp).unwrap();
+    let out = base.join("out2");
+    let f = run_with_cache_env(&base, &out, Some(&home), Some(&spaced_tmp));
+    assert_eq!(f.code(), Some(125), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "no usable cache directory");
+    assert!(
+        line.contains("cannot unpack the preload library")
+            && line.contains("holds a space, which LD_PRELOAD cannot carry"),
+        "{line}"
+    );
+    assert!(!out.exists());
+}
+
+/// Another user of a shared temporary directory makes `peakprof-cache-<uid>` first, with a
+/// library of theirs in it: peakprof never loads it. Root only (the directory must belong
+/// to another user).
+#[test]
+fn a_cache_directory_made_by_another_user_is_not_used() {
+    if !rustix::process::geteuid().is_root() {
+        skip("not root: cannot make a directory owned by another user");
+        return;
+    }
+    let base = fresh_dir("cache-planted");
+    let home = base.join("home");
+    std::fs::create_dir(&home).unwrap();
+    // Learn where this build's library goes: a first run into a private directory.
+    let private = base.join("private");
+    std::fs::create_dir(&private).unwrap();
+    let f = run_with_cache_env(&base, &base.join("out0"), None, Some(&private));
+    assert_eq!(f.code(), Some(0), "{}", f.describe());
+    let lib = libraries_under(&private.join("peakprof-cache-0"))
+        .pop()
+        .expect("a library unpacked");
+    let key = lib.parent().unwrap().file_name().unwrap().to_owned();
+
+    // The shared directory, as /tmp is; the planted library has the expected length (a
+    // check of the length alone passed it) and says so when loaded.
+    let shared = base.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let evil_dir = shared.join("peakprof-cache-0").join(&key);
+    std::fs::create_dir_all(&evil_dir).unwrap();
+    let evil_src = base.join("evil.c");
+    std::fs::write(
+        &evil_src,
+        "#include <unistd.h>\n__attribute__((constructor)) static void f(void) \
+         { write(2, \"PLANTED LIBRARY LOADED\\n\", 23); }\n",
+    )
+    .unwrap();
+    let evil = evil_dir.join("libpeakprof_preload.so");
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&evil)
+        .arg(&evil_src)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let len = std::fs::metadata(&lib).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&evil)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    for p in [
+        shared.join("peakprof-cache-0"),
+        evil_dir.clone(),
+        evil.clone(),
+    ] {
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    }
+
+    // Nowhere else to go: refused, and the planted library was not loaded.
+    let out = base.join("out1");
+    let f = run_with_cache_env(&base, &out, None, Some(&shared));
+    assert_eq!(f.code(), Some(125), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "planted cache directory");
+    assert!(line.contains("is owned by another user"), "{line}");
+    // With a home to go to: profiled from there.
+    let out = base.join("out2");
+    let f = run_with_cache_env(&base, &out, Some(&home), Some(&shared));
+    assert!(!f.stderr_str().contains("PLANTED"), "{}", f.describe());
+    let run = as_run(out, f);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 4242);
+    assert_eq!(libraries_under(&home.join(".cache/peakprof")).len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------

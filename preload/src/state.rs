@@ -563,7 +563,7 @@ impl Profiler {
         p.peak = p.exit.clone();
         p.meta.peak_bytes = total;
         p.meta.peak_time_ns = now;
-        write_atomically(&self.path("oom"), &format::encode(&p));
+        write_atomically(&self.path(format::OOM_EXTENSION), &format::encode(&p));
         self.limit_stop
     }
 
@@ -975,7 +975,7 @@ fn finish_locked_out(reason: WriteReason) {
 /// Writes to a temporary name and renames, so a reader never sees half a file.
 fn write_atomically(path: &str, bytes: &[u8]) -> bool {
     let _no_cancel = crate::guard::NoCancel::new();
-    let tmp = format!("{path}.tmp");
+    let tmp = format!("{path}.{}", format::TEMP_EXTENSION);
     if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
         return true;
     }

@@ -21,6 +21,10 @@ pub use write::encode;
 
 /// File name suffix of raw profiles.
 pub const EXTENSION: &str = "ppf";
+/// File name suffix of the profile written when `--limit` is first exceeded.
+pub const OOM_EXTENSION: &str = "oom";
+/// Suffix added to a profile's file name while it is written (then renamed into place).
+pub const TEMP_EXTENSION: &str = "tmp";
 
 #[cfg(test)]
 mod tests;
