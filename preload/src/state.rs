@@ -834,7 +834,7 @@ pub fn on_mmap(addr: usize, len: usize) {
     });
 }
 
-/// A range is being unmapped (or replaced by a mapping we do not track).
+/// A range was unmapped (or replaced by a mapping we do not track).
 pub fn on_munmap(addr: usize, len: usize) {
     with_profiler(|p| {
         let t = p.now();
@@ -842,39 +842,48 @@ pub fn on_munmap(addr: usize, len: usize) {
     });
 }
 
-/// A mapping is about to be resized or moved: its tracked parts leave the live set now,
-/// before the real call, so that another thread mapping the freed range at once is never
-/// confused with it. Returns what was taken, for [`after_mremap`].
-pub fn before_mremap(old: usize, old_len: usize) -> Vec<Region> {
+/// A range is about to be unmapped, resized or moved: its tracked parts leave the live set
+/// now, before the real call, so that another thread mapping the freed range at once is
+/// never confused with it. Returns what was taken, for [`put_back`] should the call fail
+/// (or [`after_mremap`]).
+pub fn take_mapped(addr: usize, len: usize) -> Vec<Region> {
     with_profiler(|p| {
         let t = p.now();
-        p.rec.take_range(old as u64, old_len as u64, t)
+        p.rec.take_range(addr as u64, len as u64, t)
     })
     .unwrap_or_default()
 }
 
-/// The mapping moved to `new` (or the call failed: `None`). A tracked mapping's new range
-/// is attributed to the caller of mremap (as realloc's new block is to realloc's caller);
-/// after a failure the old pieces come back as they were.
+/// The call whose range [`take_mapped`] took failed, so the range is still mapped: the
+/// pieces come back as they were (not as new allocations).
+pub fn put_back(taken: Vec<Region>) {
+    if taken.is_empty() {
+        return;
+    }
+    with_profiler(|p| {
+        let t = p.now();
+        for r in taken {
+            p.rec.restore_region(r, t);
+        }
+    });
+}
+
+/// The mapping [`take_mapped`] took moved to `new` (or the call failed: `None`). A tracked
+/// mapping's new range is attributed to the caller of mremap (as realloc's new block is to
+/// realloc's caller); after a failure the old pieces come back as they were.
 pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
     if taken.is_empty() {
         return;
     }
+    let Some((new, new_len)) = moved else {
+        return put_back(taken);
+    };
     let mut room = unwind::Frames::new();
-    let stack = moved.map(|_| stack(&mut room, None));
+    let frames = stack(&mut room, None);
     with_profiler(|p| {
         let t = p.now();
-        match (moved, stack) {
-            (Some((new, new_len)), Some(frames)) => {
-                let id = p.intern(frames, None);
-                p.rec.on_mmap(new as u64, new_len as u64, id, t);
-            }
-            _ => {
-                for r in taken {
-                    p.rec.restore_region(r, t);
-                }
-            }
-        }
+        let id = p.intern(frames, None);
+        p.rec.on_mmap(new as u64, new_len as u64, id, t);
     });
 }
 
