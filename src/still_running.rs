@@ -3,8 +3,8 @@
 //! state, not the last state of a process that was killed (which is all the files
 //! themselves can say).
 //!
-//! "Still running" needs the same process, not just the same pid: it must exist and not be
-//! a zombie, have started no later than its profile did (a pid reused later started
+//! "Still running" needs the same process, not just the same pid: it must exist with a
+//! thread that is not a zombie (its main thread may have ended), have started no later than its profile did (a pid reused later started
 //! later), and run the command line its profile recorded (a run directory read on another
 //! machine, or in another pid namespace, names pids that belong to others there).
 
@@ -26,11 +26,30 @@ pub fn still_running(meta: &Meta) -> bool {
         return false;
     };
     let ticks = rustix::param::clock_ticks_per_second();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", meta.pid)).unwrap_or_default();
-    alive(stat.state)
-        && started_unix_ns(boot_s, stat.start_ticks, ticks)
-            <= meta.start_unix_ns.saturating_add(START_SLACK_NS)
+    let Some(cmdline) = running_command_line(meta.pid, stat.state) else {
+        return false;
+    };
+    started_unix_ns(boot_s, stat.start_ticks, ticks)
+        <= meta.start_unix_ns.saturating_add(START_SLACK_NS)
         && same_command(&cmdline, &meta.argv)
+}
+
+/// The command line of process `pid` (whose leader is in `leader_state`) when one of its
+/// threads is running; `None` when none is. A main thread that ended with `pthread_exit`
+/// leaves the leader a zombie without a memory map (its `cmdline` empty) while the other
+/// threads run on: one of theirs is read then.
+fn running_command_line(pid: u32, leader_state: char) -> Option<Vec<u8>> {
+    if alive(leader_state) {
+        return Some(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default());
+    }
+    crate::proc_stat::threads_of(pid)
+        .into_iter()
+        .find_map(|tid| {
+            let stat = crate::proc_stat::of_thread(pid, tid)?;
+            alive(stat.state).then(|| {
+                std::fs::read(format!("/proc/{pid}/task/{tid}/cmdline")).unwrap_or_default()
+            })
+        })
 }
 
 /// `btime` of `/proc/stat`: when the system booted, in seconds since the epoch.

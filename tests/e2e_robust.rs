@@ -155,6 +155,40 @@ fn segfault_in_a_thread_while_others_run() {
     check_threads_exit_peak(&run);
 }
 
+/// The main thread ends with pthread_exit and another thread ends the process: the profile,
+/// written by that thread after the thread-group leader lost its memory map, still names
+/// the command and the executable's functions (examples/main_thread_exits.c).
+#[test]
+fn a_process_whose_main_thread_ended_first_keeps_its_command_and_names() {
+    let program = c_example("main_thread_exits.c");
+    for (mode, code) in [("exit", 7), ("return", 0)] {
+        let run = peakprof_run(&program, &[mode]);
+        assert_status(&run, code, Some(i64::from(code)), None);
+        let summary = run.summary();
+        let argv: Vec<&str> = summary["argv"]
+            .as_array()
+            .unwrap_or_else(|| panic!("argv: {summary}"))
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(argv, [program.to_str().unwrap(), mode], "{mode}: {summary}");
+        assert_eq!(
+            json_str(&summary, "command"),
+            format!("{} {mode}", program.display()),
+            "{mode}"
+        );
+        assert_functions(
+            &run.folded(),
+            &[
+                ("worker_hold", 500_000),
+                ("worker", 500_000),
+                ("main_hold", 1000),
+            ],
+            mode,
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Fatal signals (examples/die_by_signal.c, examples/bus_fault.c)
 // ---------------------------------------------------------------------------------------
@@ -1065,6 +1099,49 @@ fn a_report_made_during_the_run_shows_the_process_still_running() {
     assert_status(&run, 0, Some(0), None);
     assert_eq!(json_str(&run.summary(), "end"), "exit");
     assert_peak_bytes(&run, 701_000);
+}
+
+/// A report made while a process whose main thread has ended runs on sees it running: its
+/// `/proc/PID/cmdline`, the leader's, reads as empty then, and another thread's says it is
+/// the same command (examples/main_thread_exits.c, `wait`).
+#[test]
+fn a_report_sees_a_process_running_after_its_main_thread_ended() {
+    let base = fresh_dir("main-thread-ended-running");
+    let exe = c_example("main_thread_exits.c");
+    let out = base.join("out");
+    let ctrl = base.join("ctrl");
+    std::fs::create_dir_all(&ctrl).unwrap();
+    let argv = [exe.to_str().unwrap(), "wait", ctrl.to_str().unwrap()];
+    let mut child = spawn(&mut peakprof_command(&out, &["-q"], &argv, &base));
+    let pid = await_ready(&mut child, &ctrl, &exe);
+    let w = Waiting {
+        out,
+        ctrl,
+        child: Some(child),
+        pid,
+    };
+    let report_dir = base.join("report");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&w.out)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(json_str(&summary, "end"), "running", "{}", rep.describe());
+    assert_eq!(json_u64(&summary, "pid"), u64::from(w.pid));
+
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    assert_functions(
+        &run.folded(),
+        &[("worker_hold", 500_000), ("main_hold", 1000)],
+        "at the end",
+    );
 }
 
 #[test]
