@@ -74,17 +74,10 @@ fn alive(state: char) -> bool {
     !matches!(state, 'Z' | 'X' | 'x')
 }
 
-/// Whether `/proc/PID/cmdline` (arguments, each ended by a NUL) is `argv` as the preload
-/// records it: empty arguments left out, each argument read as UTF-8 with invalid bytes
-/// replaced (the preload's `procfs::cmdline`).
+/// Whether `/proc/PID/cmdline` is `argv` as the preload records it (both read by
+/// [`crate::format::argv_from_cmdline`]: empty arguments kept, invalid UTF-8 replaced).
 fn same_command(cmdline: &[u8], argv: &[String]) -> bool {
-    let mut args = cmdline
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(String::from_utf8_lossy);
-    !argv.is_empty()
-        && argv.iter().all(|a| args.next().is_some_and(|b| *a == b))
-        && args.next().is_none()
+    !argv.is_empty() && crate::format::argv_from_cmdline(cmdline) == argv
 }
 
 #[cfg(test)]
@@ -114,8 +107,11 @@ mod tests {
         assert!(!same_command(b"./prog\0", &argv));
         assert!(!same_command(b"./prog\0a b\0c\0", &argv));
         assert!(!same_command(b"", &[]));
-        // As the preload records them: no empty arguments, invalid UTF-8 replaced.
-        assert!(same_command(b"./prog\0\0a b\0\0", &argv));
+        // As the preload records them: empty arguments kept, invalid UTF-8 replaced.
+        assert!(!same_command(b"./prog\0\0a b\0\0", &argv));
+        let with_empty: Vec<String> = ["./prog", "", "a b", ""].map(String::from).to_vec();
+        assert!(same_command(b"./prog\0\0a b\0\0", &with_empty));
+        assert!(!same_command(b"./prog\0a b\0", &with_empty));
         let latin1 = vec!["cat".to_string(), "caf\u{FFFD}".to_string()];
         assert!(same_command(b"cat\0caf\xe9\0", &latin1));
     }

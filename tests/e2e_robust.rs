@@ -1101,6 +1101,56 @@ fn a_report_made_during_the_run_shows_the_process_still_running() {
     assert_peak_bytes(&run, 701_000);
 }
 
+/// Empty arguments are arguments: the profile keeps them where they were (`prog "" x ""` is
+/// not `prog x`), and a report made during the run still recognizes the running process by
+/// its command line, read the same way.
+#[test]
+fn empty_arguments_are_kept_and_the_running_process_still_recognized() {
+    let base = fresh_dir("empty-arguments");
+    let exe = c_example("hold_and_wait.c");
+    let w = start_waiting_with(exe.clone(), base, &["-q"], &["", "x", ""]);
+    let ctrl = w.ctrl.to_str().unwrap().to_string();
+    let expected = [exe.to_str().unwrap(), &ctrl, "", "x", ""];
+    let argv_of = |summary: &serde_json::Value| -> Vec<String> {
+        summary["argv"]
+            .as_array()
+            .unwrap_or_else(|| panic!("argv: {summary}"))
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let report_dir = w.out.parent().unwrap().join("report-while-running");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&w.out)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(argv_of(&summary), expected, "while running");
+    assert_eq!(
+        json_str(&summary, "end"),
+        "running",
+        "the same command line: the same process\n{}",
+        rep.describe()
+    );
+
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    std::fs::write(w.ctrl.join("finish"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    let summary = run.summary();
+    assert_eq!(argv_of(&summary), expected, "at the end");
+    assert_eq!(
+        json_str(&summary, "command"),
+        format!("{} {ctrl} '' x ''", exe.display()),
+    );
+    assert_peak_bytes(&run, 701_000);
+}
+
 /// A report made while a process whose main thread has ended runs on sees it running: its
 /// `/proc/PID/cmdline`, the leader's, reads as empty then, and another thread's says it is
 /// the same command (examples/main_thread_exits.c, `wait`).

@@ -30,17 +30,15 @@ pub fn self_exe() -> String {
     }
 }
 
-/// The command line, one entry per argument.
+/// The command line, one entry per argument, empty ones included (see
+/// [`peakprof::format::argv_from_cmdline`]).
 pub fn cmdline() -> Vec<String> {
     let _no_cancel = crate::guard::NoCancel::new();
     let mut buf = Vec::new();
     if let Ok(mut f) = open("cmdline") {
         let _ = f.read_to_end(&mut buf);
     }
-    buf.split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
+    peakprof::format::argv_from_cmdline(&buf)
 }
 
 /// Peak resident set size of this process so far, in bytes.
