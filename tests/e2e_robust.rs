@@ -1630,6 +1630,30 @@ fn an_orphaned_child_names_the_parent_that_forked_it() {
     assert_eq!(procs.len(), 2, "{}", show_processes(&procs));
 }
 
+/// A child that forks before its first event (so while it still writes into the files it
+/// inherited) is named as the grandchild's parent, not the process those files belong to.
+#[test]
+fn a_grandchild_names_the_child_that_forked_it() {
+    let run = peakprof_run(&c_example("fork_exec.c"), &["grandchild"]);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 120_000);
+    let summary = run.summary();
+    let root_pid = json_u64(&summary, "pid");
+    let procs = processes(&summary);
+    let shown = show_processes(&procs);
+    assert_eq!(procs.len(), 3, "{shown}");
+    let with_peak = |bytes: u64| {
+        procs
+            .iter()
+            .find(|p| p.peak_bytes == bytes)
+            .unwrap_or_else(|| panic!("no process with a peak of {bytes}\n{shown}"))
+    };
+    let child = with_peak(130_000);
+    let grandchild = with_peak(150_000);
+    assert_eq!(child.ppid, root_pid, "{shown}");
+    assert_eq!(grandchild.ppid, child.pid, "{shown}");
+}
+
 #[test]
 fn exec_after_fork_is_profiled_as_its_own_process() {
     let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);

@@ -28,8 +28,9 @@ struct Profiler {
     stem: String,
     /// The process these files belong to; a forked child must make its own first.
     owner_pid: u32,
-    /// Its parent: the process that started it or forked it. Kept rather than asked again
-    /// at the end, when an orphan's parent is already peakprof (the tree's subreaper).
+    /// Its parent: the process that started it or forked it (set in a forked child by the
+    /// fork handler). Kept rather than asked again at the end, when an orphan's parent is
+    /// already peakprof (the tree's subreaper).
     parent_pid: u32,
     /// Set in a forked child until it has files of its own.
     rebind_pending: bool,
@@ -101,6 +102,10 @@ fn exit_code_for(reason: WriteReason) -> Option<i32> {
 /// Whether the forking thread's `prepare` marked it as inside the profiler (so `parent` or
 /// `child` unmarks it); written and read with the profiler's lock held across the fork.
 static FORK_SET_IN_HOOK: AtomicBool = AtomicBool::new(false);
+
+/// The process that is forking, set by `prepare` with the profiler's lock held across the
+/// fork, for the child to name as its parent (see [`Profiler::parent_pid`]).
+static FORKING_PID: AtomicU32 = AtomicU32::new(0);
 
 /// The `exec` word of the live file this process writes, and the pid it belongs to (0
 /// when none): set with the lock held whenever the files change, read by the exec
@@ -363,6 +368,7 @@ fn install_fork_handlers() {
         let mut g = PROFILER.lock();
         // Read back by the same thread in `parent` or `child`: other forks wait for the lock.
         FORK_SET_IN_HOOK.store(set_here, Ordering::Relaxed);
+        FORKING_PID.store(pid(), Ordering::Relaxed);
         sampled::fork_prepare();
         unwind::memo_fork_prepare();
         if let Some(p) = g.as_mut() {
@@ -398,6 +404,9 @@ fn install_fork_handlers() {
         sampled::fork_child(start_mono_ns);
         PROFILER.reset_after_fork();
         if let Some(p) = PROFILER.lock().as_mut() {
+            // The process that forked, even when it never made files of its own (it
+            // forked before its first event): those are still its parent's, or further up.
+            p.parent_pid = FORKING_PID.load(Ordering::Relaxed);
             p.rebind_pending = true;
             p.start_mono_ns = start_mono_ns;
             p.start_unix_ns = start_unix_ns;
@@ -455,9 +464,8 @@ impl Profiler {
         }
         // Times count from the fork (set by the fork handler).
         let start_unix_ns = self.start_unix_ns;
-        // Until now the files were the forking process's: it is the parent, whether or not
-        // it is still alive (a child may make its files long after an orphaning).
-        self.parent_pid = self.owner_pid;
+        // `parent_pid` was set at the fork, so it names the parent whether or not it is
+        // still alive (a child may make its files long after an orphaning).
         self.owner_pid = pid();
         self.stem = format!("{}-{start_unix_ns}", self.owner_pid);
         let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
