@@ -2266,6 +2266,143 @@ fn a_program_ending_at_its_descriptor_limit_still_reads_as_exited() {
     );
 }
 
+// ---------------------------------------------------------------------------------------
+// A full output filesystem (tmpfs mounts: root only)
+// ---------------------------------------------------------------------------------------
+
+/// A tmpfs of a given size mounted on a fresh directory, unmounted when dropped.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// `None`, with a note, when this test process cannot mount one (not root, or no
+    /// capability to in its container): the tests that need one are skipped then.
+    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
+        let dir = fresh_dir(name);
+        let mounted = rustix::process::geteuid().is_root()
+            && Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("note: {name} skipped: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    /// Takes every free block (a file written until the filesystem refuses).
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.dir.join("fill")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// The program runs to its end on a full output filesystem: its live counters stay in
+/// memory rather than in a file it could not give blocks to (a store there was SIGBUS),
+/// and peakprof says in one line that no profile was written, and why.
+#[test]
+fn a_full_output_filesystem_costs_the_profile_not_the_program() {
+    let Some(fs) = Tmpfs::mount("full-fs", "128k") else {
+        return;
+    };
+    fs.fill();
+    let exe = c_example("exit_with.c");
+    let run = run_in(
+        &fs.dir,
+        &[],
+        &[exe.to_str().unwrap(), "42"],
+        60,
+        "exit_with 42",
+    );
+    assert_eq!(
+        run.code(),
+        Some(42),
+        "the program's own status\n{}",
+        run.describe()
+    );
+    let errors: Vec<String> = run
+        .stderr_str()
+        .lines()
+        .filter(|l| l.starts_with("peakprof: error"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line\n{}", run.describe());
+    assert!(
+        errors[0].contains("no profile of pid")
+            && errors[0].ends_with(&format!(
+                "(the filesystem of {} has 0 B free)",
+                run.out_dir.join("raw").display()
+            )),
+        "{}",
+        run.describe()
+    );
+}
+
+/// An output filesystem without room for the live file (228 KiB) but with room for the
+/// final profile and the reports: the counters stay in memory, and the profile is exact.
+#[test]
+fn a_live_file_that_does_not_fit_leaves_the_profile_exact() {
+    let Some(fs) = Tmpfs::mount("small-fs", "200k") else {
+        return;
+    };
+    let exe = c_example("exit_with.c");
+    let run = run_in(
+        &fs.dir,
+        &["-q"],
+        &[exe.to_str().unwrap(), "42"],
+        60,
+        "exit_with 42",
+    );
+    assert_status(&run, 42, Some(42), None);
+    assert_peak_bytes(&run, 4242);
+    assert_functions(&run.folded(), &[("exit_hold", 4242)], "small fs");
+}
+
+/// The live file fits at the start but cannot grow for the 8192 call paths of many_stacks:
+/// the program runs to its end (exit 3, its own status), and the profile recovered from
+/// the live files is said to be incomplete.
+#[test]
+fn a_live_file_that_cannot_grow_costs_the_program_nothing() {
+    let Some(fs) = Tmpfs::mount("full-fs-growth", "300k") else {
+        return;
+    };
+    let exe = c_example("many_stacks.c");
+    let run = run_in(
+        &fs.dir,
+        &["-q"],
+        &[exe.to_str().unwrap(), "3"],
+        60,
+        "many_stacks 3",
+    );
+    assert_eq!(
+        run.code(),
+        Some(3),
+        "the program's own status\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr_str().contains(
+            "is incomplete: its live file could not grow: it holds the counters of 4096 of \
+             8192 call paths"
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
 /// Threads cancelled while they allocate: the profiler's own I/O inside a hook must not be
 /// where a cancellation is acted on (the program aborted, or hung with the lock held). Both
 /// modes; the old build aborted in every run.

@@ -196,7 +196,8 @@ pub fn try_start(final_try: bool) {
     {
         return;
     }
-    let next = match start() {
+    // The program's errno survives: starting creates files and may meet errors.
+    let next = match keep_errno(start) {
         Some(()) => ACTIVE,
         None if final_try => PASSIVE,
         None => UNSTARTED,
@@ -1004,11 +1005,12 @@ fn finish_locked_out(reason: WriteReason) {
 fn write_atomically(path: &str, bytes: &[u8]) -> bool {
     let _no_cancel = crate::guard::NoCancel::new();
     let tmp = format!("{path}.tmp");
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let Err(e) = written else {
         return true;
-    }
+    };
     let _ = std::fs::remove_file(&tmp);
-    let msg = format!("peakprof: cannot write profile {path}\n");
+    let msg = format!("peakprof: cannot write profile {path}: {e}\n");
     // SAFETY: writing a valid buffer to stderr.
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
     false
