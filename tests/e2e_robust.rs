@@ -2403,6 +2403,20 @@ fn a_live_file_that_cannot_grow_costs_the_program_nothing() {
     );
 }
 
+/// Counters that moved to anonymous memory because the live file could not grow (here it
+/// was removed; a full disk does the same) still give a forked child private copies: its
+/// parent's frees after the fork leave the child's peak alone.
+#[test]
+fn a_fork_after_the_live_file_stopped_growing_keeps_the_childs_counters() {
+    let run = peakprof_run(&c_example("live_file_removed.c"), &[]);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 1_081_344);
+    let summary = run.summary();
+    let procs = processes(&summary);
+    let child = child_of_root(&summary, &procs);
+    assert_eq!(child.peak_bytes, 1_111_344, "{}", show_processes(&procs));
+}
+
 /// Threads cancelled while they allocate: the profiler's own I/O inside a hook must not be
 /// where a cancellation is acted on (the program aborted, or hung with the lock held). Both
 /// modes; the old build aborted in every run.

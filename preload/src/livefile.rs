@@ -64,6 +64,11 @@ pub struct MappedStore {
     capacity: usize,
     /// The `.live` file; `None` for anonymous counters.
     file: Option<OwnFd>,
+    /// Whether the header is a shared mapping of the file. It stays one when the file
+    /// cannot grow and the sites move to anonymous memory (see `move_to_anonymous`), so
+    /// that the file still says how the process ended; a forked child must then still be
+    /// given a private copy of it.
+    shared_header: bool,
 }
 
 // SAFETY: the store owns its mappings; it is only used under the profiler's lock.
@@ -130,6 +135,7 @@ impl MappedStore {
             header,
             sites,
             capacity: if sites.is_null() { 0 } else { capacity },
+            shared_header: file.is_some() && !header.is_null(),
             file,
         }
     }
@@ -177,10 +183,11 @@ impl MappedStore {
     /// faulted in, and a fork costs one copy of the sites in use (fresh mappings each time
     /// cost 1 ms a fork at 30000 stacks, three times the copy). `None` for anonymous
     /// counters (the fork makes them private already) or when memory is short (the child
-    /// then keeps the shared view).
+    /// then keeps the shared view). Counters whose sites left the file for anonymous
+    /// memory still have their header in it: they get copies all the same.
     pub fn fork_snapshot(&self, previous: Option<ForkSnapshot>) -> Option<ForkSnapshot> {
         let sites_len = self.capacity * SITE_SIZE;
-        let shared = self.file.is_some() && !self.header.is_null() && !self.sites.is_null();
+        let shared = self.shared_header && !self.sites.is_null();
         let mut snap = match previous {
             Some(s) if shared && s.sites_len == sites_len => s,
             stale => {
@@ -234,6 +241,7 @@ impl MappedStore {
             snap.free();
             return;
         }
+        self.shared_header = false;
         if let Some(file) = self.file.take() {
             file.close();
         }
