@@ -15,12 +15,18 @@
  *            the kernel refuses later). Exits 77 when the kernel has no mseal (before 6.10).
  *   mremap   mremap(p + 1, ...): EINVAL; mremap growing p in place without MREMAP_MAYMOVE
  *            while the next page is mapped: ENOMEM
+ *   dontunmap  not a failure but the same question, whether p still counts:
+ *            mremap(p, 16384, 16384, MREMAP_MAYMOVE | MREMAP_DONTUNMAP) moves p's pages to a
+ *            new range and leaves p mapped (empty). Exits 77 when the kernel has no
+ *            MREMAP_DONTUNMAP (before 5.7).
  * In every mode each call must fail as described (else exit 1); then map_second maps
  * 16384 bytes more while p is still whole, touches both, and unmaps both. Exit 0. No stdio.
  *
  * EXPECTED PEAK: 32768 bytes, two anonymous 4-page mappings live at once:
  *   map_first   mmap(16384)   16384
  *   map_second  mmap(16384)   16384
+ * In dontunmap mode 49152: those two and the moved range, 16384, attributed to main (which
+ * called mremap).
  * In mremap mode the page next to p is mapped by map_guard with PROT_NONE (when nothing is
  * there yet): not counted (an inaccessible mapping holds no memory), so the peak is the
  * same. Nothing else is
@@ -81,6 +87,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "mremap") == 0) {
         ok = mremap_failed_with(mremap(p + 1, PAGE, 2 * PAGE, MREMAP_MAYMOVE), EINVAL) &&
              map_guard(p) == 0 && mremap_failed_with(mremap(p, SIZE, 2 * SIZE, 0), ENOMEM);
+    } else if (strcmp(mode, "dontunmap") == 0) {
+        void *moved = mremap(p, SIZE, SIZE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+        if (moved == MAP_FAILED) return errno == EINVAL ? 77 : 1;
+        memset(moved, 3, SIZE);
+        ok = 1;
     } else {
         return 2;
     }

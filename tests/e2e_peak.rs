@@ -831,3 +831,25 @@ fn failed_unmaps_leave_the_mapping_counted() {
         }
     }
 }
+
+/// mremap with MREMAP_DONTUNMAP moves the pages and leaves the old range mapped: both
+/// count, the old one still to the function that mapped it.
+#[test]
+fn mremap_dontunmap_leaves_the_old_range_counted() {
+    let run = peakprof_run(&c_example("failed_unmaps.c"), &["dontunmap"]);
+    if run.code() == Some(77) {
+        eprintln!("note: failed_unmaps dontunmap skipped: no MREMAP_DONTUNMAP in this kernel");
+        return;
+    }
+    assert_exit(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 49152);
+    let folded = run.folded();
+    for (function, bytes) in [("map_first", 16384), ("map_second", 16384), ("main", 49152)] {
+        assert_eq!(
+            function_bytes(&folded, function),
+            bytes,
+            "{function}\n{}",
+            show_folded(&folded, 20)
+        );
+    }
+}

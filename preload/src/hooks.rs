@@ -420,7 +420,8 @@ pub unsafe extern "C" fn mremap(
     // SAFETY: forwarding to the real function.
     let r = unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
     let moved = (r != libc::MAP_FAILED).then(|| (r as usize, page_round(new_len)));
-    keep_errno(|| state::after_mremap(moved, taken));
+    let old_stays = flags & libc::MREMAP_DONTUNMAP != 0;
+    keep_errno(|| state::after_mremap(moved, taken, old_stays));
     r
 }
 

@@ -879,8 +879,9 @@ pub fn put_back(taken: Vec<Region>) {
 
 /// The mapping [`take_mapped`] took moved to `new` (or the call failed: `None`). A tracked
 /// mapping's new range is attributed to the caller of mremap (as realloc's new block is to
-/// realloc's caller); after a failure the old pieces come back as they were.
-pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
+/// realloc's caller); after a failure the old pieces come back as they were, and so they do
+/// when `old_stays` (`MREMAP_DONTUNMAP`: the pages move, the old range stays mapped).
+pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>, old_stays: bool) {
     if taken.is_empty() {
         return;
     }
@@ -891,6 +892,11 @@ pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
     let frames = stack(&mut room, None);
     with_profiler(|p| {
         let t = p.now();
+        if old_stays {
+            for r in taken {
+                p.rec.restore_region(r, t);
+            }
+        }
         let id = p.intern(frames, None);
         p.rec.on_mmap(new as u64, new_len as u64, id, t);
     });
