@@ -829,6 +829,13 @@ fn failed_unmaps_leave_the_mapping_counted() {
                 show_folded(&folded, 20)
             );
         }
+        // Each mapping whole: one live block each, not pieces of one.
+        assert_eq!(
+            json_u64(&run.summary(), "live_allocations"),
+            2,
+            "{mode}\n{}",
+            run.describe()
+        );
     }
 }
 

@@ -412,7 +412,15 @@ pub unsafe extern "C" fn mremap(
     } else {
         core::ptr::null_mut()
     };
-    let Some(_g) = enter() else {
+    // Arguments the kernel refuses (EINVAL) before it looks at any mapping are forwarded
+    // untouched: taking the range and putting it back would cut the tracked mapping into
+    // pieces, each then counted as a block of its own.
+    let page = page_size();
+    let refused = !(old as usize).is_multiple_of(page)
+        || new_len == 0
+        || new_len.checked_next_multiple_of(page).is_none();
+    let guard = if refused { None } else { enter() };
+    let Some(_g) = guard else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
     };
