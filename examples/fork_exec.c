@@ -28,6 +28,13 @@
  *              malloc(30000) and exit(0) (1 when the grandchild failed). The parent waits,
  *              then parent_after. The grandchild's profile must name the child as its
  *              parent, not the process whose files the child still used when it forked.
+ *   vfork_fail parent_hold malloc(100000); fork; the child vforks before any event of its
+ *              own; the vfork child execs a path that does not exist and _exits 127; the
+ *              child then child_alloc malloc(30000) and exit(0) (1 unless it saw 127). The
+ *              vfork child's _exit must not end the child's profile.
+ *   vfork_alloc  the same, but the vfork child first vfork_alloc mallocs 777 (in the
+ *              child's memory, which it shares, never freed) and then execs this program
+ *              with "exec-child"; the child expects status 0.
  * No stdio.
  *
  * EXPECTED PEAKS (a forked child's profile starts from the blocks it inherited):
@@ -35,6 +42,10 @@
  *     (parent_hold 100000, inherited; child_alloc 30000).
  *   fork_idle: parent 120000; the child leaves no profile (it held only its parent's blocks).
  *   orphan: parent 100000; child 130000, ppid = the parent's pid.
+ *   vfork_fail: parent 120000; child 130000 (parent_hold, child_alloc), ppid = the
+ *     parent's pid. The vfork child leaves no profile.
+ *   vfork_alloc: parent 120000; child 130777 (parent_hold, vfork_alloc 777, child_alloc),
+ *     pid = the child's own; the exec'd image 55555, ppid = the child's pid.
  *   grandchild: parent 120000; child 130000 (parent_hold, child_alloc), ppid = the parent's
  *     pid; grandchild 150000 (parent_hold 100000 inherited, grandchild_alloc 50000), ppid =
  *     the child's pid.
@@ -76,6 +87,11 @@ NOINLINE static void grandchild_alloc(void) {
     memset(held[1], 6, 50000);
 }
 
+NOINLINE static void vfork_alloc(void) {
+    held[3] = malloc(777);
+    memset(held[3], 7, 777);
+}
+
 NOINLINE static void exec_child_alloc(void) {
     held[0] = malloc(55555);
     memset(held[0], 5, 55555);
@@ -94,8 +110,10 @@ int main(int argc, char **argv) {
     int idle = strcmp(mode, "fork_idle") == 0;
     int orphan = strcmp(mode, "orphan") == 0;
     int grandchild = strcmp(mode, "grandchild") == 0;
-    if (!exec && !fast && !overlap && !idle && !orphan && !grandchild &&
-        strcmp(mode, "fork") != 0)
+    int vfork_fail = strcmp(mode, "vfork_fail") == 0;
+    int vfork_then_alloc = strcmp(mode, "vfork_alloc") == 0;
+    if (!exec && !fast && !overlap && !idle && !orphan && !grandchild && !vfork_fail &&
+        !vfork_then_alloc && strcmp(mode, "fork") != 0)
         return 2;
 
     int go[2];
@@ -123,6 +141,22 @@ int main(int argc, char **argv) {
             }
             int st = 0;
             if (waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st) != 0) _exit(1);
+        }
+        if (vfork_fail || vfork_then_alloc) {
+            pid_t v = vfork();
+            if (v < 0) _exit(4);
+            if (v == 0) {
+                if (vfork_fail) {
+                    execl("/nonexistent/fork_exec", "fork_exec", (char *)NULL);
+                } else {
+                    vfork_alloc();
+                    execl("/proc/self/exe", argv[0], "exec-child", (char *)NULL);
+                }
+                _exit(127);
+            }
+            int st = 0;
+            int want = vfork_fail ? 127 : 0;
+            if (waitpid(v, &st, 0) != v || !WIFEXITED(st) || WEXITSTATUS(st) != want) _exit(1);
         }
         if (exec) {
             child_prep();

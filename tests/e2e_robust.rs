@@ -1654,6 +1654,48 @@ fn a_grandchild_names_the_child_that_forked_it() {
     assert_eq!(grandchild.ppid, child.pid, "{shown}");
 }
 
+/// A forked child vforks before its first event: the vfork child shares its memory, and
+/// with it the profiler that the child has not yet given files of its own. Whether the
+/// vfork child's exec fails (it then `_exit`s) or it allocates first (in the child's
+/// memory, for the child's profile) and then execs, the child's profile is its own, whole.
+#[test]
+fn a_vfork_child_leaves_its_forked_parents_profile_alone() {
+    for (mode, child_peak, listed) in [("vfork_fail", 130_000, 2), ("vfork_alloc", 130_777, 3)] {
+        let run = peakprof_run(&c_example("fork_exec.c"), &[mode]);
+        assert_status(&run, 0, Some(0), None);
+        assert_peak_bytes(&run, 120_000);
+        let summary = run.summary();
+        let root_pid = json_u64(&summary, "pid");
+        let procs = processes(&summary);
+        let shown = show_processes(&procs);
+        assert_eq!(procs.len(), listed, "{mode}\n{shown}");
+        let child = procs
+            .iter()
+            .find(|p| p.ppid == root_pid)
+            .unwrap_or_else(|| panic!("{mode}: no child of the root\n{shown}"));
+        assert_eq!(child.peak_bytes, child_peak, "{mode}\n{shown}");
+        let cwd = run.out_dir.parent().unwrap();
+        let child_summary = read_json(&child.dir_in(cwd).join("summary.json"));
+        assert_eq!(json_str(&child_summary, "end"), "exit", "{mode}");
+        if mode == "vfork_alloc" {
+            assert_functions(
+                &folded_in(&child.dir_in(cwd)),
+                &[
+                    ("parent_hold", 100_000),
+                    ("vfork_alloc", 777),
+                    ("child_alloc", 30_000),
+                ],
+                mode,
+            );
+            let exec_image = procs
+                .iter()
+                .find(|p| p.ppid == child.pid)
+                .unwrap_or_else(|| panic!("{mode}: no exec'd image\n{shown}"));
+            assert_eq!(exec_image.peak_bytes, 55_555, "{shown}");
+        }
+    }
+}
+
 #[test]
 fn exec_after_fork_is_profiled_as_its_own_process() {
     let run = peakprof_run(&c_example("fork_exec.c"), &["exec"]);

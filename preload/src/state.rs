@@ -26,7 +26,10 @@ struct Profiler {
     out_dir: String,
     /// File stem of this process image's files: `<pid>-<start_unix_ns>`.
     stem: String,
-    /// The process these files belong to; a forked child must make its own first.
+    /// The process this profiler belongs to: set in a forked child at the fork, before it
+    /// has files of its own. A vfork child shares the profiler (and all memory) with this
+    /// process and must tell itself apart: its events count for this process (the memory
+    /// is this process's), but it never ends or writes this process's profile.
     owner_pid: u32,
     /// Its parent: the process that started it or forked it (set in a forked child by the
     /// fork handler). Kept rather than asked again at the end, when an orphan's parent is
@@ -408,6 +411,7 @@ fn install_fork_handlers() {
             // The process that forked, even when it never made files of its own (it
             // forked before its first event): those are still its parent's, or further up.
             p.parent_pid = FORKING_PID.load(Ordering::Relaxed);
+            p.owner_pid = pid();
             p.rebind_pending = true;
             p.start_mono_ns = start_mono_ns;
             p.start_unix_ns = start_unix_ns;
@@ -466,8 +470,9 @@ impl Profiler {
         // Times count from the fork (set by the fork handler).
         let start_unix_ns = self.start_unix_ns;
         // `parent_pid` was set at the fork, so it names the parent whether or not it is
-        // still alive (a child may make its files long after an orphaning).
-        self.owner_pid = pid();
+        // still alive (a child may make its files long after an orphaning). `owner_pid`
+        // too: this may run in a vfork child of the owner (its first event), whose files
+        // these are not.
         self.stem = format!("{}-{start_unix_ns}", self.owner_pid);
         let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
         let store = self.rec.tracker().store().copy_to(&store_path);
@@ -941,6 +946,11 @@ fn finish_locked_out(reason: WriteReason) {
     let mods = modules::loaded_modules();
     let mut g = PROFILER.lock();
     let Some(p) = g.as_mut() else { return };
+    // A vfork child shares our memory: it must not write (or stop) the owner's profile,
+    // nor drop a forked owner's pending one.
+    if p.owner_pid != pid() {
+        return;
+    }
     if p.rebind_pending && !sampled::child_rose_since_fork() {
         // A forked child that ends without an event the recorder saw (or, in sampled mode,
         // without its total going above what it inherited) held only what its parent held
@@ -956,8 +966,7 @@ fn finish_locked_out(reason: WriteReason) {
     if p.rebind_pending {
         p.rebind();
     }
-    // A vfork child shares our memory: it must not write (or stop) the parent's profile.
-    if p.written || p.owner_pid != pid() {
+    if p.written {
         return;
     }
     p.written = true;
