@@ -2445,6 +2445,52 @@ fn a_live_file_that_cannot_grow_costs_the_program_nothing() {
     );
 }
 
+/// Log records that do not fit are cut back whole: the ones written once there is room
+/// again still read, and a killed process's profile is recovered with every call path
+/// logged after the gap named (examples/log_gap.c: 400 KiB, the live file's 228 KiB, and
+/// 24 KiB for the log until the program removes the filler).
+#[test]
+fn log_records_after_a_full_disk_still_read() {
+    let Some(fs) = Tmpfs::mount("full-fs-log-gap", "400k") else {
+        return;
+    };
+    let filler = fs.dir.join("filler");
+    std::fs::write(&filler, vec![0u8; (400 - 228 - 24) * 1024]).unwrap();
+    let exe = c_example("log_gap.c");
+    let argv = [exe.to_str().unwrap(), filler.to_str().unwrap()];
+    let run = run_in(&fs.dir, &["-q"], &argv, 60, "log_gap");
+    assert_eq!(
+        run.code(),
+        Some(137),
+        "killed by SIGKILL\n{}",
+        run.describe()
+    );
+    // The run's own report may not fit: another, on a disk with room.
+    let report_dir = fresh_dir("log-gap-report");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .args(["report", "-q"])
+            .arg(&run.out_dir)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    assert!(
+        rep.stderr_str().contains("is incomplete: ")
+            && rep.stderr_str().contains(" call paths without frames"),
+        "{}",
+        rep.describe()
+    );
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(json_u64(&summary, "peak_bytes"), 32_000);
+    assert_functions(
+        &folded_in(&report_dir),
+        &[("later_paths", 8_000)],
+        "recovered after the gap",
+    );
+}
+
 /// Counters that moved to anonymous memory because the live file could not grow (here it
 /// was removed; a full disk does the same) still give a forked child private copies: its
 /// parent's frees after the fork leave the child's peak alone.

@@ -515,11 +515,14 @@ impl LogFile {
         }
         if bytes.is_empty() {
             self.len += record.len() as u64;
-        } else if bytes.len() < record.len() {
-            // Part of a record would make what follows unreadable: cut it off. Should that
-            // fail, write nothing more.
+        } else {
+            // Part of a record would make what follows unreadable: cut it off. Without its
+            // first record (the magic and the process facts) nothing after it could be
+            // read: then, or should the cut fail, write nothing more (the file, even
+            // empty, still says the process was there).
             // SAFETY: shrinking our own file (checked by `get`) to its whole records.
-            if unsafe { libc::ftruncate(fd, self.len as libc::off_t) } != 0 {
+            let cut = unsafe { libc::ftruncate(fd, self.len as libc::off_t) } == 0;
+            if !cut || self.len == 0 {
                 if let Some(file) = self.file.take() {
                     file.close();
                 }
