@@ -47,8 +47,8 @@ fn map(len: usize, fd: c_int, offset: usize) -> *mut u8 {
 fn reserve_blocks(fd: c_int, offset: usize, len: usize) -> bool {
     let _no_cancel = NoCancel::new();
     loop {
-        // SAFETY: allocates blocks of our own file; the result is an error number (errno is
-        // left alone).
+        // SAFETY: allocates blocks of our own file; the result is an error number. (glibc's
+        // emulation may set errno: the callers keep the program's.)
         let r = unsafe { libc::posix_fallocate(fd, offset as libc::off_t, len as libc::off_t) };
         if r != libc::EINTR {
             return r == 0;
