@@ -22,6 +22,19 @@
  *   orphan     parent_hold malloc(100000); fork; the parent exits 0 at once; the child waits
  *              until it is orphaned (its parent pid changes), then child_alloc malloc(30000)
  *              and exit(0). Its profile must still name the parent that forked it.
+ *   grandchild parent_hold malloc(100000); fork; the child forks again before any event of
+ *              its own (so before it has files of its own); the grandchild: grandchild_alloc
+ *              malloc(50000), exit(0); the child waits for it, then child_alloc
+ *              malloc(30000) and exit(0) (1 when the grandchild failed). The parent waits,
+ *              then parent_after. The grandchild's profile must name the child as its
+ *              parent, not the process whose files the child still used when it forked.
+ *   vfork_fail parent_hold malloc(100000); fork; the child vforks before any event of its
+ *              own; the vfork child execs a path that does not exist and _exits 127; the
+ *              child then child_alloc malloc(30000) and exit(0) (1 unless it saw 127). The
+ *              vfork child's _exit must not end the child's profile.
+ *   vfork_alloc  the same, but the vfork child first vfork_alloc mallocs 777 (in the
+ *              child's memory, which it shares, never freed) and then execs this program
+ *              with "exec-child"; the child expects status 0.
  * No stdio.
  *
  * EXPECTED PEAKS (a forked child's profile starts from the blocks it inherited):
@@ -29,6 +42,13 @@
  *     (parent_hold 100000, inherited; child_alloc 30000).
  *   fork_idle: parent 120000; the child leaves no profile (it held only its parent's blocks).
  *   orphan: parent 100000; child 130000, ppid = the parent's pid.
+ *   vfork_fail: parent 120000; child 130000 (parent_hold, child_alloc), ppid = the
+ *     parent's pid. The vfork child leaves no profile.
+ *   vfork_alloc: parent 120000; child 130777 (parent_hold, vfork_alloc 777, child_alloc),
+ *     pid = the child's own; the exec'd image 55555, ppid = the child's pid.
+ *   grandchild: parent 120000; child 130000 (parent_hold, child_alloc), ppid = the parent's
+ *     pid; grandchild 150000 (parent_hold 100000 inherited, grandchild_alloc 50000), ppid =
+ *     the child's pid.
  *   exec: parent 100000 (parent_hold); the forked image before exec 100777 (parent_hold
  *     100000 inherited, child_prep 777); the exec'd image 55555 (exec_child_alloc).
  */
@@ -62,6 +82,16 @@ NOINLINE static void child_prep(void) {
     memset(held[3], 4, 777);
 }
 
+NOINLINE static void grandchild_alloc(void) {
+    held[1] = malloc(50000);
+    memset(held[1], 6, 50000);
+}
+
+NOINLINE static void vfork_alloc(void) {
+    held[3] = malloc(777);
+    memset(held[3], 7, 777);
+}
+
 NOINLINE static void exec_child_alloc(void) {
     held[0] = malloc(55555);
     memset(held[0], 5, 55555);
@@ -79,7 +109,12 @@ int main(int argc, char **argv) {
     int overlap = strcmp(mode, "fork_overlap") == 0;
     int idle = strcmp(mode, "fork_idle") == 0;
     int orphan = strcmp(mode, "orphan") == 0;
-    if (!exec && !fast && !overlap && !idle && !orphan && strcmp(mode, "fork") != 0) return 2;
+    int grandchild = strcmp(mode, "grandchild") == 0;
+    int vfork_fail = strcmp(mode, "vfork_fail") == 0;
+    int vfork_then_alloc = strcmp(mode, "vfork_alloc") == 0;
+    if (!exec && !fast && !overlap && !idle && !orphan && !grandchild && !vfork_fail &&
+        !vfork_then_alloc && strcmp(mode, "fork") != 0)
+        return 2;
 
     int go[2];
     if (pipe(go) != 0) return 6;
@@ -97,6 +132,32 @@ int main(int argc, char **argv) {
         }
         if (overlap && read(go[0], &c, 1) != 1) _exit(6);
         if (idle) _exit(0);
+        if (grandchild) {
+            pid_t g = fork();
+            if (g < 0) _exit(4);
+            if (g == 0) {
+                grandchild_alloc();
+                exit(0);
+            }
+            int st = 0;
+            if (waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st) != 0) _exit(1);
+        }
+        if (vfork_fail || vfork_then_alloc) {
+            pid_t v = vfork();
+            if (v < 0) _exit(4);
+            if (v == 0) {
+                if (vfork_fail) {
+                    execl("/nonexistent/fork_exec", "fork_exec", (char *)NULL);
+                } else {
+                    vfork_alloc();
+                    execl("/proc/self/exe", argv[0], "exec-child", (char *)NULL);
+                }
+                _exit(127);
+            }
+            int st = 0;
+            int want = vfork_fail ? 127 : 0;
+            if (waitpid(v, &st, 0) != v || !WIFEXITED(st) || WEXITSTATUS(st) != want) _exit(1);
+        }
         if (exec) {
             child_prep();
             char *args[] = {argv[0], "exec-child", NULL};

@@ -101,46 +101,92 @@ pub type Profiles = Vec<(PathBuf, Profile)>;
 
 /// The profile of one process image from its files: the final `.ppf` when it wrote one,
 /// else what its live files say (it was killed, crashed, or replaced itself with exec). A
-/// snapshot `.ppf` is older than the live files of a process that went on running.
-fn read_image(dir: &Path, stem: &str) -> Result<(PathBuf, Profile)> {
+/// snapshot `.ppf` is older than the live files of a process that went on running. With
+/// the profile, what the live files missed, if it came from them and they did.
+fn read_image(dir: &Path, stem: &str) -> Result<(PathBuf, Profile, Option<String>)> {
     let ppf = dir.join(format!("{stem}.{}", format::EXTENSION));
     let live = dir.join(format!("{stem}.{}", live::LIVE_EXTENSION));
     let log = dir.join(format!("{stem}.{}", live::LOG_EXTENSION));
     let snapshot = if ppf.exists() {
         let p = read_profile(&ppf)?;
         if p.meta.reason != WriteReason::Snapshot || !live.exists() {
-            return Ok((ppf, p));
+            return Ok((ppf, p, None));
         }
         Some(p)
     } else {
         None
     };
-    let recovered = (|| -> Result<Profile> {
+    if !live.exists() && log.exists() {
+        return Err(not_written(dir, &log, stem));
+    }
+    let recovered = (|| -> Result<(Profile, Option<String>)> {
         let l = std::fs::read(&live).with_context(|| format!("cannot read {}", live.display()))?;
         let g = std::fs::read(&log).with_context(|| format!("cannot read {}", log.display()))?;
-        format::live::recover(&l, &g)
-            .with_context(|| format!("cannot recover the profile in {}", live.display()))
+        let p = format::live::recover(&l, &g)
+            .with_context(|| format!("cannot recover the profile in {}", live.display()))?;
+        Ok((p, format::live::recovery_gaps(&l, &g)))
     })();
     match (recovered, snapshot) {
-        (Ok(p), _) => Ok((live, p)),
-        (Err(_), Some(s)) => Ok((ppf, s)),
+        (Ok((p, gaps)), _) => Ok((live, p, gaps)),
+        (Err(_), Some(s)) => Ok((ppf, s, None)),
         (Err(e), None) => Err(e),
     }
 }
 
-/// Every process image profiled in `raw`, in file-name order, with the files that could
-/// not be read. An image that left only live files and whose pid started a later image
-/// replaced itself with `exec`; one whose process is still running is `Running`.
+/// A process image that left only its log: it kept its counters in memory (its live file
+/// could not be made) and could not write its final profile either, or was killed.
+fn not_written(dir: &Path, log: &Path, stem: &str) -> anyhow::Error {
+    let facts = std::fs::read(log)
+        .ok()
+        .and_then(|g| format::live::log_facts(&g));
+    let pid = stem.split('-').next().unwrap_or(stem);
+    let who = match facts.filter(|m| !m.argv.is_empty()) {
+        Some(m) => format!("pid {pid} ({})", render::shell_quote_command(&m.argv)),
+        None => format!("pid {pid}"),
+    };
+    anyhow::anyhow!(
+        "no profile of {who}: it ended without writing one, and its counters were not in a live file{}",
+        low_space_note(dir)
+    )
+}
+
+/// Below this much free space in the raw directory, a missing or incomplete profile is
+/// put down to it: a live file takes a few hundred KiB, a final profile up to a few MiB.
+const LOW_SPACE: u64 = 1 << 20;
+
+/// `"; DIR has only N free"` when the filesystem of `dir` is (nearly) full, else nothing.
+pub fn low_space_note(dir: &Path) -> String {
+    let Ok(fs) = rustix::fs::statvfs(dir) else {
+        return String::new();
+    };
+    let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+    if free < LOW_SPACE || (fs.f_favail == 0 && fs.f_files > 0) {
+        let what = if free < LOW_SPACE {
+            format!("{} free", render::human_bytes(free))
+        } else {
+            "no free inodes".to_string()
+        };
+        format!(" (the filesystem of {} has {what})", dir.display())
+    } else {
+        String::new()
+    }
+}
+
+/// Every process image profiled in `raw`, in file-name order, with the problems met: the
+/// files that could not be read, images that left no profile, profiles recovered
+/// incomplete (which are read all the same). An image that left only live files and whose
+/// pid started a later image replaced itself with `exec`; one whose process is still
+/// running is `Running`.
 pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
     let mut stems: Vec<String> = std::fs::read_dir(raw)
         .with_context(|| format!("cannot read {}", raw.display()))?
         .flatten()
         .filter_map(|e| {
             // Only the preload's files: others (a user's, in a directory given with -o)
-            // are not profiles of this run.
+            // are not profiles of this run. A log alone is an image that left no profile.
             let name = e.file_name().to_str()?.to_owned();
             let (stem, ext) = image_file(&name)?;
-            [format::EXTENSION, live::LIVE_EXTENSION]
+            [format::EXTENSION, live::LIVE_EXTENSION, live::LOG_EXTENSION]
                 .contains(&ext)
                 .then(|| stem.to_string())
         })
@@ -151,8 +197,23 @@ pub fn read_profiles(raw: &Path) -> Result<(Profiles, Vec<anyhow::Error>)> {
     let mut bad = Vec::new();
     for stem in &stems {
         match read_image(raw, stem) {
-            Ok(p) => ok.push(p),
+            Ok((path, p, gaps)) => {
+                if let Some(gaps) = gaps {
+                    bad.push(anyhow::anyhow!(
+                        "the profile of pid {} is incomplete: {gaps}{}",
+                        p.meta.pid,
+                        low_space_note(raw)
+                    ));
+                }
+                ok.push((path, p));
+            }
             Err(e) => bad.push(e),
+        }
+    }
+    if ok.is_empty() && bad.is_empty() {
+        let note = low_space_note(raw);
+        if !note.is_empty() {
+            bad.push(anyhow::anyhow!("no profile was written{note}"));
         }
     }
     let images: Vec<(u32, u64)> = ok

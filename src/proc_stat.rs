@@ -21,6 +21,22 @@ pub fn of(pid: u32) -> Option<ProcStat> {
     parse(&String::from_utf8_lossy(&stat))
 }
 
+/// The stat line of thread `tid` of process `pid`; `None` when it does not exist.
+pub fn of_thread(pid: u32, tid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    parse(&String::from_utf8_lossy(&stat))
+}
+
+/// The threads of process `pid`, by id (none when it does not exist).
+pub fn threads_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 /// The processes whose parent is `parent`, by pid, with their names.
 pub fn children_of(parent: u32) -> Vec<(u32, String)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {

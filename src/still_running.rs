@@ -3,8 +3,8 @@
 //! state, not the last state of a process that was killed (which is all the files
 //! themselves can say).
 //!
-//! "Still running" needs the same process, not just the same pid: it must exist and not be
-//! a zombie, have started no later than its profile did (a pid reused later started
+//! "Still running" needs the same process, not just the same pid: it must exist with a
+//! thread that is not a zombie (its main thread may have ended), have started no later than its profile did (a pid reused later started
 //! later), and run the command line its profile recorded (a run directory read on another
 //! machine, or in another pid namespace, names pids that belong to others there).
 
@@ -26,11 +26,30 @@ pub fn still_running(meta: &Meta) -> bool {
         return false;
     };
     let ticks = rustix::param::clock_ticks_per_second();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", meta.pid)).unwrap_or_default();
-    alive(stat.state)
-        && started_unix_ns(boot_s, stat.start_ticks, ticks)
-            <= meta.start_unix_ns.saturating_add(START_SLACK_NS)
+    let Some(cmdline) = running_command_line(meta.pid, stat.state) else {
+        return false;
+    };
+    started_unix_ns(boot_s, stat.start_ticks, ticks)
+        <= meta.start_unix_ns.saturating_add(START_SLACK_NS)
         && same_command(&cmdline, &meta.argv)
+}
+
+/// The command line of process `pid` (whose leader is in `leader_state`) when one of its
+/// threads is running; `None` when none is. A main thread that ended with `pthread_exit`
+/// leaves the leader a zombie without a memory map (its `cmdline` empty) while the other
+/// threads run on: one of theirs is read then.
+fn running_command_line(pid: u32, leader_state: char) -> Option<Vec<u8>> {
+    if alive(leader_state) {
+        return Some(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default());
+    }
+    crate::proc_stat::threads_of(pid)
+        .into_iter()
+        .find_map(|tid| {
+            let stat = crate::proc_stat::of_thread(pid, tid)?;
+            alive(stat.state).then(|| {
+                std::fs::read(format!("/proc/{pid}/task/{tid}/cmdline")).unwrap_or_default()
+            })
+        })
 }
 
 /// `btime` of `/proc/stat`: when the system booted, in seconds since the epoch.
@@ -55,17 +74,10 @@ fn alive(state: char) -> bool {
     !matches!(state, 'Z' | 'X' | 'x')
 }
 
-/// Whether `/proc/PID/cmdline` (arguments, each ended by a NUL) is `argv` as the preload
-/// records it: empty arguments left out, each argument read as UTF-8 with invalid bytes
-/// replaced (the preload's `procfs::cmdline`).
+/// Whether `/proc/PID/cmdline` is `argv` as the preload records it (both read by
+/// [`crate::format::argv_from_cmdline`]: empty arguments kept, invalid UTF-8 replaced).
 fn same_command(cmdline: &[u8], argv: &[String]) -> bool {
-    let mut args = cmdline
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(String::from_utf8_lossy);
-    !argv.is_empty()
-        && argv.iter().all(|a| args.next().is_some_and(|b| *a == b))
-        && args.next().is_none()
+    !argv.is_empty() && crate::format::argv_from_cmdline(cmdline) == argv
 }
 
 #[cfg(test)]
@@ -95,8 +107,11 @@ mod tests {
         assert!(!same_command(b"./prog\0", &argv));
         assert!(!same_command(b"./prog\0a b\0c\0", &argv));
         assert!(!same_command(b"", &[]));
-        // As the preload records them: no empty arguments, invalid UTF-8 replaced.
-        assert!(same_command(b"./prog\0\0a b\0\0", &argv));
+        // As the preload records them: empty arguments kept, invalid UTF-8 replaced.
+        assert!(!same_command(b"./prog\0\0a b\0\0", &argv));
+        let with_empty: Vec<String> = ["./prog", "", "a b", ""].map(String::from).to_vec();
+        assert!(same_command(b"./prog\0\0a b\0\0", &with_empty));
+        assert!(!same_command(b"./prog\0a b\0", &with_empty));
         let latin1 = vec!["cat".to_string(), "caf\u{FFFD}".to_string()];
         assert!(same_command(b"cat\0caf\xe9\0", &latin1));
     }

@@ -789,3 +789,74 @@ fn single_to_multi_thread_peak_exact() {
     assert_peak_bytes(&run, 6000);
     assert_functions(&run.folded(), SINGLE_TO_MULTI_FUNCTIONS, function_bytes);
 }
+
+// ---------------------------------------------------------------------------------------
+// Failed munmap and mremap calls (examples/failed_unmaps.c)
+
+/// Whether the CPU can run 5-level page tables: the kernel may then accept ranges above
+/// 2^47, and `failed_unmaps high` would unmap its own stack.
+fn cpu_has_la57() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").map_or(true, |info| {
+        info.lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "la57"))
+    })
+}
+
+/// A munmap or mremap the kernel refuses leaves the mapping counted: the peak holds both
+/// mappings whole, each to its own function.
+#[test]
+fn failed_unmaps_leave_the_mapping_counted() {
+    let program = c_example("failed_unmaps.c");
+    for mode in ["einval", "high", "sealed", "mremap"] {
+        if mode == "high" && cpu_has_la57() {
+            eprintln!("note: failed_unmaps high skipped: the CPU has 5-level paging");
+            continue;
+        }
+        let run = peakprof_run(&program, &[mode]);
+        if mode == "sealed" && run.code() == Some(77) {
+            eprintln!("note: failed_unmaps sealed skipped: no mseal in this kernel");
+            continue;
+        }
+        assert_exit(&run, 0, Some(0), None);
+        assert_peak_bytes(&run, 32768);
+        let folded = run.folded();
+        for (function, bytes) in [("map_first", 16384), ("map_second", 16384)] {
+            assert_eq!(
+                function_bytes(&folded, function),
+                bytes,
+                "{mode}: {function}\n{}",
+                show_folded(&folded, 20)
+            );
+        }
+        // Each mapping whole: one live block each, not pieces of one.
+        assert_eq!(
+            json_u64(&run.summary(), "live_allocations"),
+            2,
+            "{mode}\n{}",
+            run.describe()
+        );
+    }
+}
+
+/// mremap with MREMAP_DONTUNMAP moves the pages and leaves the old range mapped: both
+/// count, the old one still to the function that mapped it.
+#[test]
+fn mremap_dontunmap_leaves_the_old_range_counted() {
+    let run = peakprof_run(&c_example("failed_unmaps.c"), &["dontunmap"]);
+    if run.code() == Some(77) {
+        eprintln!("note: failed_unmaps dontunmap skipped: no MREMAP_DONTUNMAP in this kernel");
+        return;
+    }
+    assert_exit(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 49152);
+    let folded = run.folded();
+    for (function, bytes) in [("map_first", 16384), ("map_second", 16384), ("main", 49152)] {
+        assert_eq!(
+            function_bytes(&folded, function),
+            bytes,
+            "{function}\n{}",
+            show_folded(&folded, 20)
+        );
+    }
+}

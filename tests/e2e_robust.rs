@@ -157,6 +157,40 @@ fn segfault_in_a_thread_while_others_run() {
     check_threads_exit_peak(&run);
 }
 
+/// The main thread ends with pthread_exit and another thread ends the process: the profile,
+/// written by that thread after the thread-group leader lost its memory map, still names
+/// the command and the executable's functions (examples/main_thread_exits.c).
+#[test]
+fn a_process_whose_main_thread_ended_first_keeps_its_command_and_names() {
+    let program = c_example("main_thread_exits.c");
+    for (mode, code) in [("exit", 7), ("return", 0)] {
+        let run = peakprof_run(&program, &[mode]);
+        assert_status(&run, code, Some(i64::from(code)), None);
+        let summary = run.summary();
+        let argv: Vec<&str> = summary["argv"]
+            .as_array()
+            .unwrap_or_else(|| panic!("argv: {summary}"))
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(argv, [program.to_str().unwrap(), mode], "{mode}: {summary}");
+        assert_eq!(
+            json_str(&summary, "command"),
+            format!("{} {mode}", program.display()),
+            "{mode}"
+        );
+        assert_functions(
+            &run.folded(),
+            &[
+                ("worker_hold", 500_000),
+                ("worker", 500_000),
+                ("main_hold", 1000),
+            ],
+            mode,
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Fatal signals (examples/die_by_signal.c, examples/bus_fault.c)
 // ---------------------------------------------------------------------------------------
@@ -1081,6 +1115,99 @@ fn a_report_made_during_the_run_shows_the_process_still_running() {
     assert_peak_bytes(&run, 701_000);
 }
 
+/// Empty arguments are arguments: the profile keeps them where they were (`prog "" x ""` is
+/// not `prog x`), and a report made during the run still recognizes the running process by
+/// its command line, read the same way.
+#[test]
+fn empty_arguments_are_kept_and_the_running_process_still_recognized() {
+    let base = fresh_dir("empty-arguments");
+    let exe = c_example("hold_and_wait.c");
+    let w = start_waiting_with(exe.clone(), base, &["-q"], &["", "x", ""]);
+    let ctrl = w.ctrl.to_str().unwrap().to_string();
+    let expected = [exe.to_str().unwrap(), &ctrl, "", "x", ""];
+    let argv_of = |summary: &serde_json::Value| -> Vec<String> {
+        summary["argv"]
+            .as_array()
+            .unwrap_or_else(|| panic!("argv: {summary}"))
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let report_dir = w.out.parent().unwrap().join("report-while-running");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&w.out)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(argv_of(&summary), expected, "while running");
+    assert_eq!(
+        json_str(&summary, "end"),
+        "running",
+        "the same command line: the same process\n{}",
+        rep.describe()
+    );
+
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    std::fs::write(w.ctrl.join("finish"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    let summary = run.summary();
+    assert_eq!(argv_of(&summary), expected, "at the end");
+    assert_eq!(
+        json_str(&summary, "command"),
+        format!("{} {ctrl} '' x ''", exe.display()),
+    );
+    assert_peak_bytes(&run, 701_000);
+}
+
+/// A report made while a process whose main thread has ended runs on sees it running: its
+/// `/proc/PID/cmdline`, the leader's, reads as empty then, and another thread's says it is
+/// the same command (examples/main_thread_exits.c, `wait`).
+#[test]
+fn a_report_sees_a_process_running_after_its_main_thread_ended() {
+    let base = fresh_dir("main-thread-ended-running");
+    let exe = c_example("main_thread_exits.c");
+    let out = base.join("out");
+    let ctrl = base.join("ctrl");
+    std::fs::create_dir_all(&ctrl).unwrap();
+    let argv = [exe.to_str().unwrap(), "wait", ctrl.to_str().unwrap()];
+    let mut child = spawn(&mut peakprof_command(&out, &["-q"], &argv, &base));
+    let pid = await_ready(&mut child, &ctrl, &exe);
+    let w = Waiting {
+        out,
+        ctrl,
+        child: Some(child),
+        pid,
+    };
+    let report_dir = base.join("report");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&w.out)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(json_str(&summary, "end"), "running", "{}", rep.describe());
+    assert_eq!(json_u64(&summary, "pid"), u64::from(w.pid));
+
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
+    assert_functions(
+        &run.folded(),
+        &[("worker_hold", 500_000), ("main_hold", 1000)],
+        "at the end",
+    );
+}
+
 #[test]
 fn sigusr2_snapshot_while_running() {
     let w = start_hold_and_wait("sigusr2");
@@ -1573,6 +1700,72 @@ fn an_orphaned_child_names_the_parent_that_forked_it() {
     assert_eq!(child.ppid, root_pid, "{}", show_processes(&procs));
     assert_eq!(child.peak_bytes, 130_000, "{}", show_processes(&procs));
     assert_eq!(procs.len(), 2, "{}", show_processes(&procs));
+}
+
+/// A child that forks before its first event (so while it still writes into the files it
+/// inherited) is named as the grandchild's parent, not the process those files belong to.
+#[test]
+fn a_grandchild_names_the_child_that_forked_it() {
+    let run = peakprof_run(&c_example("fork_exec.c"), &["grandchild"]);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 120_000);
+    let summary = run.summary();
+    let root_pid = json_u64(&summary, "pid");
+    let procs = processes(&summary);
+    let shown = show_processes(&procs);
+    assert_eq!(procs.len(), 3, "{shown}");
+    let with_peak = |bytes: u64| {
+        procs
+            .iter()
+            .find(|p| p.peak_bytes == bytes)
+            .unwrap_or_else(|| panic!("no process with a peak of {bytes}\n{shown}"))
+    };
+    let child = with_peak(130_000);
+    let grandchild = with_peak(150_000);
+    assert_eq!(child.ppid, root_pid, "{shown}");
+    assert_eq!(grandchild.ppid, child.pid, "{shown}");
+}
+
+/// A forked child vforks before its first event: the vfork child shares its memory, and
+/// with it the profiler that the child has not yet given files of its own. Whether the
+/// vfork child's exec fails (it then `_exit`s) or it allocates first (in the child's
+/// memory, for the child's profile) and then execs, the child's profile is its own, whole.
+#[test]
+fn a_vfork_child_leaves_its_forked_parents_profile_alone() {
+    for (mode, child_peak, listed) in [("vfork_fail", 130_000, 2), ("vfork_alloc", 130_777, 3)] {
+        let run = peakprof_run(&c_example("fork_exec.c"), &[mode]);
+        assert_status(&run, 0, Some(0), None);
+        assert_peak_bytes(&run, 120_000);
+        let summary = run.summary();
+        let root_pid = json_u64(&summary, "pid");
+        let procs = processes(&summary);
+        let shown = show_processes(&procs);
+        assert_eq!(procs.len(), listed, "{mode}\n{shown}");
+        let child = procs
+            .iter()
+            .find(|p| p.ppid == root_pid)
+            .unwrap_or_else(|| panic!("{mode}: no child of the root\n{shown}"));
+        assert_eq!(child.peak_bytes, child_peak, "{mode}\n{shown}");
+        let cwd = run.out_dir.parent().unwrap();
+        let child_summary = read_json(&child.dir_in(cwd).join("summary.json"));
+        assert_eq!(json_str(&child_summary, "end"), "exit", "{mode}");
+        if mode == "vfork_alloc" {
+            assert_functions(
+                &folded_in(&child.dir_in(cwd)),
+                &[
+                    ("parent_hold", 100_000),
+                    ("vfork_alloc", 777),
+                    ("child_alloc", 30_000),
+                ],
+                mode,
+            );
+            let exec_image = procs
+                .iter()
+                .find(|p| p.ppid == child.pid)
+                .unwrap_or_else(|| panic!("{mode}: no exec'd image\n{shown}"));
+            assert_eq!(exec_image.peak_bytes, 55_555, "{shown}");
+        }
+    }
 }
 
 #[test]
@@ -2200,6 +2393,203 @@ fn a_program_ending_at_its_descriptor_limit_still_reads_as_exited() {
         "the final write did fail\n{}",
         run.describe()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// A full output filesystem (tmpfs mounts: root only)
+// ---------------------------------------------------------------------------------------
+
+/// A tmpfs of a given size mounted on a fresh directory, unmounted when dropped.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// `None`, with a note, when this test process cannot mount one (not root, or no
+    /// capability to in its container): the tests that need one are skipped then.
+    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
+        let dir = fresh_dir(name);
+        let mounted = rustix::process::geteuid().is_root()
+            && Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("note: {name} skipped: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    /// Takes every free block (a file written until the filesystem refuses).
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.dir.join("fill")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// The program runs to its end on a full output filesystem: its live counters stay in
+/// memory rather than in a file it could not give blocks to (a store there was SIGBUS),
+/// and peakprof says in one line that no profile was written, and why.
+#[test]
+fn a_full_output_filesystem_costs_the_profile_not_the_program() {
+    let Some(fs) = Tmpfs::mount("full-fs", "128k") else {
+        return;
+    };
+    fs.fill();
+    let exe = c_example("exit_with.c");
+    let run = run_in(
+        &fs.dir,
+        &[],
+        &[exe.to_str().unwrap(), "42"],
+        60,
+        "exit_with 42",
+    );
+    assert_eq!(
+        run.code(),
+        Some(42),
+        "the program's own status\n{}",
+        run.describe()
+    );
+    let errors: Vec<String> = run
+        .stderr_str()
+        .lines()
+        .filter(|l| l.starts_with("peakprof: error"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line\n{}", run.describe());
+    assert!(
+        errors[0].contains("no profile of pid")
+            && errors[0].ends_with(&format!(
+                "(the filesystem of {} has 0 B free)",
+                run.out_dir.join("raw").display()
+            )),
+        "{}",
+        run.describe()
+    );
+}
+
+/// An output filesystem without room for the live file (228 KiB) but with room for the
+/// final profile and the reports: the counters stay in memory, and the profile is exact.
+#[test]
+fn a_live_file_that_does_not_fit_leaves_the_profile_exact() {
+    let Some(fs) = Tmpfs::mount("small-fs", "200k") else {
+        return;
+    };
+    let exe = c_example("exit_with.c");
+    let run = run_in(
+        &fs.dir,
+        &["-q"],
+        &[exe.to_str().unwrap(), "42"],
+        60,
+        "exit_with 42",
+    );
+    assert_status(&run, 42, Some(42), None);
+    assert_peak_bytes(&run, 4242);
+    assert_functions(&run.folded(), &[("exit_hold", 4242)], "small fs");
+}
+
+/// The live file fits at the start but cannot grow for the 8192 call paths of many_stacks:
+/// the program runs to its end (exit 3, its own status), and the profile recovered from
+/// the live files is said to be incomplete.
+#[test]
+fn a_live_file_that_cannot_grow_costs_the_program_nothing() {
+    let Some(fs) = Tmpfs::mount("full-fs-growth", "300k") else {
+        return;
+    };
+    let exe = c_example("many_stacks.c");
+    let run = run_in(
+        &fs.dir,
+        &["-q"],
+        &[exe.to_str().unwrap(), "3"],
+        60,
+        "many_stacks 3",
+    );
+    assert_eq!(
+        run.code(),
+        Some(3),
+        "the program's own status\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr_str().contains(
+            "is incomplete: its live file could not grow: it holds the counters of 4096 of \
+             8192 call paths"
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
+/// Log records that do not fit are cut back whole: the ones written once there is room
+/// again still read, and a killed process's profile is recovered with every call path
+/// logged after the gap named (examples/log_gap.c: 400 KiB, the live file's 228 KiB, and
+/// 24 KiB for the log until the program removes the filler).
+#[test]
+fn log_records_after_a_full_disk_still_read() {
+    let Some(fs) = Tmpfs::mount("full-fs-log-gap", "400k") else {
+        return;
+    };
+    let filler = fs.dir.join("filler");
+    std::fs::write(&filler, vec![0u8; (400 - 228 - 24) * 1024]).unwrap();
+    let exe = c_example("log_gap.c");
+    let argv = [exe.to_str().unwrap(), filler.to_str().unwrap()];
+    let run = run_in(&fs.dir, &["-q"], &argv, 60, "log_gap");
+    assert_eq!(
+        run.code(),
+        Some(137),
+        "killed by SIGKILL\n{}",
+        run.describe()
+    );
+    // The run's own report may not fit: another, on a disk with room.
+    let report_dir = fresh_dir("log-gap-report");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .args(["report", "-q"])
+            .arg(&run.out_dir)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(0), "{}", rep.describe());
+    assert!(
+        rep.stderr_str().contains("is incomplete: ")
+            && rep.stderr_str().contains(" call paths without frames"),
+        "{}",
+        rep.describe()
+    );
+    let summary = read_json(&report_dir.join("summary.json"));
+    assert_eq!(json_u64(&summary, "peak_bytes"), 32_000);
+    assert_functions(
+        &folded_in(&report_dir),
+        &[("later_paths", 8_000)],
+        "recovered after the gap",
+    );
+}
+
+/// Counters that moved to anonymous memory because the live file could not grow (here it
+/// was removed; a full disk does the same) still give a forked child private copies: its
+/// parent's frees after the fork leave the child's peak alone.
+#[test]
+fn a_fork_after_the_live_file_stopped_growing_keeps_the_childs_counters() {
+    let run = peakprof_run(&c_example("live_file_removed.c"), &[]);
+    assert_status(&run, 0, Some(0), None);
+    assert_peak_bytes(&run, 1_081_344);
+    let summary = run.summary();
+    let procs = processes(&summary);
+    let child = child_of_root(&summary, &procs);
+    assert_eq!(child.peak_bytes, 1_111_344, "{}", show_processes(&procs));
 }
 
 /// Threads cancelled while they allocate: the profiler's own I/O inside a hook must not be

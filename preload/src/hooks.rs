@@ -10,6 +10,8 @@ use core::ffi::{c_int, c_void};
 use crate::guard::{keep_errno, Guard};
 use crate::thread::Thread;
 use crate::unwind::Origin;
+use peakprof::record::{munmap_check, MunmapCheck};
+
 use crate::{bootstrap, real, state};
 
 /// The two x86-64 argument registers after a function's own arguments (one to three
@@ -296,9 +298,13 @@ aligned_hook!(
     from = pvalloc_from
 );
 
-fn page_round(len: usize) -> usize {
+fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize
+}
+
+fn page_round(len: usize) -> usize {
+    let page = page_size();
     len.div_ceil(page).saturating_mul(page)
 }
 
@@ -350,18 +356,41 @@ pub unsafe extern "C" fn mmap64(
     unsafe { mmap(addr, len, prot, flags, fd, off) }
 }
 
-/// Interposed `munmap(2)`: the tracked part of the range ends.
+/// Interposed `munmap(2)`: the tracked part of the range ends, if the call succeeds.
 ///
 /// # Safety
 /// As `munmap(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
-    let _g = enter();
-    if _g.is_some() {
-        keep_errno(|| state::on_munmap(addr as usize, page_round(len)));
+    let Some(_g) = enter() else {
+        // SAFETY: forwarding to the real function.
+        return unsafe { real::munmap(addr, len) };
+    };
+    match munmap_check(addr as u64, len as u64, page_size() as u64) {
+        // EINVAL, nothing unmapped: nothing to record.
+        MunmapCheck::Invalid => {
+            // SAFETY: forwarding to the real function.
+            unsafe { real::munmap(addr, len) }
+        }
+        MunmapCheck::RecordFirst { len: rounded } => {
+            let taken = keep_errno(|| state::take_mapped(addr as usize, rounded as usize));
+            // SAFETY: forwarding to the real function.
+            let r = unsafe { real::munmap(addr, len) };
+            if r != 0 {
+                // Still mapped (keep_errno: the caller reads the call's errno).
+                keep_errno(|| state::put_back(taken));
+            }
+            r
+        }
+        MunmapCheck::CallFirst { len: rounded } => {
+            // SAFETY: forwarding to the real function.
+            let r = unsafe { real::munmap(addr, len) };
+            if r == 0 {
+                keep_errno(|| state::on_munmap(addr as usize, rounded as usize));
+            }
+            r
+        }
     }
-    // SAFETY: forwarding to the real function.
-    unsafe { real::munmap(addr, len) }
 }
 
 /// Interposed `mremap(2)`. Declared with the optional fifth argument spelled out: on the
@@ -383,15 +412,24 @@ pub unsafe extern "C" fn mremap(
     } else {
         core::ptr::null_mut()
     };
-    let Some(_g) = enter() else {
+    // Arguments the kernel refuses (EINVAL) before it looks at any mapping are forwarded
+    // untouched: taking the range and putting it back would cut the tracked mapping into
+    // pieces, each then counted as a block of its own.
+    let page = page_size();
+    let refused = !(old as usize).is_multiple_of(page)
+        || new_len == 0
+        || new_len.checked_next_multiple_of(page).is_none();
+    let guard = if refused { None } else { enter() };
+    let Some(_g) = guard else {
         // SAFETY: forwarding to the real function.
         return unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
     };
-    let taken = keep_errno(|| state::before_mremap(old as usize, page_round(old_len)));
+    let taken = keep_errno(|| state::take_mapped(old as usize, page_round(old_len)));
     // SAFETY: forwarding to the real function.
     let r = unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
     let moved = (r != libc::MAP_FAILED).then(|| (r as usize, page_round(new_len)));
-    keep_errno(|| state::after_mremap(moved, taken));
+    let old_stays = flags & libc::MREMAP_DONTUNMAP != 0;
+    keep_errno(|| state::after_mremap(moved, taken, old_stays));
     r
 }
 

@@ -37,6 +37,25 @@ fn map(len: usize, fd: c_int, offset: usize) -> *mut u8 {
     }
 }
 
+/// Gives `fd`'s file blocks for `[offset, offset + len)`, extending it as needed: a shared
+/// mapping of a file is only safe to store into where the file has its blocks. A store that
+/// needs a block the filesystem cannot give (full, or over quota) kills the program with
+/// SIGBUS; a refused reservation leaves the counters to anonymous memory instead.
+/// `posix_fallocate` falls back to writing the blocks on filesystems without `fallocate`.
+/// (On copy-on-write filesystems, btrfs and ZFS, every rewrite of a block needs a new one:
+/// a reservation cannot cover those.)
+fn reserve_blocks(fd: c_int, offset: usize, len: usize) -> bool {
+    let _no_cancel = NoCancel::new();
+    loop {
+        // SAFETY: allocates blocks of our own file; the result is an error number. (glibc's
+        // emulation may set errno: the callers keep the program's.)
+        let r = unsafe { libc::posix_fallocate(fd, offset as libc::off_t, len as libc::off_t) };
+        if r != libc::EINTR {
+            return r == 0;
+        }
+    }
+}
+
 /// Per-stack counters, in a shared mapping of the `.live` file (or anonymous memory when
 /// the file cannot be made).
 pub struct MappedStore {
@@ -45,6 +64,11 @@ pub struct MappedStore {
     capacity: usize,
     /// The `.live` file; `None` for anonymous counters.
     file: Option<OwnFd>,
+    /// Whether the header is a shared mapping of the file. It stays one when the file
+    /// cannot grow and the sites move to anonymous memory (see `move_to_anonymous`), so
+    /// that the file still says how the process ended; a forked child must then still be
+    /// given a private copy of it.
+    shared_header: bool,
 }
 
 // SAFETY: the store owns its mappings; it is only used under the profiler's lock.
@@ -63,7 +87,8 @@ impl MappedStore {
         let len = HEADER_SIZE + INITIAL_SITES * SITE_SIZE;
         if let Some(fd) = file.get() {
             // SAFETY: `fd` names our own file (checked by `get`); ftruncate only sizes it.
-            if unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0 {
+            let sized = unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0;
+            if sized && reserve_blocks(fd, 0, len) {
                 let header = map(HEADER_SIZE, fd, 0);
                 let sites = map(INITIAL_SITES * SITE_SIZE, fd, HEADER_SIZE);
                 if !header.is_null() && !sites.is_null() {
@@ -72,9 +97,20 @@ impl MappedStore {
                     file.park();
                     return Self::init(header.cast(), sites.cast(), INITIAL_SITES, Some(file));
                 }
+                // SAFETY: unmapping what was mapped just above, unused since.
+                unsafe {
+                    if !header.is_null() {
+                        real::munmap(header.cast(), HEADER_SIZE);
+                    }
+                    if !sites.is_null() {
+                        real::munmap(sites.cast(), INITIAL_SITES * SITE_SIZE);
+                    }
+                }
             }
         }
-        file.close();
+        // No file rather than one without counters in it, which would read as damaged:
+        // the log (if it can be written) still says the process was there.
+        file.remove();
         Self::anonymous()
     }
 
@@ -99,6 +135,7 @@ impl MappedStore {
             header,
             sites,
             capacity: if sites.is_null() { 0 } else { capacity },
+            shared_header: file.is_some() && !header.is_null(),
             file,
         }
     }
@@ -146,10 +183,11 @@ impl MappedStore {
     /// faulted in, and a fork costs one copy of the sites in use (fresh mappings each time
     /// cost 1 ms a fork at 30000 stacks, three times the copy). `None` for anonymous
     /// counters (the fork makes them private already) or when memory is short (the child
-    /// then keeps the shared view).
+    /// then keeps the shared view). Counters whose sites left the file for anonymous
+    /// memory still have their header in it: they get copies all the same.
     pub fn fork_snapshot(&self, previous: Option<ForkSnapshot>) -> Option<ForkSnapshot> {
         let sites_len = self.capacity * SITE_SIZE;
-        let shared = self.file.is_some() && !self.header.is_null() && !self.sites.is_null();
+        let shared = self.shared_header && !self.sites.is_null();
         let mut snap = match previous {
             Some(s) if shared && s.sites_len == sites_len => s,
             stale => {
@@ -203,6 +241,7 @@ impl MappedStore {
             snap.free();
             return;
         }
+        self.shared_header = false;
         if let Some(file) = self.file.take() {
             file.close();
         }
@@ -295,10 +334,16 @@ impl SiteStore for MappedStore {
             let Some(own) = file.get() else {
                 return self.move_to_anonymous(new_cap);
             };
+            let old_size = HEADER_SIZE + self.capacity * SITE_SIZE;
             // SAFETY: growing our own file (checked by `get`).
-            let grown =
-                unsafe { libc::ftruncate(own, (HEADER_SIZE + new_len) as libc::off_t) } == 0;
+            let grown = unsafe { libc::ftruncate(own, (HEADER_SIZE + new_len) as libc::off_t) }
+                == 0
+                && reserve_blocks(own, old_size, HEADER_SIZE + new_len - old_size);
             if !grown {
+                // Back to the size the counters in the file cover: a reader tells from it
+                // that the sites counted since are not in the file.
+                // SAFETY: shrinking our own file to what is mapped of it.
+                unsafe { libc::ftruncate(own, old_size as libc::off_t) };
                 return self.move_to_anonymous(new_cap);
             }
             fd = own;
@@ -410,6 +455,9 @@ fn replace_mapping(from: *mut u8, to: *mut u8, len: usize) -> bool {
 pub struct LogFile {
     /// `None` when it could not be created: records are then dropped.
     file: Option<OwnFd>,
+    /// Bytes of whole records in the file: where a record that could not be written whole
+    /// (a full disk) is cut back to, so the records after it are still read as records.
+    len: u64,
     /// Close the descriptor after each append: the program runs under so low a descriptor
     /// limit (`ulimit -n 8`) that holding one would take a file from it.
     park_after_append: bool,
@@ -429,6 +477,7 @@ impl LogFile {
         let limit = crate::ownfd::descriptor_limit();
         let mut log = LogFile {
             file: OwnFd::create(path, flags),
+            len: 0,
             park_after_append: limit > 0 && limit <= TIGHT_DESCRIPTOR_LIMIT,
         };
         if log.park_after_append {
@@ -437,8 +486,10 @@ impl LogFile {
         log
     }
 
-    /// Appends `bytes` with as few system calls as the kernel allows.
-    pub fn append(&mut self, mut bytes: &[u8]) {
+    /// Appends `bytes` with as few system calls as the kernel allows, all of them or none
+    /// (a record that does not fit is dropped, and the next one is tried all the same).
+    pub fn append(&mut self, record: &[u8]) {
+        let mut bytes = record;
         // `write` is a cancellation point (opening and closing are covered by `OwnFd`).
         let _no_cancel = NoCancel::new();
         // Checked at every append: the program may have closed the descriptor and opened a
@@ -460,6 +511,22 @@ impl LogFile {
                 continue;
             } else {
                 break;
+            }
+        }
+        if bytes.is_empty() {
+            self.len += record.len() as u64;
+        } else {
+            // Part of a record would make what follows unreadable: cut it off. Without its
+            // first record (the magic and the process facts) nothing after it could be
+            // read: then, or should the cut fail, write nothing more (the file, even
+            // empty, still says the process was there).
+            // SAFETY: shrinking our own file (checked by `get`) to its whole records.
+            let cut = unsafe { libc::ftruncate(fd, self.len as libc::off_t) } == 0;
+            if !cut || self.len == 0 {
+                if let Some(file) = self.file.take() {
+                    file.close();
+                }
+                return;
             }
         }
         if self.park_after_append {

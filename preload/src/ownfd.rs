@@ -107,6 +107,18 @@ impl OwnFd {
         self.park();
     }
 
+    /// Closes the descriptor and removes the file, a file just created that is not going
+    /// to be used after all; a file that took its path since is left alone.
+    pub fn remove(mut self) {
+        if self.get_briefly().is_some() {
+            let _no_cancel = NoCancel::new();
+            // SAFETY: a valid NUL-terminated path, which names our file (checked by
+            // `get_briefly` through the descriptor it opened, if it had to).
+            unsafe { libc::unlink(self.path.as_ptr()) };
+        }
+        self.park();
+    }
+
     /// Gives the descriptor back until the next [`Self::get`], which reopens the file: a
     /// file used rarely should not hold one of the program's descriptors (a program under
     /// a low descriptor limit needs every one it has).

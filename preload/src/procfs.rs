@@ -1,13 +1,27 @@
 //! Facts about the process, read without the hooked allocator in the way: these run inside
 //! the profiler with the guard held, so their allocations go to the real allocator.
+//!
+//! Per-process files are read through `/proc/thread-self`, the calling thread's view of the
+//! process, not `/proc/self`, the thread-group leader's: a main thread that ended with
+//! `pthread_exit` leaves the leader a zombie without a memory map, whose `exe` cannot be
+//! read and whose `cmdline` and `statm` read as empty, while the other threads run on (and
+//! one of them writes the final profile). `/proc/self` remains the fallback for kernels
+//! before 3.17, which have no `thread-self`.
 
 use std::io::Read;
+
+/// Opens `/proc/thread-self/<name>`, or `/proc/self/<name>` when that does not exist.
+fn open(name: &str) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(format!("/proc/thread-self/{name}"))
+        .or_else(|_| std::fs::File::open(format!("/proc/self/{name}")))
+}
 
 /// The executable's path. When the file was replaced or removed while the program runs (a
 /// rebuild during a long job), the kernel appends " (deleted)"; the path without it is what
 /// the symbolizer should look at, and its build-id check refuses a file that differs.
 pub fn self_exe() -> String {
-    let path = std::fs::read_link("/proc/self/exe")
+    let path = std::fs::read_link("/proc/thread-self/exe")
+        .or_else(|_| std::fs::read_link("/proc/self/exe"))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     match path.strip_suffix(" (deleted)") {
@@ -16,17 +30,15 @@ pub fn self_exe() -> String {
     }
 }
 
-/// The command line, one entry per argument.
+/// The command line, one entry per argument, empty ones included (see
+/// [`peakprof::format::argv_from_cmdline`]).
 pub fn cmdline() -> Vec<String> {
     let _no_cancel = crate::guard::NoCancel::new();
     let mut buf = Vec::new();
-    if let Ok(mut f) = std::fs::File::open("/proc/self/cmdline") {
+    if let Ok(mut f) = open("cmdline") {
         let _ = f.read_to_end(&mut buf);
     }
-    buf.split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
+    peakprof::format::argv_from_cmdline(&buf)
 }
 
 /// Peak resident set size of this process so far, in bytes.
@@ -41,18 +53,24 @@ pub fn peak_rss_bytes() -> u64 {
     }
 }
 
-/// Resident set size right now, from `/proc/self/statm`, without allocating; 0 when it
-/// cannot be read.
+/// Resident set size right now, from `/proc/thread-self/statm` (`/proc/self/statm` before
+/// Linux 3.17), without allocating; 0 when it cannot be read.
 pub fn current_rss_bytes() -> u64 {
     let _no_cancel = crate::guard::NoCancel::new();
     let mut buf = [0u8; 128];
     // SAFETY: a NUL-terminated path; the descriptor is ours and closed below; `read` writes
     // at most `buf.len()` bytes into `buf`.
     let n = unsafe {
-        let fd = libc::open(
-            c"/proc/self/statm".as_ptr(),
+        let mut fd = libc::open(
+            c"/proc/thread-self/statm".as_ptr(),
             libc::O_RDONLY | libc::O_CLOEXEC,
         );
+        if fd < 0 {
+            fd = libc::open(
+                c"/proc/self/statm".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
+        }
         if fd < 0 {
             return 0;
         }

@@ -26,10 +26,14 @@ struct Profiler {
     out_dir: String,
     /// File stem of this process image's files: `<pid>-<start_unix_ns>`.
     stem: String,
-    /// The process these files belong to; a forked child must make its own first.
+    /// The process this profiler belongs to: set in a forked child at the fork, before it
+    /// has files of its own. A vfork child shares the profiler (and all memory) with this
+    /// process and must tell itself apart: its events count for this process (the memory
+    /// is this process's), but it never ends or writes this process's profile.
     owner_pid: u32,
-    /// Its parent: the process that started it or forked it. Kept rather than asked again
-    /// at the end, when an orphan's parent is already peakprof (the tree's subreaper).
+    /// Its parent: the process that started it or forked it (set in a forked child by the
+    /// fork handler). Kept rather than asked again at the end, when an orphan's parent is
+    /// already peakprof (the tree's subreaper).
     parent_pid: u32,
     /// Set in a forked child until it has files of its own.
     rebind_pending: bool,
@@ -101,6 +105,10 @@ fn exit_code_for(reason: WriteReason) -> Option<i32> {
 /// Whether the forking thread's `prepare` marked it as inside the profiler (so `parent` or
 /// `child` unmarks it); written and read with the profiler's lock held across the fork.
 static FORK_SET_IN_HOOK: AtomicBool = AtomicBool::new(false);
+
+/// The process that is forking, set by `prepare` with the profiler's lock held across the
+/// fork, for the child to name as its parent (see [`Profiler::parent_pid`]).
+static FORKING_PID: AtomicU32 = AtomicU32::new(0);
 
 /// The `exec` word of the live file this process writes, and the pid it belongs to (0
 /// when none): set with the lock held whenever the files change, read by the exec
@@ -191,7 +199,8 @@ pub fn try_start(final_try: bool) {
     {
         return;
     }
-    let next = match start() {
+    // The program's errno survives: starting creates files and may meet errors.
+    let next = match keep_errno(start) {
         Some(()) => ACTIVE,
         None if final_try => PASSIVE,
         None => UNSTARTED,
@@ -352,6 +361,7 @@ fn install_fork_handlers() {
         let mut g = PROFILER.lock();
         // Read back by the same thread in `parent` or `child`: other forks wait for the lock.
         FORK_SET_IN_HOOK.store(set_here, Ordering::Relaxed);
+        FORKING_PID.store(pid(), Ordering::Relaxed);
         sampled::fork_prepare();
         unwind::memo_fork_prepare();
         if let Some(p) = g.as_mut() {
@@ -387,6 +397,10 @@ fn install_fork_handlers() {
         sampled::fork_child(start_mono_ns);
         PROFILER.reset_after_fork();
         if let Some(p) = PROFILER.lock().as_mut() {
+            // The process that forked, even when it never made files of its own (it
+            // forked before its first event): those are still its parent's, or further up.
+            p.parent_pid = FORKING_PID.load(Ordering::Relaxed);
+            p.owner_pid = pid();
             p.rebind_pending = true;
             p.start_mono_ns = start_mono_ns;
             p.start_unix_ns = start_unix_ns;
@@ -444,10 +458,10 @@ impl Profiler {
         }
         // Times count from the fork (set by the fork handler).
         let start_unix_ns = self.start_unix_ns;
-        // Until now the files were the forking process's: it is the parent, whether or not
-        // it is still alive (a child may make its files long after an orphaning).
-        self.parent_pid = self.owner_pid;
-        self.owner_pid = pid();
+        // `parent_pid` was set at the fork, so it names the parent whether or not it is
+        // still alive (a child may make its files long after an orphaning). `owner_pid`
+        // too: this may run in a vfork child of the owner (its first event), whose files
+        // these are not.
         self.stem = format!("{}-{start_unix_ns}", self.owner_pid);
         let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
         let store = self.rec.tracker().store().copy_to(&store_path);
@@ -823,7 +837,7 @@ pub fn on_mmap(addr: usize, len: usize) {
     });
 }
 
-/// A range is being unmapped (or replaced by a mapping we do not track).
+/// A range was unmapped (or replaced by a mapping we do not track).
 pub fn on_munmap(addr: usize, len: usize) {
     with_profiler(|p| {
         let t = p.now();
@@ -831,39 +845,54 @@ pub fn on_munmap(addr: usize, len: usize) {
     });
 }
 
-/// A mapping is about to be resized or moved: its tracked parts leave the live set now,
-/// before the real call, so that another thread mapping the freed range at once is never
-/// confused with it. Returns what was taken, for [`after_mremap`].
-pub fn before_mremap(old: usize, old_len: usize) -> Vec<Region> {
+/// A range is about to be unmapped, resized or moved: its tracked parts leave the live set
+/// now, before the real call, so that another thread mapping the freed range at once is
+/// never confused with it. Returns what was taken, for [`put_back`] should the call fail
+/// (or [`after_mremap`]).
+pub fn take_mapped(addr: usize, len: usize) -> Vec<Region> {
     with_profiler(|p| {
         let t = p.now();
-        p.rec.take_range(old as u64, old_len as u64, t)
+        p.rec.take_range(addr as u64, len as u64, t)
     })
     .unwrap_or_default()
 }
 
-/// The mapping moved to `new` (or the call failed: `None`). A tracked mapping's new range
-/// is attributed to the caller of mremap (as realloc's new block is to realloc's caller);
-/// after a failure the old pieces come back as they were.
-pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>) {
+/// The call whose range [`take_mapped`] took failed, so the range is still mapped: the
+/// pieces come back as they were (not as new allocations).
+pub fn put_back(taken: Vec<Region>) {
     if taken.is_empty() {
         return;
     }
-    let mut room = unwind::Frames::new();
-    let stack = moved.map(|_| stack(&mut room, None));
     with_profiler(|p| {
         let t = p.now();
-        match (moved, stack) {
-            (Some((new, new_len)), Some(frames)) => {
-                let id = p.intern(frames, None);
-                p.rec.on_mmap(new as u64, new_len as u64, id, t);
-            }
-            _ => {
-                for r in taken {
-                    p.rec.restore_region(r, t);
-                }
+        for r in taken {
+            p.rec.restore_region(r, t);
+        }
+    });
+}
+
+/// The mapping [`take_mapped`] took moved to `new` (or the call failed: `None`). A tracked
+/// mapping's new range is attributed to the caller of mremap (as realloc's new block is to
+/// realloc's caller); after a failure the old pieces come back as they were, and so they do
+/// when `old_stays` (`MREMAP_DONTUNMAP`: the pages move, the old range stays mapped).
+pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>, old_stays: bool) {
+    if taken.is_empty() {
+        return;
+    }
+    let Some((new, new_len)) = moved else {
+        return put_back(taken);
+    };
+    let mut room = unwind::Frames::new();
+    let frames = stack(&mut room, None);
+    with_profiler(|p| {
+        let t = p.now();
+        if old_stays {
+            for r in taken {
+                p.rec.restore_region(r, t);
             }
         }
+        let id = p.intern(frames, None);
+        p.rec.on_mmap(new as u64, new_len as u64, id, t);
     });
 }
 
@@ -906,6 +935,11 @@ fn finish_locked_out(reason: WriteReason) {
     let mods = modules::loaded_modules();
     let mut g = PROFILER.lock();
     let Some(p) = g.as_mut() else { return };
+    // A vfork child shares our memory: it must not write (or stop) the owner's profile,
+    // nor drop a forked owner's pending one.
+    if p.owner_pid != pid() {
+        return;
+    }
     if p.rebind_pending && !sampled::child_rose_since_fork() {
         // A forked child that ends without an event the recorder saw (or, in sampled mode,
         // without its total going above what it inherited) held only what its parent held
@@ -921,8 +955,7 @@ fn finish_locked_out(reason: WriteReason) {
     if p.rebind_pending {
         p.rebind();
     }
-    // A vfork child shares our memory: it must not write (or stop) the parent's profile.
-    if p.written || p.owner_pid != pid() {
+    if p.written {
         return;
     }
     p.written = true;
@@ -976,11 +1009,12 @@ fn finish_locked_out(reason: WriteReason) {
 fn write_atomically(path: &str, bytes: &[u8]) -> bool {
     let _no_cancel = crate::guard::NoCancel::new();
     let tmp = format!("{path}.{}", format::TEMP_EXTENSION);
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let Err(e) = written else {
         return true;
-    }
+    };
     let _ = std::fs::remove_file(&tmp);
-    let msg = format!("peakprof: cannot write profile {path}\n");
+    let msg = format!("peakprof: cannot write profile {path}: {e}\n");
     // SAFETY: writing a valid buffer to stderr.
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
     false

@@ -356,6 +356,42 @@ pub fn recover(live: &[u8], log: &[u8]) -> Result<Profile, FormatError> {
     })
 }
 
+/// What the profile [`recover`] makes of `live` and `log` misses, in words; `None` when it
+/// is whole (or the files cannot be read at all, which `recover` says). The preload keeps
+/// counting in memory when the live file cannot grow (a full disk), so the call paths
+/// counted after that are not in the file, and those in it stopped there; a stack whose
+/// log record could not be written (the same) or never was (killed between the two) is
+/// recovered without frames.
+pub fn recovery_gaps(live: &[u8], log: &[u8]) -> Option<String> {
+    let (totals, _) = read_totals(live).ok()?;
+    let contents = parse_log(log).ok()?;
+    let in_file = (live.len() - HEADER_SIZE) / SITE_SIZE;
+    let counted = usize::try_from(totals.sites).unwrap_or(usize::MAX);
+    let named: std::collections::HashSet<u32> = contents.stacks.iter().map(|s| s.0).collect();
+    let unnamed = (0..counted.min(in_file))
+        .filter(|&i| !named.contains(&(i as u32)))
+        .filter_map(|i| read_site(live, i))
+        .filter(|s| s.cur_count > 0 || s.peak_count > 0 || s.alloc_count > 0)
+        .count();
+    let mut gaps = Vec::new();
+    if counted > in_file {
+        gaps.push(format!(
+            "its live file could not grow: it holds the counters of {in_file} of {counted} call paths, as they were then"
+        ));
+    }
+    if unnamed > 0 {
+        let s = if unnamed == 1 { "" } else { "s" };
+        gaps.push(format!("{unnamed} call path{s} without frames"));
+    }
+    (!gaps.is_empty()).then(|| gaps.join("; "))
+}
+
+/// The process facts at the start of a log (a process that left nothing else), as far as
+/// they were written.
+pub fn log_facts(log: &[u8]) -> Option<Meta> {
+    parse_log(log).ok().map(|c| c.meta)
+}
+
 /// The bytes of a `.live` file holding `totals`, `signal` and `sites`: what the preload's
 /// mapping looks like, for tests.
 pub fn live_bytes(totals: &Totals, signal: u64, sites: &[Site]) -> Vec<u8> {
@@ -485,6 +521,48 @@ mod tests {
         assert_eq!(by_frames(&got, &got.peak), by_frames(&want, &want.peak));
         assert_eq!(by_frames(&got, &got.exit), by_frames(&want, &want.exit));
         assert_eq!(by_frames(&got, &got.allocs), by_frames(&want, &want.allocs));
+    }
+
+    #[test]
+    fn recovery_gaps_name_counters_past_the_file_and_stacks_without_frames() {
+        let mut log = log_meta(1, 0, &[], "", 0, 0);
+        log.extend(log_stack(0, &[1, 2, 3]));
+        let used = Site {
+            cur_bytes: 8,
+            cur_count: 1,
+            alloc_bytes: 8,
+            alloc_count: 1,
+            ..Site::default()
+        };
+        let totals = |sites: u64| Totals {
+            total: 8 * sites,
+            live_count: sites,
+            peak: 8 * sites,
+            epoch: 1,
+            sites,
+            ..Totals::default()
+        };
+        // Whole: every counted site is in the file and has its stack.
+        assert_eq!(
+            recovery_gaps(&live_bytes(&totals(1), 0, &[used]), &log),
+            None
+        );
+        // Site 1 counted but its stack record missing; an unused site needs none.
+        let three = [used, used, Site::default()];
+        assert_eq!(
+            recovery_gaps(&live_bytes(&totals(3), 0, &three), &log).as_deref(),
+            Some("1 call path without frames")
+        );
+        // Five sites counted, the file holds two (it stopped growing).
+        let mut log2 = log.clone();
+        log2.extend(log_stack(1, &[4]));
+        assert_eq!(
+            recovery_gaps(&live_bytes(&totals(5), 0, &[used, used]), &log2).as_deref(),
+            Some(
+                "its live file could not grow: it holds the counters of 2 of 5 call paths, \
+                 as they were then"
+            )
+        );
     }
 
     #[test]

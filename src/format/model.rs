@@ -31,7 +31,8 @@ pub struct Profile {
 pub struct Meta {
     pub pid: u32,
     pub ppid: u32,
-    /// The command line as the process saw it (`/proc/self/cmdline`), lossily decoded.
+    /// The command line as the process saw it (its `cmdline` in `/proc`), empty arguments
+    /// included, lossily decoded (see [`argv_from_cmdline`]).
     pub argv: Vec<String>,
     /// The executable (`/proc/self/exe`).
     pub exe: String,
@@ -105,6 +106,23 @@ impl Module {
     pub fn contains(&self, addr: u64) -> bool {
         self.ranges.iter().any(|&(s, e)| s <= addr && addr < e)
     }
+}
+
+/// The arguments in the text of `/proc/PID/cmdline`, as [`Meta::argv`] holds them. Each
+/// argument ends with a NUL, so an empty argument is an empty entry, kept (`prog "" x` is
+/// not `prog x`), and only the final NUL ends the list. A process that rewrote its argument
+/// area may leave no NUL at the end: what follows the last NUL is then an argument too.
+/// Invalid UTF-8 is replaced.
+pub fn argv_from_cmdline(cmdline: &[u8]) -> Vec<String> {
+    if cmdline.is_empty() {
+        return Vec::new();
+    }
+    cmdline
+        .strip_suffix(&[0])
+        .unwrap_or(cmdline)
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// A call stack as captured: return addresses, innermost (leaf) first. A stack cut at the

@@ -115,6 +115,50 @@ impl LiveMaps {
     }
 }
 
+/// Highest address a task's mappings may end at on x86-64 with 4-level page tables (the
+/// kernel's `TASK_SIZE`: 2^47 less one guard page), and with 5-level ones (2^56 less one).
+/// A process cannot tell which one its kernel uses without side effects, so a range ending
+/// between the two is of unknown validity.
+pub const TASK_SIZE_4_LEVEL: u64 = (1 << 47) - 4096;
+pub const TASK_SIZE_5_LEVEL: u64 = (1 << 56) - 4096;
+
+/// How a hook must handle `munmap(addr, len)`, from the kernel's own argument checks
+/// (`do_vmi_munmap`): reject a start that is not page-aligned, a length that rounds to zero
+/// pages, and a range past the task size, with `EINVAL` and nothing unmapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MunmapCheck {
+    /// The kernel refuses the call without touching any mapping: forward it, record nothing.
+    Invalid,
+    /// A valid range of `len` bytes (whole pages): remove it from the records before the
+    /// real call, so that no other thread can map the freed range and record it first; put
+    /// it back should the call still fail (a split past the map count limit, a sealed
+    /// mapping).
+    RecordFirst { len: u64 },
+    /// A range of `len` bytes ending above the 4-level task size: valid only under 5-level
+    /// paging, so the real call decides, and the records follow only its success.
+    CallFirst { len: u64 },
+}
+
+/// Classifies `munmap(addr, len)` with pages of `page` bytes (see [`MunmapCheck`]).
+pub fn munmap_check(addr: u64, len: u64, page: u64) -> MunmapCheck {
+    let page = page.max(1);
+    // As the kernel: the unrounded length against the room above `addr`; rounding it up
+    // then never passes the (page-aligned) task size.
+    if !addr.is_multiple_of(page)
+        || len == 0
+        || addr > TASK_SIZE_5_LEVEL
+        || len > TASK_SIZE_5_LEVEL - addr
+    {
+        return MunmapCheck::Invalid;
+    }
+    let len = len.div_ceil(page) * page;
+    if addr + len <= TASK_SIZE_4_LEVEL {
+        MunmapCheck::RecordFirst { len }
+    } else {
+        MunmapCheck::CallFirst { len }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +207,42 @@ mod tests {
         let (removed, _) = m.insert(r(0x2000, 0x3000, 9));
         assert_eq!(removed, vec![r(0x1000, 0x4000, 1)]);
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn munmap_calls_the_kernel_refuses_are_told_apart() {
+        use MunmapCheck::*;
+        let page = 4096;
+        let p = 0x7f00_0000_0000;
+        assert_eq!(munmap_check(p, 4096, page), RecordFirst { len: 4096 });
+        assert_eq!(munmap_check(p, 1, page), RecordFirst { len: 4096 });
+        assert_eq!(munmap_check(p, 4097, page), RecordFirst { len: 8192 });
+        // Unaligned start, empty length.
+        assert_eq!(munmap_check(p + 1, 4096, page), Invalid);
+        assert_eq!(munmap_check(p, 0, page), Invalid);
+        // Lengths whose rounding would overflow, or that pass every task size.
+        assert_eq!(munmap_check(p, u64::MAX, page), Invalid);
+        assert_eq!(munmap_check(p, u64::MAX - 4095, page), Invalid);
+        assert_eq!(munmap_check(p + 4096, 1 << 62, page), Invalid);
+        assert_eq!(munmap_check(TASK_SIZE_5_LEVEL + 4096, 4096, page), Invalid);
+        assert_eq!(munmap_check(0, TASK_SIZE_5_LEVEL + 1, page), Invalid);
+        // The whole 4-level address space is valid everywhere; beyond it, only the kernel
+        // knows.
+        assert_eq!(
+            munmap_check(0, TASK_SIZE_4_LEVEL, page),
+            RecordFirst {
+                len: TASK_SIZE_4_LEVEL
+            }
+        );
+        assert_eq!(
+            munmap_check(TASK_SIZE_4_LEVEL, 1, page),
+            CallFirst { len: 4096 }
+        );
+        assert_eq!(
+            munmap_check(0, TASK_SIZE_5_LEVEL, page),
+            CallFirst {
+                len: TASK_SIZE_5_LEVEL
+            }
+        );
     }
 }
