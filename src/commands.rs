@@ -232,7 +232,10 @@ pub fn diff(args: &DiffArgs) -> Result<u8> {
     let json_path = dir.join("diff.json");
     let mut j = render::diff_json(&old, &new);
     if let Some(o) = j.as_object_mut() {
-        o.insert("files".into(), json!({"flamegraph": svg, "folded": folded}));
+        o.insert(
+            "files".into(),
+            json!({"flamegraph": svg.to_string_lossy(), "folded": folded.to_string_lossy()}),
+        );
     }
     std::fs::write(&json_path, serde_json::to_string_pretty(&j)?)?;
     if !args.quiet {

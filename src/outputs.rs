@@ -312,7 +312,9 @@ pub fn process_list(reports: &[(Option<PathBuf>, &Report)]) -> Vec<Value> {
                     "exit_code": r.exit.code,
                     "signal": r.exit.signal,
                     "end": r.end,
-                    "dir": dir,
+                    // Lossy: serde refuses a path that is not UTF-8 (a directory's name
+                    // need not be).
+                    "dir": dir.as_ref().map(|d| d.to_string_lossy()),
                 }),
             )
         })

@@ -2715,6 +2715,35 @@ fn default_output_dir_of_a_long_program_name() {
     assert!(dir.join("summary.json").is_file(), "{}", f.describe());
 }
 
+/// An output directory whose name is not UTF-8 (`-o`, or the current directory without
+/// it): the preload took the path through a lossy conversion and could write nothing there.
+#[test]
+fn an_output_directory_named_with_bytes_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let base = fresh_dir("non-utf8-out");
+    let known = c_example("known_allocs.c");
+    let given = base.join(OsStr::from_bytes(b"out-\xff"));
+    let cwd = base.join(OsStr::from_bytes(b"cwd-\xfe"));
+    std::fs::create_dir(&cwd).unwrap();
+    for (options, out) in [
+        (vec![OsStr::new("-o"), given.as_os_str()], given.clone()),
+        (vec![], cwd.join("peakprof-known_allocs.g_O0_pthread-1")),
+    ] {
+        let f = run_deadline(
+            Command::new(PEAKPROF)
+                .args(["run", "-q"])
+                .args(&options)
+                .arg("--")
+                .arg(&known)
+                .current_dir(&cwd),
+            RUN_TIMEOUT,
+        );
+        assert_eq!(f.code(), Some(0), "{options:?} {}", f.describe());
+        let summary = read_json(&out.join("summary.json"));
+        assert_eq!(json_u64(&summary, "peak_bytes"), 196_400, "{options:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Where the preload library is unpacked
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 //! current at every instant: SIGKILL, the OOM killer or a crash leave an exact peak behind.
 
 use core::ffi::c_int;
+use std::path::Path;
 
 use peakprof::format::live::{LiveHeader, SharedTotals, HEADER_SIZE, LIVE_MAGIC, SITE_SIZE};
 use peakprof::record::{Site, SiteStore, Totals};
@@ -78,7 +79,7 @@ const INITIAL_SITES: usize = 4096;
 
 impl MappedStore {
     /// Creates `path` and maps it; falls back to anonymous memory when that fails.
-    pub fn create(path: &str) -> MappedStore {
+    pub fn create(path: &Path) -> MappedStore {
         // O_EXCL never clobbers another file.
         let Some(mut file) = OwnFd::create(path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)
         else {
@@ -249,7 +250,7 @@ impl MappedStore {
 
     /// A new store at `path` holding a copy of this one's counters (a forked child's own;
     /// the shared totals are the caller's to carry over).
-    pub fn copy_to(&self, path: &str) -> MappedStore {
+    pub fn copy_to(&self, path: &Path) -> MappedStore {
         let mut new = MappedStore::create(path);
         if new.reserve(self.capacity) {
             *new.totals_mut() = *self.totals();
@@ -471,7 +472,7 @@ const TIGHT_DESCRIPTOR_LIMIT: u64 = 64;
 
 impl LogFile {
     /// Creates `path` for appending; a log that cannot be created just drops records.
-    pub fn create(path: &str) -> LogFile {
+    pub fn create(path: &Path) -> LogFile {
         // O_EXCL never clobbers another file.
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND;
         let limit = crate::ownfd::descriptor_limit();

@@ -24,6 +24,8 @@
 
 use core::ffi::c_int;
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::Path;
 
 use crate::guard::NoCancel;
 
@@ -43,9 +45,10 @@ pub struct OwnFd {
 impl OwnFd {
     /// Creates the file at `path` with `flags` (which must include O_CREAT|O_EXCL, so no
     /// existing file is ever clobbered); `None` when it cannot be created.
-    pub fn create(path: &str, flags: c_int) -> Option<OwnFd> {
+    pub fn create(path: &Path, flags: c_int) -> Option<OwnFd> {
         let _no_cancel = NoCancel::new();
-        let path = CString::new(path).ok()?;
+        // The bytes as they are: a directory's name need not be UTF-8.
+        let path = CString::new(path.as_os_str().as_bytes()).ok()?;
         // SAFETY: a valid NUL-terminated path.
         let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
         let fd = move_high(fd)?;

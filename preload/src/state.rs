@@ -5,6 +5,8 @@ use core::ffi::CStr;
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
 use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
@@ -23,7 +25,7 @@ struct Profiler {
     modules: Vec<Module>,
     start_mono_ns: u64,
     start_unix_ns: u64,
-    out_dir: String,
+    out_dir: PathBuf,
     /// File stem of this process image's files: `<pid>-<start_unix_ns>`.
     stem: String,
     /// The process this profiler belongs to: set in a forked child at the fork, before it
@@ -249,7 +251,7 @@ fn env_u64(name: &CStr) -> u64 {
 
 /// The live files of a new process image, with its first log records.
 fn open_files(
-    out_dir: &str,
+    out_dir: &Path,
     stem: &str,
     start_unix_ns: u64,
     mods: &[Module],
@@ -259,9 +261,9 @@ fn open_files(
     let store = if env(c"PEAKPROF_NO_LIVE_FILES").is_some_and(|v| v == "1") {
         MappedStore::anonymous()
     } else {
-        MappedStore::create(&format!("{out_dir}/{stem}.{}", live::LIVE_EXTENSION))
+        MappedStore::create(&out_dir.join(format!("{stem}.{}", live::LIVE_EXTENSION)))
     };
-    let mut log = LogFile::create(&format!("{out_dir}/{stem}.{}", live::LOG_EXTENSION));
+    let mut log = LogFile::create(&out_dir.join(format!("{stem}.{}", live::LOG_EXTENSION)));
     let mut first = live::log_meta(
         pid(),
         ppid(),
@@ -287,7 +289,9 @@ fn start() -> Option<()> {
     }
     // Without an output directory the library was not started by `peakprof run` (a test
     // binary linking it, a stray LD_PRELOAD): stay out of the way, record nothing.
-    let out_dir = env(c"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty())?;
+    // Its bytes as they are: a directory's name need not be UTF-8.
+    let out_dir = crate::environ::get(b"PEAKPROF_OUT_DIR").filter(|d| !d.is_empty())?;
+    let out_dir = PathBuf::from(std::ffi::OsStr::from_bytes(out_dir));
     // For the image `peakprof run` started only (its parent is peakprof, whose pid the
     // value names); removed by any image, so that programs started later inherit
     // whatever it leaves (see `signals::restore_ignored`).
@@ -463,17 +467,15 @@ impl Profiler {
         // too: this may run in a vfork child of the owner (its first event), whose files
         // these are not.
         self.stem = format!("{}-{start_unix_ns}", self.owner_pid);
-        let store_path = format!("{}/{}.{}", self.out_dir, self.stem, live::LIVE_EXTENSION);
-        let store = self.rec.tracker().store().copy_to(&store_path);
+        let store = self
+            .rec
+            .tracker()
+            .store()
+            .copy_to(&self.path(live::LIVE_EXTENSION));
         let old = core::mem::replace(self.rec.tracker_mut().store_mut(), store);
         set_exec_word(self.rec.tracker().store().exec_word(), self.owner_pid);
         old.release();
-        let mut log = LogFile::create(&format!(
-            "{}/{}.{}",
-            self.out_dir,
-            self.stem,
-            live::LOG_EXTENSION
-        ));
+        let mut log = LogFile::create(&self.path(live::LOG_EXTENSION));
         let mut first = live::log_meta(
             self.owner_pid,
             self.parent_pid,
@@ -522,8 +524,8 @@ impl Profiler {
         }
     }
 
-    fn path(&self, ext: &str) -> String {
-        format!("{}/{}.{ext}", self.out_dir, self.stem)
+    fn path(&self, ext: &str) -> PathBuf {
+        self.out_dir.join(format!("{}.{ext}", self.stem))
     }
 
     /// The profile of this process now.
@@ -1006,15 +1008,17 @@ fn finish_locked_out(reason: WriteReason) {
 }
 
 /// Writes to a temporary name and renames, so a reader never sees half a file.
-fn write_atomically(path: &str, bytes: &[u8]) -> bool {
+fn write_atomically(path: &Path, bytes: &[u8]) -> bool {
     let _no_cancel = crate::guard::NoCancel::new();
-    let tmp = format!("{path}.{}", format::TEMP_EXTENSION);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".");
+    tmp.push(format::TEMP_EXTENSION);
     let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     let Err(e) = written else {
         return true;
     };
     let _ = std::fs::remove_file(&tmp);
-    let msg = format!("peakprof: cannot write profile {path}: {e}\n");
+    let msg = format!("peakprof: cannot write profile {}: {e}\n", path.display());
     // SAFETY: writing a valid buffer to stderr.
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
     false
