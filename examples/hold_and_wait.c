@@ -1,22 +1,21 @@
 /*
  * hold_and_wait.c: holds a known amount, says so through a file, then waits for the test to
- * act on it (kill it with SIGKILL, or send SIGUSR2 and let it continue).
+ * act on it (kill it with SIGKILL, or report on the run while it waits).
  *
  * Built by tests/e2e_robust.rs with `gcc -g -O0 -pthread`.
  * Usage: hold_and_wait DIR
  *   1. hold_big: malloc(300000); hold_small: calloc(100, 50) (5000 bytes)
  *   2. writes its pid to DIR/ready (written to DIR/ready.tmp, then renamed)
  *   3. waits (polling, up to 60 s) for DIR/go to exist
- *   4. frees the 5000-byte block, then after_go: malloc(1000) (the first events after `go`:
- *      a SIGUSR2 received before `go` is answered by a snapshot at this point)
+ *   4. frees the 5000-byte block, then after_go: malloc(1000) (the first events after `go`)
  *   5. writes DIR/snapped (same way), waits (up to 60 s) for DIR/finish to exist
  *   6. late_alloc: malloc(400000), then returns 0 (nothing freed)
  * Exits 3 when a wait times out, 2 on bad usage. No stdio.
  *
  * EXPECTED PEAKS:
  *   killed (SIGKILL) while waiting in 3: 305000 bytes (hold_big 300000, hold_small 5000)
- *   a snapshot taken in 4: peak so far 305000 (hold_big 300000, hold_small 5000), whether or
- *     not the snapshot sees the free and the malloc(1000) that follow
+ *   a report made while it waits in 3: peak so far 305000 (hold_big 300000, hold_small
+ *     5000)
  *   the complete run: 701000 bytes at the end (hold_big 300000, after_go 1000,
  *     late_alloc 400000), all still live at exit
  */

@@ -1,27 +1,14 @@
-//! SIGUSR2 asks a running process for a snapshot of its peak so far.
+//! The program's signal dispositions: what it inherited, given back.
 //!
-//! No handlers for fatal signals: the live counters are current at every instant, so a
-//! crash needs no last-moment work, and a handler of ours would change what the program
-//! sees (Python only turns Ctrl-C into KeyboardInterrupt when SIGINT has its default
-//! action; Rust's runtime skips its stack-overflow report when SIGSEGV has a handler).
+//! No handlers of ours: a handler changes what the program sees and does (Python only
+//! turns Ctrl-C into KeyboardInterrupt when SIGINT has its default action; Rust's runtime
+//! skips its stack-overflow report when SIGSEGV has a handler; a signal whose default
+//! action ends the program would no longer end it). None is needed either: the live
+//! counters are current at every instant, so a crash needs no last-moment work, and a
+//! running process is read from its live files (`peakprof report DIR -o NOW`) without
+//! a signal. SIGUSR2 used to ask for a snapshot, which took its default action away.
 
 use core::ffi::c_int;
-
-use crate::state;
-
-extern "C" fn on_snapshot(_sig: c_int) {
-    state::request_snapshot();
-}
-
-/// Installs the SIGUSR2 handler (from start-up), only where the program left the default
-/// action: a program's own SIGUSR2 handler or an ignored SIGUSR2 stays as it was.
-pub fn install() {
-    replace_default(
-        libc::SIGUSR2,
-        on_snapshot as *const () as usize,
-        libc::SA_RESTART,
-    );
-}
 
 /// Sets back to ignored the signals `peakprof run` inherited ignored (`mask`, bit `n - 1`
 /// for signal `n`, from `PEAKPROF_IGNORED_SIGNALS`) and its program would not: those it

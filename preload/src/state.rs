@@ -15,7 +15,7 @@ use crate::guard::{keep_errno, Guard};
 use crate::livefile::{ForkSnapshot, LogFile, MappedStore};
 use crate::lock::Lock;
 use crate::thread::Thread;
-use crate::{clock, modules, procfs, sampled, signals, threads, unwind};
+use crate::{clock, modules, procfs, sampled, threads, unwind};
 
 struct Profiler {
     rec: Recorder<MappedStore>,
@@ -126,9 +126,6 @@ fn set_exec_word(word: *mut u64, owner: u32) {
     EXEC_OWNER.store(owner, Ordering::Release);
 }
 
-/// Set by SIGUSR2: write a snapshot at the next event.
-static SNAPSHOT_PENDING: AtomicBool = AtomicBool::new(false);
-
 /// The live map's slot array (address, slots), republished under the lock whenever it
 /// moves, so a hook can prefetch an address's slot before taking the lock: in a big live
 /// set that slot is a cache miss, and the prefetch overlaps it with unwinding or the real
@@ -208,11 +205,6 @@ pub fn try_start(final_try: bool) {
         None => UNSTARTED,
     };
     PHASE.store(next, Ordering::Release);
-}
-
-/// Asks for a snapshot (called from the SIGUSR2 handler: one atomic store).
-pub fn request_snapshot() {
-    SNAPSHOT_PENDING.store(true, Ordering::Relaxed);
 }
 
 fn env(name: &CStr) -> Option<String> {
@@ -347,7 +339,6 @@ fn start() -> Option<()> {
         last_now: 0,
     });
     install_fork_handlers();
-    signals::install();
     Some(())
 }
 
@@ -591,15 +582,6 @@ impl Profiler {
             self.rec.note_rss(procfs::current_rss_bytes());
         }
     }
-
-    #[inline]
-    fn maybe_snapshot(&mut self) {
-        if SNAPSHOT_PENDING.load(Ordering::Relaxed)
-            && SNAPSHOT_PENDING.swap(false, Ordering::Relaxed)
-        {
-            self.write_profile(WriteReason::Snapshot);
-        }
-    }
 }
 
 /// Captures the caller's stack into `room` (outside the lock: unwinding is the slow
@@ -620,7 +602,6 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     if !p.ready() {
         return None;
     }
-    p.maybe_snapshot();
     // In sampled mode, the total this event took the process to (other threads may have
     // lowered it again by the time the limit is checked).
     let mut reached = 0;
@@ -707,13 +688,11 @@ pub fn limit_crossed(total: u64) {
 }
 
 /// Sampled mode's periodic work for threads that record without the lock: a due timeline
-/// point, a requested snapshot. Skipped when another thread holds the lock (it does the
-/// same work on its way out, or the next tick will).
+/// point. Skipped when another thread holds the lock (it does the same work on its way
+/// out, or the next tick will).
 #[inline]
 pub fn periodic() {
-    if !SNAPSHOT_PENDING.load(Ordering::Relaxed)
-        && !sampled::point_due(clock::monotonic_coarse_ns())
-    {
+    if !sampled::point_due(clock::monotonic_coarse_ns()) {
         return;
     }
     let Some(mut g) = PROFILER.try_lock() else {
@@ -723,7 +702,6 @@ pub fn periodic() {
     if !p.ready() {
         return;
     }
-    p.maybe_snapshot();
     p.observe_sampled();
 }
 
