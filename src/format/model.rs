@@ -112,17 +112,24 @@ impl Module {
 /// argument ends with a NUL, so an empty argument is an empty entry, kept (`prog "" x` is
 /// not `prog x`), and only the final NUL ends the list. A process that rewrote its argument
 /// area may leave no NUL at the end: what follows the last NUL is then an argument too.
-/// Invalid UTF-8 is replaced.
+/// Empty entries at the end are dropped (but for `argv[0]`): a program that sets its title
+/// (nginx, PostgreSQL) pads the rest of the old area with NULs, which would read as dozens
+/// of empty arguments; a genuine trailing empty argument is lost with them. Invalid UTF-8
+/// is replaced.
 pub fn argv_from_cmdline(cmdline: &[u8]) -> Vec<String> {
     if cmdline.is_empty() {
         return Vec::new();
     }
-    cmdline
+    let mut argv: Vec<String> = cmdline
         .strip_suffix(&[0])
         .unwrap_or(cmdline)
         .split(|&b| b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+        .collect();
+    while argv.len() > 1 && argv.last().is_some_and(String::is_empty) {
+        argv.pop();
+    }
+    argv
 }
 
 /// A call stack as captured: return addresses, innermost (leaf) first. A stack cut at the

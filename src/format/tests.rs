@@ -71,12 +71,15 @@ fn sample() -> Profile {
 #[test]
 fn argv_keeps_empty_arguments_and_ends_at_the_last_nul() {
     let argv = |b: &[u8]| argv_from_cmdline(b);
-    assert_eq!(
-        argv(b"./t_ok\x000\x00\x00x\x00\x00"),
-        ["./t_ok", "0", "", "x", ""]
-    );
+    assert_eq!(argv(b"./t_ok\x000\x00\x00x\x00"), ["./t_ok", "0", "", "x"]);
     assert_eq!(argv(b"prog\x00"), ["prog"]);
     assert_eq!(argv(b"\x00"), [""]);
+    // A title set over the old argument area, padded with NULs: no trailing empties.
+    assert_eq!(
+        argv(b"worker: idle\x00\x00\x00\x00\x00\x00\x00"),
+        ["worker: idle"]
+    );
+    assert_eq!(argv(b"a\x00\x00b\x00\x00\x00"), ["a", "", "b"]);
     assert!(argv(b"").is_empty());
     // Rewritten without a final NUL: the last piece is an argument all the same.
     assert_eq!(argv(b"daemon: worker"), ["daemon: worker"]);
