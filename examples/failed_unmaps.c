@@ -13,8 +13,10 @@
  *            above p, the stack included: never run it there)
  *   sealed   mseal the second page of p, then munmap(p, 16384): EPERM (valid arguments;
  *            the kernel refuses later). Exits 77 when the kernel has no mseal (before 6.10).
- *   mremap   mremap(p + 1, ...): EINVAL; mremap growing p in place without MREMAP_MAYMOVE
- *            while the next page is mapped: ENOMEM
+ *   mremap   mremap(p + 1, ...): EINVAL; on p's second page, with an unknown flag, with
+ *            MREMAP_FIXED or MREMAP_DONTUNMAP but no MREMAP_MAYMOVE: EINVAL (flags the kernel
+ *            refuses before it looks at any mapping); mremap growing p in place without
+ *            MREMAP_MAYMOVE while the next page is mapped: ENOMEM
  *   dontunmap  not a failure but the same question, whether p still counts:
  *            mremap(p, 16384, 16384, MREMAP_MAYMOVE | MREMAP_DONTUNMAP) moves p's pages to a
  *            new range and leaves p mapped (empty). Exits 77 when the kernel has no
@@ -86,6 +88,10 @@ int main(int argc, char **argv) {
         ok = failed_with(munmap(p, SIZE), EPERM);
     } else if (strcmp(mode, "mremap") == 0) {
         ok = mremap_failed_with(mremap(p + 1, PAGE, 2 * PAGE, MREMAP_MAYMOVE), EINVAL) &&
+             mremap_failed_with(mremap(p + PAGE, PAGE, PAGE, 0x40), EINVAL) &&
+             mremap_failed_with(mremap(p + PAGE, PAGE, PAGE, MREMAP_FIXED, p + 2 * PAGE),
+                                EINVAL) &&
+             mremap_failed_with(mremap(p + PAGE, PAGE, PAGE, MREMAP_DONTUNMAP), EINVAL) &&
              map_guard(p) == 0 && mremap_failed_with(mremap(p, SIZE, 2 * SIZE, 0), ENOMEM);
     } else if (strcmp(mode, "dontunmap") == 0) {
         void *moved = mremap(p, SIZE, SIZE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);

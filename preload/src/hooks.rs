@@ -415,8 +415,16 @@ pub unsafe extern "C" fn mremap(
     // Arguments the kernel refuses (EINVAL) before it looks at any mapping are forwarded
     // untouched: taking the range and putting it back would cut the tracked mapping into
     // pieces, each then counted as a block of its own.
+    // The kernel's order: unknown flags, MREMAP_FIXED without MREMAP_MAYMOVE,
+    // MREMAP_DONTUNMAP without MREMAP_MAYMOVE or with a change of length, then the
+    // addresses.
     let page = page_size();
-    let refused = !(old as usize).is_multiple_of(page)
+    let known = libc::MREMAP_FIXED | libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP;
+    let may_move = flags & libc::MREMAP_MAYMOVE != 0;
+    let refused = flags & !known != 0
+        || (flags & libc::MREMAP_FIXED != 0 && !may_move)
+        || (flags & libc::MREMAP_DONTUNMAP != 0 && (!may_move || old_len != new_len))
+        || !(old as usize).is_multiple_of(page)
         || new_len == 0
         || new_len.checked_next_multiple_of(page).is_none();
     let guard = if refused { None } else { enter() };
