@@ -34,7 +34,9 @@
  *              vfork child's _exit must not end the child's profile.
  *   vfork_alloc  the same, but the vfork child first vfork_alloc mallocs 777 (in the
  *              child's memory, which it shares, never freed) and then execs this program
- *              with "exec-child"; the child expects status 0.
+ *              with "exec-child"; the child expects status 0. After its own allocation the
+ *              child must hold no descriptor of another process's .log (the vfork child
+ *              made the child's files in its own descriptor table): else it exits 5.
  * No stdio.
  *
  * EXPECTED PEAKS (a forked child's profile starts from the blocks it inherited):
@@ -53,8 +55,11 @@
  *     100000 inherited, child_prep 777); the exec'd image 55555 (exec_child_alloc).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +100,41 @@ NOINLINE static void vfork_alloc(void) {
 NOINLINE static void exec_child_alloc(void) {
     held[0] = malloc(55555);
     memset(held[0], 5, 55555);
+}
+
+/* Whether this process has a descriptor open on a profiler log (".log" in a "/raw/"
+ * directory) of another process (its name not starting with "<own pid>-"). System calls
+ * and stack buffers only: opendir would malloc, and change the peak being checked. */
+static int holds_foreign_log(void) {
+    char own[24];
+    int n = 0;
+    for (pid_t p = getpid(); p > 0; p /= 10) own[n++] = (char)('0' + p % 10);
+    char prefix[24];
+    for (int i = 0; i < n; i++) prefix[i] = own[n - 1 - i];
+    prefix[n] = '-';
+    prefix[n + 1] = 0;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
+    if (dir < 0) return 1;
+    char buf[4096];
+    int found = 0;
+    long got;
+    while (!found && (got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < got;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] == '.') continue;
+            char target[4096];
+            ssize_t len = readlinkat(dir, d->d_name, target, sizeof target - 1);
+            if (len <= 4) continue;
+            target[len] = 0;
+            const char *base = strrchr(target, '/');
+            if (strstr(target, "/raw/") && strcmp(target + len - 4, ".log") == 0 && base &&
+                strncmp(base + 1, prefix, strlen(prefix)) != 0)
+                found = 1;
+        }
+    }
+    close(dir);
+    return found;
 }
 
 int main(int argc, char **argv) {
@@ -165,6 +205,7 @@ int main(int argc, char **argv) {
             _exit(127);
         }
         child_alloc();
+        if (vfork_then_alloc && holds_foreign_log()) _exit(5);
         if (fast) _exit(0);
         exit(0);
     }

@@ -39,11 +39,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         })?;
         return value.checked_mul(mult).ok_or_else(out_of_range);
     }
-    if mult == 1 {
-        return Err(format!("not a whole number of bytes: {text:?}"));
-    }
     let value: f64 = num.parse().map_err(|_| not_a_size())?;
     let bytes = (value * mult as f64).round();
+    // "1.0" is a whole number; "0.4" or "0.0001K" would round to a size nobody wrote (0
+    // meaning "exact mode" to --sample-rate).
+    if (mult == 1 && value.fract() != 0.0) || (value > 0.0 && bytes == 0.0) {
+        return Err(format!("not a whole number of bytes: {text:?}"));
+    }
     // 2^64 itself is out of range (u64::MAX as f64 rounds up to it).
     if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
         return Err(out_of_range());
@@ -81,6 +83,9 @@ mod tests {
         }
         assert!(parse_size("0.4").unwrap_err().contains("whole number"));
         assert!(parse_size("1.5").is_err());
+        assert!(parse_size("0.0001K").unwrap_err().contains("whole number"));
+        assert_eq!(parse_size("1.0"), Ok(1));
+        assert_eq!(parse_size("0.0"), Ok(0));
         assert_eq!(parse_size("0.5K"), Ok(512));
     }
 }

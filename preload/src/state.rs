@@ -39,6 +39,10 @@ struct Profiler {
     parent_pid: u32,
     /// Set in a forked child until it has files of its own.
     rebind_pending: bool,
+    /// The log a vfork child replaced when it made its forked parent's files (the parent's
+    /// first event was the vfork child's): the descriptor to close is the parent's, in a
+    /// table the vfork child does not share, so the parent closes it at its next event.
+    inherited_log: Option<LogFile>,
     /// The counters at the last fork, for the child (see [`MappedStore::fork_snapshot`]);
     /// kept for the next one.
     fork_snapshot: Option<ForkSnapshot>,
@@ -330,6 +334,7 @@ fn start() -> Option<()> {
         owner_pid: pid(),
         parent_pid: ppid(),
         rebind_pending: false,
+        inherited_log: None,
         fork_snapshot: None,
         no_children,
         written: false,
@@ -434,10 +439,24 @@ impl Profiler {
     /// Ready to record in this process? Makes a forked child's own files first.
     #[inline]
     fn ready(&mut self) -> bool {
+        if self.rebind_pending || self.inherited_log.is_some() {
+            self.settle();
+        }
+        !self.written
+    }
+
+    /// [`Self::ready`]'s rare work: a forked child's own files, and the descriptor of a log
+    /// a vfork child replaced (closed by the process that holds it).
+    #[cold]
+    fn settle(&mut self) {
         if self.rebind_pending {
             self.rebind();
         }
-        !self.written
+        if pid() == self.owner_pid {
+            if let Some(log) = self.inherited_log.take() {
+                log.close();
+            }
+        }
     }
 
     /// A forked child takes over: its own files, a copy of the counters it inherited (its
@@ -483,7 +502,12 @@ impl Profiler {
             first.extend(live::log_stack(id, stacks.frames(id)));
         }
         log.append(&first);
-        core::mem::replace(&mut self.log, log).close();
+        let old_log = core::mem::replace(&mut self.log, log);
+        if pid() == self.owner_pid {
+            old_log.close();
+        } else {
+            self.inherited_log = Some(old_log);
+        }
         self.rec.reset_timeline();
         self.rec.restart_peak(0);
         let shared = self.rec.tracker().store().shared();
