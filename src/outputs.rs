@@ -140,10 +140,21 @@ fn not_written(dir: &Path, log: &Path, stem: &str) -> anyhow::Error {
         .ok()
         .and_then(|g| format::live::log_facts(&g));
     let pid = stem.split('-').next().unwrap_or(stem);
+    let running = facts
+        .as_ref()
+        .is_some_and(crate::still_running::still_running);
     let who = match facts.filter(|m| !m.argv.is_empty()) {
         Some(m) => format!("pid {pid} ({})", render::shell_quote_command(&m.argv)),
         None => format!("pid {pid}"),
     };
+    // Its live file was refused (a full disk): a running process keeps its counters in
+    // memory, where nothing outside it can read them until it writes its profile.
+    if running {
+        return anyhow::anyhow!(
+            "no profile of {who} yet: it is still running, with its counters in memory only (its live file could not be made){}",
+            low_space_note(dir)
+        );
+    }
     anyhow::anyhow!(
         "no profile of {who}: it ended without writing one, and its counters were not in a live file{}",
         low_space_note(dir)

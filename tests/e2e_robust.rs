@@ -279,12 +279,26 @@ fn await_ready(child: &mut Child, ctrl: &Path, exe: &Path) -> u32 {
 /// Like `start_waiting`, with `peakprof run` options, and arguments for the program after
 /// its control directory (`exe CTRL args...`).
 fn start_waiting_with(exe: PathBuf, base: PathBuf, options: &[&str], args: &[&str]) -> Waiting {
+    start_waiting_env(exe, base, options, args, &[])
+}
+
+/// [`start_waiting_with`], with variables set in peakprof's environment (and so the
+/// program's).
+fn start_waiting_env(
+    exe: PathBuf,
+    base: PathBuf,
+    options: &[&str],
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Waiting {
     let out = base.join("out");
     let ctrl = base.join("ctrl");
     std::fs::create_dir_all(&ctrl).unwrap();
     let mut argv = vec![exe.to_str().unwrap(), ctrl.to_str().unwrap()];
     argv.extend_from_slice(args);
-    let mut child = spawn(&mut peakprof_command(&out, options, &argv, &base));
+    let mut command = peakprof_command(&out, options, &argv, &base);
+    command.envs(env.iter().copied());
+    let mut child = spawn(&mut command);
     let pid = await_ready(&mut child, &ctrl, &exe);
     let w = Waiting {
         out,
@@ -1112,6 +1126,39 @@ fn a_report_made_during_the_run_shows_the_process_still_running() {
     let run = w.finish();
     assert_status(&run, 0, Some(0), None);
     assert_eq!(json_str(&run.summary(), "end"), "exit");
+    assert_peak_bytes(&run, 701_000);
+}
+
+/// A running process whose counters are in memory only (its live file could not be made:
+/// a full disk; here PEAKPROF_NO_LIVE_FILES=1) cannot be read by a report made meanwhile:
+/// the error says it is still running, not that it ended without a profile. Its own
+/// profile at the end is whole.
+#[test]
+fn a_report_on_a_process_without_live_files_says_it_is_still_running() {
+    let base = fresh_dir("running-in-memory");
+    let exe = c_example("hold_and_wait.c");
+    let env = [("PEAKPROF_NO_LIVE_FILES", "1")];
+    let w = start_waiting_env(exe, base, &["-q"], &[], &env);
+    let report_dir = w.out.parent().unwrap().join("report-in-memory");
+    let rep = run_deadline(
+        Command::new(PEAKPROF)
+            .arg("report")
+            .arg(&w.out)
+            .arg("-o")
+            .arg(&report_dir),
+        WAIT_LIMIT,
+    );
+    assert_eq!(rep.code(), Some(125), "{}", rep.describe());
+    let line = assert_one_error_line(&rep.stderr_str(), "report of a process in memory");
+    assert!(
+        line.contains(&format!("pid {} (", w.pid))
+            && line.contains("yet: it is still running, with its counters in memory only"),
+        "{line}"
+    );
+    std::fs::write(w.ctrl.join("go"), b"").unwrap();
+    std::fs::write(w.ctrl.join("finish"), b"").unwrap();
+    let run = w.finish();
+    assert_status(&run, 0, Some(0), None);
     assert_peak_bytes(&run, 701_000);
 }
 
