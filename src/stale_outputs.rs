@@ -65,9 +65,17 @@ fn only_report_files(dir: &Path) -> bool {
     })
 }
 
-/// Removes `dir/oom.svg`, for a report set written without one.
+/// Removes `dir/oom.svg`, for a report set written without one, when the report set it
+/// replaces says it wrote it (its summary.json has an `oom`): a file of the user's by that
+/// name stays. Call before the new summary.json is written.
 pub fn remove_oom(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join("oom.svg"));
+    let ours = std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("oom").is_some());
+    if ours {
+        let _ = std::fs::remove_file(dir.join("oom.svg"));
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +125,12 @@ mod tests {
         assert!(users.exists(), "holds a file peakprof does not write");
         assert!(not_ours.exists() && raw.exists());
         std::fs::write(base.join("oom.svg"), b"x").unwrap();
+        remove_oom(&base);
+        assert!(base.join("oom.svg").exists(), "no summary says it is peakprof's");
+        std::fs::write(base.join("summary.json"), br#"{"peak_bytes": 1}"#).unwrap();
+        remove_oom(&base);
+        assert!(base.join("oom.svg").exists(), "the summary has no oom");
+        std::fs::write(base.join("summary.json"), br#"{"oom": {"limit_bytes": 1}}"#).unwrap();
         remove_oom(&base);
         assert!(!base.join("oom.svg").exists());
         remove_oom(&base); // none: nothing to do, no error
