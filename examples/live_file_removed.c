@@ -32,36 +32,12 @@
 #define DEPTH 13
 #define PATHS (1u << DEPTH)
 
-/* An instruction after each call keeps it out of tail position, so -O2 keeps every frame. */
-#define KEEP_FRAME() __asm__ volatile("" ::: "memory")
+#include "distinct_paths.h"
 
 static void *blocks[PATHS];
 
 NOINLINE static void leaf_hold(unsigned p) {
     blocks[p] = malloc(8 * (1 + p % 32));
-    KEEP_FRAME();
-}
-
-NOINLINE static void step(int depth, unsigned bits, unsigned p);
-
-NOINLINE static void go_left(int depth, unsigned bits, unsigned p) {
-    step(depth, bits, p);
-    KEEP_FRAME();
-}
-
-NOINLINE static void go_right(int depth, unsigned bits, unsigned p) {
-    step(depth, bits, p);
-    KEEP_FRAME();
-}
-
-NOINLINE static void step(int depth, unsigned bits, unsigned p) {
-    if (depth == 0) {
-        leaf_hold(p);
-    } else if (bits & 1) {
-        go_right(depth - 1, bits >> 1, p);
-    } else {
-        go_left(depth - 1, bits >> 1, p);
-    }
     KEEP_FRAME();
 }
 

@@ -126,7 +126,10 @@ mod tests {
         assert!(not_ours.exists() && raw.exists());
         std::fs::write(base.join("oom.svg"), b"x").unwrap();
         remove_oom(&base);
-        assert!(base.join("oom.svg").exists(), "no summary says it is peakprof's");
+        assert!(
+            base.join("oom.svg").exists(),
+            "no summary says it is peakprof's"
+        );
         std::fs::write(base.join("summary.json"), br#"{"peak_bytes": 1}"#).unwrap();
         remove_oom(&base);
         assert!(base.join("oom.svg").exists(), "the summary has no oom");

@@ -133,7 +133,17 @@ pub fn compile(compiler: &str, source: &str, flags: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{stem}.{tag}"));
 
-    let src_time = std::fs::metadata(&src).and_then(|m| m.modified()).unwrap();
+    // The source's time, or a header's of examples/ when newer (one the source includes).
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let headers = std::fs::read_dir(src.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "h"));
+    let src_time = headers
+        .filter_map(|h| modified(&h))
+        .chain(modified(&src))
+        .max()
+        .unwrap();
     let fresh = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
