@@ -1026,6 +1026,26 @@ fn limit_stop_ends_the_program_with_121() {
     );
 }
 
+/// A vfork child takes the heap it shares with its parent past the limit: the parent, whose
+/// memory it is, is stopped at its next event with its profile whole (the vfork child used
+/// to act on the limit, leaving the parent unrecorded and read as killed).
+#[test]
+fn a_limit_passed_in_a_vfork_child_stops_the_parent() {
+    let run = peakprof_run_with(&c_example("vfork_limit.c"), &[], &["--limit", "500000"]);
+    assert_eq!(run.code(), Some(121), "{}", run.describe());
+    let summary = run.summary();
+    assert_eq!(json_str(&summary, "end"), "limit-stop", "{summary:#}");
+    assert_eq!(json_u64(&summary, "peak_bytes"), 600_010);
+    let folded = run.folded();
+    for (f, bytes) in [
+        ("parent_hold", 300_000),
+        ("vfork_alloc", 300_000),
+        ("after_vfork", 10),
+    ] {
+        assert_eq!(function_bytes(&folded, f), bytes, "{f}");
+    }
+}
+
 #[test]
 fn limit_report_lets_the_program_finish() {
     let run = limit_report();

@@ -581,7 +581,10 @@ impl Profiler {
             return false;
         };
         let total = self.total().max(seen);
-        total > limit && self.limit_reached(total)
+        // Only the owner acts on it: a vfork child's allocations are in the owner's memory
+        // and count for it, but stopping the vfork child would leave the shared profiler
+        // state marked while the owner runs on unrecorded. The owner stops at its next event.
+        total > limit && pid() == self.owner_pid && self.limit_reached(total)
     }
 
     /// The total just passed `--limit` (it is `total`): writes the `.oom` snapshot once.
