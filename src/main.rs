@@ -31,9 +31,11 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
-        // `peakprof` alone: the help is the answer, but nothing was done.
+        // `peakprof` alone: nothing to do, said in one line like any other mistake.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
+            peakprof::stderr::say_line(
+                "peakprof: error: no command given: run, report or diff (see `peakprof --help`)",
+            );
             ExitCode::from(exit_codes::TOOL_FAILED)
         }
         _ => {

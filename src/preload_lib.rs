@@ -95,6 +95,17 @@ fn cache_roots(
     roots
 }
 
+/// The temporary directory: `TMPDIR` when it is an absolute path, else `/tmp` (an empty or
+/// relative `TMPDIR` names no fixed place).
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir();
+    if dir.is_absolute() {
+        dir
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
 /// The path of the preload library on disk: `PEAKPROF_PRELOAD` when set (for development),
 /// else the embedded copy unpacked once into a cache directory keyed by its content.
 pub fn path() -> Result<PathBuf> {
@@ -119,7 +130,7 @@ pub fn path() -> Result<PathBuf> {
     let roots = cache_roots(
         std::env::var_os("XDG_CACHE_HOME"),
         std::env::var_os("HOME"),
-        std::env::temp_dir(),
+        temp_dir(),
         euid,
     );
     unpacked(&roots, PRELOAD, euid)
@@ -137,7 +148,7 @@ fn unpacked(roots: &[Root], bytes: &[u8], euid: u32) -> Result<PathBuf> {
         }
     }
     anyhow::bail!(
-        "cannot unpack the preload library: {} (XDG_CACHE_HOME may name a directory of yours whose path has no space or ':')",
+        "cannot unpack the preload library: {} (XDG_CACHE_HOME may name a directory of yours whose path has no space, ':' or '$')",
         why_not.join("; ")
     )
 }
@@ -184,22 +195,28 @@ fn unpacked_in(root: &Root, key: &str, bytes: &[u8], euid: u32) -> Result<PathBu
     Ok(file)
 }
 
-/// Checks that no other user can rename what peakprof makes in `base`: it is this user's
-/// or root's, and writable by others only with the sticky bit (as `/tmp` is: there only
-/// an entry's owner may rename it).
+/// Checks that no other user can rename what peakprof makes in `base`: it and every
+/// directory above it (the real path: a symbolic link is followed to what it names) are
+/// this user's or root's, and writable by others only with the sticky bit (as `/tmp` is:
+/// there only an entry's owner may rename it). A base inside another user's directory
+/// could be moved away and replaced, library and all, whatever the base's own owner.
 fn trusted_base(base: &Path, euid: u32) -> Result<()> {
-    let meta = std::fs::metadata(base).with_context(|| format!("reading {}", base.display()))?;
-    anyhow::ensure!(meta.is_dir(), "{} is not a directory", base.display());
-    anyhow::ensure!(
-        meta.uid() == euid || meta.uid() == 0,
-        "{} is owned by another user",
-        base.display()
-    );
-    anyhow::ensure!(
-        meta.mode() & 0o022 == 0 || meta.mode() & 0o1000 != 0,
-        "{} is writable by other users",
-        base.display()
-    );
+    let real =
+        std::fs::canonicalize(base).with_context(|| format!("reading {}", base.display()))?;
+    anyhow::ensure!(real.is_dir(), "{} is not a directory", base.display());
+    for dir in real.ancestors() {
+        let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+        anyhow::ensure!(
+            meta.uid() == euid || meta.uid() == 0,
+            "{} is owned by another user",
+            dir.display()
+        );
+        anyhow::ensure!(
+            meta.mode() & 0o022 == 0 || meta.mode() & 0o1000 != 0,
+            "{} is writable by other users",
+            dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -452,6 +469,30 @@ mod tests {
         if euid() == 0 {
             assert!(used.unwrap().starts_with(base.join("mine")));
         }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A base of this user's inside a directory of another user's: that user could move the
+    /// base away and put another in its place, library and all, so it is passed over too.
+    #[test]
+    fn a_base_inside_another_users_directory_is_passed_over() {
+        let base = scratch("ancestor");
+        let theirs = base.join("theirs");
+        let inner = theirs.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        chmod(&theirs, 0o755);
+        chmod(&inner, 0o700);
+        let me = if euid() == 0 {
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            0
+        } else {
+            // As another user: peakprof is told it runs as the owner of `inner` (us), and
+            // `theirs` belongs to us too, so nothing to check here without root.
+            std::fs::remove_dir_all(&base).unwrap();
+            return;
+        };
+        let e = refusal(&[root_at(&inner, "c")], me);
+        assert!(e.contains("theirs is owned by another user"), "{e}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 

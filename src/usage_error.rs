@@ -8,7 +8,12 @@
 pub fn one_line(rendered: &str, subcommand: Option<&str>) -> String {
     let mut text = String::new();
     for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if line.starts_with("Usage:") || line.starts_with("For more information") {
+        // clap's tips point at `-- VALUE`, which for `run` would make the value the
+        // program to run: left out.
+        if line.starts_with("Usage:")
+            || line.starts_with("For more information")
+            || line.starts_with("tip:")
+        {
             continue;
         }
         if !text.is_empty() {
@@ -35,8 +40,7 @@ mod tests {
                           For more information, try '--help'.\n";
         assert_eq!(
             one_line(unexpected, Some("run")),
-            "peakprof: error: unexpected argument '--bogus' found; tip: to pass '--bogus' as a \
-             value, use '-- --bogus' (see `peakprof run --help`)"
+            "peakprof: error: unexpected argument '--bogus' found (see `peakprof run --help`)"
         );
         let missing = "error: the following required arguments were not provided:\n  \
                        <DIR_OR_PROFILE>\n\nUsage: peakprof report <DIR_OR_PROFILE>\n\nFor more \

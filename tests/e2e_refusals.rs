@@ -448,10 +448,16 @@ fn usage_errors_are_one_line_and_run_nothing() {
             &["bogus"],
             &["unrecognized subcommand 'bogus'", "peakprof --help"],
         ),
+        (&[], &["no command given", "peakprof --help"]),
+        // clap's tip ("use '-- -1'") would make the value the program: not repeated.
+        (
+            &["run", "--fail-above", "-1"],
+            &["unexpected argument '-1'"],
+        ),
     ];
     for (args, words) in cases {
         let mut argv = args.to_vec();
-        if args[0] == "run" {
+        if args.first() == Some(&"run") {
             argv.extend(touch);
         }
         let out = Command::new(env!("CARGO_BIN_EXE_peakprof"))
@@ -465,6 +471,7 @@ fn usage_errors_are_one_line_and_run_nothing() {
         for w in *words {
             assert!(line.contains(w), "{argv:?}: {w:?} missing from {line}");
         }
+        assert!(!line.contains("tip:"), "{argv:?}: {line}");
         assert!(!marker.exists(), "{argv:?} ran the program");
     }
 }

@@ -1076,6 +1076,9 @@ fn sampled_leaks_are_counted_exactly() {
     let summary = run.summary();
     assert_eq!(json_u64(&summary, "peak_bytes"), LEAK_PEAK);
     assert_eq!(json_u64(&summary, "leaked_bytes"), 12_345, "{summary:#}");
+    // Counts of sampled blocks only: not given.
+    assert!(summary["leaked_allocations"].is_null(), "{summary:#}");
+    assert!(summary["live_allocations"].is_null(), "{summary:#}");
     let terminal = run.stderr_str();
     assert!(
         terminal.contains("\nLeaked at exit: 12.1 KiB (paths sampled)\n"),

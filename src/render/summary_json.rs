@@ -37,11 +37,11 @@ const TOP_FUNCTIONS: usize = 50;
 /// | `total_allocations` | int | allocations over the whole run |
 /// | `total_allocated_bytes` | int | bytes allocated over the whole run |
 /// | `sample_rate` | int | 0 when exact, else the sampling interval in bytes |
-/// | `live_allocations` | int | allocations live at the peak (sum over `at_peak`) |
+/// | `live_allocations` | int or null | allocations live at the peak (sum over `at_peak`); null in sampled mode, where only sampled blocks are counted |
 /// | `top` | array | up to 20 largest call paths at the peak, largest first: `{"bytes", "count", "share", "frames"}`; `frames` is root first; `share` is the fraction of the bytes of all paths at the peak, rounded to 4 decimals |
 /// | `functions` | array | up to 50 functions by inclusive bytes at the peak, largest first: `{"function", "bytes"}`; `function` is the frame name without its `(file:line)`; its bytes are the sum over the paths containing it, each path counted once even under recursion or several call lines |
 /// | `leaked_bytes` | int | bytes still live when the process ended (exact; in exact mode the sum over `at_exit`): leaks when `end` is `exit` or `fast-exit`, what it held when killed or stopped otherwise, or now when `end` is `running` |
-/// | `leaked_allocations` | int | allocations still live when the process ended (in sampled mode: sampled ones) |
+/// | `leaked_allocations` | int or null | allocations still live when the process ended; null in sampled mode, as `live_allocations` |
 /// | `warnings` | array of strings | problems met while symbolizing |
 /// | `files` | object | output name → path of every file written |
 ///
@@ -108,11 +108,12 @@ pub fn summary_json(report: &Report, files: &[(&str, PathBuf)]) -> Value {
         "total_allocations": report.total_allocs,
         "total_allocated_bytes": report.total_alloc_bytes,
         "sample_rate": report.sample_rate,
-        "live_allocations": super::stacks::total_count(&report.at_peak),
+        "live_allocations": (report.sample_rate == 0)
+            .then(|| super::stacks::total_count(&report.at_peak)),
         "top": top,
         "functions": functions,
         "leaked_bytes": report.leaked_bytes(),
-        "leaked_allocations": super::stacks::total_count(&report.at_exit),
+        "leaked_allocations": report.leaked_count(),
         "warnings": report.warnings,
         "files": files,
     })
