@@ -134,7 +134,8 @@ pub fn status_from_profile(p: &Profile) -> ExitStatus {
             code: None,
             signal: Some(s),
         },
-        WriteReason::Exit | WriteReason::FastExit => ExitStatus {
+        // A stop at --limit is an exit too, with the preload's own code.
+        WriteReason::Exit | WriteReason::FastExit | WriteReason::LimitStop => ExitStatus {
             code: p.meta.exit_code,
             signal: None,
         },

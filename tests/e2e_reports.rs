@@ -1123,6 +1123,38 @@ fn a_reused_directory_keeps_no_earlier_oom_report() {
     assert!(summary.get("oom").is_none(), "{summary:#}");
 }
 
+/// A child stopped at the --limit (the root, `sh`, goes on): its profile says how it ended,
+/// limit-stop with exit code 121, as its parent saw it.
+#[test]
+fn a_child_stopped_at_the_limit_has_its_exit_code() {
+    let exe = limit_example();
+    // Not the script's last command, so sh forks a child for it instead of exec'ing it.
+    let args = ["-c", "\"$0\" 10; exit 0", exe.to_str().unwrap()];
+    let run = peakprof_run_with(Path::new("/bin/sh"), &args, &["--limit", "450000"]);
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "the root's own status\n{}",
+        run.describe()
+    );
+    let summary = run.summary();
+    let procs = robust::processes(&summary);
+    let child = robust::child_of_root(&summary, &procs);
+    assert!(
+        child.program().starts_with("report_limit"),
+        "{}",
+        robust::show_processes(&procs)
+    );
+    let child_summary =
+        robust::read_json(&child.dir_in(&tmp_root().join("runs")).join("summary.json"));
+    assert_eq!(json_str(&child_summary, "end"), "limit-stop");
+    assert_eq!(
+        json_opt_i64(&child_summary, "exit_code"),
+        Some(121),
+        "{child_summary:#}"
+    );
+}
+
 /// A child that reaches the --limit (the root, `sh`, stays far below it): the terminal line
 /// names the child and the oom.svg in the child's directory, not the root's.
 #[test]

@@ -103,9 +103,12 @@ fn exit_status() -> Option<i32> {
 
 /// The exit code a profile written for `reason` records: an exit's, when it is known.
 fn exit_code_for(reason: WriteReason) -> Option<i32> {
-    matches!(reason, WriteReason::Exit | WriteReason::FastExit)
-        .then(exit_status)
-        .flatten()
+    match reason {
+        WriteReason::Exit | WriteReason::FastExit => exit_status(),
+        // Stopped at --limit by the preload itself, with this code.
+        WriteReason::LimitStop => Some(LIMIT_EXIT_CODE),
+        _ => None,
+    }
 }
 
 /// Whether the forking thread's `prepare` marked it as inside the profiler (so `parent` or
