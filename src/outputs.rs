@@ -76,6 +76,15 @@ pub fn prepare_run_dir(dir: &Path) -> Result<PathBuf> {
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let raw = dir.join(RAW_DIR);
+    // Not through a symbolic link: files there named like peakprof's would be removed, in
+    // a directory that is not the run's.
+    if std::fs::symlink_metadata(&raw).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "cannot write to output directory {}: {} is a symbolic link",
+            dir.display(),
+            raw.display()
+        );
+    }
     std::fs::create_dir_all(&raw).map_err(fail)?;
     for entry in std::fs::read_dir(&raw).map_err(fail)?.flatten() {
         let ours = entry.file_name().to_str().is_some_and(written_by_peakprof);

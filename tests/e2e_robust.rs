@@ -2678,6 +2678,22 @@ fn reused_output_dir_keeps_the_users_own_files() {
     for name in ["1-2.ppf", "1-2.live", "1-2.log", "1-2.oom", "3-4.ppf.tmp"] {
         assert!(!raw.join(name).exists(), "{name} left behind");
     }
+
+    // raw/ as a symbolic link to a directory elsewhere: refused, and nothing there removed.
+    let elsewhere = base.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("1-2.ppf"), "someone's").unwrap();
+    let linked = base.join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("raw")).unwrap();
+    let f = run_deadline(
+        &mut peakprof_command(&linked, &[], &[exe.to_str().unwrap(), "0"], &base),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(f.code(), Some(125), "{}", f.describe());
+    let line = assert_one_error_line(&f.stderr_str(), "raw/ a symbolic link");
+    assert!(line.contains("is a symbolic link"), "{line}");
+    assert!(elsewhere.join("1-2.ppf").exists());
 }
 
 /// Without `-o`, the directory is named after the program: shortened, so that a name as
