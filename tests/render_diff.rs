@@ -107,6 +107,8 @@ fn json_has_exact_changes() {
             "delta_bytes": 764 * KIB,
             "old_peak_rss_bytes": 5 * MIB,
             "new_peak_rss_bytes": 6 * MIB,
+            "old_sample_rate": 0,
+            "new_sample_rate": 0,
             "changes": [
                 {"frames": [main40, bi, "alloc_big (src/main.rs:12)"],
                  "old_bytes": 2 * MIB, "new_bytes": 3 * MIB, "delta": MIB},

@@ -186,6 +186,22 @@ fn signed_bytes(delta: i128) -> String {
     }
 }
 
+/// A line saying that per-path differences include sampling noise, when either run was
+/// sampled (their totals are exact either way).
+fn sampling_note(old: &Report, new: &Report) -> Option<String> {
+    let mode = |r: &Report| match r.sample_rate {
+        0 => "exact".to_string(),
+        rate => format!("sampled every {}", human_bytes(rate)),
+    };
+    (old.sample_rate != 0 || new.sample_rate != 0).then(|| {
+        format!(
+            "Paths: OLD {}, NEW {}: per-path differences include sampling noise (the totals are exact)\n",
+            mode(old),
+            mode(new)
+        )
+    })
+}
+
 /// A plain-text comparison: the change in peak heap and peak RSS, then up to `top` call
 /// paths that grew most and up to `top` that shrank most at the peak, each as
 /// `+40.0 MiB  100 MiB -> 140 MiB  leaf (file:line) ← caller ← caller`, cut to 100
@@ -203,6 +219,9 @@ pub fn diff_summary(old: &Report, new: &Report, top: usize) -> String {
     };
     out.push_str(&line("Peak heap  ", old.peak_bytes, new.peak_bytes));
     out.push_str(&line("Peak RSS   ", old.peak_rss_bytes, new.peak_rss_bytes));
+    if let Some(note) = sampling_note(old, new) {
+        out.push_str(&note);
+    }
 
     let all = changes(&old.at_peak, &new.at_peak);
     if all.is_empty() {
@@ -261,6 +280,8 @@ pub fn diff_json(old: &Report, new: &Report) -> Value {
         "delta_bytes": clamp(i128::from(new.peak_bytes) - i128::from(old.peak_bytes)),
         "old_peak_rss_bytes": old.peak_rss_bytes,
         "new_peak_rss_bytes": new.peak_rss_bytes,
+        "old_sample_rate": old.sample_rate,
+        "new_sample_rate": new.sample_rate,
         "changes": changes,
     })
 }
@@ -279,6 +300,22 @@ mod tests {
         assert_eq!(percent(0, 5), "new");
         assert_eq!(percent(0, 0), "±0.0%");
         assert_eq!(percent(100_000, 100_001), "±0.0%");
+    }
+
+    #[test]
+    fn a_sampled_side_is_named() {
+        let exact = Report::default();
+        let sampled = Report {
+            sample_rate: 512 * 1024,
+            ..Report::default()
+        };
+        assert_eq!(sampling_note(&exact, &exact), None);
+        let note = diff_summary(&exact, &sampled, 5);
+        assert!(
+            note.contains("Paths: OLD exact, NEW sampled every 512 KiB: per-path differences include sampling noise"),
+            "{note}"
+        );
+        assert!(!diff_summary(&exact, &exact, 5).contains("sampling noise"));
     }
 
     #[test]
