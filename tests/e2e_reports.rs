@@ -1123,14 +1123,14 @@ fn a_reused_directory_keeps_no_earlier_oom_report() {
     assert!(summary.get("oom").is_none(), "{summary:#}");
 }
 
-/// A child stopped at the --limit (the root, `sh`, goes on): its profile says how it ended,
-/// limit-stop with exit code 121, as its parent saw it.
-#[test]
-fn a_child_stopped_at_the_limit_has_its_exit_code() {
+/// `sh -c '"$0" 10; exit 0' report_limit` under `--limit 450000` and `options`: sh forks
+/// report_limit (not its last command, so not exec'd), which reaches the limit while sh
+/// stays far below it. The run (sh exits 0 whatever its child did), and the child.
+fn limit_in_a_child(options: &[&str]) -> (Run, robust::Process) {
     let exe = limit_example();
-    // Not the script's last command, so sh forks a child for it instead of exec'ing it.
     let args = ["-c", "\"$0\" 10; exit 0", exe.to_str().unwrap()];
-    let run = peakprof_run_with(Path::new("/bin/sh"), &args, &["--limit", "450000"]);
+    let options = [&["--limit", "450000"], options].concat();
+    let run = peakprof_run_with(Path::new("/bin/sh"), &args, &options);
     assert_eq!(
         run.code(),
         Some(0),
@@ -1139,12 +1139,20 @@ fn a_child_stopped_at_the_limit_has_its_exit_code() {
     );
     let summary = run.summary();
     let procs = robust::processes(&summary);
-    let child = robust::child_of_root(&summary, &procs);
+    let child = robust::child_of_root(&summary, &procs).clone();
     assert!(
         child.program().starts_with("report_limit"),
         "{}",
         robust::show_processes(&procs)
     );
+    (run, child)
+}
+
+/// A child stopped at the --limit (the root, `sh`, goes on): its profile says how it ended,
+/// limit-stop with exit code 121, as its parent saw it.
+#[test]
+fn a_child_stopped_at_the_limit_has_its_exit_code() {
+    let (_run, child) = limit_in_a_child(&[]);
     let child_summary =
         robust::read_json(&child.dir_in(&tmp_root().join("runs")).join("summary.json"));
     assert_eq!(json_str(&child_summary, "end"), "limit-stop");
@@ -1159,24 +1167,7 @@ fn a_child_stopped_at_the_limit_has_its_exit_code() {
 /// names the child and the oom.svg in the child's directory, not the root's.
 #[test]
 fn the_limit_line_names_the_child_that_reached_it() {
-    let exe = limit_example();
-    let sh = Path::new("/bin/sh");
-    // Not the script's last command, so sh forks a child for it instead of exec'ing it.
-    let args = ["-c", "\"$0\" 10; exit 0", exe.to_str().unwrap()];
-    let run = peakprof_run_with(
-        sh,
-        &args,
-        &["--limit", "450000", "--limit-action", "report"],
-    );
-    assert_eq!(run.code(), Some(0), "{}", run.describe());
-    let summary = run.summary();
-    let procs = robust::processes(&summary);
-    let child = robust::child_of_root(&summary, &procs);
-    assert!(
-        child.program().starts_with("report_limit"),
-        "{}",
-        robust::show_processes(&procs)
-    );
+    let (run, child) = limit_in_a_child(&["--limit-action", "report"]);
     let oom_svg = child.dir_in(&tmp_root().join("runs")).join("oom.svg");
     assert!(oom_svg.is_file(), "{} is missing", oom_svg.display());
     let terminal = run.stderr_str();
