@@ -162,17 +162,22 @@ fn unpacked_in(root: &Root, key: &str, bytes: &[u8], euid: u32) -> Result<PathBu
         "{} is not an absolute path",
         base.display()
     );
-    let mut dir = base.clone();
-    dir.extend(&root.below);
-    dir.push(key);
-    let file = dir.join(FILE_NAME);
-    if let Some(c) = ld_preload_breaker(&file) {
-        anyhow::bail!(
-            "{} holds {}, which LD_PRELOAD cannot carry",
-            file.display(),
-            shown_char(c)
-        );
-    }
+    let file_under = |base: &Path| -> Result<(PathBuf, PathBuf)> {
+        let mut dir = base.to_path_buf();
+        dir.extend(&root.below);
+        dir.push(key);
+        let file = dir.join(FILE_NAME);
+        if let Some(c) = ld_preload_breaker(&file) {
+            anyhow::bail!(
+                "{} holds {}, which LD_PRELOAD cannot carry",
+                file.display(),
+                shown_char(c)
+            );
+        }
+        Ok((dir, file))
+    };
+    // Before anything is created there.
+    file_under(base)?;
     if root.create_base {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -180,11 +185,14 @@ fn unpacked_in(root: &Root, key: &str, bytes: &[u8], euid: u32) -> Result<PathBu
             .create(base)
             .with_context(|| format!("creating {}", base.display()))?;
     }
-    trusted_base(base, euid)?;
-    let mut dir = base.clone();
+    // From here on the real path: the loader must not go through a symbolic link someone
+    // else could point elsewhere after these checks (one in /tmp, say).
+    let base = trusted_base(base, euid)?;
+    let (dir, file) = file_under(&base)?;
+    let mut made = base.clone();
     for part in root.below.iter().map(String::as_str).chain([key]) {
-        dir.push(part);
-        private_dir(&dir, euid)?;
+        made.push(part);
+        private_dir(&made, euid)?;
     }
     // Nobody else can add, replace or change a file in `dir` now: what is read here is
     // what the loader will load.
@@ -200,7 +208,8 @@ fn unpacked_in(root: &Root, key: &str, bytes: &[u8], euid: u32) -> Result<PathBu
 /// this user's or root's, and writable by others only with the sticky bit (as `/tmp` is:
 /// there only an entry's owner may rename it). A base inside another user's directory
 /// could be moved away and replaced, library and all, whatever the base's own owner.
-fn trusted_base(base: &Path, euid: u32) -> Result<()> {
+/// Returns the real path.
+fn trusted_base(base: &Path, euid: u32) -> Result<PathBuf> {
     let real =
         std::fs::canonicalize(base).with_context(|| format!("reading {}", base.display()))?;
     anyhow::ensure!(real.is_dir(), "{} is not a directory", base.display());
@@ -217,7 +226,7 @@ fn trusted_base(base: &Path, euid: u32) -> Result<()> {
             dir.display()
         );
     }
-    Ok(())
+    Ok(real)
 }
 
 /// Why a file or directory with `meta` could be changed by someone else than this user
@@ -493,6 +502,23 @@ mod tests {
         };
         let e = refusal(&[root_at(&inner, "c")], me);
         assert!(e.contains("theirs is owned by another user"), "{e}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A base named through a symbolic link: the library's path (what LD_PRELOAD carries)
+    /// is the real one, so a link someone could point elsewhere later is not on it.
+    #[test]
+    fn the_path_handed_out_has_no_symbolic_link() {
+        let base = scratch("through-link");
+        let real = base.join("real");
+        std::fs::create_dir(&real).unwrap();
+        chmod(&real, 0o700);
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let file = unpacked(&[root_at(&link, "c")], LIB, euid()).unwrap();
+        let real = std::fs::canonicalize(&real).unwrap();
+        assert!(file.starts_with(&real), "{}", file.display());
+        assert_eq!(std::fs::canonicalize(&file).unwrap(), file);
         std::fs::remove_dir_all(&base).unwrap();
     }
 
