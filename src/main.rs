@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use peakprof::cli::{Cli, Command};
 use peakprof::{commands, exit_codes};
 
@@ -42,7 +42,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             let sub = std::env::args_os()
                 .nth(1)
                 .and_then(|a| a.into_string().ok())
-                .filter(|a| ["run", "report", "diff"].contains(&a.as_str()));
+                .filter(|a| Cli::command().find_subcommand(a).is_some());
             let rendered = e.render().to_string();
             let line = peakprof::usage_error::one_line(&rendered, sub.as_deref());
             peakprof::stderr::say_line(&line);

@@ -215,16 +215,9 @@ fn trusted_base(base: &Path, euid: u32) -> Result<PathBuf> {
     anyhow::ensure!(real.is_dir(), "{} is not a directory", base.display());
     for dir in real.ancestors() {
         let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-        anyhow::ensure!(
-            meta.uid() == euid || meta.uid() == 0,
-            "{} is owned by another user",
-            dir.display()
-        );
-        anyhow::ensure!(
-            meta.mode() & 0o022 == 0 || meta.mode() & 0o1000 != 0,
-            "{} is writable by other users",
-            dir.display()
-        );
+        if let Some(why) = others_can_change(&meta, euid, true) {
+            anyhow::bail!("{} {why}", dir.display());
+        }
     }
     Ok(real)
 }
@@ -234,9 +227,24 @@ fn trusted_base(base: &Path, euid: u32) -> Result<PathBuf> {
 fn not_private(meta: &std::fs::Metadata, euid: u32) -> Option<&'static str> {
     if meta.file_type().is_symlink() {
         Some("is a symbolic link")
-    } else if meta.uid() != euid && meta.uid() != 0 {
+    } else {
+        others_can_change(meta, euid, false)
+    }
+}
+
+/// Why someone else than this user (`euid`) and root could change what is in a directory
+/// (or a file) with `meta`, if they could: they own it, or may write to it. With
+/// `sticky_protects`, writable by others is fine under the sticky bit (as `/tmp` is: there
+/// only an entry's owner may rename or remove it).
+fn others_can_change(
+    meta: &std::fs::Metadata,
+    euid: u32,
+    sticky_protects: bool,
+) -> Option<&'static str> {
+    let sticky = sticky_protects && meta.mode() & 0o1000 != 0;
+    if meta.uid() != euid && meta.uid() != 0 {
         Some("is owned by another user")
-    } else if meta.mode() & 0o022 != 0 {
+    } else if meta.mode() & 0o022 != 0 && !sticky {
         Some("is writable by other users")
     } else {
         None
@@ -410,7 +418,7 @@ mod tests {
     /// the reason, and the next root is used.
     #[test]
     fn directories_others_can_change_are_passed_over() {
-        let base = scratch("unsafe");
+        let base = scratch("others-say");
         let good = || root_at(&base, "good");
 
         // Writable by others.

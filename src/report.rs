@@ -80,7 +80,7 @@ impl Report {
     /// are estimates that miss every unsampled block, the recorded total.
     pub fn leaked_bytes(&self) -> u64 {
         if self.sample_rate == 0 {
-            self.at_exit.iter().map(|s| s.bytes).sum()
+            crate::render::total_bytes(&self.at_exit)
         } else {
             self.final_bytes
         }
@@ -89,7 +89,7 @@ impl Report {
     /// The number of allocations left live, when known: in sampled mode only the sampled
     /// blocks are counted, so none is given.
     pub fn leaked_count(&self) -> Option<u64> {
-        (self.sample_rate == 0).then(|| self.at_exit.iter().map(|s| s.count).sum())
+        (self.sample_rate == 0).then(|| crate::render::total_count(&self.at_exit))
     }
 }
 

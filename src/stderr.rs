@@ -14,21 +14,18 @@ pub fn say(text: &str) {
 /// line, a path, an error from the program's side) cannot send escape sequences to the
 /// terminal: control characters become spaces.
 pub fn say_line(line: &str) {
-    let line = crate::render::text::sanitize_line(line);
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(line.as_bytes());
-    let _ = err.write_all(b"\n");
+    write_line(&mut std::io::stderr().lock(), line);
 }
 
 /// Writes each line of `text` as [`say_line`] does (a table, a list of files).
 pub fn say_lines(text: &str) {
-    let clean: Vec<String> = text
-        .lines()
-        .map(crate::render::text::sanitize_line)
-        .collect();
     let mut err = std::io::stderr().lock();
-    for line in clean {
-        let _ = err.write_all(line.as_bytes());
-        let _ = err.write_all(b"\n");
+    for line in text.lines() {
+        write_line(&mut err, line);
     }
+}
+
+fn write_line(err: &mut impl std::io::Write, line: &str) {
+    let _ = err.write_all(crate::render::text::sanitize_line(line).as_bytes());
+    let _ = err.write_all(b"\n");
 }

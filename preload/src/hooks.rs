@@ -10,7 +10,14 @@ use core::ffi::{c_int, c_void};
 use crate::guard::{keep_errno, Guard};
 use crate::thread::Thread;
 use crate::unwind::Origin;
-use peakprof::record::{munmap_check, MunmapCheck};
+use peakprof::record::{mremap_refused, munmap_check, MunmapCheck};
+
+// mremap_refused reads Linux's flag numbers, written out in the core (which has no libc).
+const _: () = assert!(
+    peakprof::record::MREMAP_MAYMOVE == libc::MREMAP_MAYMOVE
+        && peakprof::record::MREMAP_FIXED == libc::MREMAP_FIXED
+        && peakprof::record::MREMAP_DONTUNMAP == libc::MREMAP_DONTUNMAP
+);
 
 use crate::{bootstrap, real, state};
 
@@ -412,21 +419,14 @@ pub unsafe extern "C" fn mremap(
     } else {
         core::ptr::null_mut()
     };
-    // Arguments the kernel refuses (EINVAL) before it looks at any mapping are forwarded
-    // untouched: taking the range and putting it back would cut the tracked mapping into
-    // pieces, each then counted as a block of its own.
-    // The kernel's order: unknown flags, MREMAP_FIXED without MREMAP_MAYMOVE,
-    // MREMAP_DONTUNMAP without MREMAP_MAYMOVE or with a change of length, then the
-    // addresses.
-    let page = page_size();
-    let known = libc::MREMAP_FIXED | libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP;
-    let may_move = flags & libc::MREMAP_MAYMOVE != 0;
-    let refused = flags & !known != 0
-        || (flags & libc::MREMAP_FIXED != 0 && !may_move)
-        || (flags & libc::MREMAP_DONTUNMAP != 0 && (!may_move || old_len != new_len))
-        || !(old as usize).is_multiple_of(page)
-        || new_len == 0
-        || new_len.checked_next_multiple_of(page).is_none();
+    // Calls the kernel refuses before it looks at any mapping go through untouched.
+    let refused = mremap_refused(
+        old as u64,
+        old_len as u64,
+        new_len as u64,
+        flags,
+        page_size() as u64,
+    );
     let guard = if refused { None } else { enter() };
     let Some(_g) = guard else {
         // SAFETY: forwarding to the real function.

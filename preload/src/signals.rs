@@ -19,16 +19,15 @@ use core::ffi::c_int;
 pub fn restore_ignored(mask: u64) {
     for sig in peakprof::ignored_signals::RESTORED {
         if mask & (1 << (sig - 1)) != 0 {
-            replace_default(sig, libc::SIG_IGN, 0);
+            ignore_if_default(sig);
         }
     }
 }
 
-/// Gives `sig` the action `handler` (a function, or `SIG_IGN`) with `flags`, if it still
-/// has the default action: whatever the program set stays.
-fn replace_default(sig: c_int, handler: libc::sighandler_t, flags: c_int) {
-    // SAFETY: sigaction with valid pointers to zero-initialized plain C structs; `handler`
-    // is SIG_IGN or an `extern "C" fn(c_int)` that lives as long as the library.
+/// Ignores `sig` if it still has the default action: whatever the program set stays.
+fn ignore_if_default(sig: c_int) {
+    // SAFETY: sigaction with valid pointers to zero-initialized plain C structs; the new
+    // action is SIG_IGN, no handler.
     unsafe {
         let mut old: libc::sigaction = core::mem::zeroed();
         if libc::sigaction(sig, core::ptr::null(), &mut old) != 0
@@ -37,8 +36,7 @@ fn replace_default(sig: c_int, handler: libc::sighandler_t, flags: c_int) {
             return;
         }
         let mut new: libc::sigaction = core::mem::zeroed();
-        new.sa_sigaction = handler;
-        new.sa_flags = flags;
+        new.sa_sigaction = libc::SIG_IGN;
         libc::sigemptyset(&mut new.sa_mask);
         libc::sigaction(sig, &new, core::ptr::null_mut());
     }

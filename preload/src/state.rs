@@ -230,12 +230,13 @@ fn ppid() -> u32 {
 
 /// Removes our library from `LD_PRELOAD`, so programs this one starts run unprofiled.
 fn stop_children_inheriting() {
+    const OURS: &[u8] = b"libpeakprof_preload";
     let Some(list) = crate::environ::get(b"LD_PRELOAD") else {
         return;
     };
     let kept: Vec<&[u8]> = list
         .split(|&b| b == b':' || b == b' ')
-        .filter(|e| !e.is_empty() && !e.windows(19).any(|w| w == b"libpeakprof_preload"))
+        .filter(|e| !e.is_empty() && !e.windows(OURS.len()).any(|w| w == OURS))
         .collect();
     if kept.is_empty() {
         crate::environ::remove(b"LD_PRELOAD");
@@ -515,6 +516,14 @@ impl Profiler {
         self.rec.restart_peak(0);
         let shared = self.rec.tracker().store().shared();
         sampled::rebind(shared, self.start_mono_ns, &mut self.rec);
+    }
+
+    /// Counts mapped regions taken out before a call that left them mapped again, each
+    /// with its own call path.
+    fn restore_regions(&mut self, taken: Vec<Region>, t: u64) {
+        for r in taken {
+            self.rec.restore_region(r, t);
+        }
     }
 
     #[inline]
@@ -875,9 +884,7 @@ pub fn put_back(taken: Vec<Region>) {
     }
     with_profiler(|p| {
         let t = p.now();
-        for r in taken {
-            p.rec.restore_region(r, t);
-        }
+        p.restore_regions(taken, t);
     });
 }
 
@@ -897,9 +904,7 @@ pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>, old_stays
     with_profiler(|p| {
         let t = p.now();
         if old_stays {
-            for r in taken {
-                p.rec.restore_region(r, t);
-            }
+            p.restore_regions(taken, t);
         }
         let id = p.intern(frames, None);
         p.rec.on_mmap(new as u64, new_len as u64, id, t);

@@ -159,9 +159,59 @@ pub fn munmap_check(addr: u64, len: u64, page: u64) -> MunmapCheck {
     }
 }
 
+/// mremap's flags (Linux's numbers; the preload checks them against libc's).
+pub const MREMAP_MAYMOVE: i32 = 1;
+pub const MREMAP_FIXED: i32 = 2;
+pub const MREMAP_DONTUNMAP: i32 = 4;
+
+/// Whether the kernel refuses `mremap(old, old_len, new_len, flags)` (EINVAL) before it
+/// looks at any mapping, with pages of `page` bytes. Its order: unknown flags,
+/// MREMAP_FIXED without MREMAP_MAYMOVE, MREMAP_DONTUNMAP without MREMAP_MAYMOVE or with a
+/// change of length, then the addresses: an unaligned `old`, a new length that rounds to
+/// zero pages or past the end of the address space. A hook forwards such a call untouched:
+/// taking the range and putting it back would cut the tracked mapping into pieces, each
+/// then counted as a block of its own.
+pub fn mremap_refused(old: u64, old_len: u64, new_len: u64, flags: i32, page: u64) -> bool {
+    let page = page.max(1);
+    let known = MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
+    let may_move = flags & MREMAP_MAYMOVE != 0;
+    flags & !known != 0
+        || (flags & MREMAP_FIXED != 0 && !may_move)
+        || (flags & MREMAP_DONTUNMAP != 0 && (!may_move || old_len != new_len))
+        || !old.is_multiple_of(page)
+        || new_len == 0
+        || new_len.checked_next_multiple_of(page).is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mremap_calls_the_kernel_refuses_are_told_apart() {
+        let (page, p) = (4096, 0x7f00_0000_0000);
+        let ok = |old, old_len, new_len, flags| !mremap_refused(old, old_len, new_len, flags, page);
+        assert!(ok(p, 4096, 8192, MREMAP_MAYMOVE));
+        assert!(ok(p, 4096, 8192, 0));
+        assert!(ok(p, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED));
+        assert!(ok(p, 4096, 4096, MREMAP_MAYMOVE | MREMAP_DONTUNMAP));
+        assert!(ok(p, 4096, 1, 0), "a length rounding to one page");
+        // Flags.
+        assert!(!ok(p, 4096, 4096, 0x40), "unknown flag");
+        assert!(!ok(p, 4096, 4096, MREMAP_FIXED), "FIXED without MAYMOVE");
+        assert!(
+            !ok(p, 4096, 4096, MREMAP_DONTUNMAP),
+            "DONTUNMAP without MAYMOVE"
+        );
+        assert!(
+            !ok(p, 4096, 8192, MREMAP_MAYMOVE | MREMAP_DONTUNMAP),
+            "DONTUNMAP resizing"
+        );
+        // Addresses and lengths.
+        assert!(!ok(p + 1, 4096, 8192, MREMAP_MAYMOVE), "unaligned");
+        assert!(!ok(p, 4096, 0, MREMAP_MAYMOVE), "empty");
+        assert!(!ok(p, 4096, u64::MAX, MREMAP_MAYMOVE), "rounding overflows");
+    }
 
     fn r(start: u64, end: u64, stack: StackId) -> Region {
         Region { start, end, stack }

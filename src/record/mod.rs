@@ -18,7 +18,10 @@ mod map_model;
 mod proptests;
 
 pub use live::{AddrHasher, LiveAlloc, LiveHeap};
-pub use maps::{munmap_check, LiveMaps, MunmapCheck, Region};
+pub use maps::{
+    mremap_refused, munmap_check, LiveMaps, MunmapCheck, Region, MREMAP_DONTUNMAP, MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+};
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
 pub use size_table::{pack as pack_size, SizeTable, PREFETCH_FROM_LEN};
 pub use stacks::{stack_hash, StackId, StackTable};

@@ -174,10 +174,7 @@ fn header(h: &mut String, r: &Report, command: &str) {
         );
     }
     let leaked = r.leaked_bytes();
-    let count = match r.leaked_count() {
-        Some(n) => super::units::count_of(n, "allocation"),
-        None => "paths sampled".to_string(),
-    };
+    let count = super::leaks::leaked_count_words(r);
     match super::leaks::not_an_exit(r) {
         Some(_) if r.still_running() => fact(
             "Live now",

@@ -65,12 +65,21 @@ pub fn leaks_title(report: &Report) -> String {
     title
 }
 
-/// How many allocations the leaked bytes are in (`in 12 allocations`), or, in sampled mode
-/// where only sampled blocks are counted, that the paths are estimates.
-pub fn leaked_count_text(report: &Report) -> String {
+/// How many allocations the leaked bytes are in (`12 allocations`), or, in sampled mode
+/// where only sampled blocks are counted, that the paths are estimates (`paths sampled`).
+pub fn leaked_count_words(report: &Report) -> String {
     match report.leaked_count() {
-        Some(n) => format!("in {}", super::units::count_of(n, "allocation")),
-        None => "(paths sampled)".to_string(),
+        Some(n) => super::units::count_of(n, "allocation"),
+        None => "paths sampled".to_string(),
+    }
+}
+
+/// [`leaked_count_words`] after a size: `in 12 allocations`, or `(paths sampled)`.
+pub fn leaked_count_text(report: &Report) -> String {
+    let words = leaked_count_words(report);
+    match report.leaked_count() {
+        Some(_) => format!("in {words}"),
+        None => format!("({words})"),
     }
 }
 

@@ -29,6 +29,7 @@ pub use leaks::{leaks_svg, leaks_title};
 pub use pprof::{pprof_gz, pprof_profile};
 pub use shell::{shell_quote, shell_quote_command};
 pub use stacks::bound_stacks;
+pub(crate) use stacks::{total_bytes, total_count};
 pub use summary_json::{summary_json, SUMMARY_VERSION};
 pub use terminal::terminal_summary;
 pub use timeline::timeline_svg;
