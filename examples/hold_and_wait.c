@@ -20,50 +20,15 @@
  *     late_alloc 400000), all still live at exit
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h> /* rename(2) only; no stdio stream is ever used */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "ctrl_files.h"
 
 #define NOINLINE __attribute__((noinline))
 
 static void *held[4];
-static char path[4096];
-
-static const char *in_dir(const char *dir, const char *name) {
-    size_t n = strlen(dir), m = strlen(name);
-    if (n + m + 2 > sizeof path) _exit(2);
-    memcpy(path, dir, n);
-    path[n] = '/';
-    memcpy(path + n + 1, name, m + 1);
-    return path;
-}
-
-/* Writes `text` to DIR/name atomically (no allocation: no stdio, no snprintf). */
-static void signal_file(const char *dir, const char *name, const char *text) {
-    char tmp[4096], final[4096];
-    strcpy(final, in_dir(dir, name));
-    strcpy(tmp, final);
-    strcat(tmp, ".tmp");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) _exit(4);
-    if (write(fd, text, strlen(text)) < 0) _exit(4);
-    close(fd);
-    if (rename(tmp, final) != 0) _exit(4);
-}
-
-static void wait_for_file(const char *dir, const char *name) {
-    struct timespec tick = {0, 2 * 1000 * 1000};
-    struct stat st;
-    for (int i = 0; i < 30000; i++) {
-        if (stat(in_dir(dir, name), &st) == 0) return;
-        nanosleep(&tick, NULL);
-    }
-    _exit(3);
-}
 
 NOINLINE static void hold_big(void) {
     held[0] = malloc(300000);
@@ -90,14 +55,7 @@ int main(int argc, char **argv) {
     hold_big();
     hold_small();
 
-    char pid[32];
-    int n = 0;
-    char digits[16];
-    for (long p = getpid(); p > 0; p /= 10) digits[n++] = (char)('0' + p % 10);
-    for (int i = 0; i < n; i++) pid[i] = digits[n - 1 - i];
-    pid[n++] = '\n';
-    pid[n] = 0;
-    signal_file(dir, "ready", pid);
+    say_ready(dir);
 
     wait_for_file(dir, "go");
     free(held[1]);

@@ -25,56 +25,18 @@
  * the main thread (pthread_exit loads libgcc_s), which vary with glibc's version.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h> /* rename(2) only; no stdio stream is ever used */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "ctrl_files.h"
 
 #define NOINLINE __attribute__((noinline))
 
 static void *held[2];
 static int exit_mode;
 static const char *wait_dir;
-static char path[4096];
-
-static const char *in_dir(const char *dir, const char *name) {
-    size_t n = strlen(dir), m = strlen(name);
-    if (n + m + 2 > sizeof path) _exit(2);
-    memcpy(path, dir, n);
-    path[n] = '/';
-    memcpy(path + n + 1, name, m + 1);
-    return path;
-}
-
-/* Writes this process's pid to DIR/ready atomically (no allocation: no stdio). */
-static void say_ready(const char *dir) {
-    char text[32], digits[16], tmp[4096], final[4096];
-    int n = 0, k = 0;
-    for (long p = getpid(); p > 0; p /= 10) digits[k++] = (char)('0' + p % 10);
-    while (k > 0) text[n++] = digits[--k];
-    text[n++] = '\n';
-    strcpy(final, in_dir(dir, "ready"));
-    strcpy(tmp, final);
-    strcat(tmp, ".tmp");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, text, n) != n) _exit(4);
-    close(fd);
-    if (rename(tmp, final) != 0) _exit(4);
-}
-
-static void wait_for_go(const char *dir) {
-    const struct timespec tick = {0, 2 * 1000 * 1000};
-    struct stat st;
-    for (int i = 0; i < 30000; i++) {
-        if (stat(in_dir(dir, "go"), &st) == 0) return;
-        nanosleep(&tick, NULL);
-    }
-    _exit(3);
-}
 
 NOINLINE static void main_hold(void) {
     held[0] = malloc(1000);
@@ -103,7 +65,7 @@ static void *worker(void *arg) {
     if (exit_mode) exit(7);
     if (wait_dir) {
         say_ready(wait_dir);
-        wait_for_go(wait_dir);
+        wait_for_file(wait_dir, "go");
     }
     return NULL;
 }

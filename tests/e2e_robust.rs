@@ -2416,6 +2416,13 @@ impl Tmpfs {
         while f.write_all(&chunk).is_ok() {}
         let _ = f.sync_all();
     }
+
+    /// `peakprof run -o <fs>/out [options] -- <example> arg`, from the filesystem (60 s).
+    fn run_example(&self, options: &[&str], example: &str, arg: &str) -> Run {
+        let exe = c_example(example);
+        let what = format!("{example} {arg}");
+        run_in(&self.dir, options, &[exe.to_str().unwrap(), arg], 60, &what)
+    }
 }
 
 impl Drop for Tmpfs {
@@ -2433,14 +2440,7 @@ fn a_full_output_filesystem_costs_the_profile_not_the_program() {
         return;
     };
     fs.fill();
-    let exe = c_example("exit_with.c");
-    let run = run_in(
-        &fs.dir,
-        &[],
-        &[exe.to_str().unwrap(), "42"],
-        60,
-        "exit_with 42",
-    );
+    let run = fs.run_example(&[], "exit_with.c", "42");
     assert_eq!(
         run.code(),
         Some(42),
@@ -2472,14 +2472,7 @@ fn a_live_file_that_does_not_fit_leaves_the_profile_exact() {
     let Some(fs) = Tmpfs::mount("small-fs", "200k") else {
         return;
     };
-    let exe = c_example("exit_with.c");
-    let run = run_in(
-        &fs.dir,
-        &["-q"],
-        &[exe.to_str().unwrap(), "42"],
-        60,
-        "exit_with 42",
-    );
+    let run = fs.run_example(&["-q"], "exit_with.c", "42");
     assert_status(&run, 42, Some(42), None);
     assert_peak_bytes(&run, 4242);
     assert_functions(&run.folded(), &[("exit_hold", 4242)], "small fs");
@@ -2493,14 +2486,7 @@ fn a_live_file_that_cannot_grow_costs_the_program_nothing() {
     let Some(fs) = Tmpfs::mount("full-fs-growth", "300k") else {
         return;
     };
-    let exe = c_example("many_stacks.c");
-    let run = run_in(
-        &fs.dir,
-        &["-q"],
-        &[exe.to_str().unwrap(), "3"],
-        60,
-        "many_stacks 3",
-    );
+    let run = fs.run_example(&["-q"], "many_stacks.c", "3");
     assert_eq!(
         run.code(),
         Some(3),
@@ -2528,9 +2514,7 @@ fn log_records_after_a_full_disk_still_read() {
     };
     let filler = fs.dir.join("filler");
     std::fs::write(&filler, vec![0u8; (400 - 228 - 24) * 1024]).unwrap();
-    let exe = c_example("log_gap.c");
-    let argv = [exe.to_str().unwrap(), filler.to_str().unwrap()];
-    let run = run_in(&fs.dir, &["-q"], &argv, 60, "log_gap");
+    let run = fs.run_example(&["-q"], "log_gap.c", filler.to_str().unwrap());
     assert_eq!(
         run.code(),
         Some(137),
