@@ -17,10 +17,15 @@ fn main() {
         return;
     }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
+    // The preload's sources: its crate, and the modules of this one it compiles (those
+    // `src/lib.rs` has without the `cli` feature).
     for p in [
         "preload",
         "src/record",
         "src/format",
+        "src/child_env.rs",
+        "src/ignored_signals.rs",
+        "src/unwind.rs",
         "src/lib.rs",
         "Cargo.toml",
         "Cargo.lock",

@@ -1,7 +1,10 @@
 /*
  * exec_unprofiled.c: a process that replaces itself with a program peakprof does not
- * profile (this file again, in mode "unprofiled", with LD_PRELOAD removed from its
- * environment, as a static or set-user-ID program would be), through each exec function.
+ * profile (this file again, in mode "unprofiled", as a static or set-user-ID program
+ * would be), through each exec function. The new image is left unprofiled by its
+ * environment: no LD_PRELOAD and an empty PEAKPROF_OUT_DIR. (Without the empty variable
+ * the preload would give the child its settings back, as it does for any child started
+ * with an environment of its own.)
  *
  * Built by tests/e2e_robust.rs with `gcc -g -O0 -pthread`.
  * Usage: exec_unprofiled MODE
@@ -83,7 +86,17 @@ static int set_long_path(void) {
 }
 
 /* The environment without LD_PRELOAD, for the functions that take one. */
-static char *clean_env[] = {"PATH=/usr/bin:/bin", NULL};
+static char *clean_env[] = {"PATH=/usr/bin:/bin", "PEAKPROF_OUT_DIR=", NULL};
+
+/* `environ` made to ask for an unprofiled child, without allocating (setenv would, and
+ * change the peak): LD_PRELOAD removed, PEAKPROF_OUT_DIR emptied in place. */
+static void unprofiled_environ(void) {
+    static char empty_dir[] = "PEAKPROF_OUT_DIR=";
+    unsetenv("LD_PRELOAD");
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, empty_dir, sizeof empty_dir - 1) == 0)
+            *e = empty_dir;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2)
@@ -99,7 +112,7 @@ int main(int argc, char **argv) {
             return 2;
         exe[n] = '\0';
         char *name = strrchr(exe, '/') + 1;
-        unsetenv("LD_PRELOAD");
+        unprofiled_environ();
         before_exec();
         pthread_t t;
         if (pthread_create(&t, NULL, fail_forever, NULL) != 0)
@@ -135,7 +148,7 @@ int main(int argc, char **argv) {
     /* The functions that use `environ` get one without LD_PRELOAD (unsetenv allocates
      * nothing; setenv would, and change the peak). The p variants get a path with a slash,
      * which they run without searching PATH. */
-    unsetenv("LD_PRELOAD");
+    unprofiled_environ();
     const char *name = self;
     if (strcmp(mode, "execve") == 0)
         execve(self, child_argv, clean_env);

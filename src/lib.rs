@@ -6,6 +6,7 @@
 //! renderers and the command-line tool.
 #![forbid(unsafe_code)]
 
+pub mod child_env;
 pub mod format;
 pub mod ignored_signals;
 pub mod record;
@@ -55,3 +56,35 @@ pub mod symbolize;
 pub mod target;
 #[cfg(feature = "cli")]
 pub mod usage_error;
+
+#[cfg(test)]
+mod tests {
+    /// `build.rs` rebuilds the embedded preload library when its sources change, from a
+    /// list: every module compiled without the `cli` feature (the preload's part of this
+    /// crate) must be on it, or a change to it ships a stale library.
+    #[test]
+    fn the_build_script_watches_every_module_the_preload_compiles() {
+        let build = include_str!("../build.rs");
+        let mut cli_only = false;
+        let mut checked = 0;
+        for line in include_str!("lib.rs").lines() {
+            if line == "#[cfg(feature = \"cli\")]" {
+                cli_only = true;
+            } else if let Some(name) = line
+                .strip_prefix("pub mod ")
+                .and_then(|r| r.strip_suffix(';'))
+            {
+                if !cli_only {
+                    let listed = [format!("\"src/{name}.rs\""), format!("\"src/{name}\"")];
+                    assert!(
+                        listed.iter().any(|l| build.contains(l.as_str())),
+                        "build.rs does not watch src/{name}"
+                    );
+                    checked += 1;
+                }
+                cli_only = false;
+            }
+        }
+        assert!(checked >= 5, "found {checked} modules the preload compiles");
+    }
+}

@@ -1821,6 +1821,67 @@ fn exec_into_an_unprofiled_program_reads_as_exec() {
     }
 }
 
+/// A child started with an environment of its own (no LD_PRELOAD, no PEAKPROF_*) is
+/// profiled all the same, through every exec function, vfork and posix_spawn: its peak and
+/// call path are exact, its own variables are kept, and so is a library it preloads.
+#[test]
+fn a_child_with_an_environment_of_its_own_is_profiled() {
+    let program = c_example("spawn_own_env.c");
+    for mode in [
+        "execve",
+        "execvpe",
+        "execle",
+        "fexecve",
+        "execv",
+        "execvp",
+        "execl",
+        "execlp",
+        "vfork",
+        "posix_spawn",
+        "posix_spawnp",
+        "foreign_preload",
+    ] {
+        let run = peakprof_run(&program, &[mode]);
+        assert_status(&run, 0, Some(0), None);
+        assert_peak_bytes(&run, 200_000);
+        let procs = processes(&run.summary());
+        let child = procs
+            .iter()
+            .find(|p| p.command == "spawn_own_env child")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{mode}: the child is not listed\n{}",
+                    show_processes(&procs)
+                )
+            });
+        assert_eq!(
+            child.peak_bytes,
+            3_000_000,
+            "{mode}\n{}",
+            show_processes(&procs)
+        );
+        let cwd = run.out_dir.parent().unwrap();
+        assert_functions(
+            &folded_in(&child.dir_in(cwd)),
+            &[("child_hold", 3_000_000), ("parent_hold", 0)],
+            mode,
+        );
+    }
+}
+
+/// With `--no-children`, a child given an environment of its own is not profiled either.
+#[test]
+fn no_children_leaves_a_child_with_its_own_environment_alone() {
+    let program = c_example("spawn_own_env.c");
+    for mode in ["execve", "posix_spawn"] {
+        let run = peakprof_run_with(&program, &[mode], &["--no-children"]);
+        assert_status(&run, 0, Some(0), None);
+        let procs = processes(&run.summary());
+        assert_eq!(procs.len(), 1, "{mode}\n{}", show_processes(&procs));
+        assert_peak_bytes(&run, 200_000);
+    }
+}
+
 /// Exec calls on two threads: one failing over and over while the other succeeds. Each
 /// failure takes back only its own mark, so the image still reads as replaced by exec
 /// (three runs: a failure that cleared the whole mark showed in most runs).

@@ -4,15 +4,19 @@
 //! before the real exec and takes the mark back if the exec fails, so its files read as
 //! "replaced itself (exec)" rather than "killed".
 //!
+//! Each call also completes the new program's environment when it lacks the profiler's
+//! settings ([`child_env`]), and so do `posix_spawn` and `posix_spawnp`, interposed here
+//! for that alone: a child given an environment of its own is profiled too.
+//!
 //! glibc's own exec functions call its internal `execve`, not ours, so every entry point a
 //! program may use is interposed: `execl`, `execlp` and `execle` too, which are variadic,
 //! and built in `exec.c` (stable Rust cannot define a variadic function) behind the naked
 //! trampolines below.
 
-use core::ffi::{c_char, c_int};
+use core::ffi::{c_char, c_int, c_void};
 
 use crate::real::Argv;
-use crate::{real, state};
+use crate::{child_env, environ, real, state};
 
 /// Runs the real exec `call` between the mark and, when it returns (it failed), the
 /// mark's removal.
@@ -31,8 +35,9 @@ fn marked(call: impl FnOnce() -> c_int) -> c_int {
 /// As `execve(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    // SAFETY: forwarding the caller's arguments to the real function.
-    marked(|| unsafe { real::execve(path, argv, envp) })
+    // SAFETY: forwarding the caller's arguments to the real function, the environment
+    // completed if it lacks the profiler's settings.
+    marked(|| unsafe { child_env::with_completed(envp, |env| real::execve(path, argv, env)) })
 }
 
 /// Interposed `execv(3)`.
@@ -41,8 +46,15 @@ pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> 
 /// As `execv(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
-    // SAFETY: forwarding the caller's arguments to the real function.
-    marked(|| unsafe { real::execv(path, argv) })
+    // SAFETY: forwarding the caller's arguments to the real function; with `environ`
+    // completed, to `execve`, which is what `execv` is.
+    marked(|| unsafe {
+        child_env::completed(
+            environ::array(),
+            || real::execv(path, argv),
+            |env| real::execve(path, argv, env),
+        )
+    })
 }
 
 /// Interposed `execvp(3)`.
@@ -51,8 +63,15 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
 /// As `execvp(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
-    // SAFETY: forwarding the caller's arguments to the real function.
-    marked(|| unsafe { real::execvp(file, argv) })
+    // SAFETY: forwarding the caller's arguments to the real function; with `environ`
+    // completed, to `execvpe`, which is what `execvp` is.
+    marked(|| unsafe {
+        child_env::completed(
+            environ::array(),
+            || real::execvp(file, argv),
+            |env| real::execvpe(file, argv, env),
+        )
+    })
 }
 
 /// Interposed `execvpe(3)`.
@@ -61,8 +80,8 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
 /// As `execvpe(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    // SAFETY: forwarding the caller's arguments to the real function.
-    marked(|| unsafe { real::execvpe(file, argv, envp) })
+    // SAFETY: as in `execve`.
+    marked(|| unsafe { child_env::with_completed(envp, |env| real::execvpe(file, argv, env)) })
 }
 
 /// Interposed `fexecve(3)`.
@@ -71,8 +90,8 @@ pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) ->
 /// As `fexecve(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
-    // SAFETY: forwarding the caller's arguments to the real function.
-    marked(|| unsafe { real::fexecve(fd, argv, envp) })
+    // SAFETY: as in `execve`.
+    marked(|| unsafe { child_env::with_completed(envp, |env| real::fexecve(fd, argv, env)) })
 }
 
 /// Interposed `execveat(2)`.
@@ -87,8 +106,53 @@ pub unsafe extern "C" fn execveat(
     envp: Argv,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: forwarding the caller's arguments to the real function.
-    marked(|| unsafe { real::execveat(dirfd, path, argv, envp, flags) })
+    // SAFETY: as in `execve`.
+    marked(|| unsafe {
+        child_env::with_completed(envp, |env| real::execveat(dirfd, path, argv, env, flags))
+    })
+}
+
+/// Interposed `posix_spawn(3)`: the child's environment completed as an exec's is (no
+/// mark: this image goes on).
+///
+/// # Safety
+/// As `posix_spawn(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    actions: *const c_void,
+    attrs: *const c_void,
+    argv: Argv,
+    envp: Argv,
+) -> c_int {
+    // SAFETY: as in `execve`.
+    unsafe {
+        child_env::with_completed(envp, |env| {
+            real::posix_spawn(false, pid, path, actions, attrs, argv, env)
+        })
+    }
+}
+
+/// Interposed `posix_spawnp(3)`, as [`posix_spawn`].
+///
+/// # Safety
+/// As `posix_spawnp(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut libc::pid_t,
+    file: *const c_char,
+    actions: *const c_void,
+    attrs: *const c_void,
+    argv: Argv,
+    envp: Argv,
+) -> c_int {
+    // SAFETY: as in `execve`.
+    unsafe {
+        child_env::with_completed(envp, |env| {
+            real::posix_spawn(true, pid, file, actions, attrs, argv, env)
+        })
+    }
 }
 
 extern "C" {

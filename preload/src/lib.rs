@@ -6,6 +6,7 @@
 //! here, each block with the reason it is sound.
 
 mod bootstrap;
+mod child_env;
 mod clock;
 mod environ;
 mod exec;

@@ -304,6 +304,8 @@ fn start() -> Option<()> {
     let no_children = env(c"PEAKPROF_NO_CHILDREN").is_some_and(|v| v == "1");
     if no_children {
         stop_children_inheriting();
+    } else {
+        crate::child_env::remember();
     }
     let sample_rate = env_u64(c"PEAKPROF_SAMPLE_RATE");
     SAMPLE_RATE.store(sample_rate, Ordering::Relaxed);

@@ -1,0 +1,131 @@
+/*
+ * spawn_own_env.c: a parent that starts this program again as a child with an environment
+ * of its own ("FOO=bar" only: no LD_PRELOAD, no PEAKPROF_*), as `env -i`, Python's
+ * `subprocess.run(env=...)` or Rust's `Command::env_clear()` do. peakprof must still
+ * profile the child: the preload gives it the run's settings back.
+ *
+ * Built by tests/e2e_robust.rs with `gcc -g -O0`.
+ * Usage: spawn_own_env MODE
+ *   execve execvpe execle fexecve   fork, and the child runs "child" through that function
+ *                                   with the environment {"FOO=bar"}
+ *   execv execvp execl execlp       fork, clearenv() then putenv("FOO=bar"), and that
+ *                                   function (these pass `environ` on)
+ *   vfork                           vfork, and the child execve()s with {"FOO=bar"}
+ *   posix_spawn posix_spawnp        spawn with {"FOO=bar"}
+ *   foreign_preload                 as execve, with {"FOO=bar", "LD_PRELOAD=<libm>"}: the
+ *                                   child must keep libm preloaded, after peakprof's library
+ *   child                           exits 7 unless FOO is "bar" (8 unless LD_PRELOAD ends
+ *                                   in libm when FOO_PRELOAD=1 is set too); child_hold
+ *                                   mallocs 3000000 bytes, kept to the end.
+ * Every parent first mallocs 200000 bytes in parent_hold (kept), waits for the child, and
+ * exits 0 if the child exited 0, else 4.
+ * No stdio.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+#define LIBM "/lib/x86_64-linux-gnu/libm.so.6"
+
+static void *held;
+
+NOINLINE static void parent_hold(void) {
+    held = malloc(200000);
+    memset(held, 1, 200000);
+}
+
+NOINLINE static void child_hold(void) {
+    held = malloc(3000000);
+    memset(held, 2, 3000000);
+}
+
+static int child(void) {
+    const char *foo = getenv("FOO");
+    if (!foo || strcmp(foo, "bar") != 0)
+        return 7;
+    const char *check = getenv("FOO_PRELOAD");
+    if (check && strcmp(check, "1") == 0) {
+        const char *list = getenv("LD_PRELOAD");
+        size_t n = list ? strlen(list) : 0;
+        if (n < strlen(LIBM) || strcmp(list + n - strlen(LIBM), LIBM) != 0)
+            return 8;
+    }
+    child_hold();
+    return 0;
+}
+
+static char *own_env[] = {"FOO=bar", NULL};
+static char *foreign_env[] = {"FOO=bar", "FOO_PRELOAD=1", "LD_PRELOAD=" LIBM, NULL};
+static char foo_entry[] = "FOO=bar";
+
+/* Runs in the forked (or vforked) child: execs this program as "child". */
+static void exec_child(const char *mode, const char *self) {
+    char *argv[] = {"spawn_own_env", "child", NULL};
+    if (strcmp(mode, "execve") == 0 || strcmp(mode, "vfork") == 0)
+        execve(self, argv, own_env);
+    else if (strcmp(mode, "foreign_preload") == 0)
+        execve(self, argv, foreign_env);
+    else if (strcmp(mode, "execvpe") == 0)
+        execvpe(self, argv, own_env);
+    else if (strcmp(mode, "execle") == 0)
+        execle(self, "spawn_own_env", "child", (char *)NULL, own_env);
+    else if (strcmp(mode, "fexecve") == 0) {
+        int fd = open(self, O_RDONLY);
+        if (fd >= 0)
+            fexecve(fd, argv, own_env);
+    } else {
+        /* The functions that pass `environ` on. */
+        clearenv();
+        putenv(foo_entry);
+        if (strcmp(mode, "execv") == 0)
+            execv(self, argv);
+        else if (strcmp(mode, "execvp") == 0)
+            execvp(self, argv);
+        else if (strcmp(mode, "execl") == 0)
+            execl(self, "spawn_own_env", "child", (char *)NULL);
+        else if (strcmp(mode, "execlp") == 0)
+            execlp(self, "spawn_own_env", "child", (char *)NULL);
+    }
+    _exit(127);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2)
+        return 2;
+    const char *mode = argv[1];
+    if (strcmp(mode, "child") == 0)
+        return child();
+    /* A path the exec functions run without searching PATH (the child's has none). */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return 2;
+    self[n] = '\0';
+    parent_hold();
+    pid_t pid;
+    if (strcmp(mode, "posix_spawn") == 0 || strcmp(mode, "posix_spawnp") == 0) {
+        char *child_argv[] = {"spawn_own_env", "child", NULL};
+        int (*spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                     const posix_spawnattr_t *, char *const[], char *const[]) =
+            strcmp(mode, "posix_spawn") == 0 ? posix_spawn : posix_spawnp;
+        if (spawn(&pid, self, NULL, NULL, child_argv, own_env) != 0)
+            return 3;
+    } else if (strcmp(mode, "vfork") == 0) {
+        pid = vfork();
+        if (pid == 0)
+            exec_child(mode, self);
+    } else {
+        pid = fork();
+        if (pid == 0)
+            exec_child(mode, self);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return 3;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 4;
+}
