@@ -293,3 +293,20 @@ fn process_table_without_reports_and_beyond_its_rows() {
         "the cut is counted"
     );
 }
+
+/// The paths table counts allocations in exact mode; sampled, only the sampled blocks are
+/// counted, and its header says so.
+#[test]
+fn a_sampled_table_counts_samples() {
+    let exact = sample_report();
+    let (texts, _) = parse_xml(&page(&exact, &processes()));
+    assert!(texts.contains(&"Allocations".to_string()));
+    assert!(!texts.contains(&"Samples".to_string()));
+    let sampled = Report {
+        sample_rate: 512 * 1024,
+        ..sample_report()
+    };
+    let (texts, _) = parse_xml(&page(&sampled, &processes()));
+    assert!(texts.contains(&"Samples".to_string()));
+    assert!(!texts.contains(&"Allocations".to_string()));
+}

@@ -136,7 +136,12 @@ fn subtitle(report: &Report, stacks: &[SymStack], folded_away: usize) -> String 
             human_duration(report.peak_time_s)
         ),
         format!("peak RSS {}", human_bytes(report.peak_rss_bytes)),
-        format!("{} live", super::units::count_of(live, "allocation")),
+        // Sampled, only the sampled blocks are counted: not the live set's size.
+        if report.sample_rate != 0 {
+            super::units::count_of(live, "sampled allocation")
+        } else {
+            format!("{} live", super::units::count_of(live, "allocation"))
+        },
     ];
     if report.sample_rate != 0 {
         parts.push(format!(
@@ -254,8 +259,8 @@ mod tests {
         sampled.sample_rate = 512 * 1024;
         assert_eq!(
             subtitle(&sampled, &stacks, 3000),
-            "live heap at the peak, reached after 1.24 s · peak RSS 40.0 MiB · 1,234 allocations live \
-             · sampled every 512 KiB (sizes are estimates) · 3,000 small paths folded"
+            "live heap at the peak, reached after 1.24 s · peak RSS 40.0 MiB · 1,234 sampled \
+             allocations · sampled every 512 KiB (sizes are estimates) · 3,000 small paths folded"
         );
     }
 

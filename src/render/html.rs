@@ -322,10 +322,20 @@ fn top_paths(h: &mut String, r: &Report) {
         return;
     }
     let total = total_bytes(&paths);
-    h.push_str(concat!(
-        "<table class=\"paths\">\n<thead><tr><th class=\"num\">Share</th><th class=\"num\">Bytes</th>",
-        "<th class=\"num\">Allocations</th><th>Allocation site</th><th>Called from</th></tr></thead>\n<tbody>\n"
-    ));
+    // Sampled, a path's count is of its sampled blocks, not of all it held.
+    let counts = if r.sample_rate != 0 {
+        "Samples"
+    } else {
+        "Allocations"
+    };
+    let _ = write!(
+        h,
+        concat!(
+            "<table class=\"paths\">\n<thead><tr><th class=\"num\">Share</th><th class=\"num\">Bytes</th>",
+            "<th class=\"num\">{}</th><th>Allocation site</th><th>Called from</th></tr></thead>\n<tbody>\n"
+        ),
+        counts
+    );
     for s in paths.iter().take(TOP_PATHS) {
         let share = 100.0 * s.bytes as f64 / total as f64;
         let (leaf, callers) = match super::sites::up_to_site(&s.frames).split_last() {

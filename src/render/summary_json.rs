@@ -38,7 +38,7 @@ const TOP_FUNCTIONS: usize = 50;
 /// | `total_allocated_bytes` | int | bytes allocated over the whole run |
 /// | `sample_rate` | int | 0 when exact, else the sampling interval in bytes |
 /// | `live_allocations` | int or null | allocations live at the peak (sum over `at_peak`); null in sampled mode, where only sampled blocks are counted |
-/// | `top` | array | up to 20 largest call paths at the peak, largest first: `{"bytes", "count", "share", "frames"}`; `frames` is root first; `share` is the fraction of the bytes of all paths at the peak, rounded to 4 decimals |
+/// | `top` | array | up to 20 largest call paths at the peak, largest first: `{"bytes", "count", "share", "frames"}`; `frames` is root first; `count` is, in sampled mode, of the sampled allocations only; `share` is the fraction of the bytes of all paths at the peak, rounded to 4 decimals |
 /// | `functions` | array | up to 50 functions by inclusive bytes at the peak, largest first: `{"function", "bytes"}`; `function` is the frame name without its `(file:line)`; its bytes are the sum over the paths containing it, each path counted once even under recursion or several call lines |
 /// | `leaked_bytes` | int | bytes still live when the process ended (exact; in exact mode the sum over `at_exit`): leaks when `end` is `exit` or `fast-exit`, what it held when killed or stopped otherwise, or now when `end` is `running` |
 /// | `leaked_allocations` | int or null | allocations still live when the process ended; null in sampled mode, as `live_allocations` |

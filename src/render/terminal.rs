@@ -85,12 +85,14 @@ pub fn terminal_summary(report: &Report, files: &[(&str, PathBuf)]) -> String {
     } else {
         // Counted over every stack: zero-byte allocations (`malloc(0)`) are live too.
         let live = super::stacks::total_count(&report.at_peak);
-        let _ = writeln!(
-            out,
-            "\nLargest call paths at the peak ({} live in {}):",
-            count_of(live, "allocation"),
-            count_of(at_peak.len() as u64, "path")
-        );
+        let paths = count_of(at_peak.len() as u64, "path");
+        // Sampled, the count is of the sampled blocks only: said so, not as the live set.
+        let counted = if sampled {
+            format!("{paths}, from {}", count_of(live, "sampled allocation"))
+        } else {
+            format!("{} live in {paths}", count_of(live, "allocation"))
+        };
+        let _ = writeln!(out, "\nLargest call paths at the peak ({counted}):");
         for s in at_peak.iter().take(TOP_PATHS) {
             let prefix = format!(
                 "  {:>5.1}%  {:>9}  ",
@@ -405,14 +407,19 @@ Nothing was left allocated at exit.
             "{text}"
         );
         assert!(!text.contains("No heap allocations"), "{text}");
-        // Enough samples: no hint.
+        // Enough samples: no hint; the paths' count is of samples, not of the live set.
         let big = Report {
             peak_bytes: 1 << 30,
             sample_rate: 512 * 1024,
-            at_peak: vec![st(&["main"], 1 << 30, 1)],
+            at_peak: vec![st(&["main"], 1 << 30, 1), st(&["main", "f"], 1 << 20, 2)],
             ..Report::default()
         };
-        assert!(!terminal_summary(&big, &[]).contains("samples expected"));
+        let text = terminal_summary(&big, &[]);
+        assert!(!text.contains("samples expected"), "{text}");
+        assert!(
+            text.contains("Largest call paths at the peak (2 paths, from 3 sampled allocations):"),
+            "{text}"
+        );
     }
 
     #[test]
