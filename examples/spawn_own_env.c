@@ -4,14 +4,17 @@
  * `subprocess.run(env=...)` or Rust's `Command::env_clear()` do. peakprof must still
  * profile the child: the preload gives it the run's settings back.
  *
- * Built by tests/e2e_robust.rs with `gcc -g -O0`.
+ * Built by tests/e2e_robust.rs with `gcc -g -O0 -pthread`.
  * Usage: spawn_own_env MODE
  *   execve execvpe execle fexecve   fork, and the child runs "child" through that function
  *                                   with the environment {"FOO=bar"}
  *   execv execvp execl execlp       fork, clearenv() then putenv("FOO=bar"), and that
  *                                   function (these pass `environ` on)
  *   vfork                           vfork, and the child execve()s with {"FOO=bar"}
- *   posix_spawn posix_spawnp        spawn with {"FOO=bar"}
+ *   small_stack                     as execve, from a thread whose stack is the minimum
+ *                                   (PTHREAD_STACK_MIN) that forks
+ *   alt_stack                       as execve, from a SIGUSR1 handler running on a
+ *                                   12 KiB alternate stack in the forked child
  *   foreign_preload                 as execve, with {"FOO=bar", "LD_PRELOAD=<libm>"}: the
  *                                   child must keep libm preloaded, after peakprof's library
  *   child                           exits 7 unless FOO is "bar" (8 unless LD_PRELOAD ends
@@ -23,7 +26,9 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <spawn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -66,7 +71,8 @@ static char foo_entry[] = "FOO=bar";
 /* Runs in the forked (or vforked) child: execs this program as "child". */
 static void exec_child(const char *mode, const char *self) {
     char *argv[] = {"spawn_own_env", "child", NULL};
-    if (strcmp(mode, "execve") == 0 || strcmp(mode, "vfork") == 0)
+    if (strcmp(mode, "execve") == 0 || strcmp(mode, "vfork") == 0 ||
+        strcmp(mode, "small_stack") == 0)
         execve(self, argv, own_env);
     else if (strcmp(mode, "foreign_preload") == 0)
         execve(self, argv, foreign_env);
@@ -94,6 +100,55 @@ static void exec_child(const char *mode, const char *self) {
     _exit(127);
 }
 
+static const char *exe_path;
+
+static void exec_from_handler(int sig) {
+    (void)sig;
+    char *argv[] = {"spawn_own_env", "child", NULL};
+    execve(exe_path, argv, own_env);
+    _exit(127);
+}
+
+/* alt_stack's forked child: execs from a signal handler on a small alternate stack. */
+static void exec_on_alt_stack(const char *self) {
+    /* 12 KiB: under glibc's SIGSTKSZ on AVX-512 machines (~13 KiB), as a program sizing
+     * its alternate stack by it would have. */
+    static char alt[12 << 10];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = exec_from_handler;
+    sa.sa_flags = SA_ONSTACK;
+    exe_path = self;
+    if (sigaltstack(&ss, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0)
+        raise(SIGUSR1);
+    _exit(127);
+}
+
+/* small_stack: fork from a thread with the smallest stack, which the child keeps. */
+struct fork_result {
+    const char *self;
+    pid_t pid;
+};
+
+static void *fork_on_small_stack(void *arg) {
+    struct fork_result *r = arg;
+    r->pid = fork();
+    if (r->pid == 0)
+        exec_child("small_stack", r->self);
+    return NULL;
+}
+
+static pid_t fork_from_small_thread(const char *self) {
+    struct fork_result r = {self, -1};
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN) != 0 ||
+        pthread_create(&t, &attr, fork_on_small_stack, &r) != 0 || pthread_join(t, NULL) != 0)
+        return -1;
+    return r.pid;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
@@ -108,13 +163,12 @@ int main(int argc, char **argv) {
     self[n] = '\0';
     parent_hold();
     pid_t pid;
-    if (strcmp(mode, "posix_spawn") == 0 || strcmp(mode, "posix_spawnp") == 0) {
-        char *child_argv[] = {"spawn_own_env", "child", NULL};
-        int (*spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
-                     const posix_spawnattr_t *, char *const[], char *const[]) =
-            strcmp(mode, "posix_spawn") == 0 ? posix_spawn : posix_spawnp;
-        if (spawn(&pid, self, NULL, NULL, child_argv, own_env) != 0)
-            return 3;
+    if (strcmp(mode, "small_stack") == 0) {
+        pid = fork_from_small_thread(self);
+    } else if (strcmp(mode, "alt_stack") == 0) {
+        pid = fork();
+        if (pid == 0)
+            exec_on_alt_stack(self);
     } else if (strcmp(mode, "vfork") == 0) {
         pid = vfork();
         if (pid == 0)

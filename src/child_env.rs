@@ -32,6 +32,19 @@ pub struct Carried<'a> {
     pub library: &'a [u8],
 }
 
+/// The entries of a process's environment ([`Carried::vars`]) to pass on: its
+/// `PEAKPROF_*` variables (`NAME=value` only), the output directory first, at most
+/// [`MAX_CARRIED`].
+pub fn carried_vars<'e>(environ: impl Iterator<Item = &'e [u8]>) -> Vec<&'e [u8]> {
+    let mut vars: Vec<&[u8]> = environ
+        .filter(|e| e.starts_with(b"PEAKPROF_") && e.contains(&b'='))
+        .collect();
+    // First, so that the cut below cannot drop it (a stable sort keeps the others' order).
+    vars.sort_by_key(|e| value_of(e, OUT_DIR).is_none());
+    vars.truncate(MAX_CARRIED);
+    vars
+}
+
 /// The value of `entry` (`NAME=value`) if it is `name`'s.
 pub fn value_of<'e>(entry: &'e [u8], name: &[u8]) -> Option<&'e [u8]> {
     entry.strip_prefix(name)?.strip_prefix(b"=")
@@ -111,6 +124,24 @@ impl Plan<'_> {
     }
 }
 
+/// Length of the `LD_PRELOAD` entry [`write_preload_entry`] writes, without its NUL.
+pub fn preload_entry_len(library: &[u8], earlier: Option<&[u8]>) -> usize {
+    preload_entry_parts(library, earlier)
+        .iter()
+        .map(|p| p.len())
+        .sum()
+}
+
+fn preload_entry_parts<'a>(library: &'a [u8], earlier: Option<&'a [u8]>) -> [&'a [u8]; 5] {
+    [
+        LD_PRELOAD,
+        b"=",
+        library,
+        if earlier.is_some() { b":" } else { b"" },
+        earlier.unwrap_or(b""),
+    ]
+}
+
 /// Writes the `LD_PRELOAD` entry a plan asks for (`LD_PRELOAD=library[:earlier]`) into
 /// `out`, NUL-terminated; returns its length without the NUL, or `None` when `out` is too
 /// small.
@@ -119,14 +150,8 @@ pub fn write_preload_entry(
     earlier: Option<&[u8]>,
     out: &mut [u8],
 ) -> Option<usize> {
-    let parts: [&[u8]; 5] = [
-        LD_PRELOAD,
-        b"=",
-        library,
-        if earlier.is_some() { b":" } else { b"" },
-        earlier.unwrap_or(b""),
-    ];
-    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let parts = preload_entry_parts(library, earlier);
+    let len = preload_entry_len(library, earlier);
     if len >= out.len() {
         return None;
     }
@@ -188,6 +213,7 @@ mod tests {
         let earlier = plan.preload.flatten();
         let n = write_preload_entry(c.library, earlier, &mut buf).unwrap();
         assert_eq!(buf[n], 0);
+        assert_eq!(n, preload_entry_len(c.library, earlier));
         let entry = buf[..n].to_vec();
         let out: Vec<Vec<u8>> = patched_entries(envp.iter().copied(), &c, &plan, &entry)
             .map(<[u8]>::to_vec)
@@ -294,6 +320,32 @@ mod tests {
             library: b"",
         };
         assert_eq!(plan(&no_lib, core::iter::empty()), None);
+    }
+
+    #[test]
+    fn carried_are_the_profiler_s_variables_with_values_directory_first() {
+        let env: [&[u8]; 5] = [
+            b"PATH=/bin",
+            b"PEAKPROF_SAMPLE_RATE=0",
+            b"PEAKPROF_JUNK",
+            b"PEAKPROF_OUT_DIR=/tmp/run/raw",
+            b"XPEAKPROF_A=1",
+        ];
+        assert_eq!(
+            carried_vars(env.into_iter()),
+            [
+                b"PEAKPROF_OUT_DIR=/tmp/run/raw".as_slice(),
+                b"PEAKPROF_SAMPLE_RATE=0"
+            ]
+        );
+        let many: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!("PEAKPROF_X{i}=1").into_bytes())
+            .chain([b"PEAKPROF_OUT_DIR=/d".to_vec()])
+            .collect();
+        let kept = carried_vars(many.iter().map(Vec::as_slice));
+        assert_eq!(kept.len(), MAX_CARRIED);
+        assert_eq!(kept[0], b"PEAKPROF_OUT_DIR=/d");
+        assert_eq!(kept[1], b"PEAKPROF_X0=1");
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //!
 //! No allocation on the way: an exec may run in a vfork child, which shares its parent's
 //! heap (and whose mappings would stay in the parent). The new array and the one string
-//! it may need live on this stack, within fixed bounds; an environment beyond them is
-//! passed on as it is.
+//! it may need live on this stack, sized exactly; an environment that would need more than
+//! [`MAX_STACK`] is passed on as it is.
 
-use core::ffi::{c_char, CStr};
+use core::ffi::{c_char, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use peakprof::child_env::{self, Carried};
@@ -15,10 +15,9 @@ use peakprof::child_env::{self, Carried};
 use crate::environ;
 use crate::real::Argv;
 
-/// Entries of the largest environment completed (its pointer array: 16 KiB of stack).
-const MAX_ENTRIES: usize = 2048;
-/// Room for the `LD_PRELOAD` entry built when one must change.
-const PRELOAD_ROOM: usize = 4096;
+/// Most stack a completed environment may take (its pointer array and `LD_PRELOAD` entry,
+/// sized exactly: ~1 KiB for a usual environment): 16 KiB is ~2000 entries.
+const MAX_STACK: usize = 16 << 10;
 
 /// What start-up found to carry, kept for the life of the process (and its forks).
 struct Saved {
@@ -51,10 +50,10 @@ pub fn remember() {
         return;
     };
     // SAFETY: libc's environment, read during start-up (see `environ`'s documentation).
-    let vars: Vec<&'static [u8]> = unsafe { environ::entries_in(environ::array()) }
-        .filter(|e| e.starts_with(b"PEAKPROF_"))
+    let env = unsafe { environ::entries_in(environ::array()) };
+    let vars: Vec<&'static [u8]> = child_env::carried_vars(env)
+        .into_iter()
         .filter_map(forever)
-        .take(child_env::MAX_CARRIED)
         .collect();
     let saved = Box::into_raw(Box::new(Saved { vars, library }));
     SAVED.store(saved, Ordering::Release);
@@ -92,9 +91,10 @@ pub unsafe fn completed<R>(
     build_and_call(saved, &carried, &plan, entries, same, with)
 }
 
-/// The rest of [`completed`] once an environment needs completing, out of line: its arrays
-/// take 20 KiB of stack, which an exec that needs nothing should not reserve.
-#[inline(never)]
+/// The rest of [`completed`] once an environment needs completing: the new array and the
+/// `LD_PRELOAD` entry are built in stack room of exactly their size (a signal handler on
+/// an alternate stack, or a thread with a 16 KiB stack, may exec), and not at all when
+/// that would take more than [`MAX_STACK`].
 fn build_and_call<'e, R, I: Iterator<Item = &'e [u8]> + Clone>(
     saved: &Saved,
     carried: &Carried<'_>,
@@ -108,27 +108,90 @@ fn build_and_call<'e, R, I: Iterator<Item = &'e [u8]> + Clone>(
         .filter(|e| child_env::value_of(e, b"LD_PRELOAD").is_some())
         .count();
     let len = plan.new_len(old_len, preloads);
-    if len > MAX_ENTRIES {
+    let earlier = plan.preload.map(|earlier| {
+        (
+            earlier,
+            child_env::preload_entry_len(saved.library, earlier),
+        )
+    });
+    let entry_room = earlier.map_or(0, |(_, n)| n + 1);
+    let pointers = len + 1;
+    if pointers.saturating_mul(8).saturating_add(entry_room) > MAX_STACK {
         return same();
     }
-    let mut room = [0u8; PRELOAD_ROOM];
-    let entry_len = match plan.preload {
-        None => 0,
-        Some(earlier) => match child_env::write_preload_entry(saved.library, earlier, &mut room) {
-            Some(n) => n,
-            None => return same(),
-        },
-    };
-    let mut array = [core::ptr::null::<c_char>(); MAX_ENTRIES + 1];
-    // Every entry is followed by its NUL: the environment's own, the saved ones, and the
-    // one just written.
-    // The environment's entries live longer than `room`: shortened to its lifetime.
-    let old = entries().map(|e| e as &[u8]);
-    let new = child_env::patched_entries(old, carried, plan, &room[..entry_len]);
-    for (slot, e) in array.iter_mut().zip(new) {
-        *slot = e.as_ptr().cast();
+    let mut with = Some(with);
+    let mut result = None;
+    on_stack(pointers, entry_room, &mut |array, room| {
+        let entry_len = match earlier {
+            None => 0,
+            Some((earlier, _)) => {
+                match child_env::write_preload_entry(saved.library, earlier, room) {
+                    Some(n) => n,
+                    None => return,
+                }
+            }
+        };
+        // Every entry is followed by its NUL: the environment's own, the saved ones, and
+        // the one just written. The environment's entries outlive `room`: shortened to its
+        // lifetime. The last slot stays null even if the program changed its environment
+        // meanwhile (its own race, as for glibc's `execv`).
+        let old = entries().map(|e| e as &[u8]);
+        let new = child_env::patched_entries(old, carried, plan, &room[..entry_len]);
+        let (slots, end) = array.split_at_mut(len);
+        for (slot, e) in slots.iter_mut().zip(new) {
+            *slot = e.as_ptr().cast();
+        }
+        end[0] = core::ptr::null();
+        if let Some(with) = with.take() {
+            result = Some(with(array.as_ptr()));
+        }
+    });
+    match result {
+        Some(r) => r,
+        None => same(),
     }
-    with(array.as_ptr())
+}
+
+extern "C" {
+    /// exec.c: calls `body(array, room, ctx)` with `pointers` null pointers and `bytes`
+    /// zero bytes on its own stack, sized exactly (stable Rust has no variable-length
+    /// arrays).
+    fn peakprof_on_stack(
+        pointers: usize,
+        bytes: usize,
+        body: extern "C" fn(*mut *const c_char, *mut u8, *mut c_void),
+        ctx: *mut c_void,
+    );
+}
+
+/// What [`on_stack`] passes through C to [`run_body`].
+struct Body<'a> {
+    pointers: usize,
+    bytes: usize,
+    body: &'a mut dyn FnMut(&mut [*const c_char], &mut [u8]),
+}
+
+extern "C" fn run_body(array: *mut *const c_char, room: *mut u8, ctx: *mut c_void) {
+    // SAFETY: `ctx` is the `Body` `on_stack` passed, alive for the call; `array` and `room`
+    // hold `pointers` and `bytes` initialized (zeroed) elements on the C frame below this
+    // one, which outlives this call (when 0 were asked for, C allocated 1 of each).
+    unsafe {
+        let b = &mut *ctx.cast::<Body<'_>>();
+        let array = core::slice::from_raw_parts_mut(array, b.pointers);
+        let room = core::slice::from_raw_parts_mut(room, b.bytes);
+        (b.body)(array, room);
+    }
+}
+
+/// Runs `body` with `pointers` null pointers and `bytes` zero bytes of stack.
+fn on_stack(pointers: usize, bytes: usize, body: &mut dyn FnMut(&mut [*const c_char], &mut [u8])) {
+    let mut b = Body {
+        pointers,
+        bytes,
+        body,
+    };
+    // SAFETY: `run_body` gets back the `Body` given here, which lives across the call.
+    unsafe { peakprof_on_stack(pointers, bytes, run_body, (&mut b as *mut Body<'_>).cast()) }
 }
 
 /// [`completed`] for a call that takes an `envp`: the call gets it, or its completed copy.

@@ -64,3 +64,18 @@ int peakprof_execle(const char *path, const char *arg, ...) {
     va_end(ap);
     return peakprof_execve_marked(path, (char *const *)argv, envp);
 }
+
+/* For child_env.rs: calls `body(array, room, ctx)` with `pointers` null pointers and
+ * `bytes` zero bytes on this stack, sized exactly (a completed environment for an exec,
+ * which may run where the stack is small: a signal handler's alternate stack, a thread
+ * made with a minimal one). At least one of each, so neither array is empty. */
+void peakprof_on_stack(size_t pointers, size_t bytes,
+                       void (*body)(const char **array, char *room, void *ctx), void *ctx) {
+    const char *array[pointers ? pointers : 1];
+    char room[bytes ? bytes : 1];
+    for (size_t i = 0; i < (pointers ? pointers : 1); i++)
+        array[i] = NULL;
+    for (size_t i = 0; i < (bytes ? bytes : 1); i++)
+        room[i] = 0;
+    body(array, room, ctx);
+}

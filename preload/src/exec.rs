@@ -5,15 +5,17 @@
 //! "replaced itself (exec)" rather than "killed".
 //!
 //! Each call also completes the new program's environment when it lacks the profiler's
-//! settings ([`child_env`]), and so do `posix_spawn` and `posix_spawnp`, interposed here
-//! for that alone: a child given an environment of its own is profiled too.
+//! settings ([`child_env`]): a child given an environment of its own is profiled too.
+//! `posix_spawn` is not interposed for the same: glibc exports two versions of it (the
+//! old one runs a script without `#!` through `/bin/sh`), and a definition here would
+//! serve callers of both with the new one's behaviour, even under `--no-children`.
 //!
 //! glibc's own exec functions call its internal `execve`, not ours, so every entry point a
 //! program may use is interposed: `execl`, `execlp` and `execle` too, which are variadic,
 //! and built in `exec.c` (stable Rust cannot define a variadic function) behind the naked
 //! trampolines below.
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_char, c_int};
 
 use crate::real::Argv;
 use crate::{child_env, environ, real, state};
@@ -110,49 +112,6 @@ pub unsafe extern "C" fn execveat(
     marked(|| unsafe {
         child_env::with_completed(envp, |env| real::execveat(dirfd, path, argv, env, flags))
     })
-}
-
-/// Interposed `posix_spawn(3)`: the child's environment completed as an exec's is (no
-/// mark: this image goes on).
-///
-/// # Safety
-/// As `posix_spawn(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn posix_spawn(
-    pid: *mut libc::pid_t,
-    path: *const c_char,
-    actions: *const c_void,
-    attrs: *const c_void,
-    argv: Argv,
-    envp: Argv,
-) -> c_int {
-    // SAFETY: as in `execve`.
-    unsafe {
-        child_env::with_completed(envp, |env| {
-            real::posix_spawn(false, pid, path, actions, attrs, argv, env)
-        })
-    }
-}
-
-/// Interposed `posix_spawnp(3)`, as [`posix_spawn`].
-///
-/// # Safety
-/// As `posix_spawnp(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn posix_spawnp(
-    pid: *mut libc::pid_t,
-    file: *const c_char,
-    actions: *const c_void,
-    attrs: *const c_void,
-    argv: Argv,
-    envp: Argv,
-) -> c_int {
-    // SAFETY: as in `execve`.
-    unsafe {
-        child_env::with_completed(envp, |env| {
-            real::posix_spawn(true, pid, file, actions, attrs, argv, env)
-        })
-    }
 }
 
 extern "C" {

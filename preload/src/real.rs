@@ -54,8 +54,6 @@ next_fns! {
     EXECVPE: "execvpe",
     FEXECVE: "fexecve",
     EXECVEAT: "execveat",
-    POSIX_SPAWN: "posix_spawn",
-    POSIX_SPAWNP: "posix_spawnp",
 }
 
 /// Resolves the next definitions once. Returns false while they are being resolved (by this
@@ -427,35 +425,4 @@ real_exec! {
     fexecve(fd: c_int, argv: Argv, envp: Argv) = FEXECVE;
     /// The real `execveat`.
     execveat(dirfd: c_int, path: Path, argv: Argv, envp: Argv, flags: c_int) = EXECVEAT;
-}
-
-/// `posix_spawn`'s and `posix_spawnp`'s signature (the file actions and attributes are
-/// passed through untouched, so they stay opaque here).
-type Spawn =
-    unsafe extern "C" fn(*mut libc::pid_t, Path, *const c_void, *const c_void, Argv, Argv) -> c_int;
-
-/// The real `posix_spawn` (`spawnp`: `posix_spawnp`); `ENOSYS` when the C library lacks
-/// it.
-///
-/// # Safety
-/// As the C function of the same name.
-pub unsafe fn posix_spawn(
-    spawnp: bool,
-    pid: *mut libc::pid_t,
-    path: Path,
-    actions: *const c_void,
-    attrs: *const c_void,
-    argv: Argv,
-    envp: Argv,
-) -> c_int {
-    let f = if spawnp {
-        call!(POSIX_SPAWNP as Spawn)
-    } else {
-        call!(POSIX_SPAWN as Spawn)
-    };
-    match f {
-        // SAFETY: forwarding the caller's arguments to the real function.
-        Some(f) => unsafe { f(pid, path, actions, attrs, argv, envp) },
-        None => libc::ENOSYS,
-    }
 }
