@@ -225,10 +225,16 @@ pub fn diff(args: &DiffArgs) -> Result<u8> {
         }
     };
     let svg = dir.join("diff.svg");
-    std::fs::write(&svg, render::diff_svg(&old, &new)?)
-        .with_context(|| format!("cannot write {}", svg.display()))?;
+    let write = |path: &Path, bytes: &[u8]| {
+        outputs::write_atomically(path, bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    write(&svg, &render::diff_svg(&old, &new)?)?;
     let folded = dir.join("diff.folded");
-    std::fs::write(&folded, render::diff_folded(&old.at_peak, &new.at_peak))?;
+    write(
+        &folded,
+        render::diff_folded(&old.at_peak, &new.at_peak).as_bytes(),
+    )?;
     let json_path = dir.join("diff.json");
     let mut j = render::diff_json(&old, &new);
     if let Some(o) = j.as_object_mut() {
@@ -237,7 +243,7 @@ pub fn diff(args: &DiffArgs) -> Result<u8> {
             json!({"flamegraph": svg.to_string_lossy(), "folded": folded.to_string_lossy()}),
         );
     }
-    std::fs::write(&json_path, serde_json::to_string_pretty(&j)?)?;
+    write(&json_path, serde_json::to_string_pretty(&j)?.as_bytes())?;
     if !args.quiet {
         say(&render::diff_summary(&old, &new, 10));
         say_lines(&format!(

@@ -372,6 +372,19 @@ fn oom_json(oom: &OomReport, files: &[(&str, PathBuf)]) -> Value {
     })
 }
 
+/// Writes `bytes` to `path` whole or not at all: into a hidden file beside it, renamed
+/// over `path` once complete. A full or failing filesystem then leaves the earlier file (or
+/// none), never a truncated report that reads as a real one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
 /// Writes the reports of one process into `dir`; returns the files written, by name:
 /// `peak.svg`, `peak-reversed.svg`, `peak.folded`, `leaks.svg`, `timeline.svg`,
 /// `peak.pb.gz`, `oom.svg` (with `--limit`), `index.html` and `summary.json`.
@@ -381,7 +394,7 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
         .with_context(|| format!("cannot write to output directory {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
         let p = dir.join(name);
-        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        write_atomically(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(p)
     };
     // The renders are independent: half of them on a second thread (a short run's report

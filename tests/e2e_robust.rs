@@ -2531,6 +2531,33 @@ fn a_full_output_filesystem_costs_the_profile_not_the_program() {
     );
 }
 
+/// A report file that does not fit is not left truncated (a page cut half-way reads as a
+/// real one): the file there before stays as it was, and nothing partial is left beside
+/// it; one that fits replaces it.
+#[test]
+fn a_report_file_that_does_not_fit_leaves_the_earlier_one() {
+    let Some(fs) = Tmpfs::mount("full-fs-report", "64k") else {
+        return;
+    };
+    let path = fs.dir.join("index.html");
+    std::fs::write(&path, "earlier").unwrap();
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(&fs.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let err = peakprof::outputs::write_atomically(&path, &vec![b'x'; 200_000]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(28), "ENOSPC: {err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "earlier");
+    assert_eq!(names(), ["index.html"]);
+    peakprof::outputs::write_atomically(&path, b"new").unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    assert_eq!(names(), ["index.html"]);
+}
+
 /// An output filesystem without room for the live file (228 KiB) but with room for the
 /// final profile and the reports: the counters stay in memory, and the profile is exact.
 #[test]
