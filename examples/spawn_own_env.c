@@ -1,7 +1,7 @@
 /*
  * spawn_own_env.c: a parent that starts this program again as a child with an environment
  * of its own ("FOO=bar" only: no LD_PRELOAD, no PEAKPROF_*), as `env -i`, Python's
- * `subprocess.run(env=...)` or Rust's `Command::env_clear()` do. peakprof must still
+ * `subprocess.run(env=...)` do. peakprof must still
  * profile the child: the preload gives it the run's settings back.
  *
  * Built by tests/e2e_robust.rs with `gcc -g -O0 -pthread`.
@@ -15,6 +15,9 @@
  *                                   (PTHREAD_STACK_MIN) that forks
  *   alt_stack                       as execve, from a SIGUSR1 handler running on a
  *                                   12 KiB alternate stack in the forked child
+ *   big_env N                       as execve, with "FOO=bar" and N more variables: past
+ *                                   ~1000 entries the environment is passed on as it is
+ *                                   (the child then runs unprofiled)
  *   foreign_preload                 as execve, with {"FOO=bar", "LD_PRELOAD=<libm>"}: the
  *                                   child must keep libm preloaded, after peakprof's library
  *   child                           exits 7 unless FOO is "bar" (8 unless LD_PRELOAD ends
@@ -22,13 +25,14 @@
  *                                   mallocs 3000000 bytes, kept to the end.
  * Every parent first mallocs 200000 bytes in parent_hold (kept), waits for the child, and
  * exits 0 if the child exited 0, else 4.
- * No stdio.
+ * No stdio, but snprintf into static buffers (big_env), which allocates nothing.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -68,6 +72,25 @@ static char *own_env[] = {"FOO=bar", NULL};
 static char *foreign_env[] = {"FOO=bar", "FOO_PRELOAD=1", "LD_PRELOAD=" LIBM, NULL};
 static char foo_entry[] = "FOO=bar";
 
+/* big_env's environment: FOO=bar and up to BIG_MAX more (static: no allocation). */
+#define BIG_MAX 2000
+static char big_names[BIG_MAX][16];
+static char *big_env[BIG_MAX + 2];
+
+static char **make_big_env(int n) {
+    if (n < 0 || n > BIG_MAX)
+        n = 0;
+    big_env[0] = foo_entry;
+    for (int i = 0; i < n; i++) {
+        snprintf(big_names[i], sizeof big_names[i], "V%d=x", i);
+        big_env[i + 1] = big_names[i];
+    }
+    big_env[n + 1] = NULL;
+    return big_env;
+}
+
+static int big_count;
+
 /* Runs in the forked (or vforked) child: execs this program as "child". */
 static void exec_child(const char *mode, const char *self) {
     char *argv[] = {"spawn_own_env", "child", NULL};
@@ -76,6 +99,8 @@ static void exec_child(const char *mode, const char *self) {
         execve(self, argv, own_env);
     else if (strcmp(mode, "foreign_preload") == 0)
         execve(self, argv, foreign_env);
+    else if (strcmp(mode, "big_env") == 0)
+        execve(self, argv, make_big_env(big_count));
     else if (strcmp(mode, "execvpe") == 0)
         execvpe(self, argv, own_env);
     else if (strcmp(mode, "execle") == 0)
@@ -155,6 +180,8 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     if (strcmp(mode, "child") == 0)
         return child();
+    if (strcmp(mode, "big_env") == 0)
+        big_count = argc > 2 ? atoi(argv[2]) : 0;
     /* A path the exec functions run without searching PATH (the child's has none). */
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

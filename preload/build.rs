@@ -9,6 +9,9 @@ fn main() {
         .file("src/tls.c")
         .file("src/exec.c")
         .flag_if_supported("-fvisibility=hidden")
+        // Variable-length arrays (exec.c) probe each page they take, so one on a nearly
+        // full stack faults at the guard page instead of jumping it into another mapping.
+        .flag_if_supported("-fstack-clash-protection")
         .opt_level(2)
         .compile("peakprof_tls");
 }

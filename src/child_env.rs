@@ -2,18 +2,18 @@
 //!
 //! `peakprof run` hands its settings to the preloaded library through the environment
 //! (`LD_PRELOAD` and `PEAKPROF_*`), and a child inherits them, unless the program gives it
-//! an environment of its own: `execve` with an `envp` it built, `posix_spawn` with one,
-//! `env -i`, Python's `subprocess.run(env={...})`, Rust's `Command::env_clear()`. Such a
-//! child used to run unprofiled, silently. So each exec and spawn asks [`plan`] whether
-//! the new environment lacks the settings, and the preload adds them back
-//! ([`patched_entries`]). `--no-children` turns all of it off (nothing is carried).
+//! an environment of its own: `execve` with an `envp` it built, `env -i`, Python's
+//! `subprocess.run(env={...})`. Such a child used to run unprofiled, silently. So each
+//! exec asks [`plan`] whether the new environment lacks the settings, and the preload adds
+//! them back ([`patched_entries`]). `--no-children` turns all of it off (nothing is
+//! carried). `posix_spawn` is not interposed (see `preload/src/exec.rs`).
 //!
 //! What is left alone: an environment whose `PEAKPROF_OUT_DIR` names another directory,
 //! or is empty (a nested `peakprof run`, or a program that asks for an unprofiled child:
 //! the preload does nothing without an output directory). Everything here works on the
-//! entries as byte strings, allocates nothing (it runs in the exec hook, possibly in a
-//! vfork child that shares its parent's heap), and is generic over how the caller walks
-//! its C array.
+//! entries as byte strings and is generic over how the caller walks its C array. What
+//! the exec hook calls allocates nothing (it may run in a vfork child, which shares its
+//! parent's heap); [`carried_vars`] runs once, at start-up.
 
 /// The variable naming the output directory: the one whose value decides whether an
 /// environment already carries a profiling configuration.
@@ -55,10 +55,27 @@ fn name_of(entry: &[u8]) -> &[u8] {
     entry.split(|&b| b == b'=').next().unwrap_or(entry)
 }
 
-/// Whether `list` (an `LD_PRELOAD` value: separated by colons or spaces) names `library`.
-pub fn preload_names(list: &[u8], library: &[u8]) -> bool {
+/// The file name every build of the preload library has (its path ends in it, maybe with
+/// a version or hash after), to tell its element of `LD_PRELOAD` from others.
+pub const LIBRARY_NAME: &[u8] = b"libpeakprof_preload";
+
+/// The elements of an `LD_PRELOAD` value (separated by colons or spaces, as the dynamic
+/// loader reads it), empty ones left out.
+pub fn preload_elements(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|&b| b == b':' || b == b' ')
-        .any(|e| e == library)
+        .filter(|e| !e.is_empty())
+}
+
+/// Whether an `LD_PRELOAD` element is a preload library of peakprof's.
+pub fn is_ours(element: &[u8]) -> bool {
+    element
+        .windows(LIBRARY_NAME.len())
+        .any(|w| w == LIBRARY_NAME)
+}
+
+/// Whether `list` (an `LD_PRELOAD` value) names `library`.
+pub fn preload_names(list: &[u8], library: &[u8]) -> bool {
+    preload_elements(list).any(|e| e == library)
 }
 
 /// What `envp` (the entries of the new environment, in order) needs for the child to be

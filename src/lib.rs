@@ -72,6 +72,7 @@ mod tests {
                 cli_only = true;
             } else if let Some(name) = line
                 .strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("mod "))
                 .and_then(|r| r.strip_suffix(';'))
             {
                 if !cli_only {

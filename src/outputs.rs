@@ -372,17 +372,34 @@ fn oom_json(oom: &OomReport, files: &[(&str, PathBuf)]) -> Value {
     })
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a hidden file beside it, renamed
-/// over `path` once complete. A full or failing filesystem then leaves the earlier file (or
-/// none), never a truncated report that reads as a real one.
+/// Writes `bytes` to `path` whole or not at all: into a hidden file beside it ([`partial_name`],
+/// created new, so nothing planted there is followed), renamed over `path` once complete. A
+/// full or failing filesystem then leaves the earlier file (or none), never a truncated
+/// report that reads as a real one. `path` becomes a new regular file (a symbolic link
+/// there is replaced, not written through). Not synced: an error that only `close` or a
+/// later writeback would report (NFS) goes unseen, which a report is not worth an `fsync`
+/// per file for.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    let partial = path.with_file_name(partial_name(&name, std::process::id()));
+    // One left by a killed earlier run of this pid, if any.
+    let _ = std::fs::remove_file(&partial);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| std::fs::rename(&partial, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     written
+}
+
+/// The hidden name [`write_atomically`] writes `name` under first, in process `pid`.
+pub fn partial_name(name: &str, pid: u32) -> String {
+    format!(".{name}.partial-{pid}")
 }
 
 /// Writes the reports of one process into `dir`; returns the files written, by name:
@@ -392,6 +409,7 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
     let report = set.report;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot write to output directory {}", dir.display()))?;
+    crate::stale_outputs::remove_partials(dir);
     let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
         let p = dir.join(name);
         write_atomically(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
@@ -484,6 +502,35 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that fails (here the rename: the target is a directory) leaves nothing
+    /// partial behind; one that succeeds replaces the file, a planted link at the partial
+    /// name included (it is removed, not followed).
+    #[test]
+    fn atomic_writes_leave_nothing_partial() {
+        let base = std::env::temp_dir().join(format!("peakprof-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("index.html")).unwrap();
+        let names = || {
+            let mut n: Vec<String> = std::fs::read_dir(&base)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert!(write_atomically(&base.join("index.html"), b"page").is_err());
+        assert_eq!(names(), ["index.html"]);
+        let target = base.join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        let partial = base.join(partial_name("summary.json", std::process::id()));
+        std::os::unix::fs::symlink(&target, &partial).unwrap();
+        write_atomically(&base.join("summary.json"), b"{}").unwrap();
+        assert_eq!(std::fs::read(base.join("summary.json")).unwrap(), b"{}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert_eq!(names(), ["elsewhere", "index.html", "summary.json"]);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn only_the_files_peakprof_writes_in_raw_are_its_own() {

@@ -21,6 +21,42 @@ pub const REPORT_FILES: [&str; 9] = [
     "summary.json",
 ];
 
+/// Whether `name` is a report file's, or what a killed rendering left of one: the hidden
+/// file it was being written to (`outputs::partial_name`), with the writer's pid.
+fn is_report_file_name(name: &str) -> bool {
+    REPORT_FILES.contains(&name) || partial_of(name).is_some()
+}
+
+/// For a report file's partial name (`.NAME.partial-PID`): the pid that wrote it.
+fn partial_of(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (file, pid) = rest.rsplit_once(".partial-")?;
+    let pid = pid
+        .parse()
+        .ok()
+        .filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))?;
+    REPORT_FILES.contains(&file).then_some(pid)
+}
+
+/// Removes from `dir` the partial report files (see [`is_report_file_name`]) of
+/// renderings no longer running: a killed one's leftovers, which would otherwise keep its
+/// `pid-N` directory from ever being cleaned up.
+pub fn remove_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(partial_of) else {
+            continue;
+        };
+        let running = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !running && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Whether `name` is a process report directory's (`pid-N` or `pid-N-M`).
 fn is_process_dir_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("pid-") else {
@@ -58,9 +94,7 @@ fn only_report_files(dir: &Path) -> bool {
     entries.into_iter().all(|e| {
         e.is_ok_and(|e| {
             e.file_type().is_ok_and(|t| t.is_file())
-                && e.file_name()
-                    .to_str()
-                    .is_some_and(|n| REPORT_FILES.contains(&n))
+                && e.file_name().to_str().is_some_and(is_report_file_name)
         })
     })
 }
@@ -99,6 +133,46 @@ mod tests {
         ] {
             assert!(!is_process_dir_name(no), "{no}");
         }
+    }
+
+    #[test]
+    fn partial_report_names() {
+        assert_eq!(partial_of(".index.html.partial-42"), Some(42));
+        assert_eq!(partial_of(".peak.pb.gz.partial-7"), Some(7));
+        for no in [
+            "index.html.partial-42",
+            ".index.html.partial-",
+            ".index.html.partial-+4",
+            ".notes.txt.partial-42",
+            ".index.html.partial-4x",
+        ] {
+            assert_eq!(partial_of(no), None, "{no}");
+        }
+        assert!(is_report_file_name("summary.json"));
+        assert!(is_report_file_name(".summary.json.partial-3"));
+        assert!(!is_report_file_name(".notes.partial-3"));
+    }
+
+    /// A killed rendering's partial file is swept, and no longer keeps its directory from
+    /// being cleaned up; a live writer's (this process's) stays.
+    #[test]
+    fn partials_of_ended_renderings_go() {
+        let base = std::env::temp_dir().join(format!("peakprof-partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("pid-9");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A pid that cannot be running: above the kernel's pid limit (2^22).
+        let dead = dir.join(".index.html.partial-4194305");
+        let mine = dir.join(format!(".index.html.partial-{}", std::process::id()));
+        std::fs::write(&dead, b"x").unwrap();
+        std::fs::write(&mine, b"x").unwrap();
+        std::fs::write(dir.join("summary.json"), b"{}").unwrap();
+        remove_partials(&dir);
+        assert!(!dead.exists() && mine.exists());
+        assert!(only_report_files(&dir), "a partial is a report file");
+        remove_process_dirs(&base, &[]);
+        assert!(!dir.exists());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -1874,6 +1874,25 @@ fn a_child_with_an_environment_of_its_own_is_profiled() {
     }
 }
 
+/// An environment too big to complete on the stack (past ~1000 entries) is passed on as it
+/// is: the child runs, unprofiled; a big one below that is completed.
+#[test]
+fn a_child_environment_too_big_to_complete_is_passed_on() {
+    let program = c_example("spawn_own_env.c");
+    for (entries, profiled) in [(500, true), (1500, false)] {
+        let run = peakprof_run(&program, &["big_env", &entries.to_string()]);
+        assert_status(&run, 0, Some(0), None);
+        let procs = processes(&run.summary());
+        let child = procs.iter().find(|p| p.command == "spawn_own_env child");
+        assert_eq!(
+            child.map(|c| c.peak_bytes),
+            profiled.then_some(3_000_000),
+            "{entries} entries\n{}",
+            show_processes(&procs)
+        );
+    }
+}
+
 /// With `--no-children`, a child given an environment of its own is not profiled either.
 #[test]
 fn no_children_leaves_a_child_with_its_own_environment_alone() {

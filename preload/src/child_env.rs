@@ -16,8 +16,10 @@ use crate::environ;
 use crate::real::Argv;
 
 /// Most stack a completed environment may take (its pointer array and `LD_PRELOAD` entry,
-/// sized exactly: ~1 KiB for a usual environment): 16 KiB is ~2000 entries.
-const MAX_STACK: usize = 16 << 10;
+/// sized exactly: ~1 KiB for a usual environment): 8 KiB is ~1000 entries. Small, because
+/// an exec may run on a 16 KiB thread stack or an 8 KiB signal stack (which has no guard
+/// page); a larger environment is passed on as it is.
+const MAX_STACK: usize = 8 << 10;
 
 /// What start-up found to carry, kept for the life of the process (and its forks).
 struct Saved {
@@ -26,9 +28,6 @@ struct Saved {
 }
 
 static SAVED: AtomicPtr<Saved> = AtomicPtr::new(core::ptr::null_mut());
-
-/// The library's file name, to find its path in `LD_PRELOAD`.
-const OUR_NAME: &[u8] = b"libpeakprof_preload";
 
 /// A copy that lives until the process ends, with its NUL right after it in memory.
 fn forever(bytes: &[u8]) -> Option<&'static [u8]> {
@@ -40,18 +39,19 @@ fn forever(bytes: &[u8]) -> Option<&'static [u8]> {
 /// At start-up of a profiled process that passes profiling on (no `--no-children`):
 /// remembers its `PEAKPROF_*` variables and this library's path in `LD_PRELOAD`.
 pub fn remember() {
-    let Some(library) = environ::get(b"LD_PRELOAD").and_then(|list| {
-        list.split(|&b| b == b':' || b == b' ')
-            .find(|e| e.windows(OUR_NAME.len()).any(|w| w == OUR_NAME))
-    }) else {
-        return;
-    };
-    let Some(library) = forever(library) else {
-        return;
-    };
     // SAFETY: libc's environment, read during start-up (see `environ`'s documentation).
-    let env = unsafe { environ::entries_in(environ::array()) };
-    let vars: Vec<&'static [u8]> = child_env::carried_vars(env)
+    let env = || unsafe { environ::entries_in(environ::array()) };
+    // Its last entry: the one the dynamic loader used.
+    let preload = env()
+        .filter_map(|e| child_env::value_of(e, b"LD_PRELOAD"))
+        .last();
+    let Some(library) = preload
+        .and_then(|list| child_env::preload_elements(list).find(|e| child_env::is_ours(e)))
+        .and_then(forever)
+    else {
+        return;
+    };
+    let vars: Vec<&'static [u8]> = child_env::carried_vars(env())
         .into_iter()
         .filter_map(forever)
         .collect();
@@ -104,9 +104,14 @@ fn build_and_call<'e, R, I: Iterator<Item = &'e [u8]> + Clone>(
     with: impl FnOnce(Argv) -> R,
 ) -> R {
     let old_len = entries().count();
-    let preloads = entries()
-        .filter(|e| child_env::value_of(e, b"LD_PRELOAD").is_some())
-        .count();
+    // Counted only when they are replaced (`new_len` ignores them otherwise).
+    let preloads = if plan.preload.is_some() {
+        entries()
+            .filter(|e| child_env::value_of(e, b"LD_PRELOAD").is_some())
+            .count()
+    } else {
+        0
+    };
     let len = plan.new_len(old_len, preloads);
     let earlier = plan.preload.map(|earlier| {
         (

@@ -230,13 +230,11 @@ fn ppid() -> u32 {
 
 /// Removes our library from `LD_PRELOAD`, so programs this one starts run unprofiled.
 fn stop_children_inheriting() {
-    const OURS: &[u8] = b"libpeakprof_preload";
     let Some(list) = crate::environ::get(b"LD_PRELOAD") else {
         return;
     };
-    let kept: Vec<&[u8]> = list
-        .split(|&b| b == b':' || b == b' ')
-        .filter(|e| !e.is_empty() && !e.windows(OURS.len()).any(|w| w == OURS))
+    let kept: Vec<&[u8]> = peakprof::child_env::preload_elements(list)
+        .filter(|e| !peakprof::child_env::is_ours(e))
         .collect();
     if kept.is_empty() {
         crate::environ::remove(b"LD_PRELOAD");

@@ -260,7 +260,8 @@ pub fn pprof_profile(report: &Report) -> Profile {
 
 /// Encodes the report as a gzipped pprof profile, the form `go tool pprof` reads.
 ///
-/// * sample types `inuse_space`/bytes and `inuse_objects`/count from `report.at_peak`,
+/// * sample types `inuse_space`/bytes and `inuse_objects`/count from `report.at_peak`
+///   (in sampled mode, the counts are of the sampled blocks only),
 ///   `alloc_space`/bytes and `alloc_objects`/count from `report.allocated`; a call path
 ///   found in only one of the lists gets 0 for the other values; the default is
 ///   `inuse_space`;
