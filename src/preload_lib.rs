@@ -438,6 +438,37 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
+    /// The libraries the embedded preload makes the dynamic loader load into every profiled
+    /// process: each one costs every process start (libm did, ~0.1 ms, until its two
+    /// functions came from the `libm` crate). libgcc_s stays: Rust's standard library needs
+    /// its unwinder.
+    #[test]
+    fn the_preload_needs_only_libc_the_loader_and_libgcc() {
+        use object::read::elf::{Dyn as _, ElfFile64, FileHeader as _, SectionHeader as _};
+        let elf = ElfFile64::<object::Endianness>::parse(PRELOAD).unwrap();
+        let (header, endian) = (elf.elf_header(), elf.endian());
+        let sections = header.sections(endian, PRELOAD).unwrap();
+        let mut needed = Vec::new();
+        for section in sections.iter() {
+            let Some((entries, link)) = section.dynamic(endian, PRELOAD).unwrap() else {
+                continue;
+            };
+            let strings = sections.strings(endian, PRELOAD, link).unwrap();
+            for d in entries {
+                if d.d_tag(endian) == object::elf::DT_NEEDED {
+                    let name = d.string(endian, strings).unwrap();
+                    needed.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+        needed.sort();
+        assert_eq!(
+            needed,
+            ["ld-linux-x86-64.so.2", "libc.so.6", "libgcc_s.so.1"],
+            "DT_NEEDED of the preload"
+        );
+    }
+
     #[test]
     fn content_keys_are_told_apart() {
         assert!(is_content_key(&content_key(LIB)));

@@ -36,7 +36,6 @@ void peakprof_set_stack_bounds(uintptr_t lo, uintptr_t hi) {
  * its next sample, drawn from an exponential distribution with mean `rate`, so an
  * allocation of s bytes is sampled with probability 1 - exp(-s/rate) whatever the sizes
  * around it. */
-#include <math.h>
 
 static double next_uniform(void) {
     /* xorshift64*: a few ns, statistically plenty for choosing samples. */
@@ -48,11 +47,14 @@ static double next_uniform(void) {
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* The natural logarithm, from sampled.rs (pure Rust: the library links no libm). */
+double peakprof_ln(double x);
+
 static int64_t next_interval(uint64_t rate) {
     double u = next_uniform();
     if (u <= 0.0)
         u = 1e-300;
-    double v = -log(u) * (double)rate;
+    double v = -peakprof_ln(u) * (double)rate;
     return v > 9e18 ? (int64_t)9e18 : (int64_t)v + 1;
 }
 

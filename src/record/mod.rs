@@ -63,7 +63,7 @@ pub fn sample_weight(size: u64, rate: u64) -> u64 {
     if size == 0 || rate == 0 {
         return size;
     }
-    let p = -(-(size as f64) / rate as f64).exp_m1();
+    let p = -libm::expm1(-(size as f64) / rate as f64);
     (size as f64 / p).round() as u64
 }
 
