@@ -1,6 +1,6 @@
-//! Children started with an environment of their own stay profiled: the exec and spawn
-//! hooks give them the settings this process started with (`peakprof::child_env` decides
-//! what is missing; this is the part that touches C arrays).
+//! Children started with an environment of their own stay profiled: the exec hooks give
+//! them the settings this process started with (`peakprof::child_env` decides what is
+//! missing; this is the part that touches C arrays).
 //!
 //! No allocation on the way: an exec may run in a vfork child, which shares its parent's
 //! heap (and whose mappings would stay in the parent). The new array and the one string
