@@ -111,9 +111,17 @@ where
     if add == 0 && preload_fix.is_none() {
         return None;
     }
+    // The completed environment: its own entries, one `LD_PRELOAD` entry in place of all
+    // of them when replaced, and the carried variables added.
+    let kept = if preload_fix.is_some() {
+        envp.filter(|e| value_of(e, LD_PRELOAD).is_none()).count() + 1
+    } else {
+        envp.count()
+    };
     Some(Plan {
         add,
         preload: preload_fix,
+        len: kept + add.count_ones() as usize,
     })
 }
 
@@ -126,19 +134,8 @@ pub struct Plan<'e> {
     /// one put in their place, the library followed by this earlier value (`None`: there
     /// was none, or it was empty).
     pub preload: Option<Option<&'e [u8]>>,
-}
-
-impl Plan<'_> {
-    /// Entries of the environment [`patched_entries`] gives, for one of `old_len` entries
-    /// holding `old_preloads` `LD_PRELOAD` entries.
-    pub fn new_len(&self, old_len: usize, old_preloads: usize) -> usize {
-        let preload = if self.preload.is_some() {
-            1 - old_preloads as isize
-        } else {
-            0
-        };
-        (old_len as isize + preload) as usize + self.add.count_ones() as usize
-    }
+    /// Entries of the environment [`patched_entries`] gives for the one planned for.
+    pub len: usize,
 }
 
 /// Length of the `LD_PRELOAD` entry [`write_preload_entry`] writes, without its NUL.
@@ -235,11 +232,7 @@ mod tests {
         let out: Vec<Vec<u8>> = patched_entries(envp.iter().copied(), &c, &plan, &entry)
             .map(<[u8]>::to_vec)
             .collect();
-        let preloads = envp
-            .iter()
-            .filter(|e| value_of(e, LD_PRELOAD).is_some())
-            .count();
-        assert_eq!(out.len(), plan.new_len(envp.len(), preloads));
+        assert_eq!(out.len(), plan.len);
         Some(out)
     }
 

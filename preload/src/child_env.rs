@@ -95,7 +95,7 @@ pub unsafe fn completed<R>(
 /// `LD_PRELOAD` entry are built in stack room of exactly their size (a signal handler on
 /// an alternate stack, or a thread with a 16 KiB stack, may exec), and not at all when
 /// that would take more than [`MAX_STACK`].
-fn build_and_call<'e, R, I: Iterator<Item = &'e [u8]> + Clone>(
+fn build_and_call<'e, R, I: Iterator<Item = &'e [u8]>>(
     saved: &Saved,
     carried: &Carried<'_>,
     plan: &child_env::Plan<'_>,
@@ -103,16 +103,7 @@ fn build_and_call<'e, R, I: Iterator<Item = &'e [u8]> + Clone>(
     same: impl FnOnce() -> R,
     with: impl FnOnce(Argv) -> R,
 ) -> R {
-    let old_len = entries().count();
-    // Counted only when they are replaced (`new_len` ignores them otherwise).
-    let preloads = if plan.preload.is_some() {
-        entries()
-            .filter(|e| child_env::value_of(e, b"LD_PRELOAD").is_some())
-            .count()
-    } else {
-        0
-    };
-    let len = plan.new_len(old_len, preloads);
+    let len = plan.len;
     let earlier = plan.preload.map(|earlier| {
         (
             earlier,
