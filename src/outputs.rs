@@ -402,6 +402,13 @@ pub fn partial_name(name: &str, pid: u32) -> String {
     format!(".{name}.partial-{pid}")
 }
 
+/// The file name and pid a [`partial_name`] was made of, if `name` is one.
+pub fn partial_parts(name: &str) -> Option<(&str, u32)> {
+    let (file, pid) = name.strip_prefix('.')?.rsplit_once(".partial-")?;
+    let all_digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    Some((file, pid.parse().ok().filter(|_| all_digits)?))
+}
+
 /// Writes the reports of one process into `dir`; returns the files written, by name:
 /// `peak.svg`, `peak-reversed.svg`, `peak.folded`, `leaks.svg`, `timeline.svg`,
 /// `peak.pb.gz`, `oom.svg` (with `--limit`), `index.html` and `summary.json`.
@@ -523,7 +530,12 @@ mod tests {
         assert_eq!(names(), ["index.html"]);
         let target = base.join("elsewhere");
         std::fs::write(&target, b"keep").unwrap();
-        let partial = base.join(partial_name("summary.json", std::process::id()));
+        let name = partial_name("summary.json", std::process::id());
+        assert_eq!(
+            partial_parts(&name),
+            Some(("summary.json", std::process::id()))
+        );
+        let partial = base.join(name);
         std::os::unix::fs::symlink(&target, &partial).unwrap();
         write_atomically(&base.join("summary.json"), b"{}").unwrap();
         assert_eq!(std::fs::read(base.join("summary.json")).unwrap(), b"{}");

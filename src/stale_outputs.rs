@@ -29,12 +29,7 @@ fn is_report_file_name(name: &str) -> bool {
 
 /// For a report file's partial name (`.NAME.partial-PID`): the pid that wrote it.
 fn partial_of(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix('.')?;
-    let (file, pid) = rest.rsplit_once(".partial-")?;
-    let pid = pid
-        .parse()
-        .ok()
-        .filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))?;
+    let (file, pid) = crate::outputs::partial_parts(name)?;
     REPORT_FILES.contains(&file).then_some(pid)
 }
 
