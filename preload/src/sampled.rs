@@ -191,13 +191,6 @@ fn bind(header: *mut SharedTotals) {
     SHARED.store(p, Ordering::Release);
 }
 
-/// The natural logarithm for tls.c's sampling intervals, so that the library needs no
-/// libm (see the `libm` dependency).
-#[no_mangle]
-extern "C" fn peakprof_ln(x: f64) -> f64 {
-    libm::log(x)
-}
-
 /// Turns sampled mode's lock-free path on (start-up, before any hook records).
 pub fn activate(header: *mut SharedTotals, start_mono_ns: u64, limit: Option<u64>, unsampled: u32) {
     bind(header);

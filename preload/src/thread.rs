@@ -126,3 +126,10 @@ impl Thread {
         }
     }
 }
+
+/// The natural logarithm for tls.c's sampling intervals, so that the library needs no
+/// libm (see the `libm` dependency).
+#[no_mangle]
+extern "C" fn peakprof_ln(x: f64) -> f64 {
+    libm::log(x)
+}
