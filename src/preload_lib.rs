@@ -494,10 +494,11 @@ mod tests {
         let versions = base.join("cache");
         let old_time =
             std::time::SystemTime::now() - UNUSED_FOR - std::time::Duration::from_secs(60);
-        let mk = |name: &str, old: bool| {
+        // A copy of `library` under `name`, last used a week ago when `old`.
+        let mk = |name: &str, library: &[u8], old: bool| {
             let d = versions.join(name);
             std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join(FILE_NAME), b"x").unwrap();
+            std::fs::write(d.join(FILE_NAME), library).unwrap();
             if old {
                 std::fs::File::open(&d)
                     .unwrap()
@@ -506,15 +507,10 @@ mod tests {
             }
             d
         };
-        let old = mk("0.0.9-0000abcd-100", true);
-        let recent = mk("0.0.9-0000abce-100", false);
-        let not_a_copy = mk("notes", true);
-        let used_again = mk(&content_key(b"another build"), true);
-        std::fs::write(used_again.join(FILE_NAME), b"another build").unwrap();
-        std::fs::File::open(&used_again)
-            .unwrap()
-            .set_modified(old_time)
-            .unwrap();
+        let old = mk("0.0.9-0000abcd-100", b"x", true);
+        let recent = mk("0.0.9-0000abce-100", b"x", false);
+        let not_a_copy = mk("notes", b"x", true);
+        let used_again = mk(&content_key(b"another build"), b"another build", true);
         // The old build runs again: its copy is marked as used (not pruned by itself).
         unpacked(&[root_at(&base, "cache")], b"another build", euid()).unwrap();
         assert!(old.exists(), "a build already unpacked does not prune");
