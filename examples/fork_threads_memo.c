@@ -6,7 +6,7 @@
  *   child free after its threads 6
  * Exits 0 (3 when not run under peakprof: the count comes from the preloaded library).
  *
- * Why it exists: each thread that allocates gets a memo buffer (~9 KiB) from the profiler,
+ * Why it exists: each thread that allocates gets a memo set (~22 KiB) from the profiler,
  * given back to a free list when the thread ends. A fork child has only the thread that
  * forked; the buffers of the others used to be lost to it (and the free list's lock, if
  * another thread held it at the fork, stayed held forever in the child).

@@ -791,6 +791,46 @@ fn single_to_multi_thread_peak_exact() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Stacks repeated from a few sites in turn (examples/rotating_sites.c)
+
+/// Four sites allocating in turn, rbp junk at every call: each capture repeats the walk
+/// made four allocations before, whole (frames and stack id checked against full walks by
+/// PEAKPROF_CHECK_UNWIND), in both modes (a sampled capture uses the same walks), and the
+/// peak and its owners stay exact.
+#[test]
+fn rotating_sites_repeat_earlier_walks_whole() {
+    for options in [&[][..], &["--sample-rate", "1"][..]] {
+        let run = peakprof_run_with(&c_example("rotating_sites.c"), &[], options);
+        assert_exit(&run, 0, Some(0), None);
+        let out = run.stdout_str();
+        let counts: Vec<u64> = out
+            .trim()
+            .strip_prefix("repeated ")
+            .and_then(|rest| rest.split_once(" of "))
+            .map(|(n, m)| [n, m].iter().filter_map(|v| v.parse().ok()).collect())
+            .unwrap_or_default();
+        let [repeated, made] = counts[..] else {
+            panic!("{options:?}: unexpected output {out:?}\n{}", run.describe());
+        };
+        // All but the first visit of each site (and of each phase's first round).
+        assert!(
+            repeated * 100 >= made * 99,
+            "{options:?}: only {repeated} of {made} captures repeated an earlier walk whole"
+        );
+        assert_peak_bytes(&run, 10_000_000);
+        let expected = [
+            ("site_a", 1_000_000),
+            ("site_b", 2_000_000),
+            ("site_c", 3_000_000),
+            ("site_d", 4_000_000),
+            ("junk_rbp_alloc", 10_000_000),
+            ("alloc_inner", 10_000_000),
+        ];
+        assert_functions(&run.folded(), &expected, function_bytes);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Failed munmap and mremap calls (examples/failed_unmaps.c)
 
 /// Whether the CPU can run 5-level page tables: the kernel may then accept ranges above

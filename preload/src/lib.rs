@@ -139,3 +139,11 @@ static FINI: extern "C" fn() = on_unload;
 pub extern "C" fn peakprof_debug_free_memo_buffers() -> usize {
     unwind::free_memo_buffers()
 }
+
+/// How many stack captures of the calling thread repeated one of its earlier walks whole
+/// (and so knew the stack's id without a lookup). For tests only
+/// (`examples/rotating_sites.c` looks it up with `dlsym`).
+#[no_mangle]
+pub extern "C" fn peakprof_debug_repeated_walks() -> u64 {
+    unwind::repeated_walks()
+}

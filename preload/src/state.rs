@@ -526,12 +526,25 @@ impl Profiler {
         }
     }
 
+    /// The id of a captured stack: the one its capture knows when it repeated an earlier
+    /// walk, else interned (with `hash` when the caller has it), and kept with the walk.
     #[inline]
-    fn intern(&mut self, frames: &[u64], hash: Option<u64>) -> u32 {
+    fn intern(&mut self, room: &unwind::Frames, hash: Option<u64>) -> u32 {
+        let frames = room.as_slice();
+        if let Some(id) = room.known_stack() {
+            // An id this table never handed out would mean a memo the program wrote over.
+            if (id as usize) < self.rec.stacks().len() {
+                if unwind::checking() && self.rec.stacks().frames(id) != frames {
+                    known_stack_differs();
+                }
+                return id;
+            }
+        }
         let (id, new) = self.rec.intern_new_hashed(frames, hash);
         if new {
             self.log.append(&live::log_stack(id, frames));
         }
+        unwind::remember_stack(room, id);
         id
     }
 
@@ -623,13 +636,18 @@ impl Profiler {
     }
 }
 
-/// Captures the caller's stack into `room` (outside the lock: unwinding is the slow
-/// part), from the hook's entry when `origin` is known. The caller owns the buffer, so
-/// 1 KiB of frames is never moved after the walk.
-#[inline(always)]
-fn stack(room: &mut unwind::Frames, origin: Option<unwind::Origin>) -> &[u64] {
-    unwind::capture(room, origin);
-    room.as_slice()
+/// `PEAKPROF_CHECK_UNWIND`: a capture named a stack id whose frames are not the ones it
+/// captured. Aborts loudly, as the unwinder's own check does.
+#[cold]
+#[inline(never)]
+fn known_stack_differs() -> ! {
+    const MSG: &[u8] =
+        b"peakprof: PEAKPROF_CHECK_UNWIND: a remembered stack id names other frames\n";
+    // SAFETY: writes a static buffer to stderr, then aborts; neither allocates.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::abort()
+    }
 }
 
 /// Runs `f` on the profiler when it is recording in this process; stops the program
@@ -787,14 +805,17 @@ fn record_unsampled_alloc(addr: usize, size: usize) {
 fn record_with_stack(addr: usize, size: usize, origin: Option<unwind::Origin>) {
     prefetch_slot(addr);
     keep_errno(|| {
+        // Captured outside the lock (unwinding is the slow part), into a buffer the caller
+        // owns, so 1 KiB of frames is never moved after the walk.
         let mut room = unwind::Frames::new();
-        let frames = stack(&mut room, origin);
+        unwind::capture(&mut room, origin);
         let clock = clock::monotonic_coarse_ns();
         // With threads, hashed before the lock (its holder makes the others wait). Alone,
         // inside: most stacks repeat the previous one there and need no hash at all.
-        let hash = (!threads::single()).then(|| stack_hash(frames));
+        let hash = (!threads::single() && room.known_stack().is_none())
+            .then(|| stack_hash(room.as_slice()));
         with_profiler(|p| {
-            let id = p.intern(frames, hash);
+            let id = p.intern(&room, hash);
             let now = p.stamp(clock);
             p.rec.on_alloc(addr as u64, size as u64, id, now);
         })
@@ -848,9 +869,9 @@ pub fn restore(addr: usize, block: LiveAlloc) {
 /// An anonymous mapping was made.
 pub fn on_mmap(addr: usize, len: usize) {
     let mut room = unwind::Frames::new();
-    let frames = stack(&mut room, None);
+    unwind::capture(&mut room, None);
     with_profiler(|p| {
-        let id = p.intern(frames, None);
+        let id = p.intern(&room, None);
         let t = p.now();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
     });
@@ -900,13 +921,13 @@ pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>, old_stays
         return put_back(taken);
     };
     let mut room = unwind::Frames::new();
-    let frames = stack(&mut room, None);
+    unwind::capture(&mut room, None);
     with_profiler(|p| {
         let t = p.now();
         if old_stays {
             p.restore_regions(taken, t);
         }
-        let id = p.intern(frames, None);
+        let id = p.intern(&room, None);
         p.rec.on_mmap(new as u64, new_len as u64, id, t);
     });
 }

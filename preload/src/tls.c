@@ -75,15 +75,16 @@ int32_t peakprof_should_sample(uint64_t size, uint64_t rate) {
     return 1;
 }
 
-/* The fast unwinder's memo of the previous capture on this thread (see unwind/memo.rs):
- * two buffers, the last capture's and the one being written, ~9 KiB together.
+/* The fast unwinder's memos of this thread's recent captures (see unwind/memo.rs): five
+ * buffers, the last four walks and the one being written, ~22 KiB together.
  *
  * Not in TLS: glibc carves a thread's static TLS out of the stack size the program asked
  * for, and 9 KiB of it left a thread created with a 16-24 KiB stack too little to run on
- * (it crashed in the dynamic linker's first symbol lookup). TLS keeps a pointer; the pair
+ * (it crashed in the dynamic linker's first symbol lookup). TLS keeps a pointer; the set
  * is mapped on the thread's first capture and goes back to a free list when the thread
  * ends (a pthread key's destructor), for the next thread to take. */
 #define PEAKPROF_MEMO_LEVELS 136
+#define PEAKPROF_MEMOS 5
 
 struct peakprof_memo_level {
     uint64_t pc;
@@ -96,15 +97,24 @@ struct peakprof_memo {
     uint64_t generation;
     uint32_t len;
     uint32_t valid;
+    uint32_t stack_plus_one;
+    uint32_t unused;
     struct peakprof_memo_level level[PEAKPROF_MEMO_LEVELS];
 };
 
-struct memo_pair {
-    struct peakprof_memo memo[2];
-    struct memo_pair *next_free;
-    /* Every pair ever mapped, in use or free (pairs are never unmapped): a fork child
-     * takes back the pairs of the threads that did not come along. */
-    struct memo_pair *next_all;
+struct memo_set {
+    /* Per memo: the stack pointer its walk started at (0: none), so a capture looks at the
+     * few whose first level could be its own in one cache line. */
+    uint64_t first_sp[PEAKPROF_MEMOS];
+    /* Captures that repeated an earlier walk whole, for tests. */
+    uint64_t repeated;
+    /* Indices into memo: the earlier walks, newest first, then the one to write next. */
+    uint8_t order[PEAKPROF_MEMOS];
+    struct peakprof_memo memo[PEAKPROF_MEMOS];
+    struct memo_set *next_free;
+    /* Every set ever mapped, in use or free (sets are never unmapped): a fork child
+     * takes back the sets of the threads that did not come along. */
+    struct memo_set *next_all;
 };
 
 #include <pthread.h>
@@ -113,41 +123,40 @@ struct memo_pair {
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static __thread struct memo_pair *memo_pair __attribute__((tls_model("initial-exec")));
+static __thread struct memo_set *memo_set __attribute__((tls_model("initial-exec")));
 /* Set once the thread's key destructor has run: a capture made later in its tear-down
  * goes without a memo rather than mapping one that nothing would give back. */
 static __thread uint8_t memo_gone __attribute__((tls_model("initial-exec")));
-static __thread uint32_t memo_current __attribute__((tls_model("initial-exec")));
 
-static struct memo_pair *free_pairs;
-static struct memo_pair *all_pairs;
-static atomic_flag free_pairs_lock = ATOMIC_FLAG_INIT;
+static struct memo_set *free_sets;
+static struct memo_set *all_sets;
+static atomic_flag free_sets_lock = ATOMIC_FLAG_INIT;
 static pthread_key_t memo_key;
 static int memo_key_made;
 static pthread_once_t memo_key_once = PTHREAD_ONCE_INIT;
 
-static void lock_free_pairs(void) {
-    while (atomic_flag_test_and_set_explicit(&free_pairs_lock, memory_order_acquire))
+static void lock_free_sets(void) {
+    while (atomic_flag_test_and_set_explicit(&free_sets_lock, memory_order_acquire))
         sched_yield();
 }
 
-static void unlock_free_pairs(void) {
-    atomic_flag_clear_explicit(&free_pairs_lock, memory_order_release);
+static void unlock_free_sets(void) {
+    atomic_flag_clear_explicit(&free_sets_lock, memory_order_release);
 }
 
-/* Puts a pair on the free list, for the next thread that needs one. */
-static void give_pair(struct memo_pair *pair) {
-    lock_free_pairs();
-    pair->next_free = free_pairs;
-    free_pairs = pair;
-    unlock_free_pairs();
+/* Puts a set on the free list, for the next thread that needs one. */
+static void give_set(struct memo_set *set) {
+    lock_free_sets();
+    set->next_free = free_sets;
+    free_sets = set;
+    unlock_free_sets();
 }
 
-/* The key's destructor, at the end of a thread that had a pair. */
+/* The key's destructor, at the end of a thread that had a set. */
 static void memo_release(void *p) {
-    memo_pair = 0;
+    memo_set = 0;
     memo_gone = 1;
-    give_pair(p);
+    give_set(p);
 }
 
 /* Once per process, on the first thread's first capture (which may come before the
@@ -156,84 +165,84 @@ static void make_memo_key(void) {
     memo_key_made = pthread_key_create(&memo_key, memo_release) == 0;
 }
 
-/* A pair from the free list, else a fresh mapping (a system call rather than mmap(3),
+/* A set from the free list, else a fresh mapping (a system call rather than mmap(3),
  * which this library interposes); null when none can be had. */
-static struct memo_pair *take_pair(void) {
-    lock_free_pairs();
-    struct memo_pair *pair = free_pairs;
-    if (pair)
-        free_pairs = pair->next_free;
-    unlock_free_pairs();
-    if (!pair) {
-        long p = syscall(SYS_mmap, 0, sizeof(struct memo_pair), PROT_READ | PROT_WRITE,
+static struct memo_set *take_set(void) {
+    lock_free_sets();
+    struct memo_set *set = free_sets;
+    if (set)
+        free_sets = set->next_free;
+    unlock_free_sets();
+    if (!set) {
+        long p = syscall(SYS_mmap, 0, sizeof(struct memo_set), PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == -1)
             return 0;
-        pair = (struct memo_pair *)p;
-        lock_free_pairs();
-        pair->next_all = all_pairs;
-        all_pairs = pair;
-        unlock_free_pairs();
+        set = (struct memo_set *)p;
+        lock_free_sets();
+        set->next_all = all_sets;
+        all_sets = set;
+        unlock_free_sets();
     }
-    /* A recycled pair holds another thread's walks: not this thread's previous capture. */
-    pair->memo[0].valid = 0;
-    pair->memo[1].valid = 0;
-    return pair;
+    /* A recycled set holds another thread's walks: not this thread's captures. */
+    for (int i = 0; i < PEAKPROF_MEMOS; i++) {
+        set->memo[i].valid = 0;
+        set->first_sp[i] = 0;
+        set->order[i] = (uint8_t)i;
+    }
+    set->repeated = 0;
+    return set;
 }
 
-/* This thread's memos: the previous capture's and the one to write. 0 when the thread has
- * none and cannot get one (no key, no memory, or the thread is ending). */
-int peakprof_memos(struct peakprof_memo **previous, struct peakprof_memo **next) {
-    struct memo_pair *pair = memo_pair;
-    if (!pair) {
+/* This thread's memos; 0 when the thread has none and cannot get one (no key, no memory,
+ * or the thread is ending). */
+struct memo_set *peakprof_memos(void) {
+    struct memo_set *set = memo_set;
+    if (!set) {
         if (memo_gone)
             return 0;
         pthread_once(&memo_key_once, make_memo_key);
         if (!memo_key_made)
             return 0;
-        pair = take_pair();
-        if (!pair)
+        set = take_set();
+        if (!set)
             return 0;
-        if (pthread_setspecific(memo_key, pair) != 0) {
-            give_pair(pair);
+        if (pthread_setspecific(memo_key, set) != 0) {
+            give_set(set);
             return 0;
         }
-        memo_pair = pair;
+        memo_set = set;
     }
-    *previous = &pair->memo[memo_current];
-    *next = &pair->memo[memo_current ^ 1];
-    return 1;
+    return set;
 }
 
-void peakprof_memo_swap(void) { memo_current ^= 1; }
-
-/* Around fork (the profiler's pthread_atfork handlers): the pair lists' lock is held across
+/* Around fork (the profiler's pthread_atfork handlers): the set lists' lock is held across
  * it, so the child never inherits it from a thread that was starting or ending (the child
  * would then spin on it forever at its first new thread's capture). */
-void peakprof_memo_fork_prepare(void) { lock_free_pairs(); }
+void peakprof_memo_fork_prepare(void) { lock_free_sets(); }
 
-void peakprof_memo_fork_parent(void) { unlock_free_pairs(); }
+void peakprof_memo_fork_parent(void) { unlock_free_sets(); }
 
-/* In the child only the forking thread lives on: every pair but its own is free. */
+/* In the child only the forking thread lives on: every set but its own is free. */
 void peakprof_memo_fork_child(void) {
-    struct memo_pair *free = 0;
-    for (struct memo_pair *p = all_pairs; p; p = p->next_all) {
-        if (p != memo_pair) {
+    struct memo_set *free = 0;
+    for (struct memo_set *p = all_sets; p; p = p->next_all) {
+        if (p != memo_set) {
             p->next_free = free;
             free = p;
         }
     }
-    free_pairs = free;
-    unlock_free_pairs();
+    free_sets = free;
+    unlock_free_sets();
 }
 
-/* Pairs on the free list, for tests (takes the lock). */
-int peakprof_memo_free_pairs(void) {
+/* Sets on the free list, for tests (takes the lock). */
+int peakprof_memo_free_sets(void) {
     int n = 0;
-    lock_free_pairs();
-    for (struct memo_pair *p = free_pairs; p; p = p->next_free)
+    lock_free_sets();
+    for (struct memo_set *p = free_sets; p; p = p->next_free)
         n++;
-    unlock_free_pairs();
+    unlock_free_sets();
     return n;
 }
 

@@ -211,29 +211,26 @@ fn read(addr: u64, lo: u64, hi: u64) -> Option<u64> {
     Some(unsafe { (addr as *const u64).read() })
 }
 
-/// The previous walk and the one being written, while a walk is recorded.
-type Memos = Option<(&'static memo::Memo, &'static mut memo::Memo)>;
-
-/// Records the state on entering `level` in the walk being written; when the memo has no
-/// room for it, the walk stops being recorded (it will not be a memo).
+/// Whether an earlier walk's level `j` was in the state the walk being made is in now
+/// (`bp` aside when the earlier walk never used it from there on).
 #[inline(always)]
-fn record_level(
-    memos: &mut Memos,
-    level: usize,
-    state: (u64, u64, u64),
+fn same_state(
+    prev: &memo::Memo,
+    j: usize,
+    (pc, sp, bp): (u64, u64, u64),
     in_self: bool,
-    at_start: bool,
-) {
-    if memos
-        .as_mut()
-        .is_some_and(|(_, next)| !next.enter(level, state, in_self, at_start))
-    {
-        *memos = None;
-    }
+    first: bool,
+) -> bool {
+    let l = &prev.level[j];
+    l.sp == sp
+        && l.pc == pc
+        && l.in_self() == in_self
+        && l.at_start() == first
+        && (l.bp == bp || !prev.bp_live(j))
 }
 
 /// Captures with cached rules; `None` asks the caller to use the general unwinder. With
-/// `use_memo`, the walk stops where it meets the previous capture of this thread and
+/// `use_memo`, the walk stops where it meets one of this thread's earlier captures and
 /// copies the rest after checking it still holds (see [`memo`]). With an `origin`, the walk
 /// starts at the hook's caller; without, at this function, stepping out of this library.
 #[cfg(target_arch = "x86_64")]
@@ -257,44 +254,74 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         _ => (here_pc, here_sp, here_bp, true, true),
     };
     let (self_lo, self_hi) = self_range();
+    let bounds = ((lo, hi), (self_lo, self_hi));
+    let first_sp = sp;
     let wanted = use_memo && memo::wanted();
-    // Some while this walk is being recorded: the previous walk and the one being written.
-    let mut memos: Memos = if wanted { memo::buffers() } else { None };
     let generation = memo::generation();
-    let mut search = memos
-        .as_ref()
-        .is_some_and(|(prev, _)| prev.valid != 0 && prev.generation == generation);
-    let mut j = 0usize;
-    // Matches below this level of the previous walk are known to fail.
+    // In the newest earlier walk: the first level worth matching (matches below are known
+    // to fail).
     let mut min_j = 0usize;
+    // Some while this walk is being recorded: the newest earlier walk (if worth meeting),
+    // the walk being written, and the order to update.
+    let mut memos = None;
+    if let Some(walks) = wanted.then(memo::walks).flatten() {
+        // A stack repeated whole (a program allocating from a few sites in turn) is met at
+        // its first level, in any earlier walk. Further out only the newest is followed:
+        // the older ones rarely meet a walk there, and following four at every level cost
+        // cc1 more than their matches saved.
+        for k in 0..memo::EARLIER {
+            let Some(prev) = walks.earlier_from(k, sp).filter(|m| m.usable(generation)) else {
+                continue;
+            };
+            if !same_state(prev, 0, (pc, sp, bp), in_self, first) {
+                continue;
+            }
+            let walked = out.len();
+            match reuse(prev, None, 0, 0, out, bounds) {
+                Ok(total) => {
+                    out.known_stack = prev.stack();
+                    out.newest = true;
+                    walks.promote(k);
+                    memo::account(total - walked, total);
+                    return Some(total);
+                }
+                Err(first_worth) if k == 0 => min_j = first_worth,
+                Err(_) => {}
+            }
+        }
+        memos = walks.into_parts().map(|(newest, next, order)| {
+            (newest.usable(generation).then_some(newest), next, order)
+        });
+    }
+    // In the newest earlier walk: its first level not below our sp.
+    let mut j = 0usize;
     let mut level = 0usize;
     loop {
-        record_level(&mut memos, level, (pc, sp, bp), in_self, first);
-        if let (true, Some((prev, next))) = (search, memos.as_mut()) {
-            let (prev, next) = (&**prev, &mut **next);
-            // Levels are ordered by sp in both walks: advance to the first not below ours.
-            while j < prev.len as usize && prev.level[j].sp < sp {
-                j += 1;
-            }
-            if j >= prev.len as usize {
-                search = false;
-            } else if j >= min_j
-                && prev.level[j].sp == sp
-                && prev.level[j].pc == pc
-                && prev.level[j].bp == bp
-                && prev.level[j].in_self() == in_self
-                && prev.level[j].at_start() == first
-            {
-                let frames = (self_lo, self_hi);
-                let walked = out.len();
-                match reuse(prev, next, j, level, out, (lo, hi), frames) {
-                    Ok(total) => {
-                        memo::swap();
-                        memo::account(total - walked, total);
-                        return Some(total);
+        if let Some((newest, next, _)) = memos.as_mut() {
+            if !next.enter(level, (pc, sp, bp), in_self, first) {
+                memos = None; // no room: this walk will not be a memo
+            } else if let Some(prev) = *newest {
+                let n = prev.len as usize;
+                // Levels are ordered by sp in both walks: advance to the first not below ours.
+                while j < n && prev.level[j].sp < sp {
+                    j += 1;
+                }
+                if j >= n {
+                    *newest = None;
+                } else if j >= min_j && same_state(prev, j, (pc, sp, bp), in_self, first) {
+                    let walked = out.len();
+                    match reuse(prev, Some(&mut **next), j, level, out, bounds) {
+                        Ok(total) => {
+                            if let Some((_, _, order)) = memos {
+                                order.push_next(first_sp);
+                            }
+                            out.newest = true;
+                            memo::account(total - walked, total);
+                            return Some(total);
+                        }
+                        // The stacks differ further out: walk on, perhaps to a later match.
+                        Err(first_worth) => min_j = first_worth,
                     }
-                    // The stacks differ further out: walk on, perhaps to a later match.
-                    Err(first_worth) => min_j = first_worth,
                 }
             }
         }
@@ -313,6 +340,11 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
                 rbp_offset,
             } => (from_rbp, cfa_offset, rbp_offset),
         };
+        if from_rbp {
+            if let Some((_, next, _)) = memos.as_mut() {
+                next.level[level].set_uses_bp();
+            }
+        }
         let base = if from_rbp { bp } else { sp };
         let Some(cfa) = base.checked_add(u64::from(cfa_offset)) else {
             return Some(out.len()); // a corrupt or foreign frame: stop rather than guess
@@ -329,7 +361,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
                 Some(v) => bp = v,
                 None => return Some(out.len()),
             }
-            if let Some((_, next)) = memos.as_mut() {
+            if let Some((_, next, _)) = memos.as_mut() {
                 next.level[level].set_bp_slot(slot);
             }
         }
@@ -337,7 +369,11 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         pc = ra;
         level += 1;
         if pc == 0 {
-            record_level(&mut memos, level, (pc, sp, bp), in_self, false);
+            if let Some((_, next, _)) = memos.as_mut() {
+                if !next.enter(level, (pc, sp, bp), in_self, false) {
+                    memos = None;
+                }
+            }
             level += 1;
             break;
         }
@@ -351,9 +387,10 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         }
         out.push(pc);
     }
-    if let Some((_, next)) = memos {
+    if let Some((_, next, order)) = memos {
         next.finish(level, generation);
-        memo::swap();
+        order.push_next(first_sp);
+        out.newest = true;
     }
     if wanted {
         memo::account(0, out.len());
@@ -361,30 +398,28 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     Some(out.len())
 }
 
-/// The rest of a walk that reached level `j` of the previous capture (as its own level
-/// `level`, with the frames in `out` so far): checks every stack word the previous walk read
-/// from there on, then copies its frames and levels. `Err` when a word changed or the
-/// copy would not fit (the caller then walks on), with the first level of the previous walk
-/// still worth matching: one past the step whose word changed, since a match below it
-/// would check that word again.
+/// The rest of a walk that reached level `j` of an earlier capture (as its own level
+/// `level`, with the frames in `out` so far): checks every stack word the earlier walk read
+/// from there on, then copies its frames, and its levels into `next` when given. `Err`
+/// when a word changed or the copy would not fit (the caller then walks on), with the
+/// first level of the earlier walk still worth matching: one past the step whose word
+/// changed, since a match below it would check that word again.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn reuse(
     prev: &memo::Memo,
-    next: &mut memo::Memo,
+    next: Option<&mut memo::Memo>,
     j: usize,
     level: usize,
     out: &mut Frames,
-    (lo, hi): (u64, u64),
-    (self_lo, self_hi): (u64, u64),
+    ((lo, hi), (self_lo, self_hi)): ((u64, u64), (u64, u64)),
 ) -> Result<usize, usize> {
     let len = prev.len as usize;
     let rest = len - j; // levels j..len, the first of which the caller already recorded
     if level + rest > memo::LEVELS {
         return Err(len);
     }
-    // Every word the previous walk read from level j on must be unchanged. Independent
+    // Every word the earlier walk read from level j on must be unchanged. Independent
     // loads, unlike the walk's chain. The reads stay inside this thread's stack.
     for i in j..len - 1 {
         let (this, outer) = (&prev.level[i], &prev.level[i + 1]);
@@ -402,7 +437,9 @@ fn reuse(
                 return Err(len);
             }
             // SAFETY: as above (and 8-aligned: only aligned reads are recorded).
-            if unsafe { (slot as *const u64).read() } != outer.bp {
+            // A reloaded frame pointer the rest of the walk never uses (rbp as an ordinary
+            // register: its saved value changes from call to call) need not be the same.
+            if unsafe { (slot as *const u64).read() } != outer.bp && prev.bp_live(i + 1) {
                 return Err(i + 1);
             }
         }
@@ -424,11 +461,13 @@ fn reuse(
         return Err(len); // the full walk writes the truncation marker
     }
     out.extend(outer.iter().map(|l| l.pc));
-    // The levels, flags included (they evolve from level j exactly as in the previous
-    // walk). The caller wrote level `level` (= previous j) but for its read slot.
-    next.level[level].set_bp_slot(prev.level[j].bp_slot());
-    next.level[level + 1..level + rest].copy_from_slice(&prev.level[j + 1..len]);
-    next.finish(level + rest, prev.generation);
+    // The levels, flags included (they evolve from level j exactly as in the earlier
+    // walk). The caller wrote level `level` (= earlier j) but for its step.
+    if let Some(next) = next {
+        next.level[level].take_step_of(&prev.level[j]);
+        next.level[level + 1..level + rest].copy_from_slice(&prev.level[j + 1..len]);
+        next.finish(level + rest, prev.generation);
+    }
     Ok(out.len())
 }
 

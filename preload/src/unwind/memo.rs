@@ -1,17 +1,23 @@
-//! The previous capture of this thread, so the next one can stop unwinding where the two
-//! stacks meet.
+//! This thread's recent captures, so the next one can stop unwinding where its stack meets
+//! one of theirs.
 //!
 //! Consecutive allocations of a thread usually share the outer part of their stacks (the
 //! same `main`, the same request loop, the same interpreter frames). Unwinding is a
 //! dependent chain (rule lookup, then a stack load, then the next lookup), ~7 ns a frame.
 //! But one unwinding step is a pure function of the register state `(pc, sp, bp)`, the
-//! stack words it reads and the rule cache: so when the walk reaches a state the previous
+//! stack words it reads and the rule cache: so when the walk reaches a state an earlier
 //! capture also passed through, and every stack word that capture read from there on still
-//! holds the value it read, the rest of the walk would repeat the previous one frame for
+//! holds the value it read, the rest of the walk would repeat the earlier one frame for
 //! frame. Checking those words is a set of independent loads, several times cheaper than
 //! the steps they replace.
 //!
-//! The memo records, per level: the state on entering it, and the address of the saved
+//! Several walks are kept, not only the last: a program often allocates from a few sites
+//! in turn (sqlite3 cycles through four stacks, jq through three), and each then meets its
+//! own earlier walk at its first frame instead of the previous site's somewhere outside.
+//! A walk that repeated an earlier one from its first frame repeated its whole stack, so it
+//! also repeats the id that stack was interned as ([`Memo::stack`]): no hash, no table.
+//!
+//! A memo records, per level: the state on entering it, and the address of the saved
 //! frame pointer the step read (the return address is always read at the next level's
 //! `sp - 8`). It is kept only for walks that ended cleanly (a frame without unwind info, or
 //! a zero return address), and a generation counter drops every memo when the rule cache
@@ -34,7 +40,8 @@ pub struct Level {
     /// Where this level's step read the caller's frame pointer (0 when it kept `bp`; always
     /// 8-aligned, as reads are), with bit 0 set when the walk was still inside this library's
     /// frames on entering the level, and bit 1 when a walk started here from the registers
-    /// (its `pc` is the current instruction, not a return address: see [`Level::at_start`]).
+    /// (its `pc` is the current instruction, not a return address: see [`Level::at_start`]),
+    /// and bit 2 when the step found the caller's frame from `bp` (see [`Memo::bp_live`]).
     read_at: u64,
 }
 
@@ -57,6 +64,26 @@ impl Level {
         self.read_at & AT_START != 0
     }
 
+    /// Whether the step found the caller's frame from `bp`.
+    #[inline(always)]
+    fn uses_bp(&self) -> bool {
+        self.read_at & USES_BP != 0
+    }
+
+    /// Takes `other`'s step (where it read `bp`, whether it used it), keeping this level's
+    /// own flags: a walk that met `other`'s at this level steps on as it did.
+    #[inline(always)]
+    pub fn take_step_of(&mut self, other: &Level) {
+        let own = IN_SELF | AT_START;
+        self.read_at = (self.read_at & own) | (other.read_at & !own);
+    }
+
+    /// Notes that the step found the caller's frame from `bp`.
+    #[inline(always)]
+    pub fn set_uses_bp(&mut self) {
+        self.read_at |= USES_BP;
+    }
+
     /// Notes where the step read the caller's frame pointer (an 8-aligned address).
     #[inline(always)]
     pub fn set_bp_slot(&mut self, slot: u64) {
@@ -67,7 +94,8 @@ impl Level {
 /// The flag bits of [`Level::read_at`].
 const IN_SELF: u64 = 1;
 const AT_START: u64 = 2;
-const FLAGS: u64 = IN_SELF | AT_START;
+const USES_BP: u64 = 4;
+const FLAGS: u64 = IN_SELF | AT_START | USES_BP;
 
 /// One capture's walk, as laid out by `struct peakprof_memo` in `tls.c`.
 #[repr(C)]
@@ -75,6 +103,9 @@ pub struct Memo {
     pub generation: u64,
     pub len: u32,
     pub valid: u32,
+    /// The id this walk's stack was interned as, plus one; 0 when not known.
+    stack_plus_one: u32,
+    unused: u32,
     pub level: [Level; LEVELS],
 }
 
@@ -101,23 +132,165 @@ impl Memo {
         true
     }
 
-    /// Marks this memo as a complete walk of `len` levels.
+    /// Marks this memo as a complete walk of `len` levels (whose stack has no id yet).
     #[inline]
     pub fn finish(&mut self, len: usize, generation: u64) {
         self.len = len as u32;
         self.generation = generation;
         self.valid = 1;
+        self.stack_plus_one = 0;
+    }
+
+    /// Whether the rest of the walk from `level` depends on the `bp` it enters there with:
+    /// a later step finds its caller's frame from `bp` before one reloads it from the stack
+    /// (a step that does both uses it first). In code built without frame pointers `rbp`
+    /// is an ordinary register holding whatever the caller left there: a level where it is
+    /// dead matches another walk's whatever its value (the same call path entered with
+    /// another `rbp` is the same walk), and a reload of a dead `bp` need not read the same
+    /// word again. Asked only when the values differ, so the walk forward costs nothing in
+    /// the usual case.
+    #[inline]
+    pub fn bp_live(&self, level: usize) -> bool {
+        // The last level has no step: nothing uses its `bp`.
+        let steps = (self.len as usize).saturating_sub(1).min(LEVELS);
+        for l in self.level.get(level..steps).unwrap_or_default() {
+            if l.uses_bp() {
+                return true;
+            }
+            if l.bp_slot() != 0 {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Whether this is a complete walk made under the rules of `generation`.
+    #[inline(always)]
+    pub fn usable(&self, generation: u64) -> bool {
+        self.valid != 0 && self.generation == generation
+    }
+
+    /// The id this walk's stack was interned as, if known.
+    #[inline(always)]
+    pub fn stack(&self) -> Option<u32> {
+        self.stack_plus_one.checked_sub(1)
+    }
+}
+
+/// Earlier walks a capture can meet.
+pub const EARLIER: usize = 4;
+const MEMOS: usize = EARLIER + 1;
+
+/// A thread's memos, as laid out by `struct memo_set` in `tls.c` (its list links after
+/// these fields are the C side's alone).
+#[repr(C)]
+pub struct MemoSet {
+    /// Per memo: the stack pointer its walk started at (0: none), so a capture looks at the
+    /// few whose first level could be its own in one cache line.
+    first_sp: [u64; MEMOS],
+    /// Captures that repeated an earlier walk whole (for tests: [`repeated_walks`]).
+    repeated: u64,
+    /// Indices into `memo`: the earlier walks, newest first, then the one to write next.
+    order: [u8; MEMOS],
+    memo: [Memo; MEMOS],
+}
+
+/// The walks a capture reads and the one it writes: a [`MemoSet`] whose order was checked
+/// to be a permutation.
+pub struct Walks<'a> {
+    memo: &'a mut [Memo; MEMOS],
+    order: &'a mut [u8; MEMOS],
+    first_sp: &'a mut [u64; MEMOS],
+    repeated: &'a mut u64,
+}
+
+/// The order of a [`MemoSet`]'s memos, to update once a walk is written.
+pub struct Order<'a> {
+    order: &'a mut [u8; MEMOS],
+    first_sp: &'a mut [u64; MEMOS],
+}
+
+impl<'a> Walks<'a> {
+    /// Earlier walk `k` (0: the newest) if it started at stack pointer `sp`.
+    #[inline(always)]
+    pub fn earlier_from(&self, k: usize, sp: u64) -> Option<&Memo> {
+        let i = usize::from(*self.order.get(k)?);
+        if *self.first_sp.get(i)? != sp {
+            return None;
+        }
+        self.memo.get(i)
+    }
+
+    /// The capture repeated earlier walk `k` from its first level, so its stack is that
+    /// walk's: `k` becomes the newest, nothing is written (a walk kept twice would push out
+    /// a distinct one).
+    #[inline(always)]
+    pub fn promote(self, k: usize) {
+        *self.repeated += 1;
+        // By hand: `rotate_right` on a few bytes is a call and ~50 instructions.
+        if k < EARLIER {
+            let moved = self.order[k];
+            for i in (0..k).rev() {
+                self.order[i + 1] = self.order[i];
+            }
+            self.order[0] = moved;
+        }
+    }
+
+    /// For a walk of its own: the newest earlier walk (to meet further out), the walk to
+    /// write, and the order to update once it is written.
+    #[inline(always)]
+    pub fn into_parts(self) -> Option<(&'a Memo, &'a mut Memo, Order<'a>)> {
+        let (e, n) = (usize::from(self.order[0]), usize::from(self.order[EARLIER]));
+        let (newest, next) = if e < n {
+            let (low, high) = self.memo.split_at_mut(n);
+            (low.get(e)?, high.first_mut()?)
+        } else if n < e {
+            let (low, high) = self.memo.split_at_mut(e);
+            (high.first()?, low.get_mut(n)?)
+        } else {
+            return None;
+        };
+        let order = Order {
+            order: self.order,
+            first_sp: self.first_sp,
+        };
+        Some((newest, next, order))
+    }
+}
+
+impl Order<'_> {
+    /// The walk just written becomes the newest; the oldest is the next to write.
+    #[inline(always)]
+    /// (Whose walk started at stack pointer `first_sp`.)
+    pub fn push_next(self, first_sp: u64) {
+        // By hand, as in `promote`.
+        let written = self.order[EARLIER];
+        if let Some(sp) = self.first_sp.get_mut(usize::from(written)) {
+            *sp = first_sp;
+        }
+        for i in (0..EARLIER).rev() {
+            self.order[i + 1] = self.order[i];
+        }
+        self.order[0] = written;
+    }
+}
+
+/// Names the stack of the newest walk (the one the capture just made or repeated).
+pub fn remember_stack(id: u32) {
+    if let Some(set) = set() {
+        let newest = set.order[0] as usize;
+        set.memo[newest].stack_plus_one = id.saturating_add(1);
     }
 }
 
 extern "C" {
-    fn peakprof_memos(previous: *mut *mut Memo, next: *mut *mut Memo) -> core::ffi::c_int;
-    fn peakprof_memo_swap();
+    fn peakprof_memos() -> *mut MemoSet;
     fn peakprof_memo_policy() -> *mut [u32; 2];
     fn peakprof_memo_fork_prepare();
     fn peakprof_memo_fork_parent();
     fn peakprof_memo_fork_child();
-    fn peakprof_memo_free_pairs() -> core::ffi::c_int;
+    fn peakprof_memo_free_sets() -> core::ffi::c_int;
 }
 
 /// Before fork: holds the lock of the memo buffers' free list, so the child cannot inherit
@@ -145,7 +318,7 @@ pub fn fork_child() {
 /// [`crate::peakprof_debug_free_memo_buffers`]).
 pub fn free_buffers() -> usize {
     // SAFETY: counts the list under its lock.
-    unsafe { peakprof_memo_free_pairs() as usize }
+    unsafe { peakprof_memo_free_sets() as usize }
 }
 
 /// Captures in a row that copied less than half their frames before the memo is set aside.
@@ -182,28 +355,43 @@ pub fn account(copied: usize, total: usize) {
     }
 }
 
-/// This thread's memos: the previous capture's (read) and the one being written; `None`
-/// when the thread has none and cannot get one (the capture then goes without).
+/// This thread's memo set; `None` when the thread has none and cannot get one (the
+/// capture then goes without).
 #[inline(always)]
-pub fn buffers() -> Option<(&'static Memo, &'static mut Memo)> {
-    let (mut prev, mut next) = (core::ptr::null_mut(), core::ptr::null_mut());
-    // SAFETY: valid out-pointers. On success the C side hands out the two distinct halves
-    // of a mapping owned by this thread until it ends (its pthread key's destructor, which
-    // runs after the thread's last capture can use them, gives it back), which only this
-    // thread's capture (never reentered: the hook guard is held) touches.
-    unsafe {
-        if peakprof_memos(&mut prev, &mut next) == 0 {
-            return None;
-        }
-        Some((&*prev, &mut *next))
-    }
+fn set() -> Option<&'static mut MemoSet> {
+    // SAFETY: the C side hands out a mapping of `struct memo_set` (whose leading fields
+    // `MemoSet` mirrors) owned by this thread until it ends (its pthread key's destructor,
+    // which runs after the thread's last capture can use it, gives it back), which only
+    // this thread's captures and the interning right after one (never reentered: the hook
+    // guard is held) touch, one at a time.
+    unsafe { peakprof_memos().as_mut() }
 }
 
-/// Makes the memo just written the previous one.
+/// This thread's walks for a capture; `None` when it has no memo set, or one whose order
+/// is not a permutation (the program wrote over it).
 #[inline(always)]
-pub fn swap() {
-    // SAFETY: flips a thread-local index; no preconditions.
-    unsafe { peakprof_memo_swap() }
+pub fn walks() -> Option<Walks<'static>> {
+    let MemoSet {
+        first_sp,
+        repeated,
+        order,
+        memo,
+    } = set()?;
+    let seen = order.iter().fold(0u32, |m, &i| {
+        m | 1u32.checked_shl(u32::from(i)).unwrap_or(0)
+    });
+    (seen == (1 << MEMOS) - 1).then_some(Walks {
+        memo,
+        order,
+        first_sp,
+        repeated,
+    })
+}
+
+/// How many captures of this thread repeated an earlier walk whole (for tests, through
+/// [`crate::peakprof_debug_repeated_walks`]).
+pub fn repeated_walks() -> u64 {
+    set().map_or(0, |s| s.repeated)
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use memo::{
     fork_child as memo_fork_child, fork_parent as memo_fork_parent,
-    fork_prepare as memo_fork_prepare, free_buffers as free_memo_buffers,
+    fork_prepare as memo_fork_prepare, free_buffers as free_memo_buffers, repeated_walks,
 };
 pub use modules::{forget_modules, fork_child, fork_parent, fork_prepare};
 
@@ -55,6 +55,12 @@ pub fn set_check_memo(on: bool) {
 pub struct Frames {
     buf: [MaybeUninit<u64>; MAX_DEPTH + 1],
     len: usize,
+    /// The id these frames were interned as, when the capture repeated an earlier one
+    /// whose id is known (see [`memo`]).
+    known_stack: Option<u32>,
+    /// The capture's walk is this thread's newest memo, so the id its frames get can be
+    /// kept with it ([`remember_stack`]).
+    newest: bool,
 }
 
 impl Frames {
@@ -65,13 +71,22 @@ impl Frames {
         // with one memset of the whole struct (zeroing `len` and, as a refinement of
         // "uninitialized", the buffer too), which is the cost this type exists to avoid.
         let mut f = MaybeUninit::<Self>::uninit();
-        // SAFETY: `len` is written through a raw pointer to its field (no reference to
-        // uninitialized memory is made); `buf` is an array of `MaybeUninit`, valid
-        // uninitialized, so the whole value is initialized once `len` is.
+        // SAFETY: the fields but `buf` are written through raw pointers to them (no
+        // reference to uninitialized memory is made); `buf` is an array of `MaybeUninit`,
+        // valid uninitialized, so the whole value is initialized once they are.
         unsafe {
-            core::ptr::addr_of_mut!((*f.as_mut_ptr()).len).write(0);
+            let p = f.as_mut_ptr();
+            core::ptr::addr_of_mut!((*p).len).write(0);
+            core::ptr::addr_of_mut!((*p).known_stack).write(None);
+            core::ptr::addr_of_mut!((*p).newest).write(false);
             f.assume_init()
         }
+    }
+
+    /// The id these frames were interned as, when the capture knows it without a lookup.
+    #[inline(always)]
+    pub fn known_stack(&self) -> Option<u32> {
+        self.known_stack
     }
 
     /// The frames written, innermost first.
@@ -91,6 +106,8 @@ impl Frames {
     #[inline(always)]
     fn clear(&mut self) {
         self.len = 0;
+        self.known_stack = None;
+        self.newest = false;
     }
 
     /// Appends a frame; panics (a bug) past the buffer's size, like any indexing.
@@ -135,10 +152,26 @@ pub fn capture(out: &mut Frames, origin: Option<Origin>) -> usize {
         Some(n) => n,
         None => libgcc::capture(out),
     };
-    if CHECK_MEMO.load(Ordering::Relaxed) {
+    if checking() {
         check_against_full_walk(out.as_slice());
     }
     n
+}
+
+/// Keeps `id`, the id `frames` were just interned as, with the walk that captured them, so
+/// a later capture repeating that walk knows it without a lookup.
+#[inline(always)]
+pub fn remember_stack(frames: &Frames, id: u32) {
+    if frames.newest && frames.known_stack != Some(id) {
+        memo::remember_stack(id);
+    }
+}
+
+/// Whether captures are checked against full walks ([`CHECK_MEMO`]): callers check the
+/// ids they were handed too.
+#[inline(always)]
+pub fn checking() -> bool {
+    CHECK_MEMO.load(Ordering::Relaxed)
 }
 
 #[cold]
@@ -162,7 +195,7 @@ fn check_against_full_walk(got: &[u64]) {
 /// Which unwinder [`capture_with`] uses (for the stack-capture benchmark).
 #[derive(Clone, Copy)]
 pub enum Method {
-    /// Cached rules, memo of the previous capture, libgcc fallback (what the profiler uses).
+    /// Cached rules, memos of recent captures, libgcc fallback (what the profiler uses).
     Cached,
     /// libgcc's `_Unwind_Backtrace` on every capture.
     Libgcc,
