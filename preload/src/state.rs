@@ -532,7 +532,9 @@ impl Profiler {
     fn intern(&mut self, room: &unwind::Frames, hash: Option<u64>) -> u32 {
         let frames = room.as_slice();
         if let Some(id) = room.known_stack() {
-            // An id this table never handed out would mean a memo the program wrote over.
+            // An id this table never handed out would mean a memo the program wrote over
+            // (one it did hand out cannot be told from a right one but in check mode:
+            // memos live in the program's memory, like everything else of ours).
             if (id as usize) < self.rec.stacks().len() {
                 if unwind::checking() && self.rec.stacks().frames(id) != frames {
                     known_stack_differs();

@@ -260,9 +260,9 @@ impl<'a> Walks<'a> {
 }
 
 impl Order<'_> {
-    /// The walk just written becomes the newest; the oldest is the next to write.
+    /// The walk just written (which started at stack pointer `first_sp`) becomes the
+    /// newest; the oldest is the next to write.
     #[inline(always)]
-    /// (Whose walk started at stack pointer `first_sp`.)
     pub fn push_next(self, first_sp: u64) {
         // By hand, as in `promote`.
         let written = self.order[EARLIER];
@@ -280,7 +280,8 @@ impl Order<'_> {
 pub fn remember_stack(id: u32) {
     if let Some(set) = set() {
         let newest = set.order[0] as usize;
-        set.memo[newest].stack_plus_one = id.saturating_add(1);
+        // The last id has no "plus one": that stack is simply not remembered.
+        set.memo[newest].stack_plus_one = id.checked_add(1).unwrap_or(0);
     }
 }
 
