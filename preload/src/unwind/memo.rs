@@ -278,10 +278,10 @@ impl Order<'_> {
 
 /// Names the stack of the newest walk (the one the capture just made or repeated).
 pub fn remember_stack(id: u32) {
-    if let Some(set) = set() {
-        let newest = set.order[0] as usize;
+    let Some(set) = set() else { return };
+    if let Some(newest) = set.memo.get_mut(usize::from(set.order[0])) {
         // The last id has no "plus one": that stack is simply not remembered.
-        set.memo[newest].stack_plus_one = id.checked_add(1).unwrap_or(0);
+        newest.stack_plus_one = id.checked_add(1).unwrap_or(0);
     }
 }
 
