@@ -537,7 +537,7 @@ impl Profiler {
             // memos live in the program's memory, like everything else of ours).
             if (id as usize) < self.rec.stacks().len() {
                 if unwind::checking() && self.rec.stacks().frames(id) != frames {
-                    known_stack_differs();
+                    unwind::check_failed(b"a remembered stack id names other frames");
                 }
                 return id;
             }
@@ -635,20 +635,6 @@ impl Profiler {
         if sampled::maybe_observe(&mut self.rec, now) {
             self.rec.note_rss(procfs::current_rss_bytes());
         }
-    }
-}
-
-/// `PEAKPROF_CHECK_UNWIND`: a capture named a stack id whose frames are not the ones it
-/// captured. Aborts loudly, as the unwinder's own check does.
-#[cold]
-#[inline(never)]
-fn known_stack_differs() -> ! {
-    const MSG: &[u8] =
-        b"peakprof: PEAKPROF_CHECK_UNWIND: a remembered stack id names other frames\n";
-    // SAFETY: writes a static buffer to stderr, then aborts; neither allocates.
-    unsafe {
-        libc::write(2, MSG.as_ptr().cast(), MSG.len());
-        libc::abort()
     }
 }
 

@@ -162,7 +162,7 @@ pub fn capture(out: &mut Frames, origin: Option<Origin>) -> usize {
 /// a later capture repeating that walk knows it without a lookup.
 #[inline(always)]
 pub fn remember_stack(frames: &Frames, id: u32) {
-    if frames.newest && frames.known_stack != Some(id) {
+    if frames.newest {
         memo::remember_stack(id);
     }
 }
@@ -181,14 +181,22 @@ fn check_against_full_walk(got: &[u64]) {
     capture_with(Method::CachedNoMemo, &mut full, None);
     // Both walks skip this library's frames, so they agree word for word.
     if got != full.as_slice() {
-        const MSG: &[u8] =
-            b"peakprof: PEAKPROF_CHECK_UNWIND: a memoized stack differs from a full walk\n";
-        // SAFETY: writes a static buffer to stderr, then aborts (the check's whole point is
-        // to fail loudly); neither allocates.
-        unsafe {
-            libc::write(2, MSG.as_ptr().cast(), MSG.len());
-            libc::abort();
-        }
+        check_failed(b"a memoized stack differs from a full walk");
+    }
+}
+
+/// `PEAKPROF_CHECK_UNWIND` caught a difference: says which, then aborts (the check's whole
+/// point is to fail loudly).
+#[cold]
+#[inline(never)]
+pub fn check_failed(what: &[u8]) -> ! {
+    const PREFIX: &[u8] = b"peakprof: PEAKPROF_CHECK_UNWIND: ";
+    // SAFETY: writes static buffers to stderr, then aborts; none of it allocates.
+    unsafe {
+        libc::write(2, PREFIX.as_ptr().cast(), PREFIX.len());
+        libc::write(2, what.as_ptr().cast(), what.len());
+        libc::write(2, b"\n".as_ptr().cast(), 1);
+        libc::abort()
     }
 }
 
