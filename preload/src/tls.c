@@ -118,6 +118,7 @@ struct memo_set {
 };
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -159,10 +160,17 @@ static void memo_release(void *p) {
     give_set(p);
 }
 
+/* memo.rs mirrors struct memo_set and struct peakprof_memo; it says whether it agrees. */
+extern _Bool peakprof_memo_layout_agrees(uint64_t memo_offset, uint64_t memo_size,
+                                         uint64_t memos);
+
 /* Once per process, on the first thread's first capture (which may come before the
- * library's constructor runs). pthread_key_create does not allocate. */
+ * library's constructor runs). pthread_key_create does not allocate. Without the key no
+ * thread gets a set: so too when the Rust side reads the sets with another layout. */
 static void make_memo_key(void) {
-    memo_key_made = pthread_key_create(&memo_key, memo_release) == 0;
+    memo_key_made = peakprof_memo_layout_agrees(offsetof(struct memo_set, memo),
+                                                sizeof(struct peakprof_memo), PEAKPROF_MEMOS) &&
+                    pthread_key_create(&memo_key, memo_release) == 0;
 }
 
 /* A set from the free list, else a fresh mapping (a system call rather than mmap(3),

@@ -415,42 +415,25 @@ fn reuse(
     ((lo, hi), (self_lo, self_hi)): ((u64, u64), (u64, u64)),
 ) -> Result<usize, usize> {
     let len = prev.len as usize;
-    let rest = len - j; // levels j..len, the first of which the caller already recorded
+    // Levels j..len; a length the program wrote over is refused rather than indexed past.
+    let Some(levels) = prev.level.get(j..len) else {
+        return Err(len);
+    };
+    let Some((first, outer_levels)) = levels.split_first() else {
+        return Err(len);
+    };
+    let rest = levels.len(); // the first of which the caller already recorded
     if level + rest > memo::LEVELS {
         return Err(len);
     }
-    // Every word the earlier walk read from level j on must be unchanged. Independent
-    // loads, unlike the walk's chain. The reads stay inside this thread's stack.
-    for i in j..len - 1 {
-        let (this, outer) = (&prev.level[i], &prev.level[i + 1]);
-        let ra_at = outer.sp.wrapping_sub(8);
-        if ra_at < lo || ra_at + 8 > hi {
-            return Err(len);
-        }
-        // SAFETY: inside `[lo, hi)`, the live part of this thread's stack (see `read`).
-        if unsafe { (ra_at as *const u64).read() } != outer.pc {
-            return Err(i + 1);
-        }
-        let slot = this.bp_slot();
-        if slot != 0 {
-            if slot < lo || slot + 8 > hi {
-                return Err(len);
-            }
-            // SAFETY: as above (and 8-aligned: only aligned reads are recorded).
-            // A reloaded frame pointer the rest of the walk never uses (rbp as an ordinary
-            // register: its saved value changes from call to call) need not be the same.
-            if unsafe { (slot as *const u64).read() } != outer.bp && prev.bp_live(i + 1) {
-                return Err(i + 1);
-            }
-        }
-    }
+    words_unchanged(prev, j, levels, lo, hi)?;
     // The frames: levels j+1.. minus this library's own (only ever innermost) and the
     // terminal zero.
-    let mut outer = &prev.level[j + 1..len];
+    let mut outer = outer_levels;
     if outer.last().is_some_and(|l| l.pc == 0) {
         outer = &outer[..outer.len() - 1];
     }
-    if prev.level[j].in_self() {
+    if first.in_self() {
         let skip = outer
             .iter()
             .take_while(|l| l.pc >= self_lo && l.pc < self_hi)
@@ -464,11 +447,69 @@ fn reuse(
     // The levels, flags included (they evolve from level j exactly as in the earlier
     // walk). The caller wrote level `level` (= earlier j) but for its step.
     if let Some(next) = next {
-        next.level[level].take_step_of(&prev.level[j]);
-        next.level[level + 1..level + rest].copy_from_slice(&prev.level[j + 1..len]);
+        next.level[level].take_step_of(first);
+        next.level[level + 1..level + rest].copy_from_slice(outer_levels);
         next.finish(level + rest, prev.generation);
     }
     Ok(out.len())
+}
+
+/// Whether every stack word the earlier walk `prev` read from its level `j` on (`levels`
+/// are its levels `j..`) still holds: `Err` as for [`reuse`] when not. Out of line, with
+/// few values live, so the loop keeps them in registers (inside `capture` it spilled them
+/// and ran ~28 instructions a level; ~16-20 here).
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn words_unchanged(
+    prev: &memo::Memo,
+    j: usize,
+    levels: &[memo::Level],
+    lo: u64,
+    hi: u64,
+) -> Result<(), usize> {
+    let len = j + levels.len();
+    // A word at `addr` lies in `[lo, hi)` when `addr - lo <= span`: one unsigned compare
+    // (an address below `lo` wraps to far above `span`).
+    let Some(span) = hi.saturating_sub(lo).checked_sub(8) else {
+        return Err(len);
+    };
+    // Independent loads, unlike the walk's chain. The reads stay inside this thread's
+    // stack.
+    let mut rest = levels;
+    while let [this, outer, ..] = rest {
+        // The level of `outer`, computed only where a check fails (one induction variable).
+        let i = len + 1 - rest.len();
+        rest = &rest[1..];
+        let ra_at = outer.sp.wrapping_sub(8);
+        if ra_at.wrapping_sub(lo) > span {
+            return Err(len);
+        }
+        // SAFETY: inside `[lo, hi)`, the live part of this thread's stack (see `read`).
+        if unsafe { (ra_at as *const u64).read() } != outer.pc {
+            return Err(i);
+        }
+        let slot = this.bp_slot();
+        if slot != 0 {
+            if slot.wrapping_sub(lo) > span {
+                return Err(len);
+            }
+            // SAFETY: as above (and 8-aligned: only aligned reads are recorded).
+            // A reloaded frame pointer the rest of the walk never uses (rbp as an ordinary
+            // register: its saved value changes from call to call) need not be the same.
+            if unsafe { (slot as *const u64).read() } != outer.bp && bp_live(prev, i) {
+                return Err(i);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`memo::Memo::bp_live`] kept out of [`words_unchanged`]'s loop: inlined, its set-up was
+/// hoisted into every iteration, though it is asked only when a reloaded `bp` differs.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn bp_live(prev: &memo::Memo, level: usize) -> bool {
+    prev.bp_live(level)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -195,6 +195,22 @@ pub struct MemoSet {
     memo: [Memo; MEMOS],
 }
 
+/// Whether `tls.c`'s `struct memo_set` is laid out as [`MemoSet`] assumes: where the memos
+/// start, the size of one, how many. The two are written twice (C and Rust), so the C side
+/// asks once per process before handing out a set, and hands out none on a mismatch: a
+/// one-sided edit then costs speed (no memos; the tests that count repeated walks fail)
+/// instead of walks read at the wrong offsets.
+#[no_mangle]
+pub extern "C" fn peakprof_memo_layout_agrees(
+    memo_offset: u64,
+    memo_size: u64,
+    memos: u64,
+) -> bool {
+    memo_offset == core::mem::offset_of!(MemoSet, memo) as u64
+        && memo_size == core::mem::size_of::<Memo>() as u64
+        && memos == MEMOS as u64
+}
+
 /// The walks a capture reads and the one it writes: a [`MemoSet`] whose order was checked
 /// to be a permutation.
 pub struct Walks<'a> {
