@@ -301,7 +301,8 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
             if !next.enter(level, (pc, sp, bp), in_self, first) {
                 memos = None; // no room: this walk will not be a memo
             } else if let Some(prev) = *newest {
-                let n = prev.len as usize;
+                // Clamped: a length the program wrote over must not index past the levels.
+                let n = (prev.len as usize).min(memo::LEVELS);
                 // Levels are ordered by sp in both walks: advance to the first not below ours.
                 while j < n && prev.level[j].sp < sp {
                     j += 1;
