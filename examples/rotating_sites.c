@@ -11,6 +11,13 @@
  * (all through junk_rbp_alloc and alloc_inner), 10,000,000 bytes in all with ROUNDS 1000.
  * Prints "repeated N of M" (N: captures that repeated an earlier walk whole, from the
  * preloaded library; M: allocations made) and exits 0, or 3 when not run under peakprof.
+ * With the argument "overwrite", phase 1 also writes lengths past the end (and zero) over
+ * the thread's memos every 97 allocations, through a debug export of the library, as a
+ * program writing over the profiler's memory might: the same peak must come out, and no
+ * crash. At the end, a new thread (whose memos are fresh, zero past what was written)
+ * allocates once through nocfi_alloc, whose missing unwind information ends that walk
+ * after one level, has that memo's length written over, and allocates from site_a: the
+ * walk then rises past the short memo's end, through its zero levels, to its top.
  *
  * Why it exists: the profiler's unwinder reuses earlier walks of the thread. A stack
  * repeated from a site visited four allocations ago must be met whole, although rbp
@@ -27,8 +34,10 @@
 #define _GNU_SOURCE
 #include <alloca.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ROUNDS 1000
 #define CHURN 20000
@@ -66,6 +75,19 @@ __asm__(".text\n"
         ".size junk_rbp_alloc, .-junk_rbp_alloc\n");
 
 void *junk_rbp_alloc(size_t n, unsigned long junk);
+
+/* void *nocfi_alloc(size_t n): malloc(n), with no unwind information at all. */
+__asm__(".text\n"
+        ".globl nocfi_alloc\n"
+        ".type nocfi_alloc,@function\n"
+        "nocfi_alloc:\n"
+        "  sub $8, %rsp\n"
+        "  call malloc@PLT\n"
+        "  add $8, %rsp\n"
+        "  ret\n"
+        ".size nocfi_alloc, .-nocfi_alloc\n");
+
+void *nocfi_alloc(size_t n);
 
 static unsigned long junk_state = 0x9e3779b97f4a7c15ul;
 
@@ -134,10 +156,26 @@ static long calibrate(void) {
 
 static void *held[ROUNDS][4];
 
-int main(void) {
+/* Lengths written over the memos: none, one past the levels, far past, the largest. */
+static const unsigned bad_lengths[4] = {0, 137, 1u << 20, 0xffffffffu};
+
+static void (*overwrite)(unsigned);
+
+/* The walk that follows a short memo's zero levels (see the top). */
+static void *past_a_short_memo(void *unused) {
+    (void)unused;
+    free(nocfi_alloc(64));
+    overwrite(1u << 20);
+    free(site_a());
+    return 0;
+}
+
+int main(int argc, char **argv) {
     unsigned long (*repeated)(void) =
         (unsigned long (*)(void))dlsym(RTLD_DEFAULT, "peakprof_debug_repeated_walks");
-    if (!repeated) {
+    if (argc > 1 && strcmp(argv[1], "overwrite") == 0)
+        overwrite = (void (*)(unsigned))dlsym(RTLD_DEFAULT, "peakprof_debug_overwrite_memo_lengths");
+    if (!repeated || (argc > 1 && !overwrite)) {
         fprintf(stderr, "rotating_sites: not running under peakprof\n");
         return 3;
     }
@@ -158,8 +196,11 @@ int main(void) {
     }
     unsigned long before = repeated();
     for (int r = 0; r < CHURN; r++)
-        for (int s = 0; s < 4; s++)
+        for (int s = 0; s < 4; s++) {
+            if (overwrite && (r * 4 + s) % 97 == 0)
+                overwrite(bad_lengths[(r * 4 + s) / 97 % 4]);
             free(sites[s]());
+        }
     for (int r = 0; r < ROUNDS; r++)
         for (int s = 0; s < 4; s++)
             if (!(held[r][s] = sites[s]())) return 1;
@@ -167,6 +208,12 @@ int main(void) {
     for (int r = 0; r < ROUNDS; r++)
         for (int s = 0; s < 4; s++)
             free(held[r][s]);
+    /* After the peak: glibc keeps a new thread's TLS block (it would be live at the peak). */
+    if (overwrite) {
+        pthread_t t;
+        if (pthread_create(&t, 0, past_a_short_memo, 0) != 0 || pthread_join(t, 0) != 0)
+            return 5;
+    }
     printf("repeated %lu of %d\n", n, (CHURN + ROUNDS) * 4);
     return 0;
 }

@@ -802,32 +802,59 @@ fn rotating_sites_repeat_earlier_walks_whole() {
     for options in [&[][..], &["--sample-rate", "1"][..]] {
         let run = peakprof_run_with(&c_example("rotating_sites.c"), &[], options);
         assert_exit(&run, 0, Some(0), None);
-        let out = run.stdout_str();
-        let counts: Vec<u64> = out
-            .trim()
-            .strip_prefix("repeated ")
-            .and_then(|rest| rest.split_once(" of "))
-            .map(|(n, m)| [n, m].iter().filter_map(|v| v.parse().ok()).collect())
-            .unwrap_or_default();
-        let [repeated, made] = counts[..] else {
-            panic!("{options:?}: unexpected output {out:?}\n{}", run.describe());
-        };
+        let [repeated, made] = rotating_sites_repeats(&run);
         // All but the first visit of each site (and of each phase's first round).
         assert!(
             repeated * 100 >= made * 99,
             "{options:?}: only {repeated} of {made} captures repeated an earlier walk whole"
         );
-        assert_peak_bytes(&run, 10_000_000);
-        let expected = [
-            ("site_a", 1_000_000),
-            ("site_b", 2_000_000),
-            ("site_c", 3_000_000),
-            ("site_d", 4_000_000),
-            ("junk_rbp_alloc", 10_000_000),
-            ("alloc_inner", 10_000_000),
-        ];
-        assert_functions(&run.folded(), &expected, function_bytes);
+        assert_rotating_sites_peak(&run);
     }
+}
+
+/// `rotating_sites`'s report: captures that repeated an earlier walk whole, of those made.
+fn rotating_sites_repeats(run: &Run) -> [u64; 2] {
+    let out = run.stdout_str();
+    let counts: Vec<u64> = out
+        .trim()
+        .strip_prefix("repeated ")
+        .and_then(|rest| rest.split_once(" of "))
+        .map(|(n, m)| [n, m].iter().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    counts
+        .try_into()
+        .unwrap_or_else(|_| panic!("unexpected output {out:?}\n{}", run.describe()))
+}
+
+/// `rotating_sites`'s peak, exactly, and the bytes each of its functions held there.
+fn assert_rotating_sites_peak(run: &Run) {
+    assert_peak_bytes(run, 10_000_000);
+    let expected = [
+        ("site_a", 1_000_000),
+        ("site_b", 2_000_000),
+        ("site_c", 3_000_000),
+        ("site_d", 4_000_000),
+        ("junk_rbp_alloc", 10_000_000),
+        ("alloc_inner", 10_000_000),
+    ];
+    assert_functions(&run.folded(), &expected, function_bytes);
+}
+
+/// The same program writing lengths past the end (and zero) over the thread's memos while
+/// it runs, as a program writing over the profiler's memory might: no capture reads past a
+/// memo or takes a wrong stack from one (PEAKPROF_CHECK_UNWIND compares them with full
+/// walks), the peak and its owners stay exact, and the memos recover (most captures still
+/// repeat an earlier walk whole).
+#[test]
+fn rotating_sites_survive_memo_lengths_written_over() {
+    let run = peakprof_run_with(&c_example("rotating_sites.c"), &["overwrite"], &[]);
+    assert_exit(&run, 0, Some(0), None);
+    let [repeated, made] = rotating_sites_repeats(&run);
+    assert!(
+        repeated * 100 >= made * 90,
+        "only {repeated} of {made} captures repeated an earlier walk whole"
+    );
+    assert_rotating_sites_peak(&run);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -147,3 +147,11 @@ pub extern "C" fn peakprof_debug_free_memo_buffers() -> usize {
 pub extern "C" fn peakprof_debug_repeated_walks() -> u64 {
     unwind::repeated_walks()
 }
+
+/// Writes `len` over the length field of every unwinder memo of the calling thread. For
+/// tests only (`examples/rotating_sites.c overwrite` looks it up with `dlsym`): a program
+/// that writes over the profiler's memory must not make a capture read past a memo.
+#[no_mangle]
+pub extern "C" fn peakprof_debug_overwrite_memo_lengths(len: u32) {
+    unwind::overwrite_memo_lengths(len)
+}

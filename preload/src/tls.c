@@ -161,16 +161,20 @@ static void memo_release(void *p) {
 }
 
 /* memo.rs mirrors struct memo_set and struct peakprof_memo; it says whether it agrees. */
-extern _Bool peakprof_memo_layout_agrees(uint64_t memo_offset, uint64_t memo_size,
-                                         uint64_t memos);
+extern _Bool peakprof_memo_layout_agrees(uint64_t repeated_offset, uint64_t order_offset,
+                                         uint64_t memo_offset, uint64_t memo_size,
+                                         uint64_t valid_offset, uint64_t memos);
 
 /* Once per process, on the first thread's first capture (which may come before the
  * library's constructor runs). pthread_key_create does not allocate. Without the key no
  * thread gets a set: so too when the Rust side reads the sets with another layout. */
 static void make_memo_key(void) {
-    memo_key_made = peakprof_memo_layout_agrees(offsetof(struct memo_set, memo),
-                                                sizeof(struct peakprof_memo), PEAKPROF_MEMOS) &&
-                    pthread_key_create(&memo_key, memo_release) == 0;
+    memo_key_made =
+        peakprof_memo_layout_agrees(offsetof(struct memo_set, repeated),
+                                    offsetof(struct memo_set, order),
+                                    offsetof(struct memo_set, memo), sizeof(struct peakprof_memo),
+                                    offsetof(struct peakprof_memo, valid), PEAKPROF_MEMOS) &&
+        pthread_key_create(&memo_key, memo_release) == 0;
 }
 
 /* A set from the free list, else a fresh mapping (a system call rather than mmap(3),

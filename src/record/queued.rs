@@ -19,7 +19,7 @@
 use super::live::{LiveAlloc, LiveHeap};
 
 /// Inserts held back. Enough allocations for a prefetch to land (a few hundred ns of the
-/// program's own work), few enough that a free scans them in two vector compares.
+/// program's own work), few enough that a free compares all their tags in one word.
 pub const QUEUED: usize = 8;
 
 /// Address -> live allocation, inserts queued.
@@ -36,11 +36,12 @@ pub struct QueuedHeap {
     next: usize,
 }
 
-/// The byte of an address a queue entry is tagged with: bits 4-11, the low bits that vary
-/// between heap blocks (allocators align blocks to 16 bytes).
+/// The byte of an address a queue entry is tagged with: bits 4-11 (the low bits that vary
+/// between heap blocks, which allocators align to 16 bytes) folded with bits 12-19, so that
+/// page-aligned blocks differ too.
 #[inline(always)]
 fn tag(addr: u64) -> u8 {
-    (addr >> 4) as u8
+    ((addr >> 4) ^ (addr >> 12)) as u8
 }
 
 impl QueuedHeap {
@@ -172,21 +173,22 @@ mod tests {
     #[test]
     fn addresses_sharing_a_tag_are_told_apart() {
         let mut h = QueuedHeap::new();
-        // Same bits 4-11, so the same tag; queued in an order where a false candidate
-        // comes before the true one.
-        let same_tag = [0x1010u64, 0x2010, 0x3010, 0x10_0010];
+        // Differing only above bit 19, so the same tag; queued in an order where a false
+        // candidate comes before the true one.
+        let same_tag = [0x1010u64, 0x10_1010, 0x20_1010, 0x1000_1010];
+        assert!(same_tag.iter().all(|&a| tag(a) == tag(same_tag[0])));
         for (i, &a) in same_tag.iter().enumerate() {
             assert_eq!(h.insert(a, block(i as u64 + 1)), None);
         }
         for (i, &a) in same_tag.iter().enumerate().rev() {
             assert_eq!(h.get(a), Some(block(i as u64 + 1)));
         }
-        assert_eq!(h.get(0x4010), None);
-        assert_eq!(h.remove(0x2010), Some(block(2)));
-        assert_eq!(h.get(0x2010), None);
-        assert_eq!(h.get(0x3010), Some(block(3)));
+        assert_eq!(h.get(0x30_1010), None);
+        assert_eq!(h.remove(0x10_1010), Some(block(2)));
+        assert_eq!(h.get(0x10_1010), None);
+        assert_eq!(h.get(0x20_1010), Some(block(3)));
         // A freed entry keeps its stale tag: it must not be taken for the address.
-        assert_eq!(h.remove(0x2010), None);
+        assert_eq!(h.remove(0x10_1010), None);
         assert_eq!(h.len(), 3);
     }
 
@@ -218,8 +220,9 @@ mod tests {
 
     fn ops() -> impl Strategy<Value = Vec<Op>> {
         // Few addresses, so queue hits, table hits and replacements all happen; three share
-        // each tag (bits 4-11), so tag matches that are not the address happen too.
-        let addr = (1u64..40, 0u64..3).prop_map(|(a, k)| a * 16 + (k << 12));
+        // each tag (they differ only above bit 19), so tag matches that are not the
+        // address happen too.
+        let addr = (1u64..40, 0u64..3).prop_map(|(a, k)| a * 16 + (k << 20));
         let op = prop_oneof![
             3 => (addr.clone(), 0u64..5000).prop_map(|(a, s)| Op::Insert(a, s)),
             2 => addr.prop_map(Op::Remove),

@@ -486,7 +486,8 @@ fn words_unchanged(
             return Err(len);
         }
         // SAFETY: inside `[lo, hi)`, the live part of this thread's stack (see `read`).
-        if unsafe { (ra_at as *const u64).read() } != outer.pc {
+        // Unaligned-safe: a memo the program wrote over may hold any address.
+        if unsafe { (ra_at as *const u64).read_unaligned() } != outer.pc {
             return Err(i);
         }
         let slot = this.bp_slot();
@@ -494,10 +495,10 @@ fn words_unchanged(
             if slot.wrapping_sub(lo) > span {
                 return Err(len);
             }
-            // SAFETY: as above (and 8-aligned: only aligned reads are recorded).
+            // SAFETY: as above.
             // A reloaded frame pointer the rest of the walk never uses (rbp as an ordinary
             // register: its saved value changes from call to call) need not be the same.
-            if unsafe { (slot as *const u64).read() } != outer.bp && bp_live(prev, i) {
+            if unsafe { (slot as *const u64).read_unaligned() } != outer.bp && bp_live(prev, i) {
                 return Err(i);
             }
         }

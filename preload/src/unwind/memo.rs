@@ -195,20 +195,32 @@ pub struct MemoSet {
     memo: [Memo; MEMOS],
 }
 
-/// Whether `tls.c`'s `struct memo_set` is laid out as [`MemoSet`] assumes: where the memos
-/// start, the size of one, how many. The two are written twice (C and Rust), so the C side
-/// asks once per process before handing out a set, and hands out none on a mismatch: a
+/// Whether `tls.c`'s `struct memo_set` is laid out as [`MemoSet`] assumes, in every field
+/// the C side writes: where `repeated`, `order` and the memos start, a memo's size and where
+/// its `valid` flag is, how many memos. The two are written twice (C and Rust), so the C
+/// side asks once per process before handing out a set, and hands out none on a mismatch: a
 /// one-sided edit then costs speed (no memos; the tests that count repeated walks fail)
 /// instead of walks read at the wrong offsets.
 #[no_mangle]
 pub extern "C" fn peakprof_memo_layout_agrees(
+    repeated_offset: u64,
+    order_offset: u64,
     memo_offset: u64,
     memo_size: u64,
+    valid_offset: u64,
     memos: u64,
 ) -> bool {
-    memo_offset == core::mem::offset_of!(MemoSet, memo) as u64
-        && memo_size == core::mem::size_of::<Memo>() as u64
-        && memos == MEMOS as u64
+    use core::mem::{offset_of, size_of};
+    [
+        (repeated_offset, offset_of!(MemoSet, repeated)),
+        (order_offset, offset_of!(MemoSet, order)),
+        (memo_offset, offset_of!(MemoSet, memo)),
+        (memo_size, size_of::<Memo>()),
+        (valid_offset, offset_of!(Memo, valid)),
+        (memos, MEMOS),
+    ]
+    .iter()
+    .all(|&(c, rust)| c == rust as u64)
 }
 
 /// The walks a capture reads and the one it writes: a [`MemoSet`] whose order was checked
@@ -409,6 +421,18 @@ pub fn walks() -> Option<Walks<'static>> {
 /// [`crate::peakprof_debug_repeated_walks`]).
 pub fn repeated_walks() -> u64 {
     set().map_or(0, |s| s.repeated)
+}
+
+/// Writes `len` over the length of every memo of this thread, as a program writing over
+/// the profiler's memory might (for tests, through
+/// [`crate::peakprof_debug_overwrite_memo_lengths`]): a capture must not index past a
+/// memo's levels whatever its length says.
+pub fn overwrite_lengths(len: u32) {
+    if let Some(set) = set() {
+        for memo in &mut set.memo {
+            memo.len = len;
+        }
+    }
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);

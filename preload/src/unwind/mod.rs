@@ -15,7 +15,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use memo::{
     fork_child as memo_fork_child, fork_parent as memo_fork_parent,
-    fork_prepare as memo_fork_prepare, free_buffers as free_memo_buffers, repeated_walks,
+    fork_prepare as memo_fork_prepare, free_buffers as free_memo_buffers,
+    overwrite_lengths as overwrite_memo_lengths, repeated_walks,
 };
 pub use modules::{forget_modules, fork_child, fork_parent, fork_prepare};
 
