@@ -621,10 +621,25 @@ fn sigpipe_inherited_ignored_and_blocked_signals_reach_the_program() {
             RUN_TIMEOUT,
         )
     };
-    let expected = "SIGPIPE ignored\nSIGUSR1 default blocked\nSIGTERM default blocked\n\
-                    SIGHUP ignored\nSIGINT default\n";
     let program = [&[dispositions.as_os_str()], &names[..]].concat();
     let plain = started_with(&program);
+    // SIGINT is left as this test found it: at its default, or ignored when the tests run
+    // in a background job of a shell without job control.
+    let int = plain
+        .stdout_str()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        ["SIGINT default", "SIGINT ignored"].contains(&int.as_str()),
+        "{}",
+        plain.describe()
+    );
+    let expected = format!(
+        "SIGPIPE ignored\nSIGUSR1 default blocked\nSIGTERM default blocked\n\
+         SIGHUP ignored\n{int}\n"
+    );
     assert_eq!(plain.stdout_str(), expected, "{}", plain.describe());
     let out = base.join("out");
     let mut argv = ["run", "-q", "-o"].map(OsStr::new).to_vec();
