@@ -478,7 +478,7 @@ fn words_unchanged(
     // stack.
     let mut rest = levels;
     while let [this, outer, ..] = rest {
-        // The level of `outer`, computed only where a check fails (one induction variable).
+        // The level of `outer`, for the error only.
         let i = len + 1 - rest.len();
         rest = &rest[1..];
         let ra_at = outer.sp.wrapping_sub(8);
