@@ -255,14 +255,7 @@ impl<'a> Walks<'a> {
     #[inline(always)]
     pub fn promote(self, k: usize) {
         *self.repeated += 1;
-        // By hand: `rotate_right` on a few bytes is a call and ~50 instructions.
-        if k < EARLIER {
-            let moved = self.order[k];
-            for i in (0..k).rev() {
-                self.order[i + 1] = self.order[i];
-            }
-            self.order[0] = moved;
-        }
+        to_front(self.order, k);
     }
 
     /// For a walk of its own: the newest earlier walk (to meet further out), the walk to
@@ -292,15 +285,24 @@ impl Order<'_> {
     /// newest; the oldest is the next to write.
     #[inline(always)]
     pub fn push_next(self, first_sp: u64) {
-        // By hand, as in `promote`.
         let written = self.order[EARLIER];
         if let Some(sp) = self.first_sp.get_mut(usize::from(written)) {
             *sp = first_sp;
         }
-        for i in (0..EARLIER).rev() {
-            self.order[i + 1] = self.order[i];
+        to_front(self.order, EARLIER);
+    }
+}
+
+/// Moves `order[k]` to the front, the entries before it one place back (`k` past the end:
+/// nothing). By hand: `rotate_right` on a few bytes is a call and ~50 instructions.
+#[inline(always)]
+fn to_front(order: &mut [u8; MEMOS], k: usize) {
+    if k < MEMOS {
+        let moved = order[k];
+        for i in (0..k).rev() {
+            order[i + 1] = order[i];
         }
-        self.order[0] = written;
+        order[0] = moved;
     }
 }
 
