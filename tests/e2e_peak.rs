@@ -800,20 +800,17 @@ fn single_to_multi_thread_peak_exact() {
 #[test]
 fn rotating_sites_repeat_earlier_walks_whole() {
     for options in [&[][..], &["--sample-rate", "1"][..]] {
-        let run = peakprof_run_with(&c_example("rotating_sites.c"), &[], options);
-        assert_exit(&run, 0, Some(0), None);
-        let [repeated, made] = rotating_sites_repeats(&run);
         // All but the first visit of each site (and of each phase's first round).
-        assert!(
-            repeated * 100 >= made * 99,
-            "{options:?}: only {repeated} of {made} captures repeated an earlier walk whole"
-        );
-        assert_rotating_sites_peak(&run);
+        run_rotating_sites(&[], options, 99);
     }
 }
 
-/// `rotating_sites`'s report: captures that repeated an earlier walk whole, of those made.
-fn rotating_sites_repeats(run: &Run) -> [u64; 2] {
+/// Runs `rotating_sites` with `args` under peakprof with `options`: it exits 0, at least
+/// `min_percent` of its captures repeated an earlier walk whole, and its peak and the bytes
+/// each of its functions held there are exact.
+fn run_rotating_sites(args: &[&str], options: &[&str], min_percent: u64) {
+    let run = peakprof_run_with(&c_example("rotating_sites.c"), args, options);
+    assert_exit(&run, 0, Some(0), None);
     let out = run.stdout_str();
     let counts: Vec<u64> = out
         .trim()
@@ -821,14 +818,17 @@ fn rotating_sites_repeats(run: &Run) -> [u64; 2] {
         .and_then(|rest| rest.split_once(" of "))
         .map(|(n, m)| [n, m].iter().filter_map(|v| v.parse().ok()).collect())
         .unwrap_or_default();
-    counts
-        .try_into()
-        .unwrap_or_else(|_| panic!("unexpected output {out:?}\n{}", run.describe()))
-}
-
-/// `rotating_sites`'s peak, exactly, and the bytes each of its functions held there.
-fn assert_rotating_sites_peak(run: &Run) {
-    assert_peak_bytes(run, 10_000_000);
+    let [repeated, made] = counts[..] else {
+        panic!(
+            "{args:?} {options:?}: unexpected output {out:?}\n{}",
+            run.describe()
+        );
+    };
+    assert!(
+        repeated * 100 >= made * min_percent,
+        "{args:?} {options:?}: only {repeated} of {made} captures repeated an earlier walk whole"
+    );
+    assert_peak_bytes(&run, 10_000_000);
     let expected = [
         ("site_a", 1_000_000),
         ("site_b", 2_000_000),
@@ -847,14 +847,7 @@ fn assert_rotating_sites_peak(run: &Run) {
 /// repeat an earlier walk whole).
 #[test]
 fn rotating_sites_survive_memo_lengths_written_over() {
-    let run = peakprof_run_with(&c_example("rotating_sites.c"), &["overwrite"], &[]);
-    assert_exit(&run, 0, Some(0), None);
-    let [repeated, made] = rotating_sites_repeats(&run);
-    assert!(
-        repeated * 100 >= made * 90,
-        "only {repeated} of {made} captures repeated an earlier walk whole"
-    );
-    assert_rotating_sites_peak(&run);
+    run_rotating_sites(&["overwrite"], &[], 90);
 }
 
 // ---------------------------------------------------------------------------------------
