@@ -47,7 +47,7 @@ static double next_uniform(void) {
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* The natural logarithm, from sampled.rs (pure Rust: the library links no libm). */
+/* The natural logarithm, from thread.rs (pure Rust: the library links no libm). */
 double peakprof_ln(double x);
 
 static int64_t next_interval(uint64_t rate) {
