@@ -10,8 +10,9 @@
 # not refresh target/release/libpeakprof_preload.so; the copy inside `peakprof` is built by
 # a nested cargo) and copy it aside before changing the code. The inputs are those of
 # benches/run.py at its smaller sizes (150 functions, 60k rows, 15k records): run
-# `python3 benches/run.py --quick` once to generate them. Each count takes 30-60 s; the
-# counts are deterministic, so one run per library is enough.
+# `python3 benches/run.py --quick` once to generate them. Each count takes 30-60 s. Counts
+# repeat to ~0.1% (the profiler's clock-driven paths vary a little from run to run), so
+# one run per library shows changes above that.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 inputs=$root/target/bench/inputs
