@@ -10,6 +10,7 @@ mod peak;
 mod queued;
 mod size_table;
 mod stacks;
+mod swar;
 mod timeline;
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! its address from the queue into the table.
 
 use super::live::{LiveAlloc, LiveHeap};
+use super::swar::bytes_equal;
 
 /// Inserts held back. Enough allocations for a prefetch to land (a few hundred ns of the
 /// program's own work), few enough that a free compares all their tags in one word.
@@ -58,20 +59,14 @@ impl QueuedHeap {
 
     /// The queue entry holding `addr` (never one for address 0, the free-entry mark).
     /// Every malloc and free asks, so it is kept short: the eight tags are compared at
-    /// once in one word (a zero byte of `tags ^ wanted` marks a candidate), and only the
-    /// candidates' addresses are compared. Eight 64-bit compares took ~34 instructions:
+    /// once in one word ([`bytes_equal`]), and only the candidates' addresses are compared. Eight 64-bit compares took ~34 instructions:
     /// the baseline x86-64 vector set has no 64-bit compare, so they did not vectorize.
     #[inline]
     fn position(&self, addr: u64) -> Option<usize> {
         if addr == 0 {
             return None;
         }
-        const ONES: u64 = u64::from_le_bytes([1; QUEUED]);
-        const HIGHS: u64 = ONES << 7;
-        let diff = u64::from_le_bytes(self.tags) ^ (ONES * u64::from(tag(addr)));
-        // The high bit of every zero byte, and perhaps of bytes above one (a borrow): a
-        // superset of the matches, which the address compare narrows.
-        let mut candidates = diff.wrapping_sub(ONES) & !diff & HIGHS;
+        let mut candidates = bytes_equal(u64::from_le_bytes(self.tags), tag(addr));
         while candidates != 0 {
             let i = (candidates.trailing_zeros() / 8) as usize;
             if self.addr[i] == addr {

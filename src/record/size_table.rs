@@ -21,6 +21,8 @@
 //! home bucket scales the hash onto it), so it stays 60-80% full: 11.4-15.3 bytes per
 //! block. Doubling, as it did before, left it 40-80% full: up to 23 bytes per block.
 
+use super::swar::bytes_equal;
+
 /// Bits of the packed size.
 const SIZE_BITS: u32 = 21;
 /// Sizes below this pack.
@@ -55,8 +57,6 @@ fn key_of(entry: u64) -> u64 {
 /// `ctrl`'s bytes 0..7 (one per word): 0 when the word is empty, else the word's tag,
 /// whose top bit is set.
 const TAG_BYTES: u64 = 0x0080_8080_8080_8080;
-const LOW_7_BITS: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-const EACH_BYTE: u64 = 0x0101_0101_0101_0101;
 /// `ctrl`'s top byte: the overflow count, which stays at this once it gets there.
 const OVERFLOW_STUCK: u64 = 0xFF;
 const OVERFLOW_ONE: u64 = 1 << 56;
@@ -76,11 +76,8 @@ impl Bucket {
     /// still hold another key (1 in 128 per occupied word).
     #[inline]
     fn tag_matches(&self, tag: u8) -> u64 {
-        let x = self.ctrl ^ (u64::from(tag) * EACH_BYTE);
-        // A byte's top bit ends up clear exactly when the byte was 0 (no carry crosses
-        // bytes: 0x7F + 0x7F < 0x100).
-        let t = ((x & LOW_7_BITS) + LOW_7_BITS) | x;
-        !t & TAG_BYTES
+        // The top byte is the overflow count, not a tag.
+        bytes_equal(self.ctrl, tag) & TAG_BYTES
     }
 
     /// The top bit of byte i set when word i is empty.
