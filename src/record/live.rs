@@ -26,7 +26,9 @@
 //! position the key, and so the address, comes back. The rest of the 80 bits holds a 24-bit stack id
 //! and the size: `5 + q` bits (15 bits, 32 KiB, in the first table of 1024 slots; 26 bits,
 //! 64 MiB, from a million slots on). Probing compares one word per slot, with no hashing.
-//! Up to 2^31 slots (1.7 billion live blocks): past that, a home's multiply would overflow.
+//! A table stops growing at 2^31 slots (1.7 billion live blocks, 20 GiB): a home's
+//! multiply would overflow past 2^32. Blocks past that go to the side map, slower but
+//! exact.
 //!
 //! The rare block that does not fit (an address not 8-aligned or past 2^47, a stack id
 //! past 2^24, a size past the slot's field, or a block more than 126 slots from home) goes
@@ -76,6 +78,8 @@ const MAX_LOAD_PER_1024: usize = 819;
 const GROWTH: (usize, usize) = (5, 4);
 /// Slots of a table's first allocation (10 KiB).
 const MIN_SLOTS: usize = 1024;
+/// Slots a table grows to at most (see the module comment).
+const MAX_SLOTS: usize = 1 << 31;
 
 /// Hashes addresses (for the side map): a folded 128-bit multiply spreads both the low
 /// bits (which malloc aligns to 16) and the high bits (which are nearly constant) over the
@@ -184,7 +188,7 @@ struct Shape {
 
 impl Shape {
     fn new(n: usize) -> Shape {
-        debug_assert!(n > 0 && n < 1 << 31);
+        debug_assert!(n > 0 && n <= MAX_SLOTS);
         let q = n.ilog2();
         let rem_bits = KEY_BITS - q;
         let size_shift = DIST_BITS + rem_bits;
@@ -344,6 +348,8 @@ pub struct LiveHeap {
     shape: Shape,
     len: usize,
     wide: AddrMap<LiveAlloc>,
+    /// The most slots the table may grow to: [`MAX_SLOTS`] when 0 (tests set less).
+    max_slots: usize,
 }
 
 impl core::fmt::Debug for LiveHeap {
@@ -416,10 +422,8 @@ impl LiveHeap {
     /// (only possible when a free was missed).
     #[inline]
     pub fn insert(&mut self, addr: u64, alloc: LiveAlloc) -> Option<LiveAlloc> {
-        if (self.len + 1) * 1024 > self.shape.n * MAX_LOAD_PER_1024 {
-            self.grow();
-        }
-        if !self.shape.fits(addr, alloc) {
+        let full = (self.len + 1) * 1024 > self.shape.n * MAX_LOAD_PER_1024 && !self.grow();
+        if full || !self.shape.fits(addr, alloc) {
             let old = self.remove_slot(addr);
             return self.wide.insert(addr, alloc).or(old);
         }
@@ -515,9 +519,19 @@ impl LiveHeap {
         Some(found)
     }
 
+    /// Grows the table by a step, up to its largest size; returns whether it grew.
     #[cold]
-    fn grow(&mut self) {
-        self.resize((self.shape.n * GROWTH.0 / GROWTH.1).max(MIN_SLOTS));
+    fn grow(&mut self) -> bool {
+        let most = match self.max_slots {
+            0 => MAX_SLOTS,
+            m => m,
+        };
+        let n = (self.shape.n * GROWTH.0 / GROWTH.1).clamp(MIN_SLOTS, most);
+        if n <= self.shape.n {
+            return false;
+        }
+        self.resize(n);
+        true
     }
 
     /// Moves every block into a table of `n` slots (which must have room for them all);
@@ -821,6 +835,43 @@ mod tests {
         assert_eq!(growths, 1 + 27, "{} slots", h.slots.len());
     }
 
+    #[test]
+    fn a_table_at_its_largest_size_sends_the_rest_to_the_side_map() {
+        let mut h = LiveHeap {
+            max_slots: 1280,
+            ..LiveHeap::new()
+        };
+        let addr = |i: u64| 0x7000_0000 + i * 16;
+        for i in 0..5000 {
+            assert_eq!(h.insert(addr(i), block(i, 7)), None);
+        }
+        // One growth from the first 1024 slots, then no more: the table stays at most 80%
+        // full and the rest waits in the side map.
+        assert_eq!(h.slots.len(), 1280);
+        assert!(
+            h.len * 1024 <= 1280 * MAX_LOAD_PER_1024,
+            "{} in the table",
+            h.len
+        );
+        assert_eq!(h.len(), 5000);
+        check_slots(&h);
+        for i in 0..5000 {
+            assert_eq!(h.get(addr(i)), Some(block(i, 7)), "block {i}");
+        }
+        // Replacing a block that is in the table while it is full moves it out.
+        let in_table = (0..5000).find(|&i| h.find(addr(i)).is_some()).unwrap();
+        assert_eq!(
+            h.insert(addr(in_table), block(1, 2)),
+            Some(block(in_table, 7))
+        );
+        assert_eq!(h.get(addr(in_table)), Some(block(1, 2)));
+        assert_eq!(h.len(), 5000);
+        for i in 0..5000 {
+            assert!(h.remove(addr(i)).is_some(), "block {i}");
+        }
+        assert!(h.is_empty());
+    }
+
     /// The table's own rules: every block sits at most as far from home as a slot says,
     /// with every slot from its home to it taken, and no block further from home than the
     /// one after it plus one (Robin Hood order), blocks of one home in hash order; `len`
@@ -1074,7 +1125,7 @@ mod tests {
         /// Any 8-aligned user address comes back from its hash, and any hash's top bits
         /// from its home, in tables of any size.
         #[test]
-        fn addresses_and_top_bits_come_back(a in 1u64..ADDR_LIMIT / 8, n in MIN_SLOTS..1 << 30, h in 0..KEY_MASK) {
+        fn addresses_and_top_bits_come_back(a in 1u64..ADDR_LIMIT / 8, n in MIN_SLOTS..=MAX_SLOTS, h in 0..KEY_MASK) {
             prop_assert_eq!(addr_of(hash(a * 8)), a * 8);
             let shape = Shape::new(n);
             let (home, _) = shape.split(h);
