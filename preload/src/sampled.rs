@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use peakprof::format::live::{SharedTotals, LAZY_TOTAL};
 use peakprof::format::Profile;
-use peakprof::record::{pack_size, Recorder, SizeTable, PREFETCH_FROM_LEN};
+use peakprof::record::{pack_size, Recorder, SizeTable};
 
 use crate::guard::keep_errno;
 use crate::livefile::MappedStore;
@@ -347,8 +347,9 @@ fn tick(t: Thread) {
     }
 }
 
-/// Set once some table held [`PREFETCH_FROM_LEN`] blocks: from then on frees prefetch
-/// their bucket (see [`free_lookup_address`]). Small tables stay in cache, and asking
+/// Set once some table queues its inserts ([`SizeTable::queues`]: big enough for its
+/// lookups to miss in cache): from then on frees prefetch their bucket (see
+/// [`free_lookup_address`]). Small tables stay in cache, and asking
 /// every free whether its table is big cost churn ~20 instructions per free.
 static PREFETCH: AtomicBool = AtomicBool::new(false);
 
@@ -391,8 +392,14 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
         g.alloc_bytes += size;
     }
     let stale = g.table.insert(entry).unwrap_or(0);
-    if g.table.len() == PREFETCH_FROM_LEN {
-        PREFETCH.store(true, Ordering::Relaxed);
+    if g.table.queues() {
+        // The block waits in the table's queue: start loading the bucket it will enter.
+        if let Some(line) = g.table.home_address(addr) {
+            crate::state::prefetch(line);
+        }
+        if !PREFETCH.load(Ordering::Relaxed) {
+            PREFETCH.store(true, Ordering::Relaxed);
+        }
     }
     let s = shared();
     if plain(s, single) {

@@ -171,7 +171,7 @@ pub fn prefetch_for_free(addr: usize) {
 
 /// Starts loading the cache line at `line`.
 #[inline(always)]
-fn prefetch(line: usize) {
+pub(crate) fn prefetch(line: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
     unsafe {

@@ -20,6 +20,15 @@
 //! The table grows by a third at 80% full (a bucket count that is not a power of two: the
 //! home bucket scales the hash onto it), so it stays 60-80% full: 11.4-15.3 bytes per
 //! block. Doubling, as it did before, left it 40-80% full: up to 23 bytes per block.
+//!
+//! Once the table is too big to stay in a core's cache, the bucket a new block goes to is
+//! a cache miss on every allocation, with nothing to overlap it: the address is known only
+//! when the real allocator returns. So, as the exact live map does (`queued.rs`), a new
+//! block waits in a queue of [`QUEUED`] entries, its caller prefetches its home bucket
+//! ([`SizeTable::home_address`]), and it enters the buckets [`QUEUED`] allocations later,
+//! when the line is in cache; a block freed while queued never touches the buckets. A
+//! block at an address the buckets still hold (a free that was never seen) is then handed
+//! back when the new one enters the buckets, not at once.
 
 use super::swar::bytes_equal;
 
@@ -142,19 +151,41 @@ fn first(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
-/// Tables of at least this many buckets (256 KiB) are worth prefetching from.
+/// Tables of at least this many buckets (256 KiB) are worth prefetching from, and queue
+/// their inserts.
 const PREFETCH_FROM_BUCKETS: usize = 4096;
 
-/// A table that held this many blocks has at least [`PREFETCH_FROM_BUCKETS`] buckets
-/// (it grows at 80% load and never shrinks): a caller can note once that prefetching
-/// became worth it, instead of asking on every free.
-pub const PREFETCH_FROM_LEN: usize = PREFETCH_FROM_BUCKETS * WAYS * MAX_LOAD.0 / MAX_LOAD.1;
+/// A table that held this many blocks has at least [`PREFETCH_FROM_BUCKETS`] buckets (it
+/// grows at 80% load and never shrinks).
+#[cfg(test)]
+const PREFETCH_FROM_LEN: usize = PREFETCH_FROM_BUCKETS * WAYS * MAX_LOAD.0 / MAX_LOAD.1;
+
+/// Inserts held back in a big table: enough allocations for a prefetch to land, few
+/// enough that a free compares all their tags in one word.
+const QUEUED: usize = 8;
+
+/// The byte of a key a queue entry is tagged with: address bits 4-11 (which vary between
+/// heap blocks) folded with bits 12-19, so that page-aligned blocks differ too.
+#[inline(always)]
+fn queue_tag(key: u64) -> u8 {
+    (key ^ (key >> 8)) as u8
+}
 
 /// Address -> size of the blocks that pack (see [`pack`]).
 #[derive(Debug, Clone, Default)]
 pub struct SizeTable {
     buckets: Vec<Bucket>,
+    /// Blocks in the buckets.
     len: usize,
+    /// Blocks in the queue.
+    queued_len: usize,
+    /// Packed entries waiting to enter the buckets (0: a free entry). Used only once the
+    /// table has [`PREFETCH_FROM_BUCKETS`] buckets, which it never loses.
+    queue: [u64; QUEUED],
+    /// One byte of each queued entry's key ([`queue_tag`]); a freed entry keeps its tag.
+    queue_tags: [u8; QUEUED],
+    /// The queue entry the next insert takes (the oldest, when all are in use).
+    queue_next: usize,
 }
 
 impl SizeTable {
@@ -163,17 +194,21 @@ impl SizeTable {
         Self {
             buckets: Vec::new(),
             len: 0,
+            queued_len: 0,
+            queue: [0; QUEUED],
+            queue_tags: [0; QUEUED],
+            queue_next: 0,
         }
     }
 
     /// Number of blocks held.
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.queued_len
     }
 
     /// Whether the table holds no block.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Sum of the sizes held (walks the table: for checks, not for hooks).
@@ -259,11 +294,67 @@ impl SizeTable {
         }
     }
 
+    /// Whether new blocks wait in the queue: the table is too big to stay in a core's
+    /// cache, and lookups are worth prefetching ([`Self::home_address`]). Once true, true
+    /// for good (a table never shrinks).
+    #[inline]
+    pub fn queues(&self) -> bool {
+        self.buckets.len() >= PREFETCH_FROM_BUCKETS
+    }
+
+    /// The queue entry holding `key`: the eight tags compared at once, then only the
+    /// candidates' keys (a free entry is 0, whose key no block has).
+    #[inline]
+    fn queued(&self, key: u64) -> Option<usize> {
+        let mut candidates = bytes_equal(u64::from_le_bytes(self.queue_tags), queue_tag(key));
+        while candidates != 0 {
+            let i = (candidates.trailing_zeros() / 8) as usize;
+            if key_of(self.queue[i]) == key {
+                return Some(i);
+            }
+            candidates &= candidates - 1;
+        }
+        None
+    }
+
     /// Records the packed `entry` (from [`pack`]). Returns the size of a block the table
-    /// held at the same address, which is no longer live (its free was never seen).
+    /// held at an address that was allocated again (its free was never seen), which is no
+    /// longer live: at once, or, for a block in the buckets while the table queues, when
+    /// the new one enters them (see the module comment). A caller that queued `entry`
+    /// should prefetch [`Self::home_address`] for it.
     #[inline]
     pub fn insert(&mut self, entry: u64) -> Option<u64> {
         debug_assert!(entry != 0);
+        if self.queues() {
+            self.insert_queued(entry)
+        } else {
+            self.insert_in_buckets(entry)
+        }
+    }
+
+    /// [`Self::insert`] in a table that queues. Out of line: it keeps the small tables'
+    /// path short (churn), and here the bucket miss it saves is worth far more than a call.
+    #[inline(never)]
+    fn insert_queued(&mut self, entry: u64) -> Option<u64> {
+        let key = key_of(entry);
+        if let Some(i) = self.queued(key) {
+            return Some(core::mem::replace(&mut self.queue[i], entry) & SIZE_MASK);
+        }
+        let i = self.queue_next;
+        self.queue_next = (i + 1) % QUEUED;
+        self.queue_tags[i] = queue_tag(key);
+        let oldest = core::mem::replace(&mut self.queue[i], entry);
+        if oldest == 0 {
+            self.queued_len += 1;
+            return None;
+        }
+        self.insert_in_buckets(oldest)
+    }
+
+    /// Puts `entry` in the buckets; returns the size of a block held there at the same
+    /// address, which it replaces.
+    #[inline]
+    fn insert_in_buckets(&mut self, entry: u64) -> Option<u64> {
         if (self.len + 1) * MAX_LOAD.1 > self.buckets.len() * WAYS * MAX_LOAD.0 {
             self.grow();
         }
@@ -292,6 +383,12 @@ impl SizeTable {
     #[inline]
     pub fn remove(&mut self, addr: u64) -> Option<u64> {
         let key = key_of(pack(addr, 0)?);
+        if self.queues() {
+            if let Some(i) = self.queued(key) {
+                self.queued_len -= 1;
+                return Some(core::mem::take(&mut self.queue[i]) & SIZE_MASK);
+            }
+        }
         let (b, i) = self.find(key)?;
         let size = self.buckets[b].take(i) & SIZE_MASK;
         self.len -= 1;
@@ -318,6 +415,7 @@ impl SizeTable {
         self.buckets
             .iter()
             .flat_map(|b| b.words)
+            .chain(self.queue)
             .filter(|&e| e != 0)
             .map(|e| (key_of(e) << 4, e & SIZE_MASK))
     }
@@ -341,14 +439,21 @@ mod tests {
         // By the length that tells a caller prefetching pays, it does.
         assert!(t.buckets.len() >= PREFETCH_FROM_BUCKETS);
         let base = t.buckets.as_ptr() as usize;
+        let mut queued = 0;
         for i in 0..PREFETCH_FROM_LEN as u64 {
             let line = t.home_address(addr(i)).unwrap();
-            let (b, _) = t.find(key_of(pack(addr(i), 0).unwrap())).unwrap();
+            let key = key_of(pack(addr(i), 0).unwrap());
+            if t.queued(key).is_some() {
+                queued += 1; // not in the buckets yet
+                continue;
+            }
+            let (b, _) = t.find(key).unwrap();
             let (home, _) = t.slot(key_of(pack(addr(i), 0).unwrap()));
             assert_eq!(line, base + home * core::mem::size_of::<Bucket>());
             // The lookup reads that line first, and mostly finds the block right there.
             assert!(b == home || t.buckets[home].overflow() > 0);
         }
+        assert_eq!(queued, QUEUED);
         assert_eq!(t.home_address(0x1008), None, "does not pack");
     }
 
@@ -504,6 +609,78 @@ mod tests {
     }
 
     /// Addresses drawn from a small range so that probe runs collide and wrap.
+    /// Where [`queueing_table`] puts its blocks.
+    fn filler(i: u64) -> u64 {
+        0x6000_0000_0000 + 16 * i
+    }
+
+    /// A table big enough to queue its inserts, holding `PREFETCH_FROM_LEN` blocks of 8
+    /// bytes at [`filler`] addresses, all in the buckets (built once, then cloned: the
+    /// proptest below starts every case from it).
+    fn queueing_table() -> SizeTable {
+        static BUILT: std::sync::LazyLock<SizeTable> = std::sync::LazyLock::new(|| {
+            let mut t = SizeTable::new();
+            for i in 0..PREFETCH_FROM_LEN as u64 {
+                t.insert(pack(filler(i), 8).unwrap());
+            }
+            assert!(t.queues());
+            // Move what the filler left queued into the buckets.
+            for i in 0..QUEUED {
+                let e = core::mem::take(&mut t.queue[i]);
+                if e != 0 {
+                    assert_eq!(t.insert_in_buckets(e), None);
+                }
+            }
+            (t.queued_len, t.queue_next) = (0, 0);
+            assert_eq!((t.len(), t.queued_len), (PREFETCH_FROM_LEN, 0));
+            t
+        });
+        BUILT.clone()
+    }
+
+    #[test]
+    fn a_block_freed_while_queued_never_reaches_the_buckets() {
+        let mut t = queueing_table();
+        let n = PREFETCH_FROM_LEN;
+        for i in 1..=QUEUED as u64 {
+            assert_eq!(t.insert(pack(i * 16, i).unwrap()), None);
+        }
+        assert_eq!((t.len(), t.queued_len), (n + QUEUED, QUEUED));
+        assert_eq!(t.remove(16), Some(1));
+        assert_eq!((t.len(), t.queued_len), (n + QUEUED - 1, QUEUED - 1));
+        // The freed entry is taken again: still nothing new in the buckets.
+        assert_eq!(t.insert(pack(0x1000, 99).unwrap()), None);
+        assert_eq!((t.len(), t.queued_len), (n + QUEUED, QUEUED));
+        // One more moves the oldest queued block (address 32) into the buckets.
+        assert_eq!(t.insert(pack(0x2000, 100).unwrap()), None);
+        assert_eq!((t.len(), t.queued_len), (n + QUEUED + 1, QUEUED));
+        assert!(t.queued(2).is_none() && t.find(2).is_some());
+        assert_eq!(t.remove(32), Some(2));
+        assert_eq!(
+            t.bytes(),
+            8 * n as u64 + (3..=QUEUED as u64).sum::<u64>() + 99 + 100
+        );
+    }
+
+    #[test]
+    fn while_queueing_a_missed_free_still_hands_the_stale_size_back() {
+        let mut t = queueing_table();
+        let n = PREFETCH_FROM_LEN;
+        // Queued: replaced at once.
+        t.insert(pack(0x10, 1).unwrap());
+        assert_eq!(t.insert(pack(0x10, 2).unwrap()), Some(1));
+        // In the buckets: handed back when the new block enters them.
+        assert_eq!(t.insert(pack(filler(5), 3).unwrap()), None);
+        let mut stale = Vec::new();
+        for i in 1..=QUEUED as u64 {
+            stale.extend(t.insert(pack(0x1000 * i, 10).unwrap()));
+        }
+        assert_eq!(stale, vec![8]);
+        assert_eq!(t.len(), n + 1 + QUEUED);
+        assert_eq!(t.remove(filler(5)), Some(3));
+        assert_eq!(t.remove(filler(5)), None);
+    }
+
     fn op() -> impl Strategy<Value = (bool, u64, u64)> {
         (any::<bool>(), 1u64..3000, 0u64..5000)
     }
@@ -546,6 +723,33 @@ mod tests {
             let mut want: Vec<_> = model.into_iter().collect();
             want.sort_unstable();
             prop_assert_eq!(all, want);
+        }
+
+        /// The same in a table that queues its inserts, for programs that free every
+        /// block before its address comes back (a missed free is handed back later there:
+        /// see `while_queueing_a_missed_free_still_hands_the_stale_size_back`).
+        #[test]
+        fn agrees_with_a_hash_map_while_queueing(ops in proptest::collection::vec(op(), 1..2000)) {
+            let mut t = queueing_table();
+            let mut model: HashMap<u64, u64> = HashMap::new();
+            let base = t.bytes();
+            for (ins, slot, size) in ops {
+                // Few addresses, so that blocks are often freed while queued.
+                let addr = (slot % 40 + 1) * 16 + (slot % 3) * 4096;
+                if ins && !model.contains_key(&addr) {
+                    prop_assert_eq!(t.insert(pack(addr, size).unwrap()), None);
+                    model.insert(addr, size);
+                } else if !ins {
+                    prop_assert_eq!(t.remove(addr), model.remove(&addr));
+                }
+                prop_assert_eq!(t.len(), PREFETCH_FROM_LEN + model.len());
+            }
+            prop_assert_eq!(t.bytes(), base + model.values().sum::<u64>());
+            let mut mine: Vec<_> = t.iter().filter(|&(a, _)| a < 1 << 32).collect();
+            mine.sort_unstable();
+            let mut want: Vec<_> = model.into_iter().collect();
+            want.sort_unstable();
+            prop_assert_eq!(mine, want);
         }
     }
 }
