@@ -206,26 +206,33 @@ static struct memo_set *take_set(void) {
     return set;
 }
 
+/* peakprof_memos for a thread without a set yet. Out of line: inside, its calls made the
+ * compiler save six registers on every call, including the common one that only loads
+ * the thread's pointer (~20 instructions, twice per allocation). */
+static __attribute__((noinline)) struct memo_set *first_memos(void) {
+    if (memo_gone)
+        return 0;
+    pthread_once(&memo_key_once, make_memo_key);
+    if (!memo_key_made)
+        return 0;
+    struct memo_set *set = take_set();
+    if (!set)
+        return 0;
+    if (pthread_setspecific(memo_key, set) != 0) {
+        give_set(set);
+        return 0;
+    }
+    memo_set = set;
+    return set;
+}
+
 /* This thread's memos; 0 when the thread has none and cannot get one (no key, no memory,
  * or the thread is ending). */
 struct memo_set *peakprof_memos(void) {
     struct memo_set *set = memo_set;
-    if (!set) {
-        if (memo_gone)
-            return 0;
-        pthread_once(&memo_key_once, make_memo_key);
-        if (!memo_key_made)
-            return 0;
-        set = take_set();
-        if (!set)
-            return 0;
-        if (pthread_setspecific(memo_key, set) != 0) {
-            give_set(set);
-            return 0;
-        }
-        memo_set = set;
-    }
-    return set;
+    if (__builtin_expect(set != 0, 1))
+        return set;
+    return first_memos();
 }
 
 /* Around fork (the profiler's pthread_atfork handlers): the set lists' lock is held across
