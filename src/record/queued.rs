@@ -17,7 +17,7 @@
 //! its address from the queue into the table.
 
 use super::live::{LiveAlloc, LiveHeap};
-use super::swar::bytes_equal;
+use super::swar::{bytes_equal, first_marked};
 
 /// Inserts held back. Enough allocations for a prefetch to land (a few hundred ns of the
 /// program's own work), few enough that a free compares all their tags in one word.
@@ -66,15 +66,8 @@ impl QueuedHeap {
         if addr == 0 {
             return None;
         }
-        let mut candidates = bytes_equal(u64::from_le_bytes(self.tags), tag(addr));
-        while candidates != 0 {
-            let i = (candidates.trailing_zeros() / 8) as usize;
-            if self.addr[i] == addr {
-                return Some(i);
-            }
-            candidates &= candidates - 1;
-        }
-        None
+        let candidates = bytes_equal(u64::from_le_bytes(self.tags), tag(addr));
+        first_marked(candidates, |i| self.addr[i] == addr)
     }
 
     /// Records a new live allocation. Returns a block that is no longer live because its

@@ -30,7 +30,7 @@
 //! block at an address the buckets still hold (a free that was never seen) is then handed
 //! back when the new one enters the buckets, not at once.
 
-use super::swar::bytes_equal;
+use super::swar::{bytes_equal, first_marked};
 
 /// Bits of the packed size.
 const SIZE_BITS: u32 = 21;
@@ -119,15 +119,7 @@ impl Bucket {
     /// The word holding `key` (whose tag is `tag`).
     #[inline]
     fn find(&self, key: u64, tag: u8) -> Option<usize> {
-        let mut m = self.tag_matches(tag);
-        while m != 0 {
-            let i = (m.trailing_zeros() / 8) as usize;
-            if key_of(self.words[i]) == key {
-                return Some(i);
-            }
-            m &= m - 1;
-        }
-        None
+        first_marked(self.tag_matches(tag), |i| key_of(self.words[i]) == key)
     }
 
     /// Fills the empty word `i`.
@@ -306,15 +298,8 @@ impl SizeTable {
     /// candidates' keys (a free entry is 0, whose key no block has).
     #[inline]
     fn queued(&self, key: u64) -> Option<usize> {
-        let mut candidates = bytes_equal(u64::from_le_bytes(self.queue_tags), queue_tag(key));
-        while candidates != 0 {
-            let i = (candidates.trailing_zeros() / 8) as usize;
-            if key_of(self.queue[i]) == key {
-                return Some(i);
-            }
-            candidates &= candidates - 1;
-        }
-        None
+        let candidates = bytes_equal(u64::from_le_bytes(self.queue_tags), queue_tag(key));
+        first_marked(candidates, |i| key_of(self.queue[i]) == key)
     }
 
     /// Records the packed `entry` (from [`pack`]). Returns the size of a block the table

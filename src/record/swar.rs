@@ -1,5 +1,5 @@
-//! Eight bytes compared at once in one word: the live map's insert queue and the size
-//! tables' buckets each look for a tag byte among eight with it.
+//! Eight bytes compared at once in one word: the live map's insert queue, the size tables'
+//! buckets and their insert queue each look for a tag byte among eight with it.
 
 /// One in every byte.
 const EACH_BYTE: u64 = 0x0101_0101_0101_0101;
@@ -21,6 +21,21 @@ pub fn bytes_equal(word: u64, byte: u8) -> u64 {
     zero_bytes(word ^ (u64::from(byte) * EACH_BYTE))
 }
 
+/// The first byte `i` marked in `marks` (the top bit of byte `i` set, as the functions
+/// above mark them) for which `is(i)` holds: each tag match is only a candidate, which the
+/// caller confirms against the full key.
+#[inline]
+pub fn first_marked(mut marks: u64, mut is: impl FnMut(usize) -> bool) -> Option<usize> {
+    while marks != 0 {
+        let i = (marks.trailing_zeros() / 8) as usize;
+        if is(i) {
+            return Some(i);
+        }
+        marks &= marks - 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +50,9 @@ mod tests {
             prop_assert_eq!(bytes_equal(word, byte), want);
             let zeros: u64 = (0..8).filter(|&i| bytes[i] == 0).map(|i| 0x80u64 << (8 * i)).sum();
             prop_assert_eq!(zero_bytes(word), zeros);
+            // The first equal byte that is also odd, as a loop over the bytes finds it.
+            let first = (0..8).find(|&i| bytes[i] == byte && bytes[i] % 2 == 1);
+            prop_assert_eq!(first_marked(bytes_equal(word, byte), |i| bytes[i] % 2 == 1), first);
         }
     }
 }
