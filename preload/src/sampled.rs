@@ -450,17 +450,19 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
 pub fn free(t: Thread, addr: u64) -> Option<u64> {
     let single = threads::single();
     let mut g = shard(addr).lock_knowing(single);
-    let size = g.table.remove(addr)?;
+    let taken = g.table.take(addr)?;
+    // With it goes any older block the table held at this address (a free we never saw).
+    let gone = taken.size + taken.stale;
     let s = shared();
     if plain(s, single) {
         drop(g);
-        add_plain(s, size.wrapping_neg());
+        add_plain(s, gone.wrapping_neg());
     } else {
-        give(s, &mut g, size);
+        give(s, &mut g, gone);
         drop(g);
     }
     tick(t);
-    Some(size)
+    Some(taken.size)
 }
 
 /// What [`spend`] did.

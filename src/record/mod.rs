@@ -24,7 +24,7 @@ pub use maps::{
     MREMAP_MAYMOVE,
 };
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
-pub use size_table::{pack as pack_size, SizeTable};
+pub use size_table::{pack as pack_size, SizeTable, Taken};
 pub use stacks::{stack_hash, StackId, StackTable};
 pub use timeline::Timeline;
 
