@@ -26,11 +26,13 @@
 //! when the real allocator returns. So, as the exact live map does (`queued.rs`), a new
 //! block waits in a queue of [`QUEUED`] entries, its caller prefetches its home bucket
 //! ([`SizeTable::home_address`]), and it enters the buckets [`QUEUED`] allocations later,
-//! when the line is in cache; a block freed while queued never touches the buckets. A
+//! when the line is in cache; a block freed while queued costs no miss. A
 //! block at an address the buckets still hold (a free that was never seen) is handed back
 //! when the new one enters the buckets, or, if the new one is freed while queued, by that
 //! free ([`Taken::stale`]; the home bucket was prefetched, so looking there costs little):
-//! not at once, as without the queue, but never left behind.
+//! not at once, as without the queue, but never left behind. Until then a caller's total
+//! counts both blocks, so a peak reached in that window (at most [`QUEUED`] allocations)
+//! can read high by the old block's size; only a free that bypassed the hooks leads there.
 
 use super::swar::{bytes_equal, first_marked};
 
