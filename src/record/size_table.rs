@@ -779,7 +779,7 @@ mod tests {
             // Fresh blocks push every queued one into the buckets.
             for i in 0..QUEUED as u64 {
                 let fresh = 0x7000_0000 + 16 * i;
-                total += 1 - t.insert(pack(fresh, 1).unwrap()).unwrap_or(0);
+                total = total + 1 - t.insert(pack(fresh, 1).unwrap()).unwrap_or(0);
                 model.insert(fresh, 1);
             }
             let live: u64 = model.values().sum();
