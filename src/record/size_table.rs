@@ -320,7 +320,8 @@ impl SizeTable {
     /// Records the packed `entry` (from [`pack`]). Returns the size of a block the table
     /// held at an address that was allocated again (its free was never seen), which is no
     /// longer live: at once, or, for a block in the buckets while the table queues, when
-    /// the new one enters them (see the module comment). A caller that queued `entry`
+    /// the new one enters them ([`Self::take`] hands it back if the new one is freed
+    /// first; see the module comment). A caller that queued `entry`
     /// should prefetch [`Self::home_address`] for it.
     #[inline]
     pub fn insert(&mut self, entry: u64) -> Option<u64> {
