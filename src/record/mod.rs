@@ -11,6 +11,7 @@ mod queued;
 mod size_table;
 mod stacks;
 mod swar;
+mod tag_queue;
 mod timeline;
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //!
 //! In a big live set, the table slot a new block goes to is a cache miss (one per
 //! allocation, ~100 ns), and there is nothing to overlap it with: the address is known only
-//! once the real allocator has returned. So a new block waits in a queue of [`QUEUED`]
-//! entries and enters the table [`QUEUED`] allocations later; the hook prefetches its slot
+//! once the real allocator has returned. So a new block waits in a queue of eight
+//! entries ([`TagQueue`]) and enters the table eight allocations later; the hook prefetches its slot
 //! when it is queued, and by the time it is inserted the line is in cache. A block freed
 //! while still queued (most short-lived blocks) never touches the table at all.
 //!
@@ -17,32 +17,13 @@
 //! its address from the queue into the table.
 
 use super::live::{LiveAlloc, LiveHeap};
-use super::swar::{bytes_equal, first_marked};
-
-/// Inserts held back. Enough allocations for a prefetch to land (a few hundred ns of the
-/// program's own work), few enough that a free compares all their tags in one word.
-pub const QUEUED: usize = 8;
+use super::tag_queue::TagQueue;
 
 /// Address -> live allocation, inserts queued.
 #[derive(Clone, Debug, Default)]
 pub struct QueuedHeap {
     table: LiveHeap,
-    /// Queued addresses; 0 is a free entry (no allocator hands out address 0).
-    addr: [u64; QUEUED],
-    /// One byte of each queued address ([`tag`]), so a lookup compares all eight in one
-    /// word before it compares any address.
-    tags: [u8; QUEUED],
-    alloc: [LiveAlloc; QUEUED],
-    /// The entry the next insert takes (the oldest, when all are in use).
-    next: usize,
-}
-
-/// The byte of an address a queue entry is tagged with: bits 4-11 (the low bits that vary
-/// between heap blocks, which allocators align to 16 bytes) folded with bits 12-19, so that
-/// page-aligned blocks differ too.
-#[inline(always)]
-fn tag(addr: u64) -> u8 {
-    ((addr >> 4) ^ (addr >> 12)) as u8
+    queue: TagQueue<LiveAlloc>,
 }
 
 impl QueuedHeap {
@@ -54,20 +35,7 @@ impl QueuedHeap {
     /// Number of live allocations (for tests: nothing else needs it).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.table.len() + self.addr.iter().filter(|&&a| a != 0).count()
-    }
-
-    /// The queue entry holding `addr` (never one for address 0, the free-entry mark).
-    /// Every malloc and free asks, so it is kept short: the eight tags are compared at
-    /// once in one word ([`bytes_equal`]), and only the candidates' addresses are compared. Eight 64-bit compares took ~34 instructions:
-    /// the baseline x86-64 vector set has no 64-bit compare, so they did not vectorize.
-    #[inline]
-    fn position(&self, addr: u64) -> Option<usize> {
-        if addr == 0 {
-            return None;
-        }
-        let candidates = bytes_equal(u64::from_le_bytes(self.tags), tag(addr));
-        first_marked(candidates, |i| self.addr[i] == addr)
+        self.table.len() + self.queue.len()
     }
 
     /// Records a new live allocation. Returns a block that is no longer live because its
@@ -77,48 +45,33 @@ impl QueuedHeap {
         if addr == 0 {
             return self.table.insert(addr, alloc);
         }
-        if let Some(i) = self.position(addr) {
-            return Some(core::mem::replace(&mut self.alloc[i], alloc));
+        if let Some(i) = self.queue.position(addr) {
+            return Some(self.queue.replace(i, alloc));
         }
-        let i = self.next;
-        self.next = (i + 1) % QUEUED;
-        self.tags[i] = tag(addr);
-        let oldest = core::mem::replace(&mut self.addr[i], addr);
-        let oldest_alloc = core::mem::replace(&mut self.alloc[i], alloc);
-        if oldest == 0 {
-            None
-        } else {
-            self.table.insert(oldest, oldest_alloc)
-        }
+        let (oldest, oldest_alloc) = self.queue.push(addr, alloc)?;
+        self.table.insert(oldest, oldest_alloc)
     }
 
     /// Removes and returns the allocation at `addr`, if it is live.
     #[inline]
     pub fn remove(&mut self, addr: u64) -> Option<LiveAlloc> {
-        if let Some(i) = self.position(addr) {
-            self.addr[i] = 0;
-            return Some(self.alloc[i]);
+        if let Some(i) = self.queue.position(addr) {
+            return Some(self.queue.take(i));
         }
         self.table.remove(addr)
     }
 
     /// The allocation at `addr`, if live.
     pub fn get(&self, addr: u64) -> Option<LiveAlloc> {
-        match self.position(addr) {
-            Some(i) => Some(self.alloc[i]),
+        match self.queue.position(addr) {
+            Some(i) => Some(self.queue.value(i)),
             None => self.table.get(addr),
         }
     }
 
     /// Every live allocation, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, LiveAlloc)> + '_ {
-        let queued = self
-            .addr
-            .iter()
-            .zip(&self.alloc)
-            .filter(|(&a, _)| a != 0)
-            .map(|(&a, &l)| (a, l));
-        self.table.iter().chain(queued)
+        self.table.iter().chain(self.queue.iter())
     }
 
     /// The table's slot array, for prefetching: see [`LiveHeap::home_byte_offset`].
@@ -132,6 +85,7 @@ impl QueuedHeap {
 mod tests {
     use super::*;
     use crate::record::map_model::same_entries;
+    use crate::record::tag_queue::{tag, QUEUED};
     use proptest::prelude::*;
     use std::collections::HashMap as StdMap;
 

@@ -24,17 +24,18 @@
 //! Once the table is too big to stay in a core's cache, the bucket a new block goes to is
 //! a cache miss on every allocation, with nothing to overlap it: the address is known only
 //! when the real allocator returns. So, as the exact live map does (`queued.rs`), a new
-//! block waits in a queue of [`QUEUED`] entries, its caller prefetches its home bucket
-//! ([`SizeTable::home_address`]), and it enters the buckets [`QUEUED`] allocations later,
+//! block waits in a [`TagQueue`] of eight, its caller prefetches its home bucket
+//! ([`SizeTable::home_address`]), and it enters the buckets eight allocations later,
 //! when the line is in cache; a block freed while queued costs no miss. A
 //! block at an address the buckets still hold (a free that was never seen) is handed back
 //! when the new one enters the buckets, or, if the new one is freed while queued, by that
 //! free ([`Taken::stale`]; the home bucket was prefetched, so looking there costs little):
 //! not at once, as without the queue, but never left behind. Until then a caller's total
-//! counts both blocks, so a peak reached in that window (at most [`QUEUED`] allocations)
+//! counts both blocks, so a peak reached in that window (at most eight allocations)
 //! can read high by the old block's size; only a free that bypassed the hooks leads there.
 
 use super::swar::{bytes_equal, first_marked};
+use super::tag_queue::TagQueue;
 
 /// Bits of the packed size.
 const SIZE_BITS: u32 = 21;
@@ -59,7 +60,19 @@ const GROWTH: (usize, usize) = (4, 3);
 #[inline]
 pub fn pack(addr: u64, size: u64) -> Option<u64> {
     let fits = addr & 15 == 0 && addr != 0 && addr < ADDR_LIMIT && size < MAX_PACKED_SIZE;
-    fits.then_some(((addr >> 4) << SIZE_BITS) | size)
+    fits.then_some(joined(addr, size))
+}
+
+/// The packed form of `(addr, size)`, known to fit.
+#[inline]
+fn joined(addr: u64, size: u64) -> u64 {
+    ((addr >> 4) << SIZE_BITS) | size
+}
+
+/// `(address, size)` of a packed entry.
+#[inline]
+fn unpack(entry: u64) -> (u64, u64) {
+    (key_of(entry) << 4, entry & SIZE_MASK)
 }
 
 #[inline]
@@ -156,17 +169,6 @@ const PREFETCH_FROM_BUCKETS: usize = 4096;
 #[cfg(test)]
 const PREFETCH_FROM_LEN: usize = PREFETCH_FROM_BUCKETS * WAYS * MAX_LOAD.0 / MAX_LOAD.1;
 
-/// Inserts held back in a big table: enough allocations for a prefetch to land, few
-/// enough that a free compares all their tags in one word.
-const QUEUED: usize = 8;
-
-/// The byte of a key a queue entry is tagged with: address bits 4-11 (which vary between
-/// heap blocks) folded with bits 12-19, so that page-aligned blocks differ too.
-#[inline(always)]
-fn queue_tag(key: u64) -> u8 {
-    (key ^ (key >> 8)) as u8
-}
-
 /// What [`SizeTable::take`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Taken {
@@ -184,15 +186,9 @@ pub struct SizeTable {
     buckets: Vec<Bucket>,
     /// Blocks in the buckets.
     len: usize,
-    /// Blocks in the queue.
-    queued_len: usize,
-    /// Packed entries waiting to enter the buckets (0: a free entry). Used only once the
+    /// Address -> size of the blocks waiting to enter the buckets. Used only once the
     /// table has [`PREFETCH_FROM_BUCKETS`] buckets, which it never loses.
-    queue: [u64; QUEUED],
-    /// One byte of each queued entry's key ([`queue_tag`]); a freed entry keeps its tag.
-    queue_tags: [u8; QUEUED],
-    /// The queue entry the next insert takes (the oldest, when all are in use).
-    queue_next: usize,
+    queue: TagQueue<u64>,
 }
 
 impl SizeTable {
@@ -201,16 +197,13 @@ impl SizeTable {
         Self {
             buckets: Vec::new(),
             len: 0,
-            queued_len: 0,
-            queue: [0; QUEUED],
-            queue_tags: [0; QUEUED],
-            queue_next: 0,
+            queue: TagQueue::new(0),
         }
     }
 
-    /// Number of blocks held.
+    /// Number of blocks held (walks the queue: for checks, not for hooks).
     pub fn len(&self) -> usize {
-        self.len + self.queued_len
+        self.len + self.queue.len()
     }
 
     /// Whether the table holds no block.
@@ -309,14 +302,6 @@ impl SizeTable {
         self.buckets.len() >= PREFETCH_FROM_BUCKETS
     }
 
-    /// The queue entry holding `key`: the eight tags compared at once, then only the
-    /// candidates' keys (a free entry is 0, whose key no block has).
-    #[inline]
-    fn queued(&self, key: u64) -> Option<usize> {
-        let candidates = bytes_equal(u64::from_le_bytes(self.queue_tags), queue_tag(key));
-        first_marked(candidates, |i| key_of(self.queue[i]) == key)
-    }
-
     /// Records the packed `entry` (from [`pack`]). Returns the size of a block the table
     /// held at an address that was allocated again (its free was never seen), which is no
     /// longer live: at once, or, for a block in the buckets while the table queues, when
@@ -337,19 +322,12 @@ impl SizeTable {
     /// path short (churn), and here the bucket miss it saves is worth far more than a call.
     #[inline(never)]
     fn insert_queued(&mut self, entry: u64) -> Option<u64> {
-        let key = key_of(entry);
-        if let Some(i) = self.queued(key) {
-            return Some(core::mem::replace(&mut self.queue[i], entry) & SIZE_MASK);
+        let (addr, size) = unpack(entry);
+        if let Some(i) = self.queue.position(addr) {
+            return Some(self.queue.replace(i, size));
         }
-        let i = self.queue_next;
-        self.queue_next = (i + 1) % QUEUED;
-        self.queue_tags[i] = queue_tag(key);
-        let oldest = core::mem::replace(&mut self.queue[i], entry);
-        if oldest == 0 {
-            self.queued_len += 1;
-            return None;
-        }
-        self.insert_in_buckets(oldest)
+        let (oldest, oldest_size) = self.queue.push(addr, size)?;
+        self.insert_in_buckets(joined(oldest, oldest_size))
     }
 
     /// Puts `entry` in the buckets; returns the size of a block held there at the same
@@ -392,9 +370,8 @@ impl SizeTable {
     pub fn take(&mut self, addr: u64) -> Option<Taken> {
         let key = key_of(pack(addr, 0)?);
         if self.queues() {
-            if let Some(i) = self.queued(key) {
-                self.queued_len -= 1;
-                let size = core::mem::take(&mut self.queue[i]) & SIZE_MASK;
+            if let Some(i) = self.queue.position(addr) {
+                let size = self.queue.take(i);
                 // A block the buckets hold at this address was freed without our seeing
                 // it: it goes too, or nothing would ever take it out.
                 let stale = self.take_from_buckets(key).unwrap_or(0);
@@ -434,15 +411,16 @@ impl SizeTable {
         self.buckets
             .iter()
             .flat_map(|b| b.words)
-            .chain(self.queue)
             .filter(|&e| e != 0)
-            .map(|e| (key_of(e) << 4, e & SIZE_MASK))
+            .map(unpack)
+            .chain(self.queue.iter())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::tag_queue::QUEUED;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -462,7 +440,7 @@ mod tests {
         for i in 0..PREFETCH_FROM_LEN as u64 {
             let line = t.home_address(addr(i)).unwrap();
             let key = key_of(pack(addr(i), 0).unwrap());
-            if t.queued(key).is_some() {
+            if t.queue.position(addr(i)).is_some() {
                 queued += 1; // not in the buckets yet
                 continue;
             }
@@ -643,14 +621,12 @@ mod tests {
             }
             assert!(t.queues());
             // Move what the filler left queued into the buckets.
-            for i in 0..QUEUED {
-                let e = core::mem::take(&mut t.queue[i]);
-                if e != 0 {
-                    assert_eq!(t.insert_in_buckets(e), None);
-                }
+            let queued: Vec<_> = t.queue.iter().collect();
+            t.queue = TagQueue::new(0);
+            for (a, size) in queued {
+                assert_eq!(t.insert_in_buckets(joined(a, size)), None);
             }
-            (t.queued_len, t.queue_next) = (0, 0);
-            assert_eq!((t.len(), t.queued_len), (PREFETCH_FROM_LEN, 0));
+            assert_eq!((t.len(), t.queue.len()), (PREFETCH_FROM_LEN, 0));
             t
         });
         BUILT.clone()
@@ -663,16 +639,16 @@ mod tests {
         for i in 1..=QUEUED as u64 {
             assert_eq!(t.insert(pack(i * 16, i).unwrap()), None);
         }
-        assert_eq!((t.len(), t.queued_len), (n + QUEUED, QUEUED));
+        assert_eq!((t.len(), t.queue.len()), (n + QUEUED, QUEUED));
         assert_eq!(t.remove(16), Some(1));
-        assert_eq!((t.len(), t.queued_len), (n + QUEUED - 1, QUEUED - 1));
+        assert_eq!((t.len(), t.queue.len()), (n + QUEUED - 1, QUEUED - 1));
         // The freed entry is taken again: still nothing new in the buckets.
         assert_eq!(t.insert(pack(0x1000, 99).unwrap()), None);
-        assert_eq!((t.len(), t.queued_len), (n + QUEUED, QUEUED));
+        assert_eq!((t.len(), t.queue.len()), (n + QUEUED, QUEUED));
         // One more moves the oldest queued block (address 32) into the buckets.
         assert_eq!(t.insert(pack(0x2000, 100).unwrap()), None);
-        assert_eq!((t.len(), t.queued_len), (n + QUEUED + 1, QUEUED));
-        assert!(t.queued(2).is_none() && t.find(2).is_some());
+        assert_eq!((t.len(), t.queue.len()), (n + QUEUED + 1, QUEUED));
+        assert!(t.queue.position(32).is_none() && t.find(2).is_some());
         assert_eq!(t.remove(32), Some(2));
         assert_eq!(
             t.bytes(),
