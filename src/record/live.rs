@@ -341,15 +341,27 @@ enum Placed {
 }
 
 /// Address -> live allocation.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct LiveHeap {
     /// `shape.n` slots of [`SLOT_BYTES`].
     slots: Vec<[u8; SLOT_BYTES]>,
     shape: Shape,
     len: usize,
     wide: AddrMap<LiveAlloc>,
-    /// The most slots the table may grow to: [`MAX_SLOTS`] when 0 (tests set less).
+    /// The most slots the table may grow to: [`MAX_SLOTS`] (tests set less).
     max_slots: usize,
+}
+
+impl Default for LiveHeap {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            shape: Shape::default(),
+            len: 0,
+            wide: AddrMap::default(),
+            max_slots: MAX_SLOTS,
+        }
+    }
 }
 
 impl core::fmt::Debug for LiveHeap {
@@ -522,11 +534,7 @@ impl LiveHeap {
     /// Grows the table by a step, up to its largest size; returns whether it grew.
     #[cold]
     fn grow(&mut self) -> bool {
-        let most = match self.max_slots {
-            0 => MAX_SLOTS,
-            m => m,
-        };
-        let n = (self.shape.n * GROWTH.0 / GROWTH.1).clamp(MIN_SLOTS, most);
+        let n = (self.shape.n * GROWTH.0 / GROWTH.1).clamp(MIN_SLOTS, self.max_slots);
         if n <= self.shape.n {
             return false;
         }
@@ -705,7 +713,7 @@ impl LiveHeap {
     /// allocator). Any answer is harmless: it is only ever a hint.
     #[inline]
     pub fn home_byte_offset(addr: u64, slots: usize) -> usize {
-        if slots == 0 || slots >= 1 << 31 {
+        if slots == 0 || slots > MAX_SLOTS {
             0
         } else {
             home_of(hash(addr), slots, slots.ilog2()) * SLOT_BYTES
