@@ -276,10 +276,13 @@ impl<S: SiteStore> Recorder<S> {
     /// the recorder never saw (allocated before profiling started, or by another path).
     #[inline]
     pub fn on_free(&mut self, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
-        let old = self.heap.remove(addr)?;
-        self.drop_block(old);
+        let removed = self.heap.remove(addr)?;
+        self.drop_block(removed.block);
+        if let Some(stale) = removed.stale {
+            self.drop_block(stale);
+        }
         self.observe(now_ns);
-        Some(old)
+        Some(removed.block)
     }
 
     /// The live map's slot array, `(address, slots)`: see [`LiveHeap::home_byte_offset`].

@@ -123,3 +123,31 @@ proptest! {
         prop_assert_eq!(exit_total, model.total());
     }
 }
+
+/// A free the hooks never saw (the address comes back from the allocator while the
+/// recorder still holds it) must not leave its block counted for good, even when every
+/// later block at that address is freed while still in the live map's insert queue.
+#[test]
+fn a_missed_free_stops_counting_after_short_lived_reuse() {
+    let mut rec = Recorder::new();
+    let stack = rec.intern(&[0x1000]);
+    rec.on_alloc(HEAP_BASE, 1000, stack, 1);
+    // Enough other blocks to push the first one out of the queue into the table.
+    for i in 1..=16 {
+        rec.on_alloc(HEAP_BASE + i * 0x100, 10, stack, 1);
+    }
+    let others = 16 * 10;
+    assert_eq!(rec.total(), 1000 + others);
+    // Its free is missed; the address is handed out again and again, each block freed
+    // at once.
+    let mut reuses = 0;
+    while rec.total() != others && reuses < 1000 {
+        rec.on_alloc(HEAP_BASE, 7, stack, 2);
+        assert!(rec.on_free(HEAP_BASE, 2).is_some());
+        reuses += 1;
+    }
+    assert_eq!(rec.total(), others, "still counted after {reuses} reuses");
+    assert_eq!(rec.peak(), 1000 + others + 7);
+    assert_eq!(rec.live_count(), 16);
+    rec.check_consistency().unwrap();
+}
