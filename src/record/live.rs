@@ -24,7 +24,7 @@
 //! top `q` bits (`q` = log2 of the slot count, rounded down) pick the home slot. The slot
 //! keeps the other `44 - q` bits and how far it sits from home (7 bits); from those and its
 //! position the key, and so the address, comes back. The rest of the 80 bits holds a 24-bit stack id
-//! and the size: `5 + q` bits (17 bits, 128 KiB, in the first table of 4096 slots; 26 bits,
+//! and the size: `5 + q` bits (19 bits, 512 KiB, in the first table of 16384 slots; 26 bits,
 //! 64 MiB, from a million slots on). Probing compares one word per slot, with no hashing.
 //! A table stops growing at 2^31 slots (1.7 billion live blocks, 20 GiB): a home's
 //! multiply would overflow past 2^32. Blocks past that go to the side map, slower but
@@ -76,15 +76,17 @@ const MAX_LOAD_PER_1024: usize = 819;
 /// right after. A smaller step keeps it fuller but moves more blocks (over the table's
 /// life, `1 / (step - 1)` times its final size: 4x here).
 const GROWTH: (usize, usize) = (5, 4);
-/// Slots of a table's first allocation (40 KiB). A small live set then sits in a table
-/// that is mostly empty: its probes and the shifts after a removal are a slot or two, and
-/// their loop branches predictable. At 64-80% load they vary in length and mispredict:
-/// with a first table of 1024 slots, `churn`'s ~1000 live blocks kept it that full and
-/// the table took ~12% of exact churn's time (interleaved A/B: 3.97x with 1024 slots,
-/// 3.52x with 4096, 3.54x with 8192, 3.46x with 32768; 4 threads 5.14x -> 4.88x with
-/// 8192). Past this first table the load is 64-80% as before (see the module comment):
-/// 40 KiB is what a small live set costs, and big ones are unchanged.
-const MIN_SLOTS: usize = 4096;
+/// Slots of a table's first allocation (160 KiB, mapped by the allocator and paid for only
+/// where touched). A live set of up to ~13,000 blocks then sits in a table that is mostly
+/// empty: its probes and the shifts after a removal are a slot or two, and their loop
+/// branches predictable. At 64-80% load they vary in length and mispredict: with a first
+/// table of 1024 slots, `churn`'s ~1000 live blocks kept it that full and the table took
+/// ~12% of exact churn's time (interleaved A/B: 3.97x with 1024 slots, 3.52x with 4096,
+/// 3.46x with 32768). With 4 threads (~4000 live blocks) 4096 slots filled up again and
+/// 16384 took `churn_mt` from 5.51x to 4.77x (5.14x with 1024). Past this first table
+/// the load is 64-80% as before (see the module comment): 160 KiB is what a small live
+/// set costs, and big ones are unchanged.
+const MIN_SLOTS: usize = 16384;
 /// Slots a table grows to at most (see the module comment).
 const MAX_SLOTS: usize = 1 << 31;
 
@@ -782,8 +784,8 @@ mod tests {
             let top = shape.top_of(n - 1 - (FARTHEST as usize - 1));
             assert_eq!(shape.hash_at(s, n - 1) >> shape.rem_bits, top);
         }
-        // 128 KiB in the first table, 64 MiB from 2^20 slots on.
-        assert_eq!(Shape::new(MIN_SLOTS).size_limit, 1 << 17);
+        // 512 KiB in the first table, 64 MiB from 2^20 slots on.
+        assert_eq!(Shape::new(MIN_SLOTS).size_limit, 1 << 19);
         assert_eq!(Shape::new(1024).size_limit, 1 << 15);
         assert_eq!(Shape::new(1 << 20).size_limit, 1 << 25);
         assert_eq!(Shape::new((1 << 21) - 1).size_limit, 1 << 25);
@@ -826,7 +828,7 @@ mod tests {
     #[test]
     fn at_most_16_bytes_per_live_block_while_growing() {
         // The profiler's own memory: slots of 10 bytes at a load of at least 64% once the
-        // table is past its first allocation (40 KiB): at most 15.7 bytes per block.
+        // table is past its first allocation (160 KiB): at most 15.7 bytes per block.
         let mut h = LiveHeap::new();
         let mut growths = 0;
         for i in 1..=300_000u64 {
@@ -836,7 +838,7 @@ mod tests {
                 block(i % 4096, (i % 1000) as StackId),
             );
             growths += usize::from(h.slots.len() != before);
-            if i >= 2700 {
+            if i >= 10_500 {
                 let per_block = h.heap_bytes() as f64 / h.len() as f64;
                 assert!(
                     per_block <= 15.7,
@@ -846,9 +848,9 @@ mod tests {
         }
         assert!(h.wide.is_empty());
         check_slots(&h);
-        // The first 4096 slots, then a quarter more each time to hold 300k blocks at 80%:
-        // 21 growths (from 1024 slots, 27; growing by half, from 64 slots, 22).
-        assert_eq!(growths, 1 + 21, "{} slots", h.slots.len());
+        // The first 16384 slots, then a quarter more each time to hold 300k blocks at 80%:
+        // 15 growths (from 1024 slots, 27; growing by half, from 64 slots, 22).
+        assert_eq!(growths, 1 + 15, "{} slots", h.slots.len());
     }
 
     #[test]
@@ -863,9 +865,9 @@ mod tests {
         }
         // One growth from the first table, then no more: the table stays at most 80% full
         // and the rest waits in the side map.
-        assert_eq!(h.slots.len(), 5120);
+        assert_eq!(h.slots.len(), MIN_SLOTS * 5 / 4);
         assert!(
-            h.len * 1024 <= 5120 * MAX_LOAD_PER_1024,
+            h.len * 1024 <= MIN_SLOTS * 5 / 4 * MAX_LOAD_PER_1024,
             "{} in the table",
             h.len
         );
@@ -1060,16 +1062,16 @@ mod tests {
         assert!(h.slots.iter().all(|s| *s == [0; SLOT_BYTES]));
     }
 
-    /// A block too big for the first table's slots (128 KiB or more) waits in the side map
-    /// until the table has grown past 8192 slots, which take 256 KiB.
+    /// A block too big for the first table's slots (512 KiB or more) waits in the side map
+    /// until the table has grown past 32768 slots, which take 1 MiB.
     #[test]
     fn side_map_blocks_that_fit_a_grown_table_move_into_it() {
         let mut h = LiveHeap::new();
-        let big = block(160 << 10, 9);
+        let big = block(640 << 10, 9);
         h.insert(0x7000_0000, big);
         assert_eq!(h.wide.len(), 1);
         let mut i = 0u64;
-        while h.slots.len() < 8192 {
+        while h.slots.len() < 32768 {
             i += 1;
             h.insert(0x5555_0000_0000 + i * 32, block(i, 1));
         }
