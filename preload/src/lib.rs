@@ -16,6 +16,7 @@ mod livefile;
 mod lock;
 mod modules;
 mod ownfd;
+mod pages;
 mod procfs;
 mod real;
 mod sampled;

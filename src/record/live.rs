@@ -359,7 +359,17 @@ pub struct LiveHeap {
     wide: AddrMap<LiveAlloc>,
     /// The most slots the table may grow to: [`MAX_SLOTS`] (tests set less).
     max_slots: usize,
+    /// Gives the memory of old slots a growth has moved back to the system before the
+    /// growth ends (see [`Self::set_release`]).
+    release: Option<Release>,
 }
+
+/// A function that may hand the pages inside `bytes` back to the system (their contents
+/// are not read again; they may read as zeros afterwards).
+pub type Release = fn(bytes: &mut [u8]);
+
+/// Old slots a growth moves between two calls of its [`Release`] (640 KiB).
+const RELEASE_SLOTS: usize = 1 << 16;
 
 impl Default for LiveHeap {
     fn default() -> Self {
@@ -369,6 +379,7 @@ impl Default for LiveHeap {
             len: 0,
             wide: AddrMap::default(),
             max_slots: MAX_SLOTS,
+            release: None,
         }
     }
 }
@@ -551,17 +562,27 @@ impl LiveHeap {
         true
     }
 
+    /// Lets growths hand the old table's memory back as they go: the pass that moves the
+    /// blocks calls `release` on each stretch of old slots it is done with. Without it,
+    /// the old and the new table are both resident until the pass ends: 2.25 times the
+    /// old table, which is the process's peak memory when a growth falls on the program's
+    /// own peak (jq at 150k records: +78 MiB where the table alone is 43 MiB). With it,
+    /// the new table fills as the old one empties: at most the new table and one stretch.
+    pub fn set_release(&mut self, release: Release) {
+        self.release = Some(release);
+    }
+
     /// Moves every block into a table of `n` slots (which must have room for them all);
     /// returns how many the one pass of [`Self::refill`] left to probing.
     fn resize(&mut self, n: usize) -> usize {
         let old_shape = self.shape;
-        let old = core::mem::replace(&mut self.slots, vec![[0; SLOT_BYTES]; n]);
+        let mut old = core::mem::replace(&mut self.slots, vec![[0; SLOT_BYTES]; n]);
         self.shape = Shape::new(n);
         self.len = 0;
         let probed = if old.is_empty() {
             0
         } else {
-            self.refill(&old, old_shape)
+            self.refill(&mut old, old_shape)
         };
         drop(old);
         // The grown slots take bigger sizes: blocks set aside that fit now move in.
@@ -597,7 +618,7 @@ impl LiveHeap {
     /// into the first ones placed (only seen when shrinking, which tests do), and those
     /// the pass would put more than 126 slots from home (crowded hashes), which probing
     /// may place nearer by shifting others.
-    fn refill(&mut self, old: &[[u8; SLOT_BYTES]], old_shape: Shape) -> usize {
+    fn refill(&mut self, old: &mut [[u8; SLOT_BYTES]], old_shape: Shape) -> usize {
         let shape = self.shape;
         let n = shape.n;
         // Start after an empty slot: no run crosses one, so from there on, around the end
@@ -628,12 +649,22 @@ impl LiveHeap {
         // Added to a new home to count it from `c0`: past the turn, one table further.
         let mut offset = 0usize.wrapping_sub(c0);
         let slots = &mut self.slots[..];
+        let release = self.release;
+        // Old slots `done..i` are moved and not yet released (the pass goes from `first`
+        // to the end, then from 0 to `first`).
+        let mut done = first;
         let mut placed = 0;
         let mut i = first;
         for _ in 0..old_n {
             let s = read_slot(&old[i]);
             let at = i;
             i = old_shape.next(i);
+            if let Some(release) = release {
+                if i == 0 || i - done >= RELEASE_SLOTS {
+                    release(old[done..at + 1].as_flattened_mut());
+                    done = i;
+                }
+            }
             if s == Slot::EMPTY {
                 continue;
             }
@@ -669,6 +700,10 @@ impl LiveHeap {
                 limit = pos + n;
             }
             next = pos + 1;
+        }
+        // The pass came around to `first`: what it moved since the last release.
+        if let (Some(release), true) = (release, done < i) {
+            release(old[done..i].as_flattened_mut());
         }
         self.len += placed;
         let mut probed = 0;
@@ -851,6 +886,55 @@ mod tests {
         // The first 16384 slots, then a quarter more each time to hold 300k blocks at 80%:
         // 15 growths (from 1024 slots, 27; growing by half, from 64 slots, 22).
         assert_eq!(growths, 1 + 15, "{} slots", h.slots.len());
+    }
+
+    thread_local! {
+        /// Bytes handed to [`scribble`] by this thread's growths, and how many calls.
+        static RELEASED: core::cell::Cell<(usize, usize)> = const { core::cell::Cell::new((0, 0)) };
+    }
+
+    /// A [`Release`] that writes over what it is given (as if the pages came back zeroed,
+    /// or worse): a growth that read those slots again would lose or invent blocks.
+    fn scribble(bytes: &mut [u8]) {
+        bytes.fill(0xA5);
+        RELEASED.with(|r| {
+            let (n, calls) = r.get();
+            r.set((n + bytes.len(), calls + 1));
+        });
+    }
+
+    #[test]
+    fn growths_release_old_slots_as_they_go_and_never_read_them_again() {
+        let mut h = LiveHeap::new();
+        h.set_release(scribble);
+        let addr = |i: u64| 0x5555_0000_0000 + i * 48;
+        let mut old_bytes = 0;
+        for i in 0..1_000_000u64 {
+            let before = h.slots.len();
+            h.insert(addr(i), block(i % 5000, (i % 777) as StackId));
+            if h.slots.len() != before {
+                old_bytes += before * SLOT_BYTES;
+            }
+        }
+        check_slots(&h);
+        assert!(h.wide.is_empty());
+        for i in (0..1_000_000u64).step_by(7) {
+            assert_eq!(h.get(addr(i)), Some(block(i % 5000, (i % 777) as StackId)));
+        }
+        // Every old slot of every growth went back, in stretches of RELEASE_SLOTS or less
+        // (one more per growth where the pass comes around the end).
+        let (released, calls) = RELEASED.with(|r| r.get());
+        assert_eq!(released, old_bytes);
+        assert!(
+            calls >= old_bytes / (RELEASE_SLOTS * SLOT_BYTES),
+            "{calls} calls"
+        );
+        // Without a release nothing is scribbled: a second heap does not count.
+        let mut quiet = LiveHeap::new();
+        for i in 0..100_000u64 {
+            quiet.insert(addr(i), block(1, 1));
+        }
+        assert_eq!(RELEASED.with(|r| r.get()).0, released);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod map_model;
 #[cfg(test)]
 mod proptests;
 
-pub use live::{AddrHasher, LiveAlloc, LiveHeap};
+pub use live::{AddrHasher, LiveAlloc, LiveHeap, Release};
 pub use maps::{
     mremap_refused, munmap_check, LiveMaps, MunmapCheck, Region, MREMAP_DONTUNMAP, MREMAP_FIXED,
     MREMAP_MAYMOVE,
@@ -90,6 +90,12 @@ impl<S: SiteStore> Recorder<S> {
             sampling: None,
             new_point: false,
         }
+    }
+
+    /// Lets the live map's growths hand the old table back as they go: see
+    /// [`LiveHeap::set_release`].
+    pub fn set_release(&mut self, release: Release) {
+        self.heap.set_release(release);
     }
 
     /// Hands the total, the peak and the timeline to the caller, which sees events this

@@ -69,6 +69,11 @@ impl QueuedHeap {
         Self::default()
     }
 
+    /// See [`LiveHeap::set_release`].
+    pub fn set_release(&mut self, release: super::live::Release) {
+        self.table.set_release(release);
+    }
+
     /// Number of live allocations (for tests: nothing else needs it).
     #[cfg(test)]
     fn len(&self) -> usize {
