@@ -1,4 +1,8 @@
 //! Command-line definitions.
+//!
+//! The doc comments of the arguments are clap's help text, printed as written: a
+//! `<program>` there is a placeholder for the user, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

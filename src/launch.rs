@@ -128,9 +128,9 @@ fn sig_ign_mask(status: &str) -> Option<u64> {
 }
 
 /// Runs the program to completion, and waits for what it left running unless a signal
-/// says not to ([`wait_for_descendants`]). SIGINT and SIGQUIT are caught, so peakprof
+/// says not to (`wait_for_descendants`). SIGINT and SIGQUIT are caught, so peakprof
 /// survives Ctrl-C and Ctrl-\ (which reach the program from the terminal) to write the
-/// report; which signals are passed on to the program while it runs: [`forwards`].
+/// report; which signals are passed on to the program while it runs: `forwards`.
 pub fn run(l: &Launch<'_>) -> Result<Finished> {
     let mut cmd = Command::new(l.program);
     cmd.arg0(
@@ -342,7 +342,7 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 const PROGRAM_NAME_MAX: usize = 64;
 
 /// The program name for default directory names: the file name of `argv[0]`, shortened
-/// to [`PROGRAM_NAME_MAX`] bytes.
+/// to `PROGRAM_NAME_MAX` bytes.
 pub fn program_name(cmd: &OsStr) -> String {
     let name = Path::new(cmd)
         .file_name()

@@ -33,7 +33,7 @@ fn partial_of(name: &str) -> Option<u32> {
     REPORT_FILES.contains(&file).then_some(pid)
 }
 
-/// Removes from `dir` the partial report files (see [`is_report_file_name`]) of
+/// Removes from `dir` the partial report files (see `is_report_file_name`) of
 /// renderings no longer running: a killed one's leftovers, which would otherwise keep its
 /// `pid-N` directory from ever being cleaned up.
 pub fn remove_partials(dir: &Path) {

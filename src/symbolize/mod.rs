@@ -157,7 +157,7 @@ impl Symbolizer {
     }
 
     /// The symbol-table name of the function a *return address* returns into, without
-    /// loading debug info (see [`symtab`]); `None` when unknown. For recognizing frames,
+    /// loading debug info (see `symtab`); `None` when unknown. For recognizing frames,
     /// not for showing them: no file, line or inlining.
     pub fn symbol_name(&mut self, return_address: u64) -> Option<String> {
         let idx = self.module_of(return_address)?;
