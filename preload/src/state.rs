@@ -314,7 +314,9 @@ fn start() -> Option<()> {
     let stem = format!("{}-{start_unix_ns}", pid());
     let (store, mut log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     let mut rec = Recorder::with_store(store);
-    rec.set_release(crate::pages::release);
+    if crate::pages::usable(env(c"GLIBC_TUNABLES").as_deref()) {
+        rec.set_release(crate::pages::release);
+    }
     let start_mono_ns = clock::monotonic_ns();
     clock::init();
     if sample_rate > 0 {

@@ -185,9 +185,12 @@ pub struct Taken {
 }
 
 /// Address -> size of the blocks that pack (see [`pack`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SizeTable {
     buckets: Vec<Bucket>,
+    /// Buckets of the first allocation: [`INITIAL_BUCKETS`] (tests set less, so that a few
+    /// thousand blocks take it through growths).
+    first_buckets: usize,
     /// Blocks in the buckets.
     len: usize,
     /// Address -> size of the blocks waiting to enter the buckets. Used only once the
@@ -195,11 +198,18 @@ pub struct SizeTable {
     queue: TagQueue<u64>,
 }
 
+impl Default for SizeTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SizeTable {
     /// An empty table; it allocates on its first insert.
     pub const fn new() -> Self {
         Self {
             buckets: Vec::new(),
+            first_buckets: INITIAL_BUCKETS,
             len: 0,
             queue: TagQueue::new(0),
         }
@@ -403,7 +413,7 @@ impl SizeTable {
 
     #[cold]
     fn grow(&mut self) {
-        let n = (self.buckets.len() * GROWTH.0 / GROWTH.1).max(INITIAL_BUCKETS);
+        let n = (self.buckets.len() * GROWTH.0 / GROWTH.1).max(self.first_buckets);
         let old = core::mem::replace(&mut self.buckets, vec![Bucket::default(); n]);
         for e in old.iter().flat_map(|b| b.words).filter(|&e| e != 0) {
             self.place(e);
@@ -709,7 +719,11 @@ mod tests {
 
         #[test]
         fn agrees_with_a_hash_map(ops in proptest::collection::vec(op(), 1..3000)) {
-            let mut t = SizeTable::new();
+            // The old first size, 128 buckets: up to 3000 blocks take it through growths.
+            let mut t = SizeTable {
+                first_buckets: 128,
+                ..SizeTable::new()
+            };
             let mut model: HashMap<u64, u64> = HashMap::new();
             for (ins, slot, size) in ops {
                 // Spread addresses the way allocators do: 16-aligned, clustered.
