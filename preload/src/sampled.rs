@@ -347,8 +347,8 @@ fn tick(t: Thread) {
     }
 }
 
-/// Set once some table queues its inserts ([`SizeTable::queues`]: big enough for its
-/// lookups to miss in cache): from then on frees prefetch their bucket (see
+/// Set once some table queues its inserts (big enough for its lookups to miss in cache:
+/// [`SizeTable::home_address`] answers): from then on frees prefetch their bucket (see
 /// [`free_lookup_address`]). Small tables stay in cache, and asking
 /// every free whether its table is big cost churn ~20 instructions per free.
 static PREFETCH: AtomicBool = AtomicBool::new(false);
@@ -392,11 +392,10 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
         g.alloc_bytes += size;
     }
     let stale = g.table.insert(entry).unwrap_or(0);
-    if g.table.queues() {
-        // The block waits in the table's queue: start loading the bucket it will enter.
-        if let Some(line) = g.table.home_address(addr) {
-            crate::state::prefetch(line);
-        }
+    // Only a table that queues its inserts answers: the block waits in its queue, and the
+    // bucket it will enter starts loading.
+    if let Some(line) = g.table.home_address(addr) {
+        crate::state::prefetch(line);
         if !PREFETCH.load(Ordering::Relaxed) {
             PREFETCH.store(true, Ordering::Relaxed);
         }

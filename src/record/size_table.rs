@@ -240,7 +240,7 @@ impl SizeTable {
     /// core's cache (prefetching there only costs: churn's tables) or `addr` does not pack.
     #[inline]
     pub fn home_address(&self, addr: u64) -> Option<usize> {
-        if self.buckets.len() < PREFETCH_FROM_BUCKETS {
+        if !self.queues() {
             return None;
         }
         let (b, _) = self.slot(key_of(pack(addr, 0)?));
@@ -312,7 +312,7 @@ impl SizeTable {
     /// cache, and lookups are worth prefetching ([`Self::home_address`]). Once true, true
     /// for good (a table never shrinks).
     #[inline]
-    pub fn queues(&self) -> bool {
+    fn queues(&self) -> bool {
         self.buckets.len() >= PREFETCH_FROM_BUCKETS
     }
 
