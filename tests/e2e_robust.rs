@@ -78,6 +78,103 @@ fn assert_status(run: &Run, code: i32, exit_code: Option<i64>, signal: Option<i6
 }
 
 // ---------------------------------------------------------------------------------------
+// Exact mode's per-thread lanes (examples/lanes_plateau.c)
+// ---------------------------------------------------------------------------------------
+
+/// The peak of lanes_plateau: 4 threads x 1100 x 500 bytes in `second_peak`.
+const LANES_PEAK_OWN: u64 = 4 * 1100 * 500;
+
+/// Runs lanes_plateau with the consistency check, lanes on or off; returns the run and how
+/// many events lanes held back (from the check's note on stderr).
+fn lanes_plateau(lanes: bool) -> (Run, u64) {
+    let exe = c_example_with("lanes_plateau.c", &["-g", "-O2", "-pthread"]);
+    let env = [
+        ("PEAKPROF_CHECK_CONSISTENCY", "1"),
+        ("PEAKPROF_LANES", if lanes { "1" } else { "0" }),
+    ];
+    let run = peakprof_run_env(&exe, &[], &[], &env);
+    assert_status(&run, 0, Some(0), None);
+    assert_eq!(
+        run.stdout_str(),
+        "lanes_plateau: ok\n",
+        "{}",
+        run.describe()
+    );
+    let stderr = run.stderr_str();
+    let note = "recorder consistency check passed (lanes: ";
+    let at = stderr
+        .find(note)
+        .unwrap_or_else(|| panic!("no passed consistency check\n{}", run.describe()));
+    let held = stderr[at..]
+        .split("events they held back: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of held-back events\n{}", run.describe()));
+    (run, held)
+}
+
+/// The peak of lanes_plateau: `second_peak` exactly, nothing of the phases before it, and
+/// besides only the 4 threads' DTVs. Returns the DTVs' bytes.
+fn check_lanes_plateau_peak(run: &Run) -> u64 {
+    check_outputs_consistent(run);
+    let folded = run.folded();
+    assert_functions(
+        &folded,
+        &[
+            ("second_peak", LANES_PEAK_OWN),
+            ("first_peak", 0),
+            ("churn_block", 0),
+            ("free_others", 0),
+        ],
+        "lanes_plateau",
+    );
+    let other: u64 = folded
+        .iter()
+        .filter(|(frames, _)| !frames.iter().any(|f| function_name(f) == "second_peak"))
+        .map(|(_, b)| b)
+        .sum();
+    let per_thread = other / 4;
+    assert!(
+        other.is_multiple_of(4)
+            && per_thread.is_multiple_of(16)
+            && (17 * 16..=32 * 16).contains(&per_thread),
+        "besides second_peak only the 4 threads' DTVs should be live at the peak; found \
+         {other} bytes\n{}",
+        show_folded(&folded, 40)
+    );
+    assert_peak_bytes(run, LANES_PEAK_OWN + other);
+    other
+}
+
+/// Four threads churn far below an earlier peak (their lanes hold nearly every event
+/// back), free each other's blocks, then climb to a higher peak: the same exact peak and
+/// bytes per function as with lanes off, and the recorder's invariants hold at the end.
+#[test]
+fn lanes_keep_the_peak_exact_while_threads_churn_below_it() {
+    let (on, held) = lanes_plateau(true);
+    let dtvs = check_lanes_plateau_peak(&on);
+    // 4 threads x 100000 rounds x (free + malloc) churn below the peak.
+    assert!(
+        held > 600_000,
+        "lanes held back only {held} events\n{}",
+        on.describe()
+    );
+    let (off, held_off) = lanes_plateau(false);
+    assert_eq!(held_off, 0, "{}", off.describe());
+    assert_eq!(check_lanes_plateau_peak(&off), dtvs);
+    let totals = |r: &Run| {
+        let s = r.summary();
+        (
+            json_u64(&s, "peak_bytes"),
+            json_u64(&s, "total_allocations"),
+            json_u64(&s, "leaked_bytes"),
+        )
+    };
+    assert_eq!(totals(&on), totals(&off));
+}
+
+// ---------------------------------------------------------------------------------------
 // The process ends while other threads run (examples/threads_exit.c)
 // ---------------------------------------------------------------------------------------
 

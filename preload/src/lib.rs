@@ -12,6 +12,7 @@ mod environ;
 mod exec;
 mod guard;
 mod hooks;
+mod lanes;
 mod livefile;
 mod lock;
 mod modules;

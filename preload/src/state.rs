@@ -12,6 +12,7 @@ use peakprof::format::{self, live, Meta, Module, WriteReason};
 use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
 
 use crate::guard::{keep_errno, Guard};
+use crate::lanes::{self, LaneSet};
 use crate::livefile::{ForkSnapshot, LogFile, MappedStore};
 use crate::lock::Lock;
 use crate::thread::Thread;
@@ -55,6 +56,8 @@ struct Profiler {
     limit_hit: bool,
     /// The latest event time handed out (times never go back, see [`Profiler::stamp`]).
     last_now: u64,
+    /// How the live maps hand memory back as they grow (lanes' maps too).
+    release: Option<peakprof::record::Release>,
 }
 
 /// Mean sampling interval in bytes; 0 records every allocation's stack.
@@ -314,8 +317,10 @@ fn start() -> Option<()> {
     let stem = format!("{}-{start_unix_ns}", pid());
     let (store, mut log) = open_files(&out_dir, &stem, start_unix_ns, &mods);
     let mut rec = Recorder::with_store(store);
-    if crate::pages::usable(env(c"GLIBC_TUNABLES").as_deref()) {
-        rec.set_release(crate::pages::release);
+    let release = crate::pages::usable(env(c"GLIBC_TUNABLES").as_deref())
+        .then_some(crate::pages::release as peakprof::record::Release);
+    if let Some(release) = release {
+        rec.set_release(release);
     }
     let start_mono_ns = clock::monotonic_ns();
     clock::init();
@@ -330,6 +335,11 @@ fn start() -> Option<()> {
         sampled::activate(shared, start_mono_ns, limit, id);
     }
     set_exec_word(rec.tracker().store().exec_word(), pid());
+    // Lanes need the exact total at every event for `--limit`, and sampled mode has its
+    // own way past the lock. PEAKPROF_LANES=0 turns them off (for comparisons).
+    if sample_rate == 0 && limit.is_none() && env(c"PEAKPROF_LANES").is_none_or(|v| v != "0") {
+        lanes::enable();
+    }
     *PROFILER.lock() = Some(Profiler {
         rec,
         log,
@@ -349,6 +359,7 @@ fn start() -> Option<()> {
         limit_stop,
         limit_hit: false,
         last_now: 0,
+        release,
     });
     install_fork_handlers();
     Some(())
@@ -366,6 +377,12 @@ fn install_fork_handlers() {
         // order everywhere: the unwinder's, then the profiler's.
         unwind::fork_prepare();
         let mut g = PROFILER.lock();
+        if let Some(p) = g.as_mut() {
+            // Every lane absorbed: the counters are the state at the fork.
+            let now = p.now();
+            p.rec.stop_holding(&LaneSet, now);
+        }
+        lanes::fork_prepare();
         // Read back by the same thread in `parent` or `child`: other forks wait for the lock.
         FORK_SET_IN_HOOK.store(set_here, Ordering::Relaxed);
         FORKING_PID.store(pid(), Ordering::Relaxed);
@@ -384,6 +401,7 @@ fn install_fork_handlers() {
         let set_here = FORK_SET_IN_HOOK.load(Ordering::Relaxed);
         unwind::memo_fork_parent();
         sampled::fork_parent();
+        lanes::fork_parent();
         PROFILER.force_unlock();
         unwind::fork_parent();
         if set_here {
@@ -402,6 +420,7 @@ fn install_fork_handlers() {
         unwind::memo_fork_child();
         unwind::fork_child();
         sampled::fork_child(start_mono_ns);
+        lanes::fork_child();
         PROFILER.reset_after_fork();
         if let Some(p) = PROFILER.lock().as_mut() {
             // The process that forked, even when it never made files of its own (it
@@ -428,6 +447,15 @@ impl Profiler {
     #[inline]
     fn now(&mut self) -> u64 {
         self.stamp(clock::monotonic_coarse_ns())
+    }
+
+    /// [`Self::now`] for an event that does not go through the lanes (a mapping, a
+    /// failed realloc's block put back): lanes stop holding first, so it is recorded in
+    /// order with every event before it.
+    fn now_in_order(&mut self) -> u64 {
+        let now = self.now();
+        self.rec.stop_holding(&LaneSet, now);
+        now
     }
 
     /// The event time of a coarse clock reading taken before the lock (reading the clock
@@ -548,6 +576,7 @@ impl Profiler {
         let (id, new) = self.rec.intern_new_hashed(frames, hash);
         if new {
             self.log.append(&live::log_stack(id, frames));
+            lanes::stacks_known(self.rec.stacks().len());
         }
         unwind::remember_stack(room, id);
         id
@@ -575,6 +604,8 @@ impl Profiler {
 
     /// The profile of this process now.
     fn profile(&mut self, reason: WriteReason) -> format::Profile {
+        let now = self.now();
+        self.rec.stop_holding(&LaneSet, now);
         if sampled::on() {
             sampled::before_locked(&mut self.rec);
         }
@@ -753,6 +784,18 @@ pub fn periodic() {
     p.observe_sampled();
 }
 
+/// A thread that had lane `i` ends: its held-back changes go in, and the lane waits for
+/// the next thread (its blocks stay live in it).
+pub fn lane_ended(i: usize) {
+    let _guard = Guard::enter();
+    let mut g = PROFILER.lock();
+    if let Some(p) = g.as_mut() {
+        let now = p.now();
+        p.rec.release_lane(&LaneSet, i, now);
+    }
+    lanes::unclaim(i);
+}
+
 /// Ends the program at `--limit` with `--limit-action stop` (outside the profiler's lock).
 #[cold]
 fn stop_at_limit() -> ! {
@@ -769,7 +812,7 @@ fn stop_at_limit() -> ! {
 pub fn on_alloc(t: Thread, addr: usize, size: usize, origin: Option<unwind::Origin>) {
     let rate = SAMPLE_RATE.load(Ordering::Relaxed);
     if rate == 0 || t.should_sample(size as u64, rate) {
-        record_with_stack(addr, size, origin);
+        record_with_stack(t, addr, size, origin);
     } else if !sampled::alloc(addr as u64, size as u64) {
         record_unsampled_alloc(addr, size);
     }
@@ -793,7 +836,7 @@ fn record_unsampled_alloc(addr: usize, size: usize) {
 /// for sampled mode's common case. The capture starts at the hook's caller (`origin`), so
 /// the frames between here and there cost it nothing.
 #[inline(never)]
-fn record_with_stack(addr: usize, size: usize, origin: Option<unwind::Origin>) {
+fn record_with_stack(t: Thread, addr: usize, size: usize, origin: Option<unwind::Origin>) {
     prefetch_slot(addr);
     keep_errno(|| {
         // Captured outside the lock (unwinding is the slow part), into a buffer the caller
@@ -805,10 +848,25 @@ fn record_with_stack(addr: usize, size: usize, origin: Option<unwind::Origin>) {
         // inside: most stacks repeat the previous one there and need no hash at all.
         let hash = (!threads::single() && room.known_stack().is_none())
             .then(|| stack_hash(room.as_slice()));
+        if !lanes::active() {
+            return with_profiler(|p| {
+                let id = p.intern(&room, hash);
+                let now = p.stamp(clock);
+                p.rec.on_alloc(addr as u64, size as u64, id, now);
+            });
+        }
+        if lanes::try_alloc(t, addr, size, &room, hash) {
+            return Some(());
+        }
         with_profiler(|p| {
             let id = p.intern(&room, hash);
             let now = p.stamp(clock);
-            p.rec.on_alloc(addr as u64, size as u64, id, now);
+            let mine = lanes::claim(t, p.release);
+            if let (Some(i), Some(h)) = (mine, hash) {
+                lanes::remember_stack(i, h, room.as_slice(), id);
+            }
+            p.rec
+                .lane_alloc(&LaneSet, mine, addr as u64, size as u64, id, now);
         })
     });
 }
@@ -827,14 +885,25 @@ pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
             });
         }
     }
-    record_free(addr)
+    record_free(t, addr)
 }
 
 /// A free the recorder handles (every one in exact mode).
 #[inline(never)]
-fn record_free(addr: usize) -> Option<LiveAlloc> {
+fn record_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
     keep_errno(|| {
         let clock = clock::monotonic_coarse_ns();
+        if lanes::active() {
+            if let Some(block) = lanes::try_free(t, addr) {
+                return Some(block);
+            }
+            return with_profiler(|p| {
+                let now = p.stamp(clock);
+                let mine = lanes::claim(t, p.release);
+                p.rec.lane_free(&LaneSet, mine, addr as u64, now)
+            })
+            .flatten();
+        }
         with_profiler(|p| {
             let now = p.stamp(clock);
             p.rec.on_free(addr as u64, now)
@@ -852,7 +921,7 @@ pub fn restore(addr: usize, block: LiveAlloc) {
         return;
     }
     with_profiler(|p| {
-        let t = p.now();
+        let t = p.now_in_order();
         p.rec.restore(addr as u64, block, t);
     });
 }
@@ -863,7 +932,7 @@ pub fn on_mmap(addr: usize, len: usize) {
     unwind::capture(&mut room, None);
     with_profiler(|p| {
         let id = p.intern(&room, None);
-        let t = p.now();
+        let t = p.now_in_order();
         p.rec.on_mmap(addr as u64, len as u64, id, t);
     });
 }
@@ -871,7 +940,7 @@ pub fn on_mmap(addr: usize, len: usize) {
 /// A range was unmapped (or replaced by a mapping we do not track).
 pub fn on_munmap(addr: usize, len: usize) {
     with_profiler(|p| {
-        let t = p.now();
+        let t = p.now_in_order();
         p.rec.on_munmap(addr as u64, len as u64, t);
     });
 }
@@ -882,7 +951,7 @@ pub fn on_munmap(addr: usize, len: usize) {
 /// (or [`after_mremap`]).
 pub fn take_mapped(addr: usize, len: usize) -> Vec<Region> {
     with_profiler(|p| {
-        let t = p.now();
+        let t = p.now_in_order();
         p.rec.take_range(addr as u64, len as u64, t)
     })
     .unwrap_or_default()
@@ -895,7 +964,7 @@ pub fn put_back(taken: Vec<Region>) {
         return;
     }
     with_profiler(|p| {
-        let t = p.now();
+        let t = p.now_in_order();
         p.restore_regions(taken, t);
     });
 }
@@ -914,7 +983,7 @@ pub fn after_mremap(moved: Option<(usize, usize)>, taken: Vec<Region>, old_stays
     let mut room = unwind::Frames::new();
     unwind::capture(&mut room, None);
     with_profiler(|p| {
-        let t = p.now();
+        let t = p.now_in_order();
         if old_stays {
             p.restore_regions(taken, t);
         }
@@ -1000,11 +1069,19 @@ fn finish_locked_out(reason: WriteReason) {
     if env(c"PEAKPROF_CHECK_CONSISTENCY").is_some_and(|v| v == "1") {
         // For stress tests: the recorder's invariants (total = sum of live blocks, per-stack
         // counters = live set) at the very end of the process, said on stderr.
-        let checked = p.rec.check_consistency().and_then(|()| {
+        let checked = lanes::with_all(|l| {
+            p.rec.check_consistency_with(l)?;
+            let held: u64 = l.iter().map(|l| l.held()).sum();
+            Ok(format!(
+                " (lanes: {}, events they held back: {held})",
+                l.len()
+            ))
+        })
+        .and_then(|lanes| {
             if sampled::on() {
                 sampled::check_consistency(p.rec.total())
             } else {
-                Ok(String::new())
+                Ok(lanes)
             }
         });
         let msg = match checked {

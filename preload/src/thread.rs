@@ -13,6 +13,8 @@ struct ThreadState {
     ticks_left: u32,
     sample_left: i64,
     sample_rng: u64,
+    lane: u32,
+    unused: u32,
 }
 
 extern "C" {
@@ -109,6 +111,20 @@ impl Thread {
             }
             peakprof_should_sample(size, rate) != 0
         }
+    }
+
+    /// This thread's lane word (see `crate::lanes`).
+    #[inline(always)]
+    pub fn lane(self) -> u32 {
+        // SAFETY: as in `should_sample`.
+        unsafe { (*self.0).lane }
+    }
+
+    /// Sets this thread's lane word.
+    #[inline]
+    pub fn set_lane(self, lane: u32) {
+        // SAFETY: as in `should_sample`.
+        unsafe { (*self.0).lane = lane }
     }
 
     /// True once every [`TICK_EVERY`] calls on this thread: time for periodic work.

@@ -4,13 +4,17 @@
 
 /* The hot per-thread state, reached from the thread pointer (see thread.rs, which calls
  * this once to learn its offset, then reads and writes the fields): whether the thread is
- * inside a hook, sampled mode's byte countdown and its random state, and the countdown to
- * the next periodic tick. */
+ * inside a hook, sampled mode's byte countdown and its random state, the countdown to
+ * the next periodic tick, and the thread's lane. */
 struct peakprof_thread {
     int32_t in_hook;
     uint32_t ticks_left;
     int64_t sample_left;
     uint64_t sample_rng;
+    /* Exact mode's lane of this thread (lanes.rs): 0 none yet, i + 1 lane i, or
+     * UINT32_MAX for none ever (the thread is ending, or no lane was free). */
+    uint32_t lane;
+    uint32_t unused;
 };
 
 static __thread struct peakprof_thread thread_state __attribute__((tls_model("initial-exec")));

@@ -4,6 +4,7 @@
 //! Takes `(address, size, stack)` events and knows nothing of hooks, threads or files: the
 //! preload serializes calls into it, and tests drive it directly.
 
+mod lane;
 mod live;
 mod maps;
 mod peak;
@@ -19,6 +20,7 @@ mod map_model;
 #[cfg(test)]
 mod proptests;
 
+pub use lane::{Change, Lane, LaneFree, LANE_BUDGET};
 pub use live::{AddrHasher, LiveAlloc, LiveHeap, Release};
 pub use maps::{
     mremap_refused, munmap_check, LiveMaps, MunmapCheck, Region, MREMAP_DONTUNMAP, MREMAP_FIXED,
@@ -29,6 +31,8 @@ pub use size_table::{pack as pack_size, SizeTable, Taken};
 pub use stacks::{stack_hash, StackId, StackTable};
 pub use timeline::Timeline;
 
+#[cfg(test)]
+mod lane_tests;
 #[cfg(test)]
 mod sampling_tests;
 
@@ -48,6 +52,22 @@ pub struct Recorder<S: SiteStore = VecStore> {
     sampling: Option<Sampling>,
     /// A timeline point was started since the last [`Recorder::take_new_point`].
     new_point: bool,
+    /// Threads' lanes may hold changes back (see [`lane`]).
+    holding: bool,
+}
+
+/// The threads' lanes, as the recorder's caller keeps them (one lock each in the preload):
+/// the recorder absorbs them and frees their blocks through this.
+pub trait Lanes {
+    /// Lanes exist at indices below this.
+    fn count(&self) -> usize;
+    /// Lanes whose thread may hold changes back (each adds at most [`LANE_BUDGET`]).
+    fn owned(&self) -> u64;
+    /// Runs `f` on lane `i` (with that lane's lock held); `None` when it does not exist.
+    fn with<R>(&self, i: usize, f: impl FnOnce(&mut Lane) -> R) -> Option<R>;
+    /// Tells the lanes' threads whether they may hold changes back from now on. Stopping
+    /// is published before any lane is absorbed, so none holds back more after it.
+    fn publish(&self, holding: bool);
 }
 
 /// Sampled mode: which stack stands for "not sampled", and the mean sampling interval.
@@ -89,6 +109,7 @@ impl<S: SiteStore> Recorder<S> {
             total_alloc_bytes: 0,
             sampling: None,
             new_point: false,
+            holding: false,
         }
     }
 
@@ -258,7 +279,26 @@ impl<S: SiteStore> Recorder<S> {
     /// A heap block of `size` bytes was allocated at `addr` by `stack`.
     #[inline]
     pub fn on_alloc(&mut self, addr: u64, size: u64, stack: StackId, now_ns: u64) {
-        if let Some(old) = self.heap.insert(addr, LiveAlloc { size, stack }) {
+        self.on_alloc_in(None, addr, size, stack, now_ns);
+    }
+
+    /// [`Self::on_alloc`] into `lane`'s live map (`None`: the recorder's own), with the
+    /// counters changed at once.
+    #[inline]
+    fn on_alloc_in(
+        &mut self,
+        lane: Option<&mut Lane>,
+        addr: u64,
+        size: u64,
+        stack: StackId,
+        now_ns: u64,
+    ) {
+        let heap = match lane {
+            Some(l) => &mut l.heap,
+            None => &mut self.heap,
+        };
+        let stale = heap.insert(addr, LiveAlloc { size, stack });
+        if let Some(old) = stale {
             // A free we never saw (e.g. an allocator-internal path): drop the stale block
             // so the same bytes are not counted twice (it may be another address's: the
             // map hands stale blocks back when they meet their successor in its table).
@@ -282,13 +322,162 @@ impl<S: SiteStore> Recorder<S> {
     /// the recorder never saw (allocated before profiling started, or by another path).
     #[inline]
     pub fn on_free(&mut self, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
-        let removed = self.heap.remove(addr)?;
+        self.on_free_in(None, addr, now_ns)
+    }
+
+    /// [`Self::on_free`] from `lane`'s live map (`None`: the recorder's own).
+    #[inline]
+    fn on_free_in(&mut self, lane: Option<&mut Lane>, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
+        let heap = match lane {
+            Some(l) => &mut l.heap,
+            None => &mut self.heap,
+        };
+        let removed = heap.remove(addr)?;
         self.drop_block(removed.block);
         if let Some(stale) = removed.stale {
             self.drop_block(stale);
         }
         self.observe(now_ns);
         Some(removed.block)
+    }
+
+    /// Whether lanes may hold changes back now (the caller publishes it to its threads
+    /// through [`Lanes::publish`], which this calls whenever it changes).
+    pub fn lanes_holding(&self) -> bool {
+        self.holding
+    }
+
+    /// Whether the total, plus `extra`, plus a full budget for each of `lanes` lanes,
+    /// stays below the peak: then no event held back in a lane can be the peak.
+    fn room_for(&self, lanes: u64, extra: u64) -> bool {
+        let reach = lanes.saturating_mul(LANE_BUDGET).saturating_add(extra);
+        self.total().saturating_add(reach) < self.peak()
+    }
+
+    /// Applies `lane`'s held-back changes to the counters (no peak check: see
+    /// [`Self::stop_holding`] and [`Self::keep_room`]).
+    pub fn absorb(&mut self, lane: &mut Lane, now_ns: u64) {
+        if !lane.holds_changes() {
+            return;
+        }
+        debug_assert!(self.sampling.is_none(), "lanes are for exact mode");
+        self.total_allocs += lane.allocs;
+        self.total_alloc_bytes += lane.alloc_bytes;
+        let sites = &mut self.sites;
+        lane.drain(|c| sites.apply_change(c));
+        self.observe(now_ns);
+    }
+
+    /// Stops lanes holding changes back and absorbs them all: from here on every event is
+    /// the recorder's, in order, and the counters are current.
+    pub fn stop_holding(&mut self, lanes: &impl Lanes, now_ns: u64) {
+        if !self.holding {
+            return;
+        }
+        self.holding = false;
+        lanes.publish(false);
+        for i in 0..lanes.count() {
+            lanes.with(i, |l| self.absorb(l, now_ns));
+        }
+    }
+
+    /// After absorbing a lane (which moves up to a budget into the total), before anything
+    /// else can raise the total: stops holding when the lanes, with `extra` bytes more,
+    /// could reach the peak. While it held before, the true total stays below the peak
+    /// until every lane is absorbed: absorbing moves bytes, it adds none, and each lane
+    /// still holding adds at most its budget.
+    fn keep_room(&mut self, lanes: &impl Lanes, extra: u64, now_ns: u64) {
+        if self.holding && !self.room_for(lanes.owned(), extra) {
+            self.stop_holding(lanes, now_ns);
+        }
+    }
+
+    /// Lets lanes hold changes back again once the total is two budgets per lane below
+    /// the peak (twice what keeps them holding, so that they do not flip at every event).
+    pub fn maybe_hold(&mut self, lanes: &impl Lanes) {
+        let n = lanes.owned();
+        if !self.holding
+            && n > 0
+            && self.sampling.is_none()
+            && !self.sites.external_peak()
+            && self.room_for(n.saturating_mul(2), 0)
+        {
+            self.holding = true;
+            lanes.publish(true);
+        }
+    }
+
+    /// An allocation a lane could not hold back (or made while lanes do not hold), on the
+    /// thread of lane `mine` (`None`: a thread without one): the lane's changes go in
+    /// first, then the block, into the lane's live map.
+    pub fn lane_alloc(
+        &mut self,
+        lanes: &impl Lanes,
+        mine: Option<usize>,
+        addr: u64,
+        size: u64,
+        stack: StackId,
+        now_ns: u64,
+    ) {
+        if let Some(i) = mine {
+            lanes.with(i, |l| self.absorb(l, now_ns));
+        }
+        self.keep_room(lanes, size, now_ns);
+        let done = mine
+            .and_then(|i| lanes.with(i, |l| self.on_alloc_in(Some(l), addr, size, stack, now_ns)));
+        if done.is_none() {
+            self.on_alloc_in(None, addr, size, stack, now_ns);
+        }
+        self.maybe_hold(lanes);
+    }
+
+    /// A free a lane could not hold back, on the thread of lane `mine`: the block is looked
+    /// for in that lane, in the recorder's own map, then in every other lane (a block freed
+    /// by another thread than the one that allocated it). A lane is absorbed before a block
+    /// leaves it, so the counters never go below what is live.
+    pub fn lane_free(
+        &mut self,
+        lanes: &impl Lanes,
+        mine: Option<usize>,
+        addr: u64,
+        now_ns: u64,
+    ) -> Option<LiveAlloc> {
+        let mut found = None;
+        if let Some(i) = mine {
+            found = lanes
+                .with(i, |l| {
+                    self.absorb(l, now_ns);
+                    self.on_free_in(Some(l), addr, now_ns)
+                })
+                .flatten();
+            self.keep_room(lanes, 0, now_ns);
+        }
+        if found.is_none() {
+            found = self.on_free_in(None, addr, now_ns);
+        }
+        let mut j = 0;
+        while found.is_none() && j < lanes.count() {
+            if Some(j) != mine {
+                found = lanes
+                    .with(j, |l| {
+                        l.heap.get(addr)?;
+                        self.absorb(l, now_ns);
+                        self.on_free_in(Some(l), addr, now_ns)
+                    })
+                    .flatten();
+                self.keep_room(lanes, 0, now_ns);
+            }
+            j += 1;
+        }
+        self.maybe_hold(lanes);
+        found
+    }
+
+    /// Absorbs lane `i`, whose thread gives it up (it ends), keeping room as after any
+    /// absorb.
+    pub fn release_lane(&mut self, lanes: &impl Lanes, i: usize, now_ns: u64) {
+        lanes.with(i, |l| self.absorb(l, now_ns));
+        self.keep_room(lanes, 0, now_ns);
     }
 
     /// The live map's slot array, `(address, slots)`: see [`LiveHeap::home_byte_offset`].
@@ -414,9 +603,26 @@ impl<S: SiteStore> Recorder<S> {
     /// Checks the recorder's invariants: the total equals the sum of live blocks and
     /// mappings, and per-stack counters agree with the live set. Used by stress tests.
     pub fn check_consistency(&self) -> Result<(), String> {
+        self.check_consistency_with(&[])
+    }
+
+    /// [`Self::check_consistency`] with blocks in `lanes` too: the counters plus the
+    /// lanes' held-back changes must agree with every live block.
+    pub fn check_consistency_with(&self, lanes: &[&Lane]) -> Result<(), String> {
         let mut per_stack: std::collections::HashMap<u32, (u64, u64)> = Default::default();
         let mut live_total = 0u64;
-        for (_, a) in self.heap.iter() {
+        let mut held: std::collections::HashMap<u32, (i64, i64)> = Default::default();
+        let mut held_total = 0i64;
+        for lane in lanes {
+            for c in lane.changes() {
+                let e = held.entry(c.stack).or_default();
+                e.0 += c.bytes;
+                e.1 += c.count;
+                held_total += c.bytes;
+            }
+        }
+        let blocks = lanes.iter().flat_map(|l| l.blocks());
+        for (_, a) in self.heap.iter().chain(blocks) {
             live_total += a.size;
             if let Some((stack, weight)) = self.share(a.stack, a.size) {
                 let e = per_stack.entry(stack).or_default();
@@ -430,18 +636,31 @@ impl<S: SiteStore> Recorder<S> {
             e.0 += r.len();
             e.1 += 1;
         }
-        if live_total != self.total() {
+        let counted = self.total() as i64 + held_total;
+        if live_total as i64 != counted {
             return Err(format!(
-                "total {} != sum of live allocations {}",
+                "total {} (+ {held_total} held in lanes) != sum of live allocations {}",
                 self.total(),
                 live_total
             ));
         }
-        for (id, bytes, count) in self.sites.current() {
+        let counters: std::collections::HashMap<u32, (u64, u64)> = self
+            .sites
+            .current()
+            .map(|(id, bytes, count)| (id, (bytes, count)))
+            .collect();
+        let mut ids: Vec<u32> = counters.keys().chain(held.keys()).copied().collect();
+        ids.extend(per_stack.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
             let want = per_stack.get(&id).copied().unwrap_or_default();
-            if want != (bytes, count) {
+            let (bytes, count) = counters.get(&id).copied().unwrap_or_default();
+            let h = held.get(&id).copied().unwrap_or_default();
+            let with_held = (bytes as i64 + h.0, count as i64 + h.1);
+            if with_held != (want.0 as i64, want.1 as i64) {
                 return Err(format!(
-                    "stack {id}: counters say {bytes} bytes in {count} blocks, live set says {} in {}",
+                    "stack {id}: counters say {bytes} bytes in {count} blocks (lanes hold {h:?} more), live set says {} in {}",
                     want.0, want.1
                 ));
             }

@@ -241,6 +241,22 @@ impl<S: SiteStore> PeakTracker<S> {
         }
     }
 
+    /// Applies a lane's held-back change to its stack and to the totals (see
+    /// [`super::lane`]). No peak check: the caller keeps the total below the peak while
+    /// lanes hold changes back.
+    #[inline]
+    pub fn apply_change(&mut self, c: &super::lane::Change) {
+        if let Some(site) = self.touch(c.stack) {
+            site.cur_bytes = site.cur_bytes.saturating_add_signed(c.bytes);
+            site.cur_count = site.cur_count.saturating_add_signed(c.count);
+            site.alloc_bytes += c.alloc_bytes;
+            site.alloc_count += c.alloc_count;
+        }
+        let t = self.store.totals_mut();
+        t.total = t.total.saturating_add_signed(c.bytes);
+        t.live_count = t.live_count.saturating_add_signed(c.count);
+    }
+
     /// Records a new allocation of `bytes` by `stack` in the run totals (not the live set).
     #[inline]
     pub fn count_allocation(&mut self, stack: u32, bytes: u64) {

@@ -343,6 +343,17 @@ pub fn peakprof_run(program: &Path, args: &[&str]) -> Run {
 
 /// Like [`peakprof_run`], with extra `peakprof run` options placed before `--`.
 pub fn peakprof_run_with(program: &Path, args: &[&str], options: &[&str]) -> Run {
+    peakprof_run_env(program, args, options, &[])
+}
+
+/// Like [`peakprof_run_with`], with extra environment variables for peakprof (and so for
+/// the program and the preloaded library).
+pub fn peakprof_run_env(
+    program: &Path,
+    args: &[&str],
+    options: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let name = program.file_name().unwrap().to_string_lossy().into_owned();
     let base = tmp_root().join("runs");
     remove_stale(&base);
@@ -352,6 +363,7 @@ pub fn peakprof_run_with(program: &Path, args: &[&str], options: &[&str]) -> Run
             // Every memo-shortened stack capture is checked against a full walk; a
             // difference aborts the program (and fails the test's status check).
             .env("PEAKPROF_CHECK_UNWIND", "1")
+            .envs(env.iter().copied())
             .arg("run")
             .arg("-o")
             .arg(&out_dir)
