@@ -27,7 +27,12 @@ const MAX_LANES: usize = 64;
 /// A thread's lane word: no lane, and none to be claimed (its lane ended, or none was free).
 const NO_LANE: u32 = u32::MAX;
 
-static LANES: [Lock<Option<Lane>, true>; MAX_LANES] = [const { Lock::new(None) }; MAX_LANES];
+/// A lane on cache lines of its own (two: the adjacent-line prefetcher pairs them), so that
+/// threads recording in their lanes never write a line another thread's lane is on.
+#[repr(align(128))]
+struct Slot(Lock<Option<Lane>, true>);
+
+static LANES: [Slot; MAX_LANES] = [const { Slot(Lock::new(None)) }; MAX_LANES];
 /// Lanes made so far: indices below this exist (a lane, once made, is kept: its blocks
 /// stay live after its thread ends, and the next thread takes it over).
 static MADE: AtomicUsize = AtomicUsize::new(0);
@@ -57,7 +62,7 @@ impl Lanes for LaneSet {
         OWNED.load(Ordering::Relaxed)
     }
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut Lane) -> R) -> Option<R> {
-        LANES.get(i)?.lock().as_mut().map(f)
+        LANES.get(i)?.0.lock().as_mut().map(f)
     }
     fn publish(&self, holding: bool) {
         HOLDING.store(holding, Ordering::SeqCst);
@@ -111,17 +116,28 @@ pub fn try_alloc(
     if !HOLDING.load(Ordering::Relaxed) {
         return false;
     }
-    let mut g = LANES[i].lock_knowing(false);
+    let mut g = LANES[i].0.lock_knowing(false);
     let Some(lane) = g.as_mut() else { return false };
     if !HOLDING.load(Ordering::Relaxed) {
         return false;
     }
+    let frames = room.as_slice();
     let known = room
         .known_stack()
         .filter(|&id| id < STACKS.load(Ordering::Relaxed));
     let id = match known {
-        Some(id) => id,
-        None => match hash.and_then(|h| lane.cached_stack(h, room.as_slice())) {
+        Some(id) if !unwind::checking() => id,
+        // Check mode: the profiler compares a remembered id with the frames it names (in
+        // the stack table, under its lock); here it must at least be the id this lane has
+        // for the frames' hash, else the profiler checks it.
+        Some(id) => {
+            let h = peakprof::record::stack_hash(frames);
+            if lane.cached_stack(h, frames) != Some(id) {
+                return false;
+            }
+            id
+        }
+        None => match hash.and_then(|h| lane.cached_stack(h, frames)) {
             Some(id) => id,
             None => return false,
         },
@@ -137,7 +153,7 @@ pub fn try_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
     if !HOLDING.load(Ordering::Relaxed) {
         return None;
     }
-    let mut g = LANES[i].lock_knowing(false);
+    let mut g = LANES[i].0.lock_knowing(false);
     let lane = g.as_mut()?;
     if !HOLDING.load(Ordering::Relaxed) {
         return None;
@@ -161,7 +177,7 @@ pub fn claim(t: Thread, release: Option<peakprof::record::Release>) -> Option<us
         return None;
     };
     {
-        let mut g = LANES[i].lock();
+        let mut g = LANES[i].0.lock();
         if g.is_none() {
             let mut lane = Lane::new();
             if let Some(release) = release {
@@ -195,7 +211,7 @@ pub fn remember_stack(i: usize, hash: u64, frames: &[u64], id: u32) {
 pub fn with_all<R>(f: impl FnOnce(&[&Lane]) -> R) -> R {
     let guards: Vec<_> = LANES[..MADE.load(Ordering::Acquire)]
         .iter()
-        .map(|l| l.lock())
+        .map(|l| l.0.lock())
         .collect();
     let lanes: Vec<&Lane> = guards.iter().filter_map(|g| g.as_ref()).collect();
     f(&lanes)
@@ -222,14 +238,14 @@ extern "C" fn lane_ends(value: *mut libc::c_void) {
 /// every lane's lock, so that the child inherits none half-changed.
 pub fn fork_prepare() {
     for lane in &LANES[..MADE.load(Ordering::Relaxed)] {
-        core::mem::forget(lane.lock());
+        core::mem::forget(lane.0.lock());
     }
 }
 
 /// Fork, in the parent: releases the lanes' locks.
 pub fn fork_parent() {
     for lane in &LANES[..MADE.load(Ordering::Relaxed)] {
-        lane.force_unlock();
+        lane.0.force_unlock();
     }
 }
 
@@ -239,7 +255,7 @@ pub fn fork_child() {
     let mine = lane_of(Thread::current());
     let mut owned = 0;
     for (i, lane) in LANES[..MADE.load(Ordering::Relaxed)].iter().enumerate() {
-        lane.reset_after_fork();
+        lane.0.reset_after_fork();
         let keep = mine == Some(i);
         CLAIMED[i].store(keep, Ordering::Relaxed);
         owned += u64::from(keep);

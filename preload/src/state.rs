@@ -148,7 +148,8 @@ static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)]
 /// set prefetch theirs: [`prefetch_for_free`]).
 #[inline]
 pub fn prefetch_slot(addr: usize) {
-    if sampled::on() {
+    // With lanes, blocks go to the lanes' maps: the recorder's would be a useless hint.
+    if sampled::on() || lanes::active() {
         return;
     }
     let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
@@ -787,11 +788,17 @@ pub fn periodic() {
 /// A thread that had lane `i` ends: its held-back changes go in, and the lane waits for
 /// the next thread (its blocks stay live in it).
 pub fn lane_ended(i: usize) {
-    let _guard = Guard::enter();
+    let Some(_guard) = Guard::enter() else {
+        // Inside the profiler already (cannot happen in a key destructor): leave the lane
+        // claimed, which only overstates what lanes may hold back.
+        return;
+    };
     let mut g = PROFILER.lock();
     if let Some(p) = g.as_mut() {
-        let now = p.now();
-        p.rec.release_lane(&LaneSet, i, now);
+        if p.ready() {
+            let now = p.now();
+            p.rec.release_lane(&LaneSet, i, now);
+        }
     }
     lanes::unclaim(i);
 }
@@ -862,6 +869,9 @@ fn record_with_stack(t: Thread, addr: usize, size: usize, origin: Option<unwind:
             let id = p.intern(&room, hash);
             let now = p.stamp(clock);
             let mine = lanes::claim(t, p.release);
+            // In check mode the lane also learns the stacks the unwinder remembers (see
+            // `lanes::try_alloc`).
+            let hash = hash.or_else(|| unwind::checking().then(|| stack_hash(room.as_slice())));
             if let (Some(i), Some(h)) = (mine, hash) {
                 lanes::remember_stack(i, h, room.as_slice(), id);
             }
@@ -939,8 +949,9 @@ pub fn on_mmap(addr: usize, len: usize) {
 
 /// A range was unmapped (or replaced by a mapping we do not track).
 pub fn on_munmap(addr: usize, len: usize) {
+    // Lowers the total only: lanes may go on holding (see `Recorder::keep_room`).
     with_profiler(|p| {
-        let t = p.now_in_order();
+        let t = p.now();
         p.rec.on_munmap(addr as u64, len as u64, t);
     });
 }
@@ -950,8 +961,9 @@ pub fn on_munmap(addr: usize, len: usize) {
 /// never confused with it. Returns what was taken, for [`put_back`] should the call fail
 /// (or [`after_mremap`]).
 pub fn take_mapped(addr: usize, len: usize) -> Vec<Region> {
+    // Lowers the total only (what comes back goes through `put_back` or `after_mremap`).
     with_profiler(|p| {
-        let t = p.now_in_order();
+        let t = p.now();
         p.rec.take_range(addr as u64, len as u64, t)
     })
     .unwrap_or_default()

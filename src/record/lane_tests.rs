@@ -257,3 +257,41 @@ fn a_block_freed_by_another_thread_leaves_the_lane_that_holds_it() {
     }
     assert_eq!(rec.lane_free(&lanes, Some(1), 0x200, 3), None);
 }
+
+/// A free the hooks missed on one thread, its address then reused by another thread: the
+/// old block sits in the first thread's lane, the new one in the second's. Allocations
+/// through the recorder look in the other maps now and then, so the old block stops
+/// counting (and a later free finds the new one).
+#[test]
+fn a_missed_free_in_another_lane_stops_counting() {
+    let lanes = TestLanes::new(2);
+    let mut rec = Recorder::new();
+    let (s0, s1) = (rec.intern(&[1]), rec.intern(&[2]));
+    rec.lane_alloc(&lanes, Some(0), 0x100, 1000, s0, 0);
+    // Its free is missed; thread 1 gets the address again and again (through the
+    // recorder: lanes do not hold this close to the peak).
+    let mut rounds = 0;
+    loop {
+        rec.lane_alloc(&lanes, Some(1), 0x100, 7, s1, 1);
+        if rec.total() == 7 || rounds == 1000 {
+            break;
+        }
+        assert_eq!(
+            rec.lane_free(&lanes, Some(1), 0x100, 1).map(|b| b.stack),
+            Some(s1)
+        );
+        rounds += 1;
+    }
+    assert_eq!(
+        rec.total(),
+        7,
+        "the old block still counts after {rounds} reuses"
+    );
+    assert!(rounds < 200, "{rounds} reuses");
+    let freed = rec.lane_free(&lanes, Some(0), 0x100, 2).unwrap();
+    assert_eq!((freed.size, freed.stack), (7, s1));
+    assert_eq!(rec.total(), 0);
+    let l0 = lanes.lanes[0].borrow();
+    let l1 = lanes.lanes[1].borrow();
+    rec.check_consistency_with(&[&l0, &l1]).unwrap();
+}

@@ -54,7 +54,14 @@ pub struct Recorder<S: SiteStore = VecStore> {
     new_point: bool,
     /// Threads' lanes may hold changes back (see [`lane`]).
     holding: bool,
+    /// A linear congruential generator's state: which allocations through the recorder
+    /// look for a stale block in the other live maps (see [`Self::lane_alloc`]).
+    dice: u32,
 }
+
+/// One in this many allocations through the recorder with lanes also looks in the other
+/// live maps for a block at the same address (a power of two; see [`Recorder::lane_alloc`]).
+pub const OTHER_MAPS_ONE_IN: u32 = 16;
 
 /// The threads' lanes, as the recorder's caller keeps them (one lock each in the preload):
 /// the recorder absorbs them and frees their blocks through this.
@@ -110,6 +117,7 @@ impl<S: SiteStore> Recorder<S> {
             sampling: None,
             new_point: false,
             holding: false,
+            dice: 0x2545_f491,
         }
     }
 
@@ -357,15 +365,22 @@ impl<S: SiteStore> Recorder<S> {
     /// Applies `lane`'s held-back changes to the counters (no peak check: see
     /// [`Self::stop_holding`] and [`Self::keep_room`]).
     pub fn absorb(&mut self, lane: &mut Lane, now_ns: u64) {
+        if self.absorb_quietly(lane) {
+            self.observe(now_ns);
+        }
+    }
+
+    /// [`Self::absorb`] without a timeline observation; whether there was anything.
+    fn absorb_quietly(&mut self, lane: &mut Lane) -> bool {
         if !lane.holds_changes() {
-            return;
+            return false;
         }
         debug_assert!(self.sampling.is_none(), "lanes are for exact mode");
         self.total_allocs += lane.allocs;
         self.total_alloc_bytes += lane.alloc_bytes;
         let sites = &mut self.sites;
         lane.drain(|c| sites.apply_change(c));
-        self.observe(now_ns);
+        true
     }
 
     /// Stops lanes holding changes back and absorbs them all: from here on every event is
@@ -376,9 +391,12 @@ impl<S: SiteStore> Recorder<S> {
         }
         self.holding = false;
         lanes.publish(false);
+        // The timeline sees the total once all are in: between two lanes it may be above
+        // the true total (a lane not yet in may hold frees).
         for i in 0..lanes.count() {
-            lanes.with(i, |l| self.absorb(l, now_ns));
+            lanes.with(i, |l| self.absorb_quietly(l));
         }
+        self.observe(now_ns);
     }
 
     /// After absorbing a lane (which moves up to a budget into the total), before anything
@@ -428,7 +446,42 @@ impl<S: SiteStore> Recorder<S> {
         if done.is_none() {
             self.on_alloc_in(None, addr, size, stack, now_ns);
         }
+        if self.roll() {
+            self.drop_elsewhere(lanes, done.and(mine), addr, now_ns);
+        }
         self.maybe_hold(lanes);
+    }
+
+    /// Whether this allocation looks in the other maps (one in [`OTHER_MAPS_ONE_IN`], at
+    /// random: an LCG, as [`queued`]'s).
+    #[inline]
+    fn roll(&mut self) -> bool {
+        self.dice = self
+            .dice
+            .wrapping_mul(1_664_525)
+            .wrapping_add(1_013_904_223);
+        (self.dice >> 24) & (OTHER_MAPS_ONE_IN - 1) == 0
+    }
+
+    /// A block at `addr` just went into lane `mine`'s map (`None`: the recorder's): drops
+    /// an older one at the same address from every other map. Each map drops its own stale
+    /// blocks when the address comes back to it; one whose free was missed on another
+    /// thread than the one that reuses the address sits in another map, and without this
+    /// would stay counted (and be the one a later free finds). Asked at random, not on
+    /// every allocation: it takes every lane's lock, and missed frees are rare.
+    fn drop_elsewhere(&mut self, lanes: &impl Lanes, mine: Option<usize>, addr: u64, now_ns: u64) {
+        if mine.is_some() {
+            self.on_free_in(None, addr, now_ns);
+        }
+        for j in (0..lanes.count()).filter(|&j| Some(j) != mine) {
+            lanes.with(j, |l| {
+                if l.heap.get(addr).is_some() {
+                    self.absorb(l, now_ns);
+                    self.on_free_in(Some(l), addr, now_ns);
+                }
+            });
+            self.keep_room(lanes, 0, now_ns);
+        }
     }
 
     /// A free a lane could not hold back, on the thread of lane `mine`: the block is looked
