@@ -8,15 +8,18 @@
 //! the per-stack counters waits in a small table until the lane is *absorbed* into the
 //! recorder, a few hundred events later, under the lock.
 //!
-//! What keeps the peak exact: a lane's held-back changes may add at most [`LANE_BUDGET`]
-//! bytes to the total, so with `n` lanes the true total is at most the recorder's total
-//! plus `n` budgets. The caller lets lanes hold changes back only while that stays below
-//! the peak ([`super::Recorder::lanes_may_hold`]); closer to it, every event goes straight
-//! to the recorder, in order, and a new peak finds every lane absorbed. The counters at the
-//! peak, and every test of the first slice, come out as without lanes.
+//! What keeps the peak exact: a lane's held-back changes may add at most its *budget* to
+//! the total, a share of the room below the peak that the recorder grants it when it
+//! absorbs the lane (up to [`MAX_BUDGET`]; a lane starts with none). The recorder keeps
+//! its total plus every lane's budget below the peak, so the true total, at most that sum,
+//! never reaches the peak while lanes hold. Absorbing a lane moves up to its budget into the
+//! total and takes the budget back: the sum does not grow. Nearer the peak than the
+//! budgets allow, every event goes straight to the recorder, in order, and a new peak finds
+//! every lane absorbed. The counters at the peak, and every test of the first slice, come
+//! out as without lanes.
 //!
-//! What lanes give up: the counters of *now* lag by what lanes hold (at most a budget of
-//! bytes per lane in the total, and a few hundred per-stack changes each). A process killed
+//! What lanes give up: the counters of *now* lag by what lanes hold (at most a budget per
+//! lane in the total, and a few hundred per-stack changes each). A process killed
 //! with SIGKILL (the OOM killer) leaves its live counters so: its peak and the counters at
 //! the peak are exact (a peak finds every lane absorbed), its state at the kill is off by
 //! what its lanes held. And a block whose free the hooks missed is dropped when its address
@@ -32,10 +35,11 @@ use super::live::{LiveAlloc, Release};
 use super::queued::QueuedHeap;
 use super::stacks::StackId;
 
-/// How many bytes a lane's held-back changes may add to the total. Small against any peak
-/// worth profiling, large against a block: four-thread churn absorbs a lane every ~300
-/// events, where its held-back changes run out of table room before budget.
-pub const LANE_BUDGET: u64 = 1024;
+/// The most a lane's held-back changes may add to the total: what the live counters of
+/// a killed process can lag by, per lane. Blocks above it always go through the recorder.
+pub const MAX_BUDGET: u64 = 64 << 10;
+/// A smaller share of the room is not granted (the lane would refuse nearly every block).
+pub const MIN_BUDGET: u64 = 256;
 
 /// Slots of the table of held-back changes: a power of two.
 const CHANGE_SLOTS: usize = 512;
@@ -113,6 +117,8 @@ pub struct Lane {
     cache: Vec<Cached>,
     /// Events this lane held back over its life (for checks and tests).
     held: u64,
+    /// What its held-back changes may add to the total (granted by the recorder).
+    pub(super) budget: u64,
 }
 
 impl Lane {
@@ -137,6 +143,11 @@ impl Lane {
         self.net
     }
 
+    /// What the held-back changes may add to the total.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
     /// Records a block of `size` bytes at `addr` by `stack`, holding its change back.
     /// False, with nothing done, when the lane cannot take it: it would pass the budget, or
     /// the table of changes is full. The caller then absorbs the lane and records the
@@ -144,8 +155,8 @@ impl Lane {
     #[inline]
     pub fn alloc(&mut self, addr: u64, size: u64, stack: StackId) -> bool {
         if self.used.len() >= CHANGES_MAX
-            || size > LANE_BUDGET
-            || self.net + size as i64 > LANE_BUDGET as i64
+            || size > self.budget
+            || self.net + size as i64 > self.budget as i64
         {
             return false;
         }
@@ -280,6 +291,7 @@ mod tests {
     #[test]
     fn a_block_freed_in_its_lane_leaves_only_its_allocation_held_back() {
         let mut lane = Lane::new();
+        lane.budget = 1024;
         assert!(lane.alloc(0x1000, 100, 7));
         assert_eq!(lane.net(), 100);
         assert_eq!(
@@ -307,20 +319,23 @@ mod tests {
     #[test]
     fn the_budget_bounds_what_held_back_changes_add() {
         let mut lane = Lane::new();
-        assert!(!lane.alloc(0x10, LANE_BUDGET + 1, 1));
-        assert!(lane.alloc(0x10, LANE_BUDGET - 10, 1));
+        assert!(!lane.alloc(0x10, 1, 1), "no budget yet");
+        lane.budget = 1024;
+        assert!(!lane.alloc(0x10, 1025, 1));
+        assert!(lane.alloc(0x10, 1014, 1));
         assert!(!lane.alloc(0x20, 11, 1));
         assert!(lane.alloc(0x20, 10, 1));
-        assert_eq!(lane.net(), LANE_BUDGET as i64);
+        assert_eq!(lane.net(), 1024);
         // A free makes room again.
         assert!(matches!(lane.free(0x10), LaneFree::Freed(_)));
         assert!(lane.alloc(0x30, 1000, 2));
-        assert!(lane.net() <= LANE_BUDGET as i64);
+        assert!(lane.net() <= 1024);
     }
 
     #[test]
     fn a_full_table_of_changes_refuses_until_drained() {
         let mut lane = Lane::new();
+        lane.budget = MAX_BUDGET;
         let mut stack = 0;
         while lane.alloc(0x1000 + 16 * stack as u64, 1, stack) {
             stack += 1;

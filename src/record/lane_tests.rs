@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::{Lane, LaneFree, Lanes, Recorder, LANE_BUDGET};
+use super::{Lane, LaneFree, Lanes, Recorder, MIN_BUDGET};
 
 /// The lanes of the test's threads, with the hooks' fast paths.
 struct TestLanes {
@@ -185,7 +185,7 @@ proptest! {
     /// Blocks around the budget: lanes refuse some, and the recorder stops and starts
     /// letting them hold.
     #[test]
-    fn lanes_give_the_exact_peak_around_the_budget(events in prop::collection::vec(event(2 * LANE_BUDGET as u32), 0..400)) {
+    fn lanes_give_the_exact_peak_around_the_budget(events in prop::collection::vec(event(16 * MIN_BUDGET as u32), 0..400)) {
         run(&events)?;
     }
 }
@@ -294,4 +294,39 @@ fn a_missed_free_in_another_lane_stops_counting() {
     let l0 = lanes.lanes[0].borrow();
     let l1 = lanes.lanes[1].borrow();
     rec.check_consistency_with(&[&l0, &l1]).unwrap();
+}
+
+/// Budgets are shares of the room below the peak: far below it a lane holds big blocks
+/// back too (up to the cap), and the budgets together never pass the room.
+#[test]
+fn budgets_share_the_room_below_the_peak() {
+    let lanes = TestLanes::new(4);
+    let mut rec = Recorder::new();
+    let s = rec.intern(&[1]);
+    // A 10 MB peak, then nothing live.
+    rec.lane_alloc(&lanes, Some(0), 0x100, 10_000_000, s, 0);
+    rec.lane_free(&lanes, Some(0), 0x100, 1).unwrap();
+    assert!(rec.lanes_holding());
+    for i in 1..4 {
+        rec.lane_free(&lanes, Some(i), 0x999, 2); // a thread's first event: its budget
+    }
+    let budgets: Vec<u64> = lanes.lanes.iter().map(|l| l.borrow().budget()).collect();
+    assert!(
+        budgets.iter().all(|&b| b == super::MAX_BUDGET),
+        "{budgets:?}"
+    );
+    assert!(lanes.lanes[2].borrow_mut().alloc(0x200, 60_000, s));
+    // Near the peak, shares shrink and stay within the room.
+    rec.lane_alloc(&lanes, Some(3), 0x300, 9_900_000, s, 3);
+    let sum: u64 = lanes.lanes.iter().map(|l| l.borrow().budget()).sum();
+    assert!(
+        rec.total() + sum < rec.peak(),
+        "total {} + budgets {sum}",
+        rec.total()
+    );
+    assert!(
+        lanes.lanes[3].borrow().budget() < 30_000,
+        "{}",
+        lanes.lanes[3].borrow().budget()
+    );
 }

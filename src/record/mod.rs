@@ -20,7 +20,7 @@ mod map_model;
 #[cfg(test)]
 mod proptests;
 
-pub use lane::{Change, Lane, LaneFree, LANE_BUDGET};
+pub use lane::{Change, Lane, LaneFree, MAX_BUDGET, MIN_BUDGET};
 pub use live::{AddrHasher, LiveAlloc, LiveHeap, Release};
 pub use maps::{
     mremap_refused, munmap_check, LiveMaps, MunmapCheck, Region, MREMAP_DONTUNMAP, MREMAP_FIXED,
@@ -54,6 +54,8 @@ pub struct Recorder<S: SiteStore = VecStore> {
     new_point: bool,
     /// Threads' lanes may hold changes back (see [`lane`]).
     holding: bool,
+    /// The lanes' budgets together: the total plus this stays below the peak.
+    budgets: u64,
     /// A linear congruential generator's state: which allocations through the recorder
     /// look for a stale block in the other live maps (see [`Self::lane_alloc`]).
     dice: u32,
@@ -68,7 +70,8 @@ pub const OTHER_MAPS_ONE_IN: u32 = 16;
 pub trait Lanes {
     /// Lanes exist at indices below this.
     fn count(&self) -> usize;
-    /// Lanes whose thread may hold changes back (each adds at most [`LANE_BUDGET`]).
+    /// Lanes whose thread may hold changes back (the room below the peak is shared among
+    /// them).
     fn owned(&self) -> u64;
     /// Runs `f` on lane `i` (with that lane's lock held); `None` when it does not exist.
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut Lane) -> R) -> Option<R>;
@@ -117,6 +120,7 @@ impl<S: SiteStore> Recorder<S> {
             sampling: None,
             new_point: false,
             holding: false,
+            budgets: 0,
             dice: 0x2545_f491,
         }
     }
@@ -355,15 +359,18 @@ impl<S: SiteStore> Recorder<S> {
         self.holding
     }
 
-    /// Whether the total, plus `extra`, plus a full budget for each of `lanes` lanes,
-    /// stays below the peak: then no event held back in a lane can be the peak.
-    fn room_for(&self, lanes: u64, extra: u64) -> bool {
-        let reach = lanes.saturating_mul(LANE_BUDGET).saturating_add(extra);
-        self.total().saturating_add(reach) < self.peak()
+    /// Bytes below the peak not yet promised: the total, the lanes' budgets and `extra`
+    /// taken away (0 when they reach it).
+    fn room(&self, extra: u64) -> u64 {
+        let used = self
+            .total()
+            .saturating_add(self.budgets)
+            .saturating_add(extra);
+        self.peak().saturating_sub(used)
     }
 
-    /// Applies `lane`'s held-back changes to the counters (no peak check: see
-    /// [`Self::stop_holding`] and [`Self::keep_room`]).
+    /// Applies `lane`'s held-back changes to the counters and takes its budget back (no
+    /// peak check: the total plus the budgets does not grow, see [`lane`]).
     pub fn absorb(&mut self, lane: &mut Lane, now_ns: u64) {
         if self.absorb_quietly(lane) {
             self.observe(now_ns);
@@ -372,6 +379,8 @@ impl<S: SiteStore> Recorder<S> {
 
     /// [`Self::absorb`] without a timeline observation; whether there was anything.
     fn absorb_quietly(&mut self, lane: &mut Lane) -> bool {
+        self.budgets -= lane.budget.min(self.budgets);
+        lane.budget = 0;
         if !lane.holds_changes() {
             return false;
         }
@@ -399,29 +408,39 @@ impl<S: SiteStore> Recorder<S> {
         self.observe(now_ns);
     }
 
-    /// After absorbing a lane (which moves up to a budget into the total), before anything
-    /// else can raise the total: stops holding when the lanes, with `extra` bytes more,
-    /// could reach the peak. While it held before, the true total stays below the peak
-    /// until every lane is absorbed: absorbing moves bytes, it adds none, and each lane
-    /// still holding adds at most its budget.
+    /// Before the recorder adds `extra` bytes itself: stops holding (absorbing every lane)
+    /// unless the total, the budgets and `extra` stay below the peak. Until every lane is
+    /// absorbed, the true total stays below the peak: each lane adds at most its budget.
     fn keep_room(&mut self, lanes: &impl Lanes, extra: u64, now_ns: u64) {
-        if self.holding && !self.room_for(lanes.owned(), extra) {
+        if self.holding && self.room(extra) == 0 {
             self.stop_holding(lanes, now_ns);
         }
     }
 
-    /// Lets lanes hold changes back again once the total is two budgets per lane below
-    /// the peak (twice what keeps them holding, so that they do not flip at every event).
-    pub fn maybe_hold(&mut self, lanes: &impl Lanes) {
+    /// Lets lanes hold changes back again once the room below the peak is worth sharing
+    /// ([`MIN_BUDGET`] four times over per lane, so that holding does not flip at every
+    /// event), and grants lane `mine` its budget: a share of the room (half of it, split
+    /// among the lanes), at most [`MAX_BUDGET`].
+    pub fn maybe_hold(&mut self, lanes: &impl Lanes, mine: Option<usize>) {
         let n = lanes.owned();
-        if !self.holding
-            && n > 0
-            && self.sampling.is_none()
-            && !self.sites.external_peak()
-            && self.room_for(n.saturating_mul(2), 0)
-        {
+        if n == 0 || self.sampling.is_some() || self.sites.external_peak() {
+            return;
+        }
+        if !self.holding && self.room(0) >= n.saturating_mul(4 * MIN_BUDGET) {
             self.holding = true;
             lanes.publish(true);
+        }
+        let Some(i) = mine.filter(|_| self.holding) else {
+            return;
+        };
+        let share = (self.room(0) / 2 / n).min(MAX_BUDGET);
+        if share >= MIN_BUDGET {
+            lanes.with(i, |l| {
+                if l.budget == 0 {
+                    l.budget = share;
+                    self.budgets += share;
+                }
+            });
         }
     }
 
@@ -449,7 +468,7 @@ impl<S: SiteStore> Recorder<S> {
         if self.roll() {
             self.drop_elsewhere(lanes, done.and(mine), addr, now_ns);
         }
-        self.maybe_hold(lanes);
+        self.maybe_hold(lanes, mine);
     }
 
     /// Whether this allocation looks in the other maps (one in [`OTHER_MAPS_ONE_IN`], at
@@ -522,7 +541,7 @@ impl<S: SiteStore> Recorder<S> {
             }
             j += 1;
         }
-        self.maybe_hold(lanes);
+        self.maybe_hold(lanes, mine);
         found
     }
 
