@@ -146,6 +146,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     let Some(g) = enter() else {
+        state::passed_through(p as usize);
         // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
         return unsafe { real::free(p) };
     };
@@ -175,6 +176,9 @@ unsafe fn resize(
     call: impl FnOnce() -> *mut c_void,
 ) -> *mut c_void {
     let Some(g) = enter() else {
+        if !p.is_null() {
+            state::passed_through(p as usize);
+        }
         return call();
     };
     let old = if p.is_null() || bootstrap::contains(p) {

@@ -50,6 +50,9 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 static STACKS: AtomicU32 = AtomicU32::new(0);
 /// The key whose destructor gives a thread's lane back when the thread ends.
 static KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+/// A free went to the allocator unrecorded while profiling (see
+/// `crate::state::passed_through`): a stale block may sit in some map.
+static MISSED: AtomicBool = AtomicBool::new(false);
 
 /// The lanes, as the recorder reaches them (with the profiler's lock held).
 pub struct LaneSet;
@@ -67,6 +70,14 @@ impl Lanes for LaneSet {
     fn publish(&self, holding: bool) {
         HOLDING.store(holding, Ordering::SeqCst);
     }
+    fn stale_possible(&self) -> bool {
+        MISSED.load(Ordering::Relaxed)
+    }
+}
+
+/// Notes that a free went unrecorded (see [`MISSED`]).
+pub fn free_missed() {
+    MISSED.store(true, Ordering::Relaxed);
 }
 
 /// Turns lanes on for this process (exact mode, no `--limit`, `PEAKPROF_LANES` not `0`):

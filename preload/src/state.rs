@@ -785,6 +785,23 @@ pub fn periodic() {
     p.observe_sampled();
 }
 
+/// A free (or realloc) of `addr` went to the allocator unrecorded, while profiling: a hook
+/// was interrupted by a signal handler that freed, say. If the block was recorded it stays
+/// counted until its address comes back; lanes then look for it in every map at a new
+/// peak (see [`lanes::free_missed`]).
+#[cold]
+pub fn passed_through(addr: usize) {
+    if PHASE.load(Ordering::Relaxed) == ACTIVE && !bootstrap_block(addr) {
+        lanes::free_missed();
+    }
+}
+
+/// Whether `addr` is one of the bootstrap blocks served before the real allocator was
+/// known (never recorded, so their frees are not missed ones).
+fn bootstrap_block(addr: usize) -> bool {
+    crate::bootstrap::contains(addr as *mut core::ffi::c_void)
+}
+
 /// A thread that had lane `i` ends: its held-back changes go in, and the lane waits for
 /// the next thread (its blocks stay live in it).
 pub fn lane_ended(i: usize) {

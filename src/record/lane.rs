@@ -22,10 +22,11 @@
 //! lane in the total, and a few hundred per-stack changes each). A process killed
 //! with SIGKILL (the OOM killer) leaves its live counters so: its peak and the counters at
 //! the peak are exact (a peak finds every lane absorbed), its state at the kill is off by
-//! what its lanes held. And a block whose free the hooks missed is dropped when its address
-//! comes back to the same map, as before, or, when it comes back on another thread, by an
-//! allocation through the recorder that looks in the other maps (one in
-//! [`super::OTHER_MAPS_ONE_IN`]), not at once.
+//! what its lanes held; so is the timeline (which never passes the peak). And a block
+//! whose free the hooks missed is dropped when its address comes back to the same map, as
+//! before; when it comes back on another thread, by an allocation through the recorder
+//! that looks in the other maps (one in [`super::OTHER_MAPS_ONE_IN`], and every one that
+//! reaches a new peak once a free may have been missed: no peak counts it).
 //!
 //! Nothing here is shared: the preload keeps one lane per thread behind a lock of its own
 //! (taken by its thread on every event, by others only to absorb it or to free one of its

@@ -16,6 +16,7 @@ struct TestLanes {
     /// What the recorder last published.
     holding: Cell<bool>,
     publishes: Cell<u32>,
+    stale_possible: Cell<bool>,
 }
 
 impl TestLanes {
@@ -24,6 +25,7 @@ impl TestLanes {
             lanes: (0..n).map(|_| RefCell::new(Lane::new())).collect(),
             holding: Cell::new(false),
             publishes: Cell::new(0),
+            stale_possible: Cell::new(false),
         }
     }
 }
@@ -41,6 +43,9 @@ impl Lanes for TestLanes {
     fn publish(&self, holding: bool) {
         self.holding.set(holding);
         self.publishes.set(self.publishes.get() + 1);
+    }
+    fn stale_possible(&self) -> bool {
+        self.stale_possible.get()
     }
 }
 
@@ -329,4 +334,22 @@ fn budgets_share_the_room_below_the_peak() {
         "{}",
         lanes.lanes[3].borrow().budget()
     );
+}
+
+/// Once a free may have been missed, an allocation that reaches a new peak first drops a
+/// stale block at its address from the other maps: the peak's counters never hold it.
+#[test]
+fn a_missed_free_is_not_in_a_new_peak() {
+    let lanes = TestLanes::new(2);
+    lanes.stale_possible.set(true);
+    let mut rec = Recorder::new();
+    let (s0, s1) = (rec.intern(&[1]), rec.intern(&[2]));
+    rec.lane_alloc(&lanes, Some(0), 0x100, 1000, s0, 0);
+    // Its free is missed; thread 1 gets the address for a bigger block: a new peak of
+    // 5000 bytes, all of them s1's.
+    rec.lane_alloc(&lanes, Some(1), 0x100, 5000, s1, 1);
+    assert_eq!(rec.total(), 5000);
+    assert_eq!(rec.peak(), 5000);
+    let at_peak: Vec<(u32, u64, u64)> = rec.tracker().at_peak().collect();
+    assert_eq!(at_peak, vec![(s1, 5000, 1)]);
 }

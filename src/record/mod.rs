@@ -78,6 +78,10 @@ pub trait Lanes {
     /// Tells the lanes' threads whether they may hold changes back from now on. Stopping
     /// is published before any lane is absorbed, so none holds back more after it.
     fn publish(&self, holding: bool);
+    /// Whether a free may have been missed (a block whose free the hooks never saw may
+    /// still be counted, in any map): allocations that reach a new peak then look for one
+    /// at their address in every map first.
+    fn stale_possible(&self) -> bool;
 }
 
 /// Sampled mode: which stack stands for "not sampled", and the mean sampling interval.
@@ -379,6 +383,7 @@ impl<S: SiteStore> Recorder<S> {
 
     /// [`Self::absorb`] without a timeline observation; whether there was anything.
     fn absorb_quietly(&mut self, lane: &mut Lane) -> bool {
+        debug_assert!(lane.budget <= self.budgets, "a budget not counted");
         self.budgets -= lane.budget.min(self.budgets);
         lane.budget = 0;
         if !lane.holds_changes() {
@@ -459,14 +464,19 @@ impl<S: SiteStore> Recorder<S> {
         if let Some(i) = mine {
             lanes.with(i, |l| self.absorb(l, now_ns));
         }
+        // The map the block goes to drops a stale block at its address itself (its insert
+        // hands it back); the others are asked now and then, and always before a new peak
+        // once a free may have been missed, so that no stale block is in a peak's counters.
+        let target = mine.filter(|&i| i < lanes.count());
+        let new_peak = self.total().saturating_add(size) > self.peak();
+        if self.roll() || (new_peak && lanes.stale_possible()) {
+            self.drop_elsewhere(lanes, target, addr, now_ns);
+        }
         self.keep_room(lanes, size, now_ns);
-        let done = mine
+        let done = target
             .and_then(|i| lanes.with(i, |l| self.on_alloc_in(Some(l), addr, size, stack, now_ns)));
         if done.is_none() {
             self.on_alloc_in(None, addr, size, stack, now_ns);
-        }
-        if self.roll() {
-            self.drop_elsewhere(lanes, done.and(mine), addr, now_ns);
         }
         self.maybe_hold(lanes, mine);
     }
@@ -482,7 +492,7 @@ impl<S: SiteStore> Recorder<S> {
         (self.dice >> 24) & (OTHER_MAPS_ONE_IN - 1) == 0
     }
 
-    /// A block at `addr` just went into lane `mine`'s map (`None`: the recorder's): drops
+    /// A block at `addr` is going into lane `mine`'s map (`None`: the recorder's): drops
     /// an older one at the same address from every other map. Each map drops its own stale
     /// blocks when the address comes back to it; one whose free was missed on another
     /// thread than the one that reuses the address sits in another map, and without this
@@ -739,6 +749,21 @@ impl<S: SiteStore> Recorder<S> {
         }
         if self.peak() < self.total() {
             return Err(format!("peak {} < total {}", self.peak(), self.total()));
+        }
+        let granted: u64 = lanes.iter().map(|l| l.budget()).sum();
+        if !lanes.is_empty() && granted != self.budgets {
+            return Err(format!(
+                "lanes hold budgets of {granted} bytes, the recorder counts {}",
+                self.budgets
+            ));
+        }
+        if self.holding && self.total().saturating_add(self.budgets) >= self.peak() {
+            return Err(format!(
+                "lanes hold with total {} + budgets {} at peak {}",
+                self.total(),
+                self.budgets,
+                self.peak()
+            ));
         }
         Ok(())
     }
