@@ -95,8 +95,19 @@ pub fn enable() {
 /// threads. Single-threaded, the recorder alone is cheaper.
 #[inline(always)]
 pub fn active() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-        && (!crate::threads::single() || MADE.load(Ordering::Relaxed) > 0)
+    active_knowing(crate::threads::single())
+}
+
+/// [`active`] for a caller that already asked [`crate::threads::single`]: a
+/// single-threaded process that never had lanes pays one load (lanes are made only when
+/// they are on).
+#[inline(always)]
+pub fn active_knowing(single: bool) -> bool {
+    if single {
+        MADE.load(Ordering::Relaxed) > 0
+    } else {
+        ENABLED.load(Ordering::Relaxed)
+    }
 }
 
 /// Records that `count` stacks are interned (under the profiler's lock).

@@ -155,6 +155,7 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As `free(3)`.
+#[inline]
 pub unsafe fn free(p: *mut c_void) {
     if p.is_null() || bootstrap::contains(p) {
         return;

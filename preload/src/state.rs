@@ -148,8 +148,7 @@ static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)]
 /// set prefetch theirs: [`prefetch_for_free`]).
 #[inline]
 pub fn prefetch_slot(addr: usize) {
-    // With lanes, blocks go to the lanes' maps: the recorder's would be a useless hint.
-    if sampled::on() || lanes::active() {
+    if sampled::on() {
         return;
     }
     let slots = LIVE_TABLE[1].load(Ordering::Relaxed);
@@ -861,7 +860,12 @@ fn record_unsampled_alloc(addr: usize, size: usize) {
 /// the frames between here and there cost it nothing.
 #[inline(never)]
 fn record_with_stack(t: Thread, addr: usize, size: usize, origin: Option<unwind::Origin>) {
-    prefetch_slot(addr);
+    let single = threads::single();
+    let in_lanes = lanes::active_knowing(single);
+    if !in_lanes {
+        // With lanes, blocks go to the lanes' maps: the recorder's would be a useless hint.
+        prefetch_slot(addr);
+    }
     keep_errno(|| {
         // Captured outside the lock (unwinding is the slow part), into a buffer the caller
         // owns, so 1 KiB of frames is never moved after the walk.
@@ -870,32 +874,46 @@ fn record_with_stack(t: Thread, addr: usize, size: usize, origin: Option<unwind:
         let clock = clock::monotonic_coarse_ns();
         // With threads, hashed before the lock (its holder makes the others wait). Alone,
         // inside: most stacks repeat the previous one there and need no hash at all.
-        let hash = (!threads::single() && room.known_stack().is_none())
-            .then(|| stack_hash(room.as_slice()));
-        if !lanes::active() {
-            return with_profiler(|p| {
-                let id = p.intern(&room, hash);
-                let now = p.stamp(clock);
-                p.rec.on_alloc(addr as u64, size as u64, id, now);
-            });
-        }
-        if lanes::try_alloc(t, addr, size, &room, hash) {
-            return Some(());
+        let hash = (!single && room.known_stack().is_none()).then(|| stack_hash(room.as_slice()));
+        if in_lanes {
+            return alloc_in_lanes(t, addr, size, &room, hash, clock);
         }
         with_profiler(|p| {
             let id = p.intern(&room, hash);
             let now = p.stamp(clock);
-            let mine = lanes::claim(t, p.release);
-            // In check mode the lane also learns the stacks the unwinder remembers (see
-            // `lanes::try_alloc`).
-            let hash = hash.or_else(|| unwind::checking().then(|| stack_hash(room.as_slice())));
-            if let (Some(i), Some(h)) = (mine, hash) {
-                lanes::remember_stack(i, h, room.as_slice(), id);
-            }
-            p.rec
-                .lane_alloc(&LaneSet, mine, addr as u64, size as u64, id, now);
+            p.rec.on_alloc(addr as u64, size as u64, id, now);
         })
     });
+}
+
+/// [`record_with_stack`] once the process has threads: the thread's lane alone when it
+/// can, else the recorder. Out of line, so that the single-threaded path stays as it was
+/// (inlined, its branches cost sqlite3 ~1% more instructions).
+#[inline(never)]
+fn alloc_in_lanes(
+    t: Thread,
+    addr: usize,
+    size: usize,
+    room: &unwind::Frames,
+    hash: Option<u64>,
+    clock: u64,
+) -> Option<()> {
+    if lanes::try_alloc(t, addr, size, room, hash) {
+        return Some(());
+    }
+    with_profiler(|p| {
+        let id = p.intern(room, hash);
+        let now = p.stamp(clock);
+        let mine = lanes::claim(t, p.release);
+        // In check mode the lane also learns the stacks the unwinder remembers (see
+        // `lanes::try_alloc`).
+        let hash = hash.or_else(|| unwind::checking().then(|| stack_hash(room.as_slice())));
+        if let (Some(i), Some(h)) = (mine, hash) {
+            lanes::remember_stack(i, h, room.as_slice(), id);
+        }
+        p.rec
+            .lane_alloc(&LaneSet, mine, addr as u64, size as u64, id, now);
+    })
 }
 
 /// A heap block is about to be freed (or, single-threaded, was just freed); returns its
@@ -921,15 +939,7 @@ fn record_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
     keep_errno(|| {
         let clock = clock::monotonic_coarse_ns();
         if lanes::active() {
-            if let Some(block) = lanes::try_free(t, addr) {
-                return Some(block);
-            }
-            return with_profiler(|p| {
-                let now = p.stamp(clock);
-                let mine = lanes::claim(t, p.release);
-                p.rec.lane_free(&LaneSet, mine, addr as u64, now)
-            })
-            .flatten();
+            return free_in_lanes(t, addr, clock);
         }
         with_profiler(|p| {
             let now = p.stamp(clock);
@@ -937,6 +947,20 @@ fn record_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
         })
         .flatten()
     })
+}
+
+/// [`record_free`] once the process has threads (out of line, as [`alloc_in_lanes`]).
+#[inline(never)]
+fn free_in_lanes(t: Thread, addr: usize, clock: u64) -> Option<LiveAlloc> {
+    if let Some(block) = lanes::try_free(t, addr) {
+        return Some(block);
+    }
+    with_profiler(|p| {
+        let now = p.stamp(clock);
+        let mine = lanes::claim(t, p.release);
+        p.rec.lane_free(&LaneSet, mine, addr as u64, now)
+    })
+    .flatten()
 }
 
 /// Puts back a block whose realloc failed (it was removed before the call).

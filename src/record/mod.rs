@@ -292,10 +292,16 @@ impl<S: SiteStore> Recorder<S> {
         self.sites.remove_parts(share, block.size, true);
     }
 
-    /// A heap block of `size` bytes was allocated at `addr` by `stack`.
-    #[inline]
+    /// A heap block of `size` bytes was allocated at `addr` by `stack`. Out of line: the
+    /// preload's closure around it spilled more with it inlined (sqlite3: +0.4%
+    /// instructions).
+    #[inline(never)]
     pub fn on_alloc(&mut self, addr: u64, size: u64, stack: StackId, now_ns: u64) {
-        self.on_alloc_in(None, addr, size, stack, now_ns);
+        // The recorder's own map named directly, not through on_alloc_in's choice of map:
+        // that choice kept the map's insert out of line on the single-threaded path
+        // (sqlite3: +1.7% instructions).
+        let stale = self.heap.insert(addr, LiveAlloc { size, stack });
+        self.allocated_at(stale, size, stack, now_ns);
     }
 
     /// [`Self::on_alloc`] into `lane`'s live map (`None`: the recorder's own), with the
@@ -309,11 +315,17 @@ impl<S: SiteStore> Recorder<S> {
         stack: StackId,
         now_ns: u64,
     ) {
-        let heap = match lane {
-            Some(l) => &mut l.heap,
-            None => &mut self.heap,
+        let block = LiveAlloc { size, stack };
+        let stale = match lane {
+            Some(l) => l.heap.insert(addr, block),
+            None => self.heap.insert(addr, block),
         };
-        let stale = heap.insert(addr, LiveAlloc { size, stack });
+        self.allocated_at(stale, size, stack, now_ns);
+    }
+
+    /// The counters' side of a new block, once its map handed back `stale`.
+    #[inline(always)]
+    fn allocated_at(&mut self, stale: Option<LiveAlloc>, size: u64, stack: StackId, now_ns: u64) {
         if let Some(old) = stale {
             // A free we never saw (e.g. an allocator-internal path): drop the stale block
             // so the same bytes are not counted twice (it may be another address's: the
@@ -338,23 +350,30 @@ impl<S: SiteStore> Recorder<S> {
     /// the recorder never saw (allocated before profiling started, or by another path).
     #[inline]
     pub fn on_free(&mut self, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
-        self.on_free_in(None, addr, now_ns)
+        // The recorder's own map named directly, as in on_alloc.
+        let removed = self.heap.remove(addr)?;
+        Some(self.freed(removed, now_ns))
     }
 
     /// [`Self::on_free`] from `lane`'s live map (`None`: the recorder's own).
     #[inline]
     fn on_free_in(&mut self, lane: Option<&mut Lane>, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
-        let heap = match lane {
-            Some(l) => &mut l.heap,
-            None => &mut self.heap,
-        };
-        let removed = heap.remove(addr)?;
+        let removed = match lane {
+            Some(l) => l.heap.remove(addr),
+            None => self.heap.remove(addr),
+        }?;
+        Some(self.freed(removed, now_ns))
+    }
+
+    /// The counters' side of a free, once its map handed the block back.
+    #[inline(always)]
+    fn freed(&mut self, removed: queued::Removed, now_ns: u64) -> LiveAlloc {
         self.drop_block(removed.block);
         if let Some(stale) = removed.stale {
             self.drop_block(stale);
         }
         self.observe(now_ns);
-        Some(removed.block)
+        removed.block
     }
 
     /// Whether lanes may hold changes back now (the caller publishes it to its threads

@@ -83,7 +83,7 @@ impl QueuedHeap {
 
     /// Records a new live allocation. Returns a block that is no longer live because its
     /// address was handed out again without a free we saw (see the module comment).
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, addr: u64, alloc: LiveAlloc) -> Option<LiveAlloc> {
         if addr == 0 {
             return self.table.insert(addr, alloc);
