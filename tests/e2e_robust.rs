@@ -84,10 +84,11 @@ fn assert_status(run: &Run, code: i32, exit_code: Option<i64>, signal: Option<i6
 /// The peak of lanes_plateau: 4 threads x 1100 x 500 bytes in `second_peak`.
 const LANES_PEAK_OWN: u64 = 4 * 1100 * 500;
 
-/// Runs lanes_plateau with the consistency check, lanes on or off; returns the run and how
-/// many events lanes held back (from the check's note on stderr).
-fn lanes_plateau(lanes: bool) -> (Run, u64) {
-    let exe = c_example_with("lanes_plateau.c", &["-g", "-O2", "-pthread"]);
+/// Runs a lanes example (`<name>.c`, which prints `<name>: ok`) with the consistency
+/// check, lanes on or off; returns the run, how many lanes were made and how many events
+/// they held back (from the check's note on stderr).
+fn lanes_example(name: &str, lanes: bool) -> (Run, u64, u64) {
+    let exe = c_example_with(&format!("{name}.c"), &["-g", "-O2", "-pthread"]);
     let env = [
         ("PEAKPROF_CHECK_CONSISTENCY", "1"),
         ("PEAKPROF_LANES", if lanes { "1" } else { "0" }),
@@ -96,7 +97,7 @@ fn lanes_plateau(lanes: bool) -> (Run, u64) {
     assert_status(&run, 0, Some(0), None);
     assert_eq!(
         run.stdout_str(),
-        "lanes_plateau: ok\n",
+        format!("{name}: ok\n"),
         "{}",
         run.describe()
     );
@@ -105,13 +106,47 @@ fn lanes_plateau(lanes: bool) -> (Run, u64) {
     let at = stderr
         .find(note)
         .unwrap_or_else(|| panic!("no passed consistency check\n{}", run.describe()));
-    let held = stderr[at..]
-        .split("events they held back: ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of held-back events\n{}", run.describe()));
-    (run, held)
+    let number_after = |label: &str, end: char| -> u64 {
+        stderr[at..]
+            .split(label)
+            .nth(1)
+            .and_then(|rest| rest.split(end).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label:?} in the check's note\n{}", run.describe()))
+    };
+    let made = number_after("(lanes: ", ',');
+    let held = number_after("events they held back: ", ')');
+    (run, made, held)
+}
+
+/// Run totals that lanes must not change: peak, allocations, bytes left at the end.
+fn lanes_totals(r: &Run) -> (u64, u64, u64) {
+    let s = r.summary();
+    (
+        json_u64(&s, "peak_bytes"),
+        json_u64(&s, "total_allocations"),
+        json_u64(&s, "leaked_bytes"),
+    )
+}
+
+/// The bytes at the peak outside `function`, which must be pthread_create's DTVs,
+/// `threads` of them (16 * (TLS modules + 16) bytes each). Returns them.
+fn dtvs_besides(folded: &Folded, function: &str, threads: u64) -> u64 {
+    let other: u64 = folded
+        .iter()
+        .filter(|(frames, _)| !frames.iter().any(|f| function_name(f) == function))
+        .map(|(_, b)| b)
+        .sum();
+    let per_thread = other / threads;
+    assert!(
+        other.is_multiple_of(threads)
+            && per_thread.is_multiple_of(16)
+            && (17 * 16..=32 * 16).contains(&per_thread),
+        "besides {function} only the {threads} threads' DTVs should be live at the peak; \
+         found {other} bytes\n{}",
+        show_folded(folded, 40)
+    );
+    other
 }
 
 /// The peak of lanes_plateau: `second_peak` exactly, nothing of the phases before it, and
@@ -129,20 +164,7 @@ fn check_lanes_plateau_peak(run: &Run) -> u64 {
         ],
         "lanes_plateau",
     );
-    let other: u64 = folded
-        .iter()
-        .filter(|(frames, _)| !frames.iter().any(|f| function_name(f) == "second_peak"))
-        .map(|(_, b)| b)
-        .sum();
-    let per_thread = other / 4;
-    assert!(
-        other.is_multiple_of(4)
-            && per_thread.is_multiple_of(16)
-            && (17 * 16..=32 * 16).contains(&per_thread),
-        "besides second_peak only the 4 threads' DTVs should be live at the peak; found \
-         {other} bytes\n{}",
-        show_folded(&folded, 40)
-    );
+    let other = dtvs_besides(&folded, "second_peak", 4);
     assert_peak_bytes(run, LANES_PEAK_OWN + other);
     other
 }
@@ -152,7 +174,7 @@ fn check_lanes_plateau_peak(run: &Run) -> u64 {
 /// bytes per function as with lanes off, and the recorder's invariants hold at the end.
 #[test]
 fn lanes_keep_the_peak_exact_while_threads_churn_below_it() {
-    let (on, held) = lanes_plateau(true);
+    let (on, _, held) = lanes_example("lanes_plateau", true);
     let dtvs = check_lanes_plateau_peak(&on);
     // 4 threads x 100000 rounds x (free + malloc) churn below the peak.
     assert!(
@@ -160,18 +182,65 @@ fn lanes_keep_the_peak_exact_while_threads_churn_below_it() {
         "lanes held back only {held} events\n{}",
         on.describe()
     );
-    let (off, held_off) = lanes_plateau(false);
-    assert_eq!(held_off, 0, "{}", off.describe());
+    let (off, made_off, held_off) = lanes_example("lanes_plateau", false);
+    assert_eq!((made_off, held_off), (0, 0), "{}", off.describe());
     assert_eq!(check_lanes_plateau_peak(&off), dtvs);
-    let totals = |r: &Run| {
-        let s = r.summary();
-        (
-            json_u64(&s, "peak_bytes"),
-            json_u64(&s, "total_allocations"),
-            json_u64(&s, "leaked_bytes"),
-        )
-    };
-    assert_eq!(totals(&on), totals(&off));
+    assert_eq!(lanes_totals(&on), lanes_totals(&off));
+}
+
+/// The peak of lanes_many_threads: 80 x 100 x 1000 bytes in `hold_block`, nothing of the
+/// other functions, and the 80 threads' DTVs. Returns the DTVs' bytes.
+fn check_lanes_many_threads_peak(run: &Run) -> u64 {
+    check_outputs_consistent(run);
+    let folded = run.folded();
+    assert_functions(
+        &folded,
+        &[
+            ("hold_block", 8_000_000),
+            ("churn_small", 0),
+            ("wave_block", 0),
+            ("free_waves", 0),
+        ],
+        "lanes_many_threads",
+    );
+    let other = dtvs_besides(&folded, "hold_block", 80);
+    assert_peak_bytes(run, 8_000_000 + other);
+    other
+}
+
+/// More threads at once than there are lanes (80 against 64: the rest record through the
+/// lock), then waves of threads that take over the lanes of ended ones and leave their
+/// blocks for the main thread to free: exact peak and bytes per function, the same totals
+/// as with lanes off, and the recorder's invariants at the end.
+#[test]
+fn lanes_run_out_and_are_taken_over_by_later_threads() {
+    let (on, made, held) = lanes_example("lanes_many_threads", true);
+    let dtvs = check_lanes_many_threads_peak(&on);
+    assert_eq!(
+        made,
+        64,
+        "every lane taken by the 80 threads\n{}",
+        on.describe()
+    );
+    // The waves' 4500 allocations come far below the peak.
+    assert!(
+        held >= 3000,
+        "lanes held back only {held} events\n{}",
+        on.describe()
+    );
+    let (off, made_off, _) = lanes_example("lanes_many_threads", false);
+    assert_eq!(made_off, 0, "{}", off.describe());
+    assert_eq!(check_lanes_many_threads_peak(&off), dtvs);
+    assert_eq!(lanes_totals(&on), lanes_totals(&off));
+    // Every block of the program's own was freed: what is left are DTVs that glibc keeps
+    // with the thread stacks it caches (the 80, or more if a wave got fresh stacks).
+    let leaked = json_u64(&on.summary(), "leaked_bytes");
+    let per_thread = dtvs / 80;
+    assert!(
+        leaked.is_multiple_of(per_thread) && (dtvs..=dtvs / 80 * 170).contains(&leaked),
+        "leaked {leaked} bytes, not DTVs of {per_thread}\n{}",
+        on.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
