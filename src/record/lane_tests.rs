@@ -17,6 +17,8 @@ struct TestLanes {
     holding: Cell<bool>,
     publishes: Cell<u32>,
     stale_possible: Cell<bool>,
+    /// Which lanes have a thread (a thread that ended gave its lane back).
+    owned: RefCell<Vec<bool>>,
 }
 
 impl TestLanes {
@@ -26,6 +28,7 @@ impl TestLanes {
             holding: Cell::new(false),
             publishes: Cell::new(0),
             stale_possible: Cell::new(false),
+            owned: RefCell::new(vec![true; n]),
         }
     }
 }
@@ -35,7 +38,7 @@ impl Lanes for TestLanes {
         self.lanes.len()
     }
     fn owned(&self) -> u64 {
-        self.lanes.len() as u64
+        self.owned.borrow().iter().filter(|&&o| o).count() as u64
     }
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut Lane) -> R) -> Option<R> {
         self.lanes.get(i).map(|l| f(&mut l.borrow_mut()))
@@ -62,6 +65,11 @@ enum Event {
         thread: u8,
         slot: u8,
     },
+    /// The thread ends and gives its lane back (its blocks stay in it); its next event is a
+    /// new thread's, which takes the lane again.
+    End {
+        thread: u8,
+    },
 }
 
 fn event(max_size: u32) -> impl Strategy<Value = Event> {
@@ -69,6 +77,7 @@ fn event(max_size: u32) -> impl Strategy<Value = Event> {
         5 => (0u8..4, any::<u8>(), 1u32..max_size, 0u8..40)
             .prop_map(|(thread, slot, size, stack)| Event::Alloc { thread, slot, size, stack }),
         4 => (0u8..4, any::<u8>()).prop_map(|(thread, slot)| Event::Free { thread, slot }),
+        1 => (0u8..4).prop_map(|thread| Event::End { thread }),
     ]
 }
 
@@ -88,6 +97,14 @@ fn run(events: &[Event]) -> Result<u64, TestCaseError> {
     let mut allocs = (0u64, 0u64);
     for (t, e) in events.iter().enumerate() {
         let now = t as u64;
+        // A thread's event after it ended is a new thread's: it takes the lane again.
+        let thread = match *e {
+            Event::Alloc { thread, .. } | Event::Free { thread, .. } => Some(thread as usize),
+            Event::End { .. } => None,
+        };
+        if let Some(i) = thread {
+            lanes.owned.borrow_mut()[i] = true;
+        }
         match *e {
             Event::Alloc {
                 thread,
@@ -132,6 +149,15 @@ fn run(events: &[Event]) -> Result<u64, TestCaseError> {
                 };
                 let want = live.remove(&addr);
                 prop_assert_eq!(got.map(|b| (b.size, b.stack)), want);
+            }
+            Event::End { thread } => {
+                let i = thread as usize;
+                if lanes.owned.borrow()[i] {
+                    rec.release_lane(&lanes, i, now);
+                    lanes.owned.borrow_mut()[i] = false;
+                    prop_assert!(!lanes.lanes[i].borrow().holds_changes());
+                    prop_assert_eq!(lanes.lanes[i].borrow().budget(), 0);
+                }
             }
         }
         prop_assert_eq!(lanes.holding.get(), rec.lanes_holding());

@@ -528,14 +528,14 @@ impl<S: SiteStore> Recorder<S> {
                     self.on_free_in(Some(l), addr, now_ns);
                 }
             });
-            self.keep_room(lanes, 0, now_ns);
         }
     }
 
     /// A free a lane could not hold back, on the thread of lane `mine`: the block is looked
     /// for in that lane, in the recorder's own map, then in every other lane (a block freed
     /// by another thread than the one that allocated it). A lane is absorbed before a block
-    /// leaves it, so the counters never go below what is live.
+    /// leaves it, so the counters never go below what is live (absorbing needs no check of
+    /// the room: it moves at most a budget into the total and takes the budget back).
     pub fn lane_free(
         &mut self,
         lanes: &impl Lanes,
@@ -551,7 +551,6 @@ impl<S: SiteStore> Recorder<S> {
                     self.on_free_in(Some(l), addr, now_ns)
                 })
                 .flatten();
-            self.keep_room(lanes, 0, now_ns);
         }
         if found.is_none() {
             found = self.on_free_in(None, addr, now_ns);
@@ -566,7 +565,6 @@ impl<S: SiteStore> Recorder<S> {
                         self.on_free_in(Some(l), addr, now_ns)
                     })
                     .flatten();
-                self.keep_room(lanes, 0, now_ns);
             }
             j += 1;
         }
@@ -574,11 +572,9 @@ impl<S: SiteStore> Recorder<S> {
         found
     }
 
-    /// Absorbs lane `i`, whose thread gives it up (it ends), keeping room as after any
-    /// absorb.
+    /// Absorbs lane `i`, whose thread gives it up (it ends): its budget comes back.
     pub fn release_lane(&mut self, lanes: &impl Lanes, i: usize, now_ns: u64) {
         lanes.with(i, |l| self.absorb(l, now_ns));
-        self.keep_room(lanes, 0, now_ns);
     }
 
     /// The live map's slot array, `(address, slots)`: see [`LiveHeap::home_byte_offset`].
