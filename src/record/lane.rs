@@ -102,7 +102,11 @@ pub enum LaneFree {
     Full,
 }
 
-/// One thread's live blocks and held-back counter changes.
+/// One thread's live blocks and held-back counter changes. Its thread records into it
+/// alone while the recorder lets lanes hold ([`super::Recorder::lanes_holding`]); the held
+/// changes may add at most the lane's budget to the total, which the recorder grants from
+/// the room below the peak and takes back when it absorbs the lane
+/// ([`super::Recorder::absorb`]), so no event held in a lane can be a peak.
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
     pub(super) heap: QueuedHeap,

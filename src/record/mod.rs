@@ -393,7 +393,7 @@ impl<S: SiteStore> Recorder<S> {
     }
 
     /// Applies `lane`'s held-back changes to the counters and takes its budget back (no
-    /// peak check: the total plus the budgets does not grow, see [`lane`]).
+    /// peak check: the total plus the budgets does not grow, see [`Lane`]).
     pub fn absorb(&mut self, lane: &mut Lane, now_ns: u64) {
         if self.absorb_quietly(lane) {
             self.observe(now_ns);

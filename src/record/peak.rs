@@ -242,7 +242,7 @@ impl<S: SiteStore> PeakTracker<S> {
     }
 
     /// Applies a lane's held-back change to its stack and to the totals (see
-    /// [`super::lane`]). No peak check: the caller keeps the total below the peak while
+    /// [`Lane`](super::Lane)). No peak check: the caller keeps the total below the peak while
     /// lanes hold changes back.
     #[inline]
     pub fn apply_change(&mut self, c: &super::lane::Change) {
