@@ -280,10 +280,7 @@ impl<S: SiteStore> Recorder<S> {
     fn allocated(&mut self, share: Option<(u32, u64)>, size: u64, now_ns: u64) {
         self.total_allocs += 1;
         self.total_alloc_bytes += size;
-        self.sites.add_parts(share, size, true, now_ns);
-        if let Some((stack, weight)) = share {
-            self.sites.count_allocation(stack, weight);
-        }
+        self.sites.add_allocation(share, size, now_ns);
         self.observe(now_ns);
     }
 
