@@ -174,10 +174,14 @@ fn run(events: &[Event]) -> Result<u64, TestCaseError> {
             }
         }
         prop_assert_eq!(rec.peak(), peak);
-        let all: Vec<std::cell::Ref<Lane>> = lanes.lanes.iter().map(|l| l.borrow()).collect();
-        let refs: Vec<&Lane> = all.iter().map(|l| &**l).collect();
-        if let Err(e) = rec.check_consistency_with(&refs) {
-            return Err(TestCaseError::fail(e));
+        // The full check walks every map's table (16384 slots each): every 8th event and
+        // the last, or debug builds take minutes.
+        if t % 8 == 7 || t + 1 == events.len() {
+            let all: Vec<std::cell::Ref<Lane>> = lanes.lanes.iter().map(|l| l.borrow()).collect();
+            let refs: Vec<&Lane> = all.iter().map(|l| &**l).collect();
+            if let Err(e) = rec.check_consistency_with(&refs) {
+                return Err(TestCaseError::fail(e));
+            }
         }
     }
     let mut got: BTreeMap<u32, u64> = BTreeMap::new();
@@ -205,7 +209,7 @@ fn run(events: &[Event]) -> Result<u64, TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// Small blocks: lanes hold most events back once the total has come down from a peak.
     #[test]
