@@ -56,9 +56,9 @@ pub struct Recorder<S: SiteStore = VecStore> {
     holding: bool,
     /// The lanes' budgets together: the total plus this stays below the peak.
     budgets: u64,
-    /// A linear congruential generator's state: which allocations through the recorder
-    /// look for a stale block in the other live maps (see [`Self::lane_alloc`]).
-    dice: u32,
+    /// Which allocations through the recorder look for a stale block in the other live
+    /// maps (see [`Self::lane_alloc`]).
+    dice: queued::Dice,
 }
 
 /// One in this many allocations through the recorder with lanes also looks in the other
@@ -125,7 +125,7 @@ impl<S: SiteStore> Recorder<S> {
             new_point: false,
             holding: false,
             budgets: 0,
-            dice: 0x2545_f491,
+            dice: queued::Dice::new(0x2545_f491),
         }
     }
 
@@ -485,7 +485,7 @@ impl<S: SiteStore> Recorder<S> {
         // once a free may have been missed, so that no stale block is in a peak's counters.
         let target = mine.filter(|&i| i < lanes.count());
         let new_peak = self.total().saturating_add(size) > self.peak();
-        if self.roll() || (new_peak && lanes.stale_possible()) {
+        if self.dice.roll(OTHER_MAPS_ONE_IN - 1) || (new_peak && lanes.stale_possible()) {
             self.drop_elsewhere(lanes, target, addr, now_ns);
         }
         self.keep_room(lanes, size, now_ns);
@@ -495,17 +495,6 @@ impl<S: SiteStore> Recorder<S> {
             self.on_alloc_in(None, addr, size, stack, now_ns);
         }
         self.maybe_hold(lanes, mine);
-    }
-
-    /// Whether this allocation looks in the other maps (one in [`OTHER_MAPS_ONE_IN`], at
-    /// random: an LCG, as [`queued`]'s).
-    #[inline]
-    fn roll(&mut self) -> bool {
-        self.dice = self
-            .dice
-            .wrapping_mul(1_664_525)
-            .wrapping_add(1_013_904_223);
-        (self.dice >> 24) & (OTHER_MAPS_ONE_IN - 1) == 0
     }
 
     /// A block at `addr` is going into lane `mine`'s map (`None`: the recorder's): drops
@@ -519,13 +508,16 @@ impl<S: SiteStore> Recorder<S> {
             self.on_free_in(None, addr, now_ns);
         }
         for j in (0..lanes.count()).filter(|&j| Some(j) != mine) {
-            lanes.with(j, |l| {
-                if l.heap.get(addr).is_some() {
-                    self.absorb(l, now_ns);
-                    self.on_free_in(Some(l), addr, now_ns);
-                }
-            });
+            lanes.with(j, |l| self.take_from_lane(l, addr, now_ns));
         }
+    }
+
+    /// Frees the block at `addr` from another thread's lane, if it holds one: the lane is
+    /// absorbed first, so its counters never go below what is live.
+    fn take_from_lane(&mut self, lane: &mut Lane, addr: u64, now_ns: u64) -> Option<LiveAlloc> {
+        lane.heap.get(addr)?;
+        self.absorb(lane, now_ns);
+        self.on_free_in(Some(lane), addr, now_ns)
     }
 
     /// A free a lane could not hold back, on the thread of lane `mine`: the block is looked
@@ -556,11 +548,7 @@ impl<S: SiteStore> Recorder<S> {
         while found.is_none() && j < lanes.count() {
             if Some(j) != mine {
                 found = lanes
-                    .with(j, |l| {
-                        l.heap.get(addr)?;
-                        self.absorb(l, now_ns);
-                        self.on_free_in(Some(l), addr, now_ns)
-                    })
+                    .with(j, |l| self.take_from_lane(l, addr, now_ns))
                     .flatten();
             }
             j += 1;

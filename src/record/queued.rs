@@ -39,16 +39,35 @@ pub struct Removed {
 /// in the table (see the module comment). A power of two.
 pub const CHECK_ONE_IN: u32 = 16;
 
+/// Decides which of many calls do a rare extra check: at random rather than every n-th,
+/// so that no pattern of calls keeps a stale block from being looked for. A linear
+/// congruential generator, because it is two instructions (its top bits, the ones used,
+/// are the random-looking ones).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Dice(u32);
+
+impl Dice {
+    pub(super) const fn new(seed: u32) -> Self {
+        Self(seed)
+    }
+
+    /// True about once in `mask + 1` rolls (`mask` one less than a power of two; 0: every
+    /// time).
+    #[inline(always)]
+    pub(super) fn roll(&mut self, mask: u32) -> bool {
+        // Numerical Recipes' constants (full period modulo 2^32).
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (self.0 >> 24) & mask == 0
+    }
+}
+
 /// Address -> live allocation, inserts queued.
 #[derive(Clone, Debug)]
 pub struct QueuedHeap {
     table: LiveHeap,
     queue: TagQueue<LiveAlloc>,
-    /// A linear congruential generator's state: which frees of queued blocks ask the
-    /// table. Random rather than every n-th, so that no pattern of frees keeps a stale
-    /// block from being asked for; an LCG because it is two instructions (its top bits,
-    /// the ones used, are the random-looking ones).
-    dice: u32,
+    /// Which frees of queued blocks ask the table.
+    dice: Dice,
     /// `CHECK_ONE_IN - 1` (tests set 0: every such free asks).
     check_mask: u32,
 }
@@ -58,7 +77,7 @@ impl Default for QueuedHeap {
         Self {
             table: LiveHeap::default(),
             queue: TagQueue::default(),
-            dice: 0x9e37_79b9,
+            dice: Dice::new(0x9e37_79b9),
             check_mask: CHECK_ONE_IN - 1,
         }
     }
@@ -117,12 +136,7 @@ impl QueuedHeap {
     /// Whether this free of a queued block asks the table (one in [`CHECK_ONE_IN`]).
     #[inline(always)]
     fn roll(&mut self) -> bool {
-        // Numerical Recipes' constants (full period modulo 2^32).
-        self.dice = self
-            .dice
-            .wrapping_mul(1_664_525)
-            .wrapping_add(1_013_904_223);
-        (self.dice >> 24) & self.check_mask == 0
+        self.dice.roll(self.check_mask)
     }
 
     /// The allocation at `addr`, if live.
