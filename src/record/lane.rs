@@ -116,9 +116,6 @@ pub struct Lane {
     used: Vec<u16>,
     /// What the held-back changes add to the total (negative when they free more).
     net: i64,
-    /// Allocations held back, and their bytes (run totals).
-    pub(super) allocs: u64,
-    pub(super) alloc_bytes: u64,
     cache: Vec<Cached>,
     /// Events this lane held back over its life (for checks and tests).
     held: u64,
@@ -140,7 +137,7 @@ impl Lane {
     /// Whether changes are held back (the lane needs absorbing before the recorder's
     /// counters are current).
     pub fn holds_changes(&self) -> bool {
-        !self.used.is_empty() || self.allocs != 0
+        !self.used.is_empty()
     }
 
     /// Bytes the held-back changes add to the total.
@@ -172,8 +169,6 @@ impl Lane {
         let c = self.change(stack, size as i64, 1);
         c.alloc_bytes += size;
         c.alloc_count += 1;
-        self.allocs += 1;
-        self.alloc_bytes += size;
         self.held += 1;
         true
     }
@@ -235,8 +230,6 @@ impl Lane {
         }
         self.used.clear();
         self.net = 0;
-        self.allocs = 0;
-        self.alloc_bytes = 0;
     }
 
     /// The id this lane remembers for a stack of `frames` with hash `hash`.

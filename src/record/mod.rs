@@ -406,10 +406,16 @@ impl<S: SiteStore> Recorder<S> {
             return false;
         }
         debug_assert!(self.sampling.is_none(), "lanes are for exact mode");
-        self.total_allocs += lane.allocs;
-        self.total_alloc_bytes += lane.alloc_bytes;
-        let sites = &mut self.sites;
-        lane.drain(|c| sites.apply_change(c));
+        let (sites, allocs, alloc_bytes) = (
+            &mut self.sites,
+            &mut self.total_allocs,
+            &mut self.total_alloc_bytes,
+        );
+        lane.drain(|c| {
+            *allocs += c.alloc_count;
+            *alloc_bytes += c.alloc_bytes;
+            sites.apply_change(c);
+        });
         true
     }
 
