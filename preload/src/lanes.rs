@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use peakprof::record::{Lane, LaneFree, Lanes, LiveAlloc};
 
-use crate::lock::Lock;
+use crate::lock::{Lock, LockGuard};
 use crate::thread::Thread;
 use crate::unwind;
 
@@ -123,6 +123,18 @@ fn lane_of(t: Thread) -> Option<usize> {
     (w != 0 && w != NO_LANE).then(|| w as usize - 1)
 }
 
+/// Thread `t`'s lane, locked, when it has one and lanes hold. `HOLDING` is read again
+/// under the lane's lock (see the module comment).
+#[inline(always)]
+fn own_lane_holding(t: Thread) -> Option<LockGuard<'static, Option<Lane>, true>> {
+    let i = lane_of(t)?;
+    if !HOLDING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let g = LANES[i].0.lock_knowing(false);
+    (g.is_some() && HOLDING.load(Ordering::Relaxed)).then_some(g)
+}
+
 /// An allocation recorded by the thread's lane alone, when lanes hold: false when the
 /// profiler must record it (no lane, lanes do not hold now, a stack the lane does not
 /// know, or a lane out of budget or room).
@@ -134,15 +146,10 @@ pub fn try_alloc(
     room: &unwind::Frames,
     hash: Option<u64>,
 ) -> bool {
-    let Some(i) = lane_of(t) else { return false };
-    if !HOLDING.load(Ordering::Relaxed) {
+    let Some(mut g) = own_lane_holding(t) else {
         return false;
-    }
-    let mut g = LANES[i].0.lock_knowing(false);
+    };
     let Some(lane) = g.as_mut() else { return false };
-    if !HOLDING.load(Ordering::Relaxed) {
-        return false;
-    }
     let frames = room.as_slice();
     let known = room
         .known_stack()
@@ -171,16 +178,8 @@ pub fn try_alloc(
 /// lane's: its size and stack. `None` when the profiler must record it.
 #[inline]
 pub fn try_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
-    let i = lane_of(t)?;
-    if !HOLDING.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut g = LANES[i].0.lock_knowing(false);
-    let lane = g.as_mut()?;
-    if !HOLDING.load(Ordering::Relaxed) {
-        return None;
-    }
-    match lane.free(addr as u64) {
+    let mut g = own_lane_holding(t)?;
+    match g.as_mut()?.free(addr as u64) {
         LaneFree::Freed(block) => Some(block),
         LaneFree::NotHere | LaneFree::Full => None,
     }

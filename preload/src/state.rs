@@ -790,15 +790,13 @@ pub fn periodic() {
 /// peak (see [`lanes::free_missed`]).
 #[cold]
 pub fn passed_through(addr: usize) {
-    if PHASE.load(Ordering::Relaxed) == ACTIVE && !bootstrap_block(addr) {
+    // Bootstrap blocks (served before the real allocator was known) are never recorded:
+    // their frees are not missed ones.
+    if PHASE.load(Ordering::Relaxed) == ACTIVE
+        && !crate::bootstrap::contains(addr as *const core::ffi::c_void)
+    {
         lanes::free_missed();
     }
-}
-
-/// Whether `addr` is one of the bootstrap blocks served before the real allocator was
-/// known (never recorded, so their frees are not missed ones).
-fn bootstrap_block(addr: usize) -> bool {
-    crate::bootstrap::contains(addr as *mut core::ffi::c_void)
 }
 
 /// A thread that had lane `i` ends: its held-back changes go in, and the lane waits for
