@@ -149,24 +149,29 @@ fn dtvs_besides(folded: &Folded, function: &str, threads: u64) -> u64 {
     other
 }
 
+/// The peak of a lanes example: `functions` hold exactly their bytes (the first of them,
+/// `holder`, all the program's own), and besides only the `threads` threads' DTVs.
+/// Returns the DTVs' bytes.
+fn check_lanes_peak(run: &Run, functions: &[(&str, u64)], threads: u64, context: &str) -> u64 {
+    check_outputs_consistent(run);
+    let folded = run.folded();
+    assert_functions(&folded, functions, context);
+    let (holder, own) = functions[0];
+    let other = dtvs_besides(&folded, holder, threads);
+    assert_peak_bytes(run, own + other);
+    other
+}
+
 /// The peak of lanes_plateau: `second_peak` exactly, nothing of the phases before it, and
 /// besides only the 4 threads' DTVs. Returns the DTVs' bytes.
 fn check_lanes_plateau_peak(run: &Run) -> u64 {
-    check_outputs_consistent(run);
-    let folded = run.folded();
-    assert_functions(
-        &folded,
-        &[
-            ("second_peak", LANES_PEAK_OWN),
-            ("first_peak", 0),
-            ("churn_block", 0),
-            ("free_others", 0),
-        ],
-        "lanes_plateau",
-    );
-    let other = dtvs_besides(&folded, "second_peak", 4);
-    assert_peak_bytes(run, LANES_PEAK_OWN + other);
-    other
+    let functions = [
+        ("second_peak", LANES_PEAK_OWN),
+        ("first_peak", 0),
+        ("churn_block", 0),
+        ("free_others", 0),
+    ];
+    check_lanes_peak(run, &functions, 4, "lanes_plateau")
 }
 
 /// Four threads churn far below an earlier peak (their lanes hold nearly every event
@@ -191,21 +196,13 @@ fn lanes_keep_the_peak_exact_while_threads_churn_below_it() {
 /// The peak of lanes_many_threads: 80 x 100 x 1000 bytes in `hold_block`, nothing of the
 /// other functions, and the 80 threads' DTVs. Returns the DTVs' bytes.
 fn check_lanes_many_threads_peak(run: &Run) -> u64 {
-    check_outputs_consistent(run);
-    let folded = run.folded();
-    assert_functions(
-        &folded,
-        &[
-            ("hold_block", 8_000_000),
-            ("churn_small", 0),
-            ("wave_block", 0),
-            ("free_waves", 0),
-        ],
-        "lanes_many_threads",
-    );
-    let other = dtvs_besides(&folded, "hold_block", 80);
-    assert_peak_bytes(run, 8_000_000 + other);
-    other
+    let functions = [
+        ("hold_block", 8_000_000),
+        ("churn_small", 0),
+        ("wave_block", 0),
+        ("free_waves", 0),
+    ];
+    check_lanes_peak(run, &functions, 80, "lanes_many_threads")
 }
 
 /// More threads at once than there are lanes (80 against 64: the rest record through the

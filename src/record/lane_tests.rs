@@ -15,7 +15,6 @@ struct TestLanes {
     lanes: Vec<RefCell<Lane>>,
     /// What the recorder last published.
     holding: Cell<bool>,
-    publishes: Cell<u32>,
     stale_possible: Cell<bool>,
     /// Which lanes have a thread (a thread that ended gave its lane back).
     owned: RefCell<Vec<bool>>,
@@ -26,7 +25,6 @@ impl TestLanes {
         Self {
             lanes: (0..n).map(|_| RefCell::new(Lane::new())).collect(),
             holding: Cell::new(false),
-            publishes: Cell::new(0),
             stale_possible: Cell::new(false),
             owned: RefCell::new(vec![true; n]),
         }
@@ -45,7 +43,6 @@ impl Lanes for TestLanes {
     }
     fn publish(&self, holding: bool) {
         self.holding.set(holding);
-        self.publishes.set(self.publishes.get() + 1);
     }
     fn stale_possible(&self) -> bool {
         self.stale_possible.get()
