@@ -193,6 +193,9 @@ pub struct SizeTable {
     first_buckets: usize,
     /// Blocks in the buckets.
     len: usize,
+    /// The buckets grow before they hold more blocks than this ([`MAX_LOAD`]), kept so
+    /// that an insert compares instead of multiplying.
+    max_len: usize,
     /// Address -> size of the blocks waiting to enter the buckets. Used only once the
     /// table has [`PREFETCH_FROM_BUCKETS`] buckets, which it never loses.
     queue: TagQueue<u64>,
@@ -211,6 +214,7 @@ impl SizeTable {
             buckets: Vec::new(),
             first_buckets: INITIAL_BUCKETS,
             len: 0,
+            max_len: 0,
             queue: TagQueue::new(0),
         }
     }
@@ -276,7 +280,13 @@ impl SizeTable {
         if self.buckets.is_empty() {
             return None;
         }
-        let (mut b, tag) = self.slot(key);
+        let (home, tag) = self.slot(key);
+        self.find_from(home, key, tag)
+    }
+
+    /// [`Self::find`] from `key`'s home bucket and tag (see [`Self::slot`]).
+    #[inline]
+    fn find_from(&self, mut b: usize, key: u64, tag: u8) -> Option<(usize, usize)> {
         // At most once around: counts stuck at 255 never come down, so in principle every
         // bucket could end up claiming an overflow.
         for _ in 0..self.buckets.len() {
@@ -348,7 +358,7 @@ impl SizeTable {
     /// address, which it replaces.
     #[inline]
     fn insert_in_buckets(&mut self, entry: u64) -> Option<u64> {
-        if (self.len + 1) * MAX_LOAD.1 > self.buckets.len() * WAYS * MAX_LOAD.0 {
+        if self.len >= self.max_len {
             self.grow();
         }
         let key = key_of(entry);
@@ -384,26 +394,53 @@ impl SizeTable {
     pub fn take(&mut self, addr: u64) -> Option<Taken> {
         let key = key_of(pack(addr, 0)?);
         if self.queues() {
-            if let Some(i) = self.queue.position(addr) {
-                let size = self.queue.take(i);
-                // A block the buckets hold at this address was freed without our seeing
-                // it: it goes too, or nothing would ever take it out.
-                let stale = self.take_from_buckets(key).unwrap_or(0);
-                return Some(Taken { size, stale });
-            }
+            return self.take_queued(addr, key);
+        }
+        let size = self.take_from_buckets(key)?;
+        Some(Taken { size, stale: 0 })
+    }
+
+    /// [`Self::take`] in a table that queues (out of line, as [`Self::insert_queued`]).
+    #[inline(never)]
+    fn take_queued(&mut self, addr: u64, key: u64) -> Option<Taken> {
+        if let Some(i) = self.queue.position(addr) {
+            let size = self.queue.take(i);
+            // A block the buckets hold at this address was freed without our seeing
+            // it: it goes too, or nothing would ever take it out.
+            let stale = self.take_from_buckets(key).unwrap_or(0);
+            return Some(Taken { size, stale });
         }
         let size = self.take_from_buckets(key)?;
         Some(Taken { size, stale: 0 })
     }
 
     /// Removes `key` from the buckets; returns its size.
-    #[inline]
+    #[inline(always)]
     fn take_from_buckets(&mut self, key: u64) -> Option<u64> {
-        let (b, i) = self.find(key)?;
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let (home, tag) = self.slot(key);
+        // The common case: the block is in its home bucket, and no overflow count changes.
+        let bucket = &mut self.buckets[home];
+        if let Some(i) = bucket.find(key, tag) {
+            self.len -= 1;
+            return Some(bucket.take(i) & SIZE_MASK);
+        }
+        if bucket.overflow() == 0 {
+            return None;
+        }
+        self.take_overflowed(home, key, tag)
+    }
+
+    /// [`Self::take_from_buckets`] for a key not in its home bucket, which overflowed.
+    #[inline(never)]
+    fn take_overflowed(&mut self, home: usize, key: u64, tag: u8) -> Option<u64> {
+        let (b, i) = self.find_from(home, key, tag)?;
         let size = self.buckets[b].take(i) & SIZE_MASK;
         self.len -= 1;
         // The buckets its insert passed no longer have it beyond them.
-        let mut c = self.slot(key).0;
+        let mut c = home;
         while c != b {
             self.buckets[c].sub_overflow();
             c = self.next(c);
@@ -415,6 +452,7 @@ impl SizeTable {
     fn grow(&mut self) {
         let n = (self.buckets.len() * GROWTH.0 / GROWTH.1).max(self.first_buckets);
         let old = core::mem::replace(&mut self.buckets, vec![Bucket::default(); n]);
+        self.max_len = n * WAYS * MAX_LOAD.0 / MAX_LOAD.1;
         for e in old.iter().flat_map(|b| b.words).filter(|&e| e != 0) {
             self.place(e);
         }
