@@ -85,11 +85,19 @@ pub fn set_errno(e: c_int) {
 }
 
 /// Runs `f` and leaves errno as it was before: the program must see the errno of the real
-/// function it called, never one from the profiler's own bookkeeping.
+/// function it called, never one from the profiler's own bookkeeping. errno's address is
+/// asked once (it is the thread's for good): the compiler cannot merge the two calls that
+/// [`errno`] and [`set_errno`] would make (sqlite3: ~0.3% of the profiled run was in
+/// `__errno_location`).
 #[inline]
 pub fn keep_errno<R>(f: impl FnOnce() -> R) -> R {
-    let e = errno();
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno,
+    // which stays valid while the thread runs.
+    let at = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let e = unsafe { *at };
     let r = f();
-    set_errno(e);
+    // SAFETY: as above (the same thread: `f` runs on it).
+    unsafe { *at = e };
     r
 }
