@@ -234,7 +234,7 @@ fn lanes_run_out_and_are_taken_over_by_later_threads() {
     let leaked = json_u64(&on.summary(), "leaked_bytes");
     let per_thread = dtvs / 80;
     assert!(
-        leaked.is_multiple_of(per_thread) && (dtvs..=dtvs / 80 * 170).contains(&leaked),
+        leaked.is_multiple_of(per_thread) && (dtvs..=per_thread * 170).contains(&leaked),
         "leaked {leaked} bytes, not DTVs of {per_thread}\n{}",
         on.describe()
     );

@@ -379,8 +379,7 @@ fn install_fork_handlers() {
         let mut g = PROFILER.lock();
         if let Some(p) = g.as_mut() {
             // Every lane absorbed: the counters are the state at the fork.
-            let now = p.now();
-            p.rec.stop_holding(&LaneSet, now);
+            p.now_in_order();
         }
         lanes::fork_prepare();
         // Read back by the same thread in `parent` or `child`: other forks wait for the lock.
@@ -450,8 +449,9 @@ impl Profiler {
     }
 
     /// [`Self::now`] for an event that does not go through the lanes (a mapping, a
-    /// failed realloc's block put back): lanes stop holding first, so it is recorded in
-    /// order with every event before it.
+    /// failed realloc's block put back), or a moment that needs the counters current (a
+    /// profile, a fork): lanes stop holding first, so it is recorded in order with every
+    /// event before it.
     fn now_in_order(&mut self) -> u64 {
         let now = self.now();
         self.rec.stop_holding(&LaneSet, now);
@@ -604,8 +604,7 @@ impl Profiler {
 
     /// The profile of this process now.
     fn profile(&mut self, reason: WriteReason) -> format::Profile {
-        let now = self.now();
-        self.rec.stop_holding(&LaneSet, now);
+        self.now_in_order();
         if sampled::on() {
             sampled::before_locked(&mut self.rec);
         }

@@ -164,7 +164,7 @@ impl Lane {
         }
         let block = LiveAlloc { size, stack };
         if let Some(stale) = self.heap.insert(addr, block) {
-            self.change(stale.stack, -(stale.size as i64), -1);
+            self.gone(stale);
         }
         let c = self.change(stack, size as i64, 1);
         c.alloc_bytes += size;
@@ -183,12 +183,18 @@ impl Lane {
             return LaneFree::NotHere;
         };
         let block = removed.block;
-        self.change(block.stack, -(block.size as i64), -1);
+        self.gone(block);
         if let Some(stale) = removed.stale {
-            self.change(stale.stack, -(stale.size as i64), -1);
+            self.gone(stale);
         }
         self.held += 1;
         LaneFree::Freed(block)
+    }
+
+    /// Holds back what `block` leaving the live set does to its stack's counters.
+    #[inline]
+    fn gone(&mut self, block: LiveAlloc) {
+        self.change(block.stack, -(block.size as i64), -1);
     }
 
     /// The entry of `stack` in the table of changes (made if new); counts `bytes` and

@@ -29,6 +29,13 @@ impl TestLanes {
             owned: RefCell::new(vec![true; n]),
         }
     }
+
+    /// The recorder's invariants with every lane's blocks and held-back changes.
+    fn check(&self, rec: &Recorder) -> Result<(), String> {
+        let all: Vec<std::cell::Ref<Lane>> = self.lanes.iter().map(|l| l.borrow()).collect();
+        let refs: Vec<&Lane> = all.iter().map(|l| &**l).collect();
+        rec.check_consistency_with(&refs)
+    }
 }
 
 impl Lanes for TestLanes {
@@ -174,11 +181,7 @@ fn run(events: &[Event]) -> Result<u64, TestCaseError> {
         // The full check walks every map's table (16384 slots each): every 8th event and
         // the last, or debug builds take minutes.
         if t % 8 == 7 || t + 1 == events.len() {
-            let all: Vec<std::cell::Ref<Lane>> = lanes.lanes.iter().map(|l| l.borrow()).collect();
-            let refs: Vec<&Lane> = all.iter().map(|l| &**l).collect();
-            if let Err(e) = rec.check_consistency_with(&refs) {
-                return Err(TestCaseError::fail(e));
-            }
+            lanes.check(&rec).map_err(TestCaseError::fail)?;
         }
     }
     let mut got: BTreeMap<u32, u64> = BTreeMap::new();
@@ -282,11 +285,7 @@ fn a_block_freed_by_another_thread_leaves_the_lane_that_holds_it() {
     assert_eq!((freed.size, freed.stack), (50, s));
     assert_eq!(rec.total(), 0);
     assert!(!lanes.lanes[0].borrow().holds_changes(), "absorbed first");
-    {
-        let l0 = lanes.lanes[0].borrow();
-        let l1 = lanes.lanes[1].borrow();
-        rec.check_consistency_with(&[&l0, &l1]).unwrap();
-    }
+    lanes.check(&rec).unwrap();
     assert_eq!(rec.lane_free(&lanes, Some(1), 0x200, 3), None);
 }
 
@@ -323,9 +322,7 @@ fn a_missed_free_in_another_lane_stops_counting() {
     let freed = rec.lane_free(&lanes, Some(0), 0x100, 2).unwrap();
     assert_eq!((freed.size, freed.stack), (7, s1));
     assert_eq!(rec.total(), 0);
-    let l0 = lanes.lanes[0].borrow();
-    let l1 = lanes.lanes[1].borrow();
-    rec.check_consistency_with(&[&l0, &l1]).unwrap();
+    lanes.check(&rec).unwrap();
 }
 
 /// Budgets are shares of the room below the peak: far below it a lane holds big blocks

@@ -550,14 +550,10 @@ impl<S: SiteStore> Recorder<S> {
         if found.is_none() {
             found = self.on_free_in(None, addr, now_ns);
         }
-        let mut j = 0;
-        while found.is_none() && j < lanes.count() {
-            if Some(j) != mine {
-                found = lanes
-                    .with(j, |l| self.take_from_lane(l, addr, now_ns))
-                    .flatten();
-            }
-            j += 1;
+        if found.is_none() {
+            found = (0..lanes.count())
+                .filter(|&j| Some(j) != mine)
+                .find_map(|j| lanes.with(j, |l| self.take_from_lane(l, addr, now_ns))?);
         }
         self.maybe_hold(lanes, mine);
         found
