@@ -427,7 +427,7 @@ fn reuse(
     if level + rest > memo::LEVELS {
         return Err(len);
     }
-    words_unchanged(prev, j, levels, lo, hi)?;
+    words_unchanged(j, levels, lo, hi)?;
     // The frames: levels j+1.. minus this library's own (only ever innermost) and the
     // terminal zero.
     let mut outer = outer_levels;
@@ -455,19 +455,16 @@ fn reuse(
     Ok(out.len())
 }
 
-/// Whether every stack word the earlier walk `prev` read from its level `j` on (`levels`
-/// are its levels `j..`) still holds: `Err` as for [`reuse`] when not. Out of line, with
-/// few values live, so the loop keeps them in registers (inside `capture` it spilled them
-/// and ran ~28 instructions a level; ~16-20 here).
+/// Whether every stack word the earlier walk read from its level `j` on (`levels` are its
+/// levels `j..`) still holds: `Err` as for [`reuse`] when not. Out of line, with few values
+/// live, so the loop keeps them in registers (inside `capture` it spilled them and ran ~28
+/// instructions a level; 17 here for a level whose saved `bp` is not checked). Whether a
+/// saved `bp` must be checked was worked out when the walk was finished (a slot left at 0
+/// otherwise): asking here, at every check of the walk, was a third of this loop's
+/// instructions on sqlite3 (~25 a level).
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-fn words_unchanged(
-    prev: &memo::Memo,
-    j: usize,
-    levels: &[memo::Level],
-    lo: u64,
-    hi: u64,
-) -> Result<(), usize> {
+fn words_unchanged(j: usize, levels: &[memo::Level], lo: u64, hi: u64) -> Result<(), usize> {
     let len = j + levels.len();
     // A word at `addr` lies in `[lo, hi)` when `addr - lo <= span`: one unsigned compare
     // (an address below `lo` wraps to far above `span`).
@@ -496,22 +493,15 @@ fn words_unchanged(
                 return Err(len);
             }
             // SAFETY: as above.
-            // A reloaded frame pointer the rest of the walk never uses (rbp as an ordinary
-            // register: its saved value changes from call to call) need not be the same.
-            if unsafe { (slot as *const u64).read_unaligned() } != outer.bp && bp_live(prev, i) {
+            // (A reloaded frame pointer the rest of the walk never uses, rbp as an ordinary
+            // register whose saved value changes from call to call, has no slot here: see
+            // `Memo::finish`.)
+            if unsafe { (slot as *const u64).read_unaligned() } != outer.bp {
                 return Err(i);
             }
         }
     }
     Ok(())
-}
-
-/// [`memo::Memo::bp_live`] kept out of [`words_unchanged`]'s loop: inlined, its set-up was
-/// hoisted into every iteration, though it is asked only when a reloaded `bp` differs.
-#[cfg(target_arch = "x86_64")]
-#[inline(never)]
-fn bp_live(prev: &memo::Memo, level: usize) -> bool {
-    prev.bp_live(level)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

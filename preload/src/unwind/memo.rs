@@ -37,11 +37,14 @@ pub struct Level {
     pub pc: u64,
     pub sp: u64,
     pub bp: u64,
-    /// Where this level's step read the caller's frame pointer (0 when it kept `bp`; always
-    /// 8-aligned, as reads are), with bit 0 set when the walk was still inside this library's
-    /// frames on entering the level, and bit 1 when a walk started here from the registers
-    /// (its `pc` is the current instruction, not a return address: see [`Level::at_start`]),
-    /// and bit 2 when the step found the caller's frame from `bp` (see [`Memo::bp_live`]).
+    /// Where this level's step read the caller's frame pointer (0 when it kept `bp`, and,
+    /// once the walk is finished, when the value read is never used: see [`Memo::finish`];
+    /// always 8-aligned, as reads are, and a stack address, below 2^63), with bit 0 set when
+    /// the walk was still inside this library's frames on entering the level, bit 1 when a
+    /// walk started here from the registers (its `pc` is the current instruction, not a
+    /// return address: see [`Level::at_start`]), bit 2 when the step found the caller's
+    /// frame from `bp`, and bit 63 when the `bp` entering the level is live (see
+    /// [`Memo::bp_live`]; set by [`Memo::finish`]).
     read_at: u64,
 }
 
@@ -78,6 +81,12 @@ impl Level {
         self.read_at = (self.read_at & own) | (other.read_at & !own);
     }
 
+    /// Whether the `bp` entering this level is live (see [`Memo::bp_live`]).
+    #[inline(always)]
+    fn bp_live(&self) -> bool {
+        self.read_at & BP_LIVE != 0
+    }
+
     /// Notes that the step found the caller's frame from `bp`.
     #[inline(always)]
     pub fn set_uses_bp(&mut self) {
@@ -95,7 +104,8 @@ impl Level {
 const IN_SELF: u64 = 1;
 const AT_START: u64 = 2;
 const USES_BP: u64 = 4;
-const FLAGS: u64 = IN_SELF | AT_START | USES_BP;
+const BP_LIVE: u64 = 1 << 63;
+const FLAGS: u64 = IN_SELF | AT_START | USES_BP | BP_LIVE;
 
 /// One capture's walk, as laid out by `struct peakprof_memo` in `tls.c`.
 #[repr(C)]
@@ -132,9 +142,30 @@ impl Memo {
         true
     }
 
-    /// Marks this memo as a complete walk of `len` levels (whose stack has no id yet).
+    /// Marks this memo as a complete walk of `len` levels (whose stack has no id yet), and
+    /// works out once where its `bp` is live (see [`Memo::bp_live`]), which every later
+    /// check of the walk would otherwise scan for: a level's `BP_LIVE` flag is set when a
+    /// step from there on finds its caller's frame from `bp` before one reloads it, and a
+    /// reload whose value is not live is forgotten (its slot set to 0), so the check of the
+    /// walk's words skips it. Forgetting it changes no later answer: a dead reload ends
+    /// liveness, and so does the dead value after it. Levels copied from a finished walk
+    /// come out the same.
     #[inline]
     pub fn finish(&mut self, len: usize, generation: u64) {
+        // The last level has no step: nothing uses its `bp`.
+        let steps = len.saturating_sub(1).min(LEVELS);
+        let mut live = false;
+        for l in self.level[..steps].iter_mut().rev() {
+            let slot = l.bp_slot();
+            if slot != 0 && !live {
+                l.read_at &= FLAGS;
+            }
+            live = l.uses_bp() || (slot == 0 && live);
+            l.read_at = (l.read_at & !BP_LIVE) | if live { BP_LIVE } else { 0 };
+        }
+        if let Some(last) = self.level.get_mut(steps) {
+            last.read_at &= !BP_LIVE;
+        }
         self.len = len as u32;
         self.generation = generation;
         self.valid = 1;
@@ -147,21 +178,10 @@ impl Memo {
     /// is an ordinary register holding whatever the caller left there: a level where it is
     /// dead matches another walk's whatever its value (the same call path entered with
     /// another `rbp` is the same walk), and a reload of a dead `bp` need not read the same
-    /// word again. Asked only when the values differ, so the walk forward costs nothing in
-    /// the usual case.
-    #[inline]
+    /// word again. Worked out once, by [`Memo::finish`].
+    #[inline(always)]
     pub fn bp_live(&self, level: usize) -> bool {
-        // The last level has no step: nothing uses its `bp`.
-        let steps = (self.len as usize).saturating_sub(1).min(LEVELS);
-        for l in self.level.get(level..steps).unwrap_or_default() {
-            if l.uses_bp() {
-                return true;
-            }
-            if l.bp_slot() != 0 {
-                return false;
-            }
-        }
-        false
+        self.level.get(level).is_some_and(Level::bp_live)
     }
 
     /// Whether this is a complete walk made under the rules of `generation`.
@@ -448,4 +468,109 @@ pub fn generation() -> u64 {
 /// Drops every thread's memo (the rules they relied on may have changed).
 pub fn invalidate_all() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a step did with `bp`, per level of a test walk.
+    #[derive(Clone, Copy, Debug)]
+    enum Step {
+        Keeps,
+        Reloads,
+        Uses,
+        UsesThenReloads,
+    }
+
+    const STEPS: [Step; 4] = [
+        Step::Keeps,
+        Step::Reloads,
+        Step::Uses,
+        Step::UsesThenReloads,
+    ];
+
+    fn walk(steps: &[Step]) -> Memo {
+        let blank = Level {
+            pc: 0,
+            sp: 0,
+            bp: 0,
+            read_at: 0,
+        };
+        let mut m = Memo {
+            generation: 0,
+            len: 0,
+            valid: 0,
+            stack_plus_one: 0,
+            unused: 0,
+            level: [blank; LEVELS],
+        };
+        for (i, step) in steps.iter().enumerate() {
+            assert!(m.enter(
+                i,
+                (0x1000 + i as u64, 0x7000 + 16 * i as u64, 0),
+                false,
+                false
+            ));
+            if matches!(step, Step::Uses | Step::UsesThenReloads) {
+                m.level[i].set_uses_bp();
+            }
+            if matches!(step, Step::Reloads | Step::UsesThenReloads) {
+                m.level[i].set_bp_slot(0x7000 + 16 * i as u64 + 8);
+            }
+        }
+        // The last level, which has no step.
+        assert!(m.enter(
+            steps.len(),
+            (0, 0x7000 + 16 * steps.len() as u64, 0),
+            false,
+            false
+        ));
+        m
+    }
+
+    /// The definition: from `level` on, a step uses `bp` before one reloads it.
+    fn live_by_scan(steps: &[Step], level: usize) -> bool {
+        for step in &steps[level.min(steps.len())..] {
+            match step {
+                Step::Uses | Step::UsesThenReloads => return true,
+                Step::Reloads => return false,
+                Step::Keeps => {}
+            }
+        }
+        false
+    }
+
+    /// Every walk of 6 steps: `finish` marks exactly the levels the definition calls live,
+    /// keeps exactly the reloads whose value is live (and their slots unchanged), keeps
+    /// every other flag, and finishing again (as a walk whose outer levels were copied from
+    /// a finished one is) changes nothing.
+    #[test]
+    fn finish_works_out_liveness_as_the_scan_defines_it() {
+        const N: usize = 6;
+        for code in 0..STEPS.len().pow(N as u32) {
+            let steps: Vec<Step> = (0..N)
+                .map(|i| STEPS[code / STEPS.len().pow(i as u32) % STEPS.len()])
+                .collect();
+            let mut m = walk(&steps);
+            let before: Vec<Level> = m.level[..=N].to_vec();
+            m.finish(N + 1, 7);
+            for (level, b) in before.iter().enumerate() {
+                let what = format!("{steps:?}, level {level}");
+                assert_eq!(m.bp_live(level), live_by_scan(&steps, level), "{what}");
+                let l = &m.level[level];
+                let reload_kept = level < N && live_by_scan(&steps, level + 1);
+                let slot = if reload_kept { b.bp_slot() } else { 0 };
+                assert_eq!(l.bp_slot(), slot, "{what}");
+                assert_eq!((l.pc, l.sp, l.bp), (b.pc, b.sp, b.bp), "{what}");
+                assert_eq!(l.uses_bp(), b.uses_bp(), "{what}");
+                assert_eq!((l.in_self(), l.at_start()), (b.in_self(), b.at_start()));
+            }
+            let once: Vec<u64> = m.level[..=N].iter().map(|l| l.read_at).collect();
+            m.finish(N + 1, 7);
+            let twice: Vec<u64> = m.level[..=N].iter().map(|l| l.read_at).collect();
+            assert_eq!(once, twice, "{steps:?}");
+            assert!(m.usable(7) && m.len == N as u32 + 1);
+        }
+    }
 }
