@@ -14,7 +14,7 @@ use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
 use crate::guard::{keep_errno, Guard};
 use crate::lanes::{self, LaneSet};
 use crate::livefile::{ForkSnapshot, LogFile, MappedStore};
-use crate::lock::Lock;
+use crate::lock::{Lock, LockGuard};
 use crate::thread::Thread;
 use crate::{clock, modules, procfs, sampled, threads, unwind};
 
@@ -70,6 +70,7 @@ const LIMIT_EXIT_CODE: i32 = 121;
 const UNSAMPLED_FRAME: u64 = u64::MAX - 1;
 
 static PROFILER: Lock<Option<Profiler>> = Lock::new(None);
+type ProfilerGuard = LockGuard<'static, Option<Profiler>>;
 
 /// Not started yet: the first hooked call (or the constructor) starts profiling.
 const UNSTARTED: u8 = 0;
@@ -661,6 +662,24 @@ impl Profiler {
         self.limit_stop
     }
 
+    /// An event raised the peak. The event clock is coarse (milliseconds); early in a run a
+    /// new peak deserves the precise time. Later events are stamped no earlier than it.
+    #[inline]
+    fn time_new_peak(&mut self) {
+        let t = clock::peak_time(self.start_mono_ns, self.last_now);
+        if t != self.last_now {
+            self.rec.set_peak_time(t);
+            self.last_now = self.last_now.max(t);
+        }
+    }
+
+    /// A new timeline point: a good moment for the (comparatively slow) RSS reading.
+    #[cold]
+    #[inline(never)]
+    fn note_rss_at_point(&mut self) {
+        self.rec.note_rss(procfs::current_rss_bytes());
+    }
+
     /// Sampled mode: a timeline point when one is due, with the RSS sampled at it.
     #[inline]
     fn observe_sampled(&mut self) {
@@ -673,6 +692,12 @@ impl Profiler {
 
 /// Runs `f` on the profiler when it is recording in this process; stops the program
 /// afterwards when the event took the total past `--limit` with `--limit-action stop`.
+///
+/// Every allocation and free runs through here, so the work most events skip (sampled
+/// mode's, a timeline point's RSS reading, a moved live table, `--limit`) is kept out of
+/// line and marked cold: the hooks' hot code then packs into fewer instruction-cache lines.
+/// That matters to programs whose own hot code nearly fills the L1 instruction cache
+/// (sqlite3 under cachegrind: 11 M instruction-cache misses unprofiled, 29 M profiled).
 #[inline]
 fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     let mut g = PROFILER.lock();
@@ -680,48 +705,73 @@ fn with_profiler<R>(f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
     if !p.ready() {
         return None;
     }
-    // In sampled mode, the total this event took the process to (other threads may have
-    // lowered it again by the time the limit is checked).
-    let mut reached = 0;
-    let r = if sampled::on() {
-        sampled::before_locked(&mut p.rec);
-        let before = p.rec.total();
-        let r = f(p);
-        let delta = p.rec.total().wrapping_sub(before);
-        reached = sampled::after_locked(&mut p.rec, delta);
-        p.observe_sampled();
-        r
-    } else {
-        let peak_before = p.rec.peak();
-        let r = f(p);
-        if p.rec.peak() > peak_before {
-            // The event clock is coarse (milliseconds); early in a run a new peak deserves
-            // the precise time. Later events are stamped no earlier than it.
-            let t = clock::peak_time(p.start_mono_ns, p.last_now);
-            if t != p.last_now {
-                p.rec.set_peak_time(t);
-                p.last_now = p.last_now.max(t);
-            }
-        }
-        if p.rec.take_new_point() {
-            // A new timeline point: a good moment for the (comparatively slow) RSS reading.
-            p.rec.note_rss(procfs::current_rss_bytes());
-        }
-        r
-    };
-    let (base, slots) = p.rec.live_table();
-    if LIVE_TABLE[0].load(Ordering::Relaxed) != base
-        || LIVE_TABLE[1].load(Ordering::Relaxed) != slots
-    {
-        LIVE_TABLE[0].store(base, Ordering::Relaxed);
-        LIVE_TABLE[1].store(slots, Ordering::Relaxed);
+    if sampled::on() {
+        return with_profiler_sampled(g, f);
     }
-    let stop = p.check_limit(reached);
+    let peak_before = p.rec.peak();
+    let r = f(p);
+    if p.rec.peak() > peak_before {
+        p.time_new_peak();
+    }
+    if p.rec.take_new_point() {
+        p.note_rss_at_point();
+    }
+    publish_live_table(p);
+    if p.limit.is_some() {
+        after_event_limited(g, 0);
+    }
+    Some(r)
+}
+
+/// [`with_profiler`] in sampled mode, where the recorder sees only the sampled events and
+/// the blocks that do not pack into the size tables.
+#[cold]
+#[inline(never)]
+fn with_profiler_sampled<R>(mut g: ProfilerGuard, f: impl FnOnce(&mut Profiler) -> R) -> Option<R> {
+    let p = g.as_mut()?;
+    sampled::before_locked(&mut p.rec);
+    let before = p.rec.total();
+    let r = f(p);
+    let delta = p.rec.total().wrapping_sub(before);
+    // The total this event took the process to (other threads may have lowered it again by
+    // the time the limit is checked).
+    let reached = sampled::after_locked(&mut p.rec, delta);
+    p.observe_sampled();
+    publish_live_table(p);
+    after_event_limited(g, reached);
+    Some(r)
+}
+
+/// After an event, when `--limit` is set (or in sampled mode):
+/// [`Profiler::check_limit`] (with `seen`, a total the event reached), then releases the
+/// lock, and stops the program when the limit says so.
+#[cold]
+#[inline(never)]
+fn after_event_limited(mut g: ProfilerGuard, seen: u64) {
+    let stop = g.as_mut().is_some_and(|p| p.check_limit(seen));
     drop(g);
     if stop {
         stop_at_limit();
     }
-    Some(r)
+}
+
+/// Tells the hooks' prefetch where the recorder's live table is now (it moves when the
+/// table grows).
+#[inline(always)]
+fn publish_live_table(p: &Profiler) {
+    let (base, slots) = p.rec.live_table();
+    if LIVE_TABLE[0].load(Ordering::Relaxed) != base
+        || LIVE_TABLE[1].load(Ordering::Relaxed) != slots
+    {
+        store_live_table(base, slots);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn store_live_table(base: usize, slots: usize) {
+    LIVE_TABLE[0].store(base, Ordering::Relaxed);
+    LIVE_TABLE[1].store(slots, Ordering::Relaxed);
 }
 
 /// Before an exec call: counts one more exec in progress in this image's live file (if
@@ -906,6 +956,9 @@ fn alloc_in_lanes(
         // `lanes::try_alloc`).
         let hash = hash.or_else(|| unwind::checking().then(|| stack_hash(room.as_slice())));
         if let (Some(i), Some(h)) = (mine, hash) {
+            if unwind::checking() {
+                lanes::check_cached_stack(i, h, room.as_slice(), id);
+            }
             lanes::remember_stack(i, h, room.as_slice(), id);
         }
         p.rec
