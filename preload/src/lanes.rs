@@ -167,6 +167,11 @@ pub fn try_alloc(
             id
         }
         None => match hash.and_then(|h| lane.cached_stack(h, frames)) {
+            // Check mode: a hit found by the frames' hash (with their number and the
+            // outermost and innermost frame) is not compared frame for frame here; the
+            // profiler interns the frames and compares its id with this one
+            // (`check_cached_stack`).
+            Some(_) if unwind::checking() => return false,
             Some(id) => id,
             None => return false,
         },
@@ -226,6 +231,17 @@ pub fn claim(t: Thread, release: Option<peakprof::record::Release>) -> Option<us
 /// thread finds it without the profiler's lock next time.
 pub fn remember_stack(i: usize, hash: u64, frames: &[u64], id: u32) {
     LaneSet.with(i, |l| l.cache_stack(hash, frames, id));
+}
+
+/// Check mode: the id lane `i`'s cache holds for `frames` (hash `hash`), if any, must be
+/// `id`, the one the profiler's stack table gave them comparing every frame; else the
+/// program is stopped with a message. The one place where a stack's id is found by hash
+/// alone, so the one that needs its own check.
+pub fn check_cached_stack(i: usize, hash: u64, frames: &[u64], id: u32) {
+    let cached = LaneSet.with(i, |l| l.cached_stack(hash, frames)).flatten();
+    if cached.is_some_and(|c| c != id) {
+        unwind::check_failed(b"a lane's stack cache names another stack for these frames");
+    }
 }
 
 /// Runs `f` on every lane, all locked (consistency checks at the end of a run).
