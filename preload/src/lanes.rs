@@ -150,7 +150,8 @@ pub fn try_alloc(
         return false;
     };
     let Some(lane) = g.as_mut() else { return false };
-    let frames = room.as_slice();
+    // Read only when needed (see `Frames::as_slice`).
+    let frames = || room.as_slice();
     let known = room
         .known_stack()
         .filter(|&id| id < STACKS.load(Ordering::Relaxed));
@@ -160,13 +161,13 @@ pub fn try_alloc(
         // the stack table, under its lock); here it must at least be the id this lane has
         // for the frames' hash, else the profiler checks it.
         Some(id) => {
-            let h = peakprof::record::stack_hash(frames);
-            if lane.cached_stack(h, frames) != Some(id) {
+            let h = peakprof::record::stack_hash(frames());
+            if lane.cached_stack(h, frames()) != Some(id) {
                 return false;
             }
             id
         }
-        None => match hash.and_then(|h| lane.cached_stack(h, frames)) {
+        None => match hash.and_then(|h| lane.cached_stack(h, frames())) {
             // Check mode: a hit found by the frames' hash (with their number and the
             // outermost and innermost frame) is not compared frame for frame here; the
             // profiler interns the frames and compares its id with this one

@@ -562,18 +562,20 @@ impl Profiler {
     /// walk, else interned (with `hash` when the caller has it), and kept with the walk.
     #[inline]
     fn intern(&mut self, room: &unwind::Frames, hash: Option<u64>) -> u32 {
-        let frames = room.as_slice();
+        // The frames are read only when the id is not known (the capture may have left
+        // them in its memo: see `Frames::as_slice`).
         if let Some(id) = room.known_stack() {
             // An id this table never handed out would mean a memo the program wrote over
             // (one it did hand out cannot be told from a right one but in check mode:
             // memos live in the program's memory, like everything else of ours).
             if (id as usize) < self.rec.stacks().len() {
-                if unwind::checking() && self.rec.stacks().frames(id) != frames {
+                if unwind::checking() && self.rec.stacks().frames(id) != room.as_slice() {
                     unwind::check_failed(b"a remembered stack id names other frames");
                 }
                 return id;
             }
         }
+        let frames = room.as_slice();
         let (id, new) = self.rec.intern_new_hashed(frames, hash);
         if new {
             self.log.append(&live::log_stack(id, frames));

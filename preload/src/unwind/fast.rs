@@ -444,6 +444,12 @@ fn reuse(
     if out.len() + outer.len() > MAX_DEPTH {
         return Err(len); // the full walk writes the truncation marker
     }
+    if next.is_none() && prev.stack().is_some() {
+        // A stack repeated whole whose id is known: the profiler needs only the id, so the
+        // frames stay in the memo until read (see `Frames::pending`).
+        out.defer(outer);
+        return Ok(out.len());
+    }
     out.extend(outer.iter().map(|l| l.pc));
     // The levels, flags included (they evolve from level j exactly as in the earlier
     // walk). The caller wrote level `level` (= earlier j) but for its step.

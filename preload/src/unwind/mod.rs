@@ -10,6 +10,7 @@ mod libgcc;
 mod memo;
 mod modules;
 
+use core::cell::{Cell, UnsafeCell};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -54,8 +55,15 @@ pub fn set_check_memo(on: bool) {
 /// first `len` words are written. The room is not zeroed: a capture runs on every
 /// allocation, and clearing 1 KiB each time showed in profiles (cc1: 1% of its run).
 pub struct Frames {
-    buf: [MaybeUninit<u64>; MAX_DEPTH + 1],
-    len: usize,
+    buf: UnsafeCell<[MaybeUninit<u64>; MAX_DEPTH + 1]>,
+    len: Cell<usize>,
+    /// The outer frames of a capture that repeated an earlier walk whose stack id is known:
+    /// the `pc`s of these levels of that walk's memo (a pointer and a count; 0: none),
+    /// appended to `buf` when the frames are first read ([`Frames::as_slice`]). The
+    /// profiler needs only the id then, so the copy (~70 instructions a capture on sqlite3,
+    /// ~5% of what the profiler runs there) is left for the rare reader: check mode, a
+    /// remembered id the stack table does not know.
+    pending: Cell<(*const memo::Level, usize)>,
     /// The id these frames were interned as, when the capture repeated an earlier one
     /// whose id is known (see [`memo`]).
     known_stack: Option<u32>,
@@ -77,7 +85,8 @@ impl Frames {
         // valid uninitialized, so the whole value is initialized once they are.
         unsafe {
             let p = f.as_mut_ptr();
-            core::ptr::addr_of_mut!((*p).len).write(0);
+            core::ptr::addr_of_mut!((*p).len).write(Cell::new(0));
+            core::ptr::addr_of_mut!((*p).pending).write(Cell::new((core::ptr::null(), 0)));
             core::ptr::addr_of_mut!((*p).known_stack).write(None);
             core::ptr::addr_of_mut!((*p).newest).write(false);
             f.assume_init()
@@ -90,23 +99,52 @@ impl Frames {
         self.known_stack
     }
 
-    /// The frames written, innermost first.
+    /// The frames, innermost first. Read them before this thread's next capture (which may
+    /// write over the memo that pending frames are copied from).
     #[inline(always)]
     pub fn as_slice(&self) -> &[u64] {
-        // SAFETY: `push` and `extend`, the only writers, initialize every word below `len`
-        // before counting it, and `len` never passes the buffer's size (they index it).
-        unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<u64>(), self.len) }
+        if self.pending.get().1 != 0 {
+            self.copy_pending();
+        }
+        // SAFETY: `push`, `extend` and `copy_pending`, the only writers, initialize every
+        // word below `len` before counting it, and `len` never passes the buffer's size
+        // (they index it).
+        unsafe { core::slice::from_raw_parts(self.buf.get().cast::<u64>(), self.len.get()) }
     }
 
-    /// Number of frames written.
+    /// Appends the pending frames (see `pending`).
+    #[cold]
+    #[inline(never)]
+    fn copy_pending(&self) {
+        let (levels, n) = self.pending.replace((core::ptr::null(), 0));
+        let len = self.len.get();
+        // SAFETY: `levels` points at `n` levels of a memo of this thread's memo set (`defer`'s
+        // caller took them from one), a mapping that stays readable as long as the process
+        // lives (a set goes back to a free list when its thread ends, never unmapped); only
+        // this thread's captures write it, and none ran since (`as_slice`'s contract).
+        let levels = unsafe { core::slice::from_raw_parts(levels, n) };
+        // SAFETY: no reference into the buffer is live: `as_slice`, the only one to hand
+        // one out, empties `pending` first, so while frames are pending none was handed out
+        // since the capture (which held `&mut self`) wrote them.
+        let buf = unsafe { &mut *self.buf.get() };
+        // Indexed (a bug would panic, not write past the buffer): `defer`'s caller checked
+        // that the frames fit.
+        for (word, l) in buf[len..len + n].iter_mut().zip(levels) {
+            word.write(l.pc);
+        }
+        self.len.set(len + n);
+    }
+
+    /// Number of frames (pending ones included).
     #[inline(always)]
     pub fn len(&self) -> usize {
-        self.len
+        self.len.get() + self.pending.get().1
     }
 
     #[inline(always)]
     fn clear(&mut self) {
-        self.len = 0;
+        self.len.set(0);
+        self.pending.set((core::ptr::null(), 0));
         self.known_stack = None;
         self.newest = false;
     }
@@ -114,14 +152,16 @@ impl Frames {
     /// Appends a frame; panics (a bug) past the buffer's size, like any indexing.
     #[inline(always)]
     fn push(&mut self, pc: u64) {
-        self.buf[self.len].write(pc);
-        self.len += 1;
+        let len = self.len.get();
+        self.buf.get_mut()[len].write(pc);
+        self.len.set(len + 1);
     }
 
     /// Appends frames; panics (a bug) past the buffer's size, like any indexing.
     #[inline(always)]
     fn extend(&mut self, frames: impl ExactSizeIterator<Item = u64>) {
-        let room = &mut self.buf[self.len..self.len + frames.len()];
+        let len = self.len.get();
+        let room = &mut self.buf.get_mut()[len..len + frames.len()];
         // Count the words written, not the length the iterator claims (a safe trait that
         // could be wrong): `as_slice` relies on every counted word being written.
         let mut written = 0;
@@ -129,7 +169,14 @@ impl Frames {
             word.write(pc);
             written += 1;
         }
-        self.len += written;
+        self.len.set(len + written);
+    }
+
+    /// Leaves the `pc`s of `levels` (levels of a memo of this thread's, which fit after the
+    /// frames written) to be appended when the frames are read; one call per capture, last.
+    #[inline(always)]
+    fn defer(&mut self, levels: &[memo::Level]) {
+        self.pending.set((levels.as_ptr(), levels.len()));
     }
 }
 
