@@ -157,10 +157,10 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         // real free may go first: it overlaps the live map's cache miss.
         // SAFETY: as below.
         unsafe { real::free(p) };
-        state::on_free(t, p as usize);
+        state::freed(t, p as usize);
         return;
     }
-    state::on_free(t, p as usize);
+    state::freed(t, p as usize);
     // SAFETY: forwarding to the real function (which ignores bootstrap blocks).
     unsafe { real::free(p) }
 }
