@@ -102,7 +102,7 @@ struct peakprof_memo {
     uint32_t len;
     uint32_t valid;
     uint32_t stack_plus_one;
-    uint32_t unused;
+    uint16_t bp_until, worked_from; /* the Rust side's alone */
     struct peakprof_memo_level level[PEAKPROF_MEMO_LEVELS];
 };
 

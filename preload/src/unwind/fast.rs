@@ -264,7 +264,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     // Some while this walk is being recorded: the newest earlier walk (if worth meeting),
     // the walk being written, and the order to update.
     let mut memos = None;
-    if let Some(walks) = wanted.then(memo::walks).flatten() {
+    if let Some(mut walks) = wanted.then(memo::walks).flatten() {
         // A stack repeated whole (a program allocating from a few sites in turn) is met at
         // its first level, in any earlier walk. Further out only the newest is followed:
         // the older ones rarely meet a walk there, and following four at every level cost
@@ -295,12 +295,14 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     }
     // In the newest earlier walk: its first level not below our sp.
     let mut j = 0usize;
+    // One past the outermost level of this walk whose step used `bp` (see `Memo::bp_until`).
+    let mut bp_until = 0usize;
     let mut level = 0usize;
     loop {
         if let Some((newest, next, _)) = memos.as_mut() {
             if !next.enter(level, (pc, sp, bp), in_self, first) {
                 memos = None; // no room: this walk will not be a memo
-            } else if let Some(prev) = *newest {
+            } else if let Some(prev) = newest.as_deref_mut() {
                 // Clamped: a length the program wrote over must not index past the levels.
                 let n = (prev.len as usize).min(memo::LEVELS);
                 // Levels are ordered by sp in both walks: advance to the first not below ours.
@@ -311,7 +313,8 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
                     *newest = None;
                 } else if j >= min_j && same_state(prev, j, (pc, sp, bp), in_self, first) {
                     let walked = out.len();
-                    match reuse(prev, Some(&mut **next), j, level, out, bounds) {
+                    let next = Some((&mut **next, bp_until));
+                    match reuse(prev, next, j, level, out, bounds) {
                         Ok(total) => {
                             if let Some((_, _, order)) = memos {
                                 order.push_next(first_sp);
@@ -344,6 +347,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         if from_rbp {
             if let Some((_, next, _)) = memos.as_mut() {
                 next.level[level].set_uses_bp();
+                bp_until = level + 1;
             }
         }
         let base = if from_rbp { bp } else { sp };
@@ -389,7 +393,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         out.push(pc);
     }
     if let Some((_, next, order)) = memos {
-        next.finish(level, generation);
+        next.finish(level, generation, bp_until);
         order.push_next(first_sp);
         out.newest = true;
     }
@@ -401,20 +405,46 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
 
 /// The rest of a walk that reached level `j` of an earlier capture (as its own level
 /// `level`, with the frames in `out` so far): checks every stack word the earlier walk read
-/// from there on, then copies its frames, and its levels into `next` when given. `Err`
+/// from there on, then copies its frames, and its levels into `next` when given (with one
+/// past the outermost level of the walk being made whose step used `bp`). `Err`
 /// when a word changed or the copy would not fit (the caller then walks on), with the
 /// first level of the earlier walk still worth matching: one past the step whose word
 /// changed, since a match below it would check that word again.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn reuse(
+    prev: &mut memo::Memo,
+    next: Option<(&mut memo::Memo, usize)>,
+    j: usize,
+    level: usize,
+    out: &mut Frames,
+    bounds: ((u64, u64), (u64, u64)),
+) -> Result<usize, usize> {
+    let whole = next.is_none();
+    let (total, asked) = reuse_checked(prev, next, j, level, out, bounds)?;
+    if whole && asked {
+        // A walk repeated whole, whose check had to ask whether a reloaded `bp` that
+        // differed was live (sqlite3's `rbp` is an ordinary register): a program allocating
+        // from a few sites in turn repeats it again and again, so its liveness is worth
+        // working out once. Walks met further out are mostly met once (cc1), and asking
+        // costs them less than working out every level would.
+        prev.work_out_from(j);
+    }
+    Ok(total)
+}
+
+/// [`reuse`] but for working out the earlier walk's liveness: also whether its check asked
+/// about a reloaded `bp`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn reuse_checked(
     prev: &memo::Memo,
-    next: Option<&mut memo::Memo>,
+    next: Option<(&mut memo::Memo, usize)>,
     j: usize,
     level: usize,
     out: &mut Frames,
     ((lo, hi), (self_lo, self_hi)): ((u64, u64), (u64, u64)),
-) -> Result<usize, usize> {
+) -> Result<(usize, bool), usize> {
     let len = prev.len as usize;
     // Levels j..len; a length the program wrote over is refused rather than indexed past.
     let Some(levels) = prev.level.get(j..len) else {
@@ -427,7 +457,7 @@ fn reuse(
     if level + rest > memo::LEVELS {
         return Err(len);
     }
-    words_unchanged(j, levels, lo, hi)?;
+    let asked = words_unchanged(prev, j, levels, lo, hi)?;
     // The frames: levels j+1.. minus this library's own (only ever innermost) and the
     // terminal zero.
     let mut outer = outer_levels;
@@ -448,41 +478,81 @@ fn reuse(
         // A stack repeated whole whose id is known: the profiler needs only the id, so the
         // frames stay in the memo until read (see `Frames::pending`).
         out.defer(outer);
-        return Ok(out.len());
+        return Ok((out.len(), asked));
     }
     out.extend(outer.iter().map(|l| l.pc));
     // The levels, flags included (they evolve from level j exactly as in the earlier
     // walk). The caller wrote level `level` (= earlier j) but for its step.
-    if let Some(next) = next {
+    if let Some((next, walked_bp_until)) = next {
         next.level[level].take_step_of(first);
         next.level[level + 1..level + rest].copy_from_slice(outer_levels);
-        next.finish(level + rest, prev.generation);
+        // Past the levels this walk made, the earlier walk's own limit, moved to where
+        // its level `j` sits in this one.
+        let copied = prev
+            .bp_until()
+            .checked_sub(j)
+            .filter(|&n| n > 0)
+            .map_or(0, |n| n + level);
+        next.finish(level + rest, prev.generation, walked_bp_until.max(copied));
     }
-    Ok(out.len())
+    Ok((out.len(), asked))
 }
 
-/// Whether every stack word the earlier walk read from its level `j` on (`levels` are its
-/// levels `j..`) still holds: `Err` as for [`reuse`] when not. Out of line, with few values
-/// live, so the loop keeps them in registers (inside `capture` it spilled them and ran ~28
-/// instructions a level; 17 here for a level whose saved `bp` is not checked). Whether a
-/// saved `bp` must be checked was worked out when the walk was finished (a slot left at 0
-/// otherwise): asking here, at every check of the walk, was a third of this loop's
-/// instructions on sqlite3 (~25 a level).
+/// Whether every stack word an earlier walk read from its level `j` on (`levels` are its
+/// levels `j..`, worked out from `j`: see [`memo::Memo::work_out_from`]) still holds: `Err` as for [`reuse`] when not. Out of line, with
+/// few values live, so the loops keep them in registers (inside `capture` they spilled and
+/// ran ~28 instructions a level; 12-17 here). Whether a saved `bp` must be checked was
+/// worked out once per walk (a slot left at 0 otherwise, and none at or past `bp_until`,
+/// its [`memo::Memo::bp_until`]): asking here, at every check of the walk, was a third of
+/// this loop's instructions on sqlite3 (~25 a level).
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-fn words_unchanged(j: usize, levels: &[memo::Level], lo: u64, hi: u64) -> Result<(), usize> {
+fn words_unchanged(
+    prev: &memo::Memo,
+    j: usize,
+    levels: &[memo::Level],
+    lo: u64,
+    hi: u64,
+) -> Result<bool, usize> {
     let len = j + levels.len();
     // A word at `addr` lies in `[lo, hi)` when `addr - lo <= span`: one unsigned compare
     // (an address below `lo` wraps to far above `span`).
     let Some(span) = hi.saturating_sub(lo).checked_sub(8) else {
         return Err(len);
     };
+    // The steps of levels below `split` may have reloaded a live `bp`; the rest did not.
+    let split = prev.bp_until().saturating_sub(j).min(levels.len());
+    let with_slots = levels.get(..split + 1).unwrap_or(levels);
+    let asked = if prev.worked_out_from(j) {
+        steps_unchanged::<true, false>(with_slots, j, len, lo, span, prev)?
+    } else {
+        steps_unchanged::<true, true>(with_slots, j, len, lo, span, prev)?
+    };
+    steps_unchanged::<false, false>(&levels[split..], j + split, len, lo, span, prev)?;
+    Ok(asked)
+}
+
+/// [`words_unchanged`] for the steps between consecutive `levels` (the first of which is
+/// level `first` of `prev`, a walk of `len`), checking the reloads of `bp` when `SLOTS`;
+/// with `SCAN`, levels not worked out yet, whose reloads of a dead `bp` are still there
+/// (a differing one is then asked about).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn steps_unchanged<const SLOTS: bool, const SCAN: bool>(
+    levels: &[memo::Level],
+    first: usize,
+    len: usize,
+    lo: u64,
+    span: u64,
+    prev: &memo::Memo,
+) -> Result<bool, usize> {
     // Independent loads, unlike the walk's chain. The reads stay inside this thread's
     // stack.
+    let mut asked = false;
     let mut rest = levels;
     while let [this, outer, ..] = rest {
         // The level of `outer`, for the error only.
-        let i = len + 1 - rest.len();
+        let i = first + 1 + (levels.len() - rest.len());
         rest = &rest[1..];
         let ra_at = outer.sp.wrapping_sub(8);
         if ra_at.wrapping_sub(lo) > span {
@@ -493,21 +563,32 @@ fn words_unchanged(j: usize, levels: &[memo::Level], lo: u64, hi: u64) -> Result
         if unsafe { (ra_at as *const u64).read_unaligned() } != outer.pc {
             return Err(i);
         }
-        let slot = this.bp_slot();
+        let slot = if SLOTS { this.bp_slot() } else { 0 };
         if slot != 0 {
             if slot.wrapping_sub(lo) > span {
                 return Err(len);
             }
             // SAFETY: as above.
-            // (A reloaded frame pointer the rest of the walk never uses, rbp as an ordinary
-            // register whose saved value changes from call to call, has no slot here: see
-            // `Memo::finish`.)
+            // A reloaded frame pointer the rest of the walk never uses (rbp as an ordinary
+            // register: its saved value changes from call to call) need not be the same;
+            // worked out, such a reload has no slot here (see `Memo::work_out_from`).
             if unsafe { (slot as *const u64).read_unaligned() } != outer.bp {
-                return Err(i);
+                if !SCAN || bp_live(prev, i) {
+                    return Err(i);
+                }
+                asked = true;
             }
         }
     }
-    Ok(())
+    Ok(asked)
+}
+
+/// [`memo::Memo::bp_live`] kept out of [`steps_unchanged`]'s loop: inlined, its set-up was
+/// hoisted into every iteration, though it is asked only when a reloaded `bp` differs.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn bp_live(prev: &memo::Memo, level: usize) -> bool {
+    prev.bp_live(level)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

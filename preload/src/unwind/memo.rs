@@ -115,7 +115,12 @@ pub struct Memo {
     pub valid: u32,
     /// The id this walk's stack was interned as, plus one; 0 when not known.
     stack_plus_one: u32,
-    unused: u32,
+    /// One past the outermost level whose step found its caller's frame from `bp` (0: no
+    /// step did, as in most code built without frame pointers). Only the levels below it
+    /// can enter with a live `bp`, so only their reloads are worked out and checked.
+    bp_until: u16,
+    /// The levels from here to `bp_until` are worked out ([`Memo::work_out_from`]).
+    worked_from: u16,
     pub level: [Level; LEVELS],
 }
 
@@ -142,20 +147,47 @@ impl Memo {
         true
     }
 
-    /// Marks this memo as a complete walk of `len` levels (whose stack has no id yet), and
-    /// works out once where its `bp` is live (see [`Memo::bp_live`]), which every later
-    /// check of the walk would otherwise scan for: a level's `BP_LIVE` flag is set when a
-    /// step from there on finds its caller's frame from `bp` before one reloads it, and a
-    /// reload whose value is not live is forgotten (its slot set to 0), so the check of the
-    /// walk's words skips it. Forgetting it changes no later answer: a dead reload ends
-    /// liveness, and so does the dead value after it. Levels copied from a finished walk
-    /// come out the same.
+    /// Marks this memo as a complete walk of `len` levels (whose stack has no id yet), in
+    /// which no step at or past level `bp_until` found its caller's frame from `bp`. Where
+    /// its `bp` is live is worked out later, by the checks that need it
+    /// ([`Memo::work_out_from`]).
     #[inline]
-    pub fn finish(&mut self, len: usize, generation: u64) {
+    pub fn finish(&mut self, len: usize, generation: u64, bp_until: usize) {
         // The last level has no step: nothing uses its `bp`.
-        let steps = len.saturating_sub(1).min(LEVELS);
-        let mut live = false;
-        for l in self.level[..steps].iter_mut().rev() {
+        let until = len.saturating_sub(1).min(LEVELS).min(bp_until) as u16;
+        self.bp_until = until;
+        self.worked_from = until;
+        self.len = len as u32;
+        self.generation = generation;
+        self.valid = 1;
+        self.stack_plus_one = 0;
+    }
+
+    /// Works out where `bp` is live from `level` on (see [`Memo::bp_live`]), once per level
+    /// of the walk: a check of the walk's words from `level` would otherwise ask at every
+    /// reloaded `bp` that differs (a scan outward, every time the walk is checked; a third
+    /// of the check's instructions on sqlite3, whose `rbp` is an ordinary register). Below
+    /// `bp_until`, a level's `BP_LIVE` flag is set when a step from there on finds its
+    /// caller's frame from `bp` before one reloads it, and a reload whose value is not live
+    /// is forgotten (its slot set to 0), so the check skips it. Forgetting it changes no
+    /// later answer: a dead reload ends liveness, and so does the dead value after it;
+    /// working levels out again (copied into a later walk) gives the same. Done outward
+    /// in, from where it stopped, for walks that pay it back (see `fast::reuse`): done for
+    /// every walk as it was finished, it cost cc1 170 M instructions (deep stacks with an
+    /// `rbp`-framed function near their outer end, most walks checked once if at all).
+    #[inline]
+    pub fn work_out_from(&mut self, level: usize) {
+        let (until, from) = (usize::from(self.bp_until), usize::from(self.worked_from));
+        if level >= from.min(until) {
+            return;
+        }
+        // Whether the `bp` entering level `from` is live: its flag, once worked out.
+        let mut live = from < until && self.level.get(from).is_some_and(Level::bp_live);
+        // Clamped: fields the program wrote over must not index past the levels.
+        let Some(levels) = self.level.get_mut(level..from.min(LEVELS)) else {
+            return;
+        };
+        for l in levels.iter_mut().rev() {
             let slot = l.bp_slot();
             if slot != 0 && !live {
                 l.read_at &= FLAGS;
@@ -163,13 +195,7 @@ impl Memo {
             live = l.uses_bp() || (slot == 0 && live);
             l.read_at = (l.read_at & !BP_LIVE) | if live { BP_LIVE } else { 0 };
         }
-        if let Some(last) = self.level.get_mut(steps) {
-            last.read_at &= !BP_LIVE;
-        }
-        self.len = len as u32;
-        self.generation = generation;
-        self.valid = 1;
-        self.stack_plus_one = 0;
+        self.worked_from = level as u16;
     }
 
     /// Whether the rest of the walk from `level` depends on the `bp` it enters there with:
@@ -178,10 +204,41 @@ impl Memo {
     /// is an ordinary register holding whatever the caller left there: a level where it is
     /// dead matches another walk's whatever its value (the same call path entered with
     /// another `rbp` is the same walk), and a reload of a dead `bp` need not read the same
-    /// word again. Worked out once, by [`Memo::finish`].
-    #[inline(always)]
+    /// word again. Read from the levels worked out ([`Memo::work_out_from`]); for levels
+    /// not yet worked out, found by a scan to the first that is (asked only when the
+    /// values differ, which is rare there: a walk's first check works its levels out).
+    #[inline]
     pub fn bp_live(&self, level: usize) -> bool {
-        self.level.get(level).is_some_and(Level::bp_live)
+        let (until, from) = (usize::from(self.bp_until), usize::from(self.worked_from));
+        if level >= until {
+            return false;
+        }
+        if level >= from {
+            return self.level.get(level).is_some_and(Level::bp_live);
+        }
+        for l in self.level.get(level..from.min(LEVELS)).unwrap_or_default() {
+            if l.uses_bp() {
+                return true;
+            }
+            if l.bp_slot() != 0 {
+                return false;
+            }
+        }
+        self.level.get(from).is_some_and(Level::bp_live) && from < until
+    }
+
+    /// Whether the levels from `level` on are worked out ([`Memo::work_out_from`]; those
+    /// at or past `bp_until` need not be).
+    #[inline(always)]
+    pub fn worked_out_from(&self, level: usize) -> bool {
+        usize::from(self.worked_from.min(self.bp_until)) <= level
+    }
+
+    /// See `bp_until`: levels from here on never enter with a live `bp`, and their reloads
+    /// of it are never checked.
+    #[inline(always)]
+    pub fn bp_until(&self) -> usize {
+        usize::from(self.bp_until)
     }
 
     /// Whether this is a complete walk made under the rules of `generation`.
@@ -261,12 +318,12 @@ pub struct Order<'a> {
 impl<'a> Walks<'a> {
     /// Earlier walk `k` (0: the newest) if it started at stack pointer `sp`.
     #[inline(always)]
-    pub fn earlier_from(&self, k: usize, sp: u64) -> Option<&Memo> {
+    pub fn earlier_from(&mut self, k: usize, sp: u64) -> Option<&mut Memo> {
         let i = usize::from(*self.order.get(k)?);
         if *self.first_sp.get(i)? != sp {
             return None;
         }
-        self.memo.get(i)
+        self.memo.get_mut(i)
     }
 
     /// The capture repeated earlier walk `k` from its first level, so its stack is that
@@ -281,14 +338,14 @@ impl<'a> Walks<'a> {
     /// For a walk of its own: the newest earlier walk (to meet further out), the walk to
     /// write, and the order to update once it is written.
     #[inline(always)]
-    pub fn into_parts(self) -> Option<(&'a Memo, &'a mut Memo, Order<'a>)> {
+    pub fn into_parts(self) -> Option<(&'a mut Memo, &'a mut Memo, Order<'a>)> {
         let (e, n) = (usize::from(self.order[0]), usize::from(self.order[EARLIER]));
         let (newest, next) = if e < n {
             let (low, high) = self.memo.split_at_mut(n);
-            (low.get(e)?, high.first_mut()?)
+            (low.get_mut(e)?, high.first_mut()?)
         } else if n < e {
             let (low, high) = self.memo.split_at_mut(e);
-            (high.first()?, low.get_mut(n)?)
+            (high.first_mut()?, low.get_mut(n)?)
         } else {
             return None;
         };
@@ -502,7 +559,8 @@ mod tests {
             len: 0,
             valid: 0,
             stack_plus_one: 0,
-            unused: 0,
+            bp_until: 0,
+            worked_from: 0,
             level: [blank; LEVELS],
         };
         for (i, step) in steps.iter().enumerate() {
@@ -541,12 +599,15 @@ mod tests {
         false
     }
 
-    /// Every walk of 6 steps: `finish` marks exactly the levels the definition calls live,
-    /// keeps exactly the reloads whose value is live (and their slots unchanged), keeps
-    /// every other flag, and finishing again (as a walk whose outer levels were copied from
-    /// a finished one is) changes nothing.
+    /// Every walk of 6 steps, finished as a capture does (with one past its outermost step
+    /// that used `bp`), then worked out from a middle level and from its first: `bp_live`
+    /// answers as the definition says before, between and after (a scan where not worked
+    /// out yet, the flags where worked out); working out keeps exactly the reloads whose
+    /// value is live (and their slots unchanged) below that limit, leaves the levels past
+    /// it and the ones not reached alone, keeps every other flag, and doing it again (as
+    /// for a walk whose outer levels were copied from a worked-out one) changes nothing.
     #[test]
-    fn finish_works_out_liveness_as_the_scan_defines_it() {
+    fn liveness_is_worked_out_as_the_scan_defines_it() {
         const N: usize = 6;
         for code in 0..STEPS.len().pow(N as u32) {
             let steps: Vec<Step> = (0..N)
@@ -554,23 +615,33 @@ mod tests {
                 .collect();
             let mut m = walk(&steps);
             let before: Vec<Level> = m.level[..=N].to_vec();
-            m.finish(N + 1, 7);
-            for (level, b) in before.iter().enumerate() {
-                let what = format!("{steps:?}, level {level}");
-                assert_eq!(m.bp_live(level), live_by_scan(&steps, level), "{what}");
-                let l = &m.level[level];
-                let reload_kept = level < N && live_by_scan(&steps, level + 1);
-                let slot = if reload_kept { b.bp_slot() } else { 0 };
-                assert_eq!(l.bp_slot(), slot, "{what}");
-                assert_eq!((l.pc, l.sp, l.bp), (b.pc, b.sp, b.bp), "{what}");
-                assert_eq!(l.uses_bp(), b.uses_bp(), "{what}");
-                assert_eq!((l.in_self(), l.at_start()), (b.in_self(), b.at_start()));
+            let until = steps
+                .iter()
+                .rposition(|s| matches!(s, Step::Uses | Step::UsesThenReloads))
+                .map_or(0, |i| i + 1);
+            m.finish(N + 1, 7, until);
+            assert_eq!(m.bp_until(), until, "{steps:?}");
+            assert!(m.usable(7) && m.len == N as u32 + 1);
+            for from in [N + 1, 3, 0] {
+                m.work_out_from(from);
+                for (level, b) in before.iter().enumerate() {
+                    let what = format!("{steps:?}, worked out from {from}, level {level}");
+                    assert_eq!(m.bp_live(level), live_by_scan(&steps, level), "{what}");
+                    let l = &m.level[level];
+                    let reload_kept =
+                        level < from || level >= until || live_by_scan(&steps, level + 1);
+                    let slot = if reload_kept { b.bp_slot() } else { 0 };
+                    assert_eq!(l.bp_slot(), slot, "{what}");
+                    assert_eq!((l.pc, l.sp, l.bp), (b.pc, b.sp, b.bp), "{what}");
+                    assert_eq!(l.uses_bp(), b.uses_bp(), "{what}");
+                    assert_eq!((l.in_self(), l.at_start()), (b.in_self(), b.at_start()));
+                }
             }
             let once: Vec<u64> = m.level[..=N].iter().map(|l| l.read_at).collect();
-            m.finish(N + 1, 7);
+            m.finish(N + 1, 7, until);
+            m.work_out_from(0);
             let twice: Vec<u64> = m.level[..=N].iter().map(|l| l.read_at).collect();
             assert_eq!(once, twice, "{steps:?}");
-            assert!(m.usable(7) && m.len == N as u32 + 1);
         }
     }
 }
