@@ -30,6 +30,10 @@
  * state, and above f_dyn's alloca the stack still holds the other walk's words; only the
  * frame pointer f_dyn saved differs, and the walk does use it (f_dyn's frame is found from
  * rbp), so that word must still be checked or the direct call would be given wrapper.
+ * g_alloc allocates through junk_rbp_alloc: each path's walk is met whole again four
+ * allocations later, its check passing a saved junk rbp that differs but is dead, which
+ * makes the profiler work the walk's frame-pointer liveness out once and use that from
+ * then on; the word f_dyn saved must still be checked then.
  */
 #define _GNU_SOURCE
 #include <alloca.h>
@@ -114,7 +118,7 @@ static volatile int from_f_dyn;
 
 __attribute__((noinline)) static void *g_alloc(void) {
     g_frame = __builtin_frame_address(0);
-    return malloc(48);
+    return junk_rbp_alloc(48, junk());
 }
 
 /* Writes only the lowest byte of its alloca: above it, the stack still holds what the
