@@ -499,7 +499,7 @@ fn reuse_checked(
 }
 
 /// Whether every stack word an earlier walk read from its level `j` on (`levels` are its
-/// levels `j..`, worked out from `j`: see [`memo::Memo::work_out_from`]) still holds: `Err` as for [`reuse`] when not. Out of line, with
+/// levels `j..`, worked out or not: see [`memo::Memo::work_out_from`]) still holds: `Err` as for [`reuse`] when not. Out of line, with
 /// few values live, so the loops keep them in registers (inside `capture` they spilled and
 /// ran ~28 instructions a level; 12-17 here). Whether a saved `bp` must be checked was
 /// worked out once per walk (a slot left at 0 otherwise, and none at or past `bp_until`,

@@ -38,13 +38,13 @@ pub struct Level {
     pub sp: u64,
     pub bp: u64,
     /// Where this level's step read the caller's frame pointer (0 when it kept `bp`, and,
-    /// once the walk is finished, when the value read is never used: see [`Memo::finish`];
-    /// always 8-aligned, as reads are, and a stack address, below 2^63), with bit 0 set when
-    /// the walk was still inside this library's frames on entering the level, bit 1 when a
-    /// walk started here from the registers (its `pc` is the current instruction, not a
-    /// return address: see [`Level::at_start`]), bit 2 when the step found the caller's
-    /// frame from `bp`, and bit 63 when the `bp` entering the level is live (see
-    /// [`Memo::bp_live`]; set by [`Memo::finish`]).
+    /// once the level is worked out, when the value read is never used: see
+    /// [`Memo::work_out_from`]; always 8-aligned, as reads are, and a stack address, below
+    /// 2^63), with bit 0 set when the walk was still inside this library's frames on
+    /// entering the level, bit 1 when a walk started here from the registers (its `pc` is
+    /// the current instruction, not a return address: see [`Level::at_start`]), bit 2 when
+    /// the step found the caller's frame from `bp`, and bit 63 when the `bp` entering the
+    /// level is live (see [`Memo::bp_live`]; set by [`Memo::work_out_from`]).
     read_at: u64,
 }
 
@@ -381,6 +381,32 @@ fn to_front(order: &mut [u8; MEMOS], k: usize) {
         }
         order[0] = moved;
     }
+}
+
+/// The `n` levels at address `addr`, which a capture took from a memo of this thread's set
+/// (see `Frames::pending`), reached afresh from the set's own pointer rather than through
+/// the capture's references (which later captures' writes to the set outlive); `None` when
+/// they do not lie inside the set.
+pub fn levels_at(addr: usize, n: usize) -> Option<&'static [Level]> {
+    // SAFETY: returns this thread's set, or null; no reference to it is made here.
+    let set = unsafe { peakprof_memos() };
+    if set.is_null() {
+        return None;
+    }
+    let base = set as usize;
+    let end = n
+        .checked_mul(core::mem::size_of::<Level>())
+        .and_then(|bytes| addr.checked_add(bytes))?;
+    if addr < base
+        || end > base + core::mem::size_of::<MemoSet>()
+        || !addr.is_multiple_of(core::mem::align_of::<Level>())
+    {
+        return None;
+    }
+    // SAFETY: inside the set's mapping (checked), aligned, derived from the set's pointer;
+    // levels are plain words (any bits are a value), and only this thread's captures write
+    // them, none of which runs while this one reads them.
+    Some(unsafe { core::slice::from_raw_parts(set.cast::<u8>().add(addr - base).cast(), n) })
 }
 
 /// Names the stack of the newest walk (the one the capture just made or repeated).

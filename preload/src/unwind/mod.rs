@@ -58,12 +58,12 @@ pub struct Frames {
     buf: UnsafeCell<[MaybeUninit<u64>; MAX_DEPTH + 1]>,
     len: Cell<usize>,
     /// The outer frames of a capture that repeated an earlier walk whose stack id is known:
-    /// the `pc`s of these levels of that walk's memo (a pointer and a count; 0: none),
+    /// the `pc`s of these levels of that walk's memo (an address and a count; 0: none),
     /// appended to `buf` when the frames are first read ([`Frames::as_slice`]). The
     /// profiler needs only the id then, so the copy (~70 instructions a capture on sqlite3,
     /// ~5% of what the profiler runs there) is left for the rare reader: check mode, a
     /// remembered id the stack table does not know.
-    pending: Cell<(*const memo::Level, usize)>,
+    pending: Cell<(usize, usize)>,
     /// The id these frames were interned as, when the capture repeated an earlier one
     /// whose id is known (see [`memo`]).
     known_stack: Option<u32>,
@@ -86,7 +86,7 @@ impl Frames {
         unsafe {
             let p = f.as_mut_ptr();
             core::ptr::addr_of_mut!((*p).len).write(Cell::new(0));
-            core::ptr::addr_of_mut!((*p).pending).write(Cell::new((core::ptr::null(), 0)));
+            core::ptr::addr_of_mut!((*p).pending).write(Cell::new((0, 0)));
             core::ptr::addr_of_mut!((*p).known_stack).write(None);
             core::ptr::addr_of_mut!((*p).newest).write(false);
             f.assume_init()
@@ -116,13 +116,14 @@ impl Frames {
     #[cold]
     #[inline(never)]
     fn copy_pending(&self) {
-        let (levels, n) = self.pending.replace((core::ptr::null(), 0));
+        let (at, n) = self.pending.replace((0, 0));
         let len = self.len.get();
-        // SAFETY: `levels` points at `n` levels of a memo of this thread's memo set (`defer`'s
-        // caller took them from one), a mapping that stays readable as long as the process
-        // lives (a set goes back to a free list when its thread ends, never unmapped); only
-        // this thread's captures write it, and none ran since (`as_slice`'s contract).
-        let levels = unsafe { core::slice::from_raw_parts(levels, n) };
+        // The levels lie in this thread's memo set (`defer`'s caller took them from one),
+        // which no capture wrote since (`as_slice`'s contract). Out of it (never), the frames
+        // stay short rather than read anything else.
+        let Some(levels) = memo::levels_at(at, n) else {
+            return;
+        };
         // SAFETY: no reference into the buffer is live: `as_slice`, the only one to hand
         // one out, empties `pending` first, so while frames are pending none was handed out
         // since the capture (which held `&mut self`) wrote them.
@@ -144,7 +145,7 @@ impl Frames {
     #[inline(always)]
     fn clear(&mut self) {
         self.len.set(0);
-        self.pending.set((core::ptr::null(), 0));
+        self.pending.set((0, 0));
         self.known_stack = None;
         self.newest = false;
     }
@@ -176,7 +177,9 @@ impl Frames {
     /// frames written) to be appended when the frames are read; one call per capture, last.
     #[inline(always)]
     fn defer(&mut self, levels: &[memo::Level]) {
-        self.pending.set((levels.as_ptr(), levels.len()));
+        // An address, not a pointer: the levels are read again from the memo set's own
+        // pointer (`memo::levels_at`), as the capture's references to the set end.
+        self.pending.set((levels.as_ptr() as usize, levels.len()));
     }
 }
 
