@@ -670,4 +670,41 @@ mod tests {
             assert_eq!(once, twice, "{steps:?}");
         }
     }
+
+    /// A memo the program wrote over (any length, limits and flags, as `rotating_sites
+    /// overwrite` does for lengths end to end): asking where `bp` is live, working it out
+    /// from any level and finishing again never index past the levels (a panic would abort
+    /// the program), and what was worked out reads back consistently: a level past
+    /// `bp_until` is never live.
+    #[test]
+    fn memos_written_over_never_index_past_their_levels() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut m = walk(&[Step::Keeps; 4]);
+        for _ in 0..20_000 {
+            m.len = next() as u32;
+            m.bp_until = next() as u16;
+            m.worked_from = next() as u16;
+            for _ in 0..4 {
+                let i = next() as usize % LEVELS;
+                m.level[i].read_at = next();
+            }
+            let level = next() as usize % (LEVELS + 8);
+            let _ = m.bp_live(level);
+            let _ = m.worked_out_from(level);
+            m.work_out_from(level);
+            for l in [0, level, LEVELS - 1, LEVELS, LEVELS + 7, usize::MAX] {
+                if m.bp_live(l) {
+                    assert!(l < m.bp_until(), "level {l} live past {}", m.bp_until());
+                }
+            }
+            m.finish(next() as usize, 1, next() as usize);
+            assert!(m.bp_until() <= LEVELS);
+        }
+    }
 }
