@@ -1,0 +1,42 @@
+/*
+ * failed_realloc.c: a realloc that fails leaves its block where it was, still live and
+ * still its first caller's. The profiler takes the block out of its live set before the
+ * real call (with threads, another thread could be handed the address at once) and must
+ * put it back when the call fails.
+ *
+ * EXPECTED PEAK: 60000 bytes, after the last allocation:
+ *   keep_block    malloc(40000)  (grow_fails' realloc to an impossible size failed)
+ *   after_fail    malloc(20000)
+ * Without the block put back, the total after the failed realloc would be 20000 and the
+ * peak 40000, before it. Exits 0; 1 when the realloc did not fail.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOINLINE __attribute__((noinline))
+
+static void *held[2];
+/* Volatile: a constant this large draws a compile-time warning. */
+static volatile size_t impossible = SIZE_MAX / 2;
+
+NOINLINE static void keep_block(void) {
+    held[0] = malloc(40000);
+    memset(held[0], 1, 40000);
+}
+
+NOINLINE static int grow_fails(void) { return realloc(held[0], impossible) == NULL; }
+
+NOINLINE static void after_fail(void) {
+    held[1] = malloc(20000);
+    memset(held[1], 2, 20000);
+}
+
+int main(void) {
+    keep_block();
+    if (!grow_fails()) return 1;
+    after_fail();
+    free(held[1]);
+    free(held[0]);
+    return 0;
+}
