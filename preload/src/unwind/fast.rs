@@ -498,13 +498,14 @@ fn reuse_checked(
     Ok((out.len(), asked))
 }
 
-/// Whether every stack word an earlier walk read from its level `j` on (`levels` are its
-/// levels `j..`, worked out or not: see [`memo::Memo::work_out_from`]) still holds: `Err` as for [`reuse`] when not. Out of line, with
-/// few values live, so the loops keep them in registers (inside `capture` they spilled and
-/// ran ~28 instructions a level; 12-17 here). Whether a saved `bp` must be checked was
-/// worked out once per walk (a slot left at 0 otherwise, and none at or past `bp_until`,
-/// its [`memo::Memo::bp_until`]): asking here, at every check of the walk, was a third of
-/// this loop's instructions on sqlite3 (~25 a level).
+/// Whether every stack word the earlier walk `prev` read from its level `j` on (`levels`
+/// are its levels `j..`) still holds: `Err` as for [`reuse`] when not, else whether a
+/// reloaded `bp` that differed had to be asked about. Out of line, with few values live, so
+/// the loops keep them in registers (inside `capture` they spilled and ran ~28
+/// instructions a level; 12-17 here). No saved `bp` at or past [`memo::Memo::bp_until`] is
+/// checked; below it, a walk worked out from `j` ([`memo::Memo::work_out_from`]) has no
+/// slot left for a dead one, and one not worked out asks ([`bp_live`]) when the value
+/// differs: asking at every check was a third of this loop's instructions on sqlite3.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn words_unchanged(

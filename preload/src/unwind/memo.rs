@@ -181,8 +181,7 @@ impl Memo {
         if level >= from.min(until) {
             return;
         }
-        // Whether the `bp` entering level `from` is live: its flag, once worked out.
-        let mut live = from < until && self.level.get(from).is_some_and(Level::bp_live);
+        let mut live = self.worked_live(from);
         // Clamped: fields the program wrote over must not index past the levels.
         let Some(levels) = self.level.get_mut(level..from.min(LEVELS)) else {
             return;
@@ -205,8 +204,8 @@ impl Memo {
     /// dead matches another walk's whatever its value (the same call path entered with
     /// another `rbp` is the same walk), and a reload of a dead `bp` need not read the same
     /// word again. Read from the levels worked out ([`Memo::work_out_from`]); for levels
-    /// not yet worked out, found by a scan to the first that is (asked only when the
-    /// values differ, which is rare there: a walk's first check works its levels out).
+    /// not worked out, found by a scan outward to the first that is (asked only when the
+    /// values differ).
     #[inline]
     pub fn bp_live(&self, level: usize) -> bool {
         let (until, from) = (usize::from(self.bp_until), usize::from(self.worked_from));
@@ -214,7 +213,7 @@ impl Memo {
             return false;
         }
         if level >= from {
-            return self.level.get(level).is_some_and(Level::bp_live);
+            return self.worked_live(level);
         }
         for l in self.level.get(level..from.min(LEVELS)).unwrap_or_default() {
             if l.uses_bp() {
@@ -224,7 +223,14 @@ impl Memo {
                 return false;
             }
         }
-        self.level.get(from).is_some_and(Level::bp_live) && from < until
+        self.worked_live(from)
+    }
+
+    /// Whether the `bp` entering `level`, a level worked out or at or past `bp_until`, is
+    /// live: its flag below `bp_until`, never from there on.
+    #[inline(always)]
+    fn worked_live(&self, level: usize) -> bool {
+        level < usize::from(self.bp_until) && self.level.get(level).is_some_and(Level::bp_live)
     }
 
     /// Whether the levels from `level` on are worked out ([`Memo::work_out_from`]; those
