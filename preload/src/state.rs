@@ -974,24 +974,27 @@ fn alloc_in_lanes(
 /// hooks like [`on_alloc`]: sampled mode's tables first, the recorder out of line.
 #[inline(always)]
 pub fn on_free(t: Thread, addr: usize) -> Option<LiveAlloc> {
-    if sampled::on() {
-        if let Some(size) = sampled::free(t, addr as u64) {
-            return Some(LiveAlloc {
-                size,
-                stack: sampled::unsampled_stack(),
-            });
-        }
-    }
-    record_free::<true>(t, addr)
+    free_block::<true>(t, addr)
 }
 
 /// [`on_free`] for a caller that has no use for the block (`free` itself).
 #[inline(always)]
 pub fn freed(t: Thread, addr: usize) {
-    if sampled::on() && sampled::free(t, addr as u64).is_some() {
-        return;
+    free_block::<false>(t, addr);
+}
+
+/// [`on_free`]; the block only when `KEEP`, as [`record_free`].
+#[inline(always)]
+fn free_block<const KEEP: bool>(t: Thread, addr: usize) -> Option<LiveAlloc> {
+    if sampled::on() {
+        if let Some(size) = sampled::free(t, addr as u64) {
+            return KEEP.then(|| LiveAlloc {
+                size,
+                stack: sampled::unsampled_stack(),
+            });
+        }
     }
-    record_free::<false>(t, addr);
+    record_free::<KEEP>(t, addr)
 }
 
 /// A free the recorder handles (every one in exact mode); the block when `KEEP`, else
