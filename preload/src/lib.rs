@@ -5,6 +5,7 @@
 //! writes as a profile file when the process ends. All the `unsafe` of the project lives
 //! here, each block with the reason it is sound.
 
+mod biased;
 mod bootstrap;
 mod child_env;
 mod clock;

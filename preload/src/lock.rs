@@ -108,59 +108,14 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
     #[cold]
     fn lock_slow(&self) {
         if SPIN {
-            let mut rounds = 0u32;
-            while !self.spin_for_it() {
-                rounds = rounds.saturating_add(1);
-                if rounds < 64 {
-                    // The holder may be waiting for this CPU (more threads than cores).
-                    // SAFETY: sched_yield has no preconditions.
-                    unsafe { libc::sched_yield() };
-                } else {
-                    // Still held: the holder may be a lower-priority thread that a yield
-                    // never lets run (real-time threads on one core). A short sleep does:
-                    // the raw system call, as `nanosleep(3)` is a cancellation point (a
-                    // thread cancelled here would unwind through the hooks holding locks),
-                    // and with errno kept (the hooks' lock-free paths promise to keep it).
-                    let pause = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 50_000,
-                    };
-                    crate::guard::keep_errno(|| {
-                        // SAFETY: a valid timespec; the remainder pointer may be null.
-                        unsafe {
-                            libc::syscall(
-                                libc::SYS_nanosleep,
-                                &pause as *const libc::timespec,
-                                core::ptr::null_mut::<libc::timespec>(),
-                            )
-                        }
-                    });
-                }
-            }
-            return;
+            return spin_lock_slow(&self.state);
         }
-        if self.spin_for_it() {
+        if spin_for(&self.state) {
             return;
         }
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
             futex(&self.state, libc::FUTEX_WAIT, CONTENDED);
         }
-    }
-
-    /// Spins briefly for the lock (critical sections are short); true when it got it.
-    fn spin_for_it(&self) -> bool {
-        for _ in 0..100 {
-            core::hint::spin_loop();
-            if self.state.load(Ordering::Relaxed) == UNLOCKED
-                && self
-                    .state
-                    .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return true;
-            }
-        }
-        false
     }
 
     /// Marks the lock free without a guard. Only for a freshly forked child, where the
@@ -179,6 +134,74 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
             futex(&self.state, libc::FUTEX_WAKE, 1);
         }
     }
+}
+
+/// Takes a spin-lock word (0 free, 1 held; released by storing 0), as `Lock<T, true>`
+/// does (`crate::biased` keeps a word of its own).
+#[inline]
+pub fn spin_lock(word: &AtomicU32) {
+    if word
+        .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spin_lock_slow(word);
+    }
+}
+
+/// [`spin_lock`] when the word was held: spins, then yields and sleeps.
+#[cold]
+fn spin_lock_slow(word: &AtomicU32) {
+    let mut rounds = 0u32;
+    while !spin_for(word) {
+        back_off(&mut rounds);
+    }
+}
+
+/// Spins briefly for a lock word (critical sections are short); true when it got it.
+fn spin_for(word: &AtomicU32) -> bool {
+    for _ in 0..100 {
+        core::hint::spin_loop();
+        if word.load(Ordering::Relaxed) == UNLOCKED
+            && word
+                .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// One round of waiting for another thread (call again while still waiting; `rounds`
+/// counts them): a yield at first, then short sleeps.
+#[cold]
+pub fn back_off(rounds: &mut u32) {
+    *rounds = rounds.saturating_add(1);
+    if *rounds < 64 {
+        // The holder may be waiting for this CPU (more threads than cores).
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+        return;
+    }
+    // Still held: the holder may be a lower-priority thread that a yield never lets run
+    // (real-time threads on one core). A short sleep does: the raw system call, as
+    // `nanosleep(3)` is a cancellation point (a thread cancelled here would unwind
+    // through the hooks holding locks), and with errno kept (the hooks' lock-free paths
+    // promise to keep it).
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 50_000,
+    };
+    crate::guard::keep_errno(|| {
+        // SAFETY: a valid timespec; the remainder pointer may be null.
+        unsafe {
+            libc::syscall(
+                libc::SYS_nanosleep,
+                &pause as *const libc::timespec,
+                core::ptr::null_mut::<libc::timespec>(),
+            )
+        }
+    });
 }
 
 impl<T, const SPIN: bool> Drop for LockGuard<'_, T, SPIN> {

@@ -25,9 +25,9 @@ use peakprof::format::live::{SharedTotals, LAZY_TOTAL};
 use peakprof::format::Profile;
 use peakprof::record::{pack_size, Recorder, SizeTable};
 
+use crate::biased::{self, AllLocked, BiasedLock};
 use crate::guard::keep_errno;
 use crate::livefile::MappedStore;
-use crate::lock::{Lock, LockGuard};
 use crate::thread::Thread;
 use crate::{clock, threads};
 
@@ -118,22 +118,20 @@ struct ShardData {
     owed: u64,
 }
 
-/// One shard on a cache line of its own, so two threads' shards never share one. A spin
-/// lock: a shard is nearly always taken by the one thread whose arena it holds.
-#[repr(align(64))]
-struct Shard(Lock<ShardData, true>);
-
-type ShardLock = Lock<ShardData, true>;
+/// One shard, on cache lines of its own so two threads' shards never share one. A biased
+/// spin lock: a shard is nearly always taken by the one thread whose arena it holds, which
+/// then enters without a locked instruction.
+type Shard = BiasedLock<ShardData>;
 
 static SHARDS: [Shard; SHARD_COUNT] = [const {
-    Shard(Lock::new(ShardData {
+    BiasedLock::new(ShardData {
         table: SizeTable::new(),
         allocs: 0,
         alloc_bytes: 0,
         credit: 0,
         credit_cap: 0,
         owed: 0,
-    }))
+    })
 }; SHARD_COUNT];
 
 /// Top bit of the shared total word: the total is *lazy*.
@@ -169,8 +167,8 @@ fn shard_index(addr: u64) -> usize {
 }
 
 #[inline]
-fn shard(addr: u64) -> &'static ShardLock {
-    &SHARDS[shard_index(addr)].0
+fn shard(addr: u64) -> &'static Shard {
+    &SHARDS[shard_index(addr)]
 }
 
 #[inline]
@@ -362,31 +360,34 @@ pub fn free_lookup_address(addr: u64) -> Option<usize> {
     if !PREFETCH.load(Ordering::Relaxed) || !threads::single() {
         return None;
     }
-    shard(addr).lock_knowing(true).table.home_address(addr)
+    shard(addr)
+        .lock(Thread::current(), true)
+        .table
+        .home_address(addr)
 }
 
 /// An unsampled block of `size` bytes at `addr`; false when it does not pack into the
 /// tables (the caller then hands it to the recorder).
 #[inline]
-pub fn alloc(addr: u64, size: u64) -> bool {
-    insert(addr, size, true)
+pub fn alloc(t: Thread, addr: u64, size: u64) -> bool {
+    insert(t, addr, size, true)
 }
 
 /// Puts back an unsampled block whose realloc failed (not a new allocation); false when
 /// it does not pack.
 pub fn restore(addr: u64, size: u64) -> bool {
-    insert(addr, size, false)
+    insert(Thread::current(), addr, size, false)
 }
 
 /// Enters a block in its table and the total (`new_allocation`: also in the run totals).
 #[inline]
-fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
+fn insert(t: Thread, addr: u64, size: u64, new_allocation: bool) -> bool {
     let Some(entry) = pack_size(addr, size) else {
         return false;
     };
     let single = threads::single();
     let lock = shard(addr);
-    let mut g = lock.lock_knowing(single);
+    let mut g = lock.lock(t, single);
     if new_allocation {
         g.allocs += 1;
         g.alloc_bytes += size;
@@ -420,7 +421,7 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
             let _hold = HoldExact::new();
             while let Spent::NeedExact = step {
                 make_exact(s);
-                let mut g = lock.lock();
+                let mut g = lock.lock(t, false);
                 step = spend(s, &mut g, rise);
                 if !matches!(step, Spent::NeedExact) {
                     // Saturating: a child forked from a signal handler that interrupted
@@ -448,7 +449,7 @@ fn insert(addr: u64, size: u64, new_allocation: bool) -> bool {
 #[inline]
 pub fn free(t: Thread, addr: u64) -> Option<u64> {
     let single = threads::single();
-    let mut g = shard(addr).lock_knowing(single);
+    let mut g = shard(addr).lock(t, single);
     let taken = g.table.take(addr)?;
     // With it goes any older block the table held at this address (a free we never saw).
     let gone = taken.size + taken.stale;
@@ -604,10 +605,10 @@ fn make_exact(s: &SharedAtomics) {
 
 /// [`make_exact`], handing back every shard's guard: while they are held, no table event
 /// can count, so the caller can read or move the totals whole.
-fn make_exact_holding(s: &SharedAtomics) -> [LockGuard<'static, ShardData, true>; SHARD_COUNT] {
-    let mut all: [_; SHARD_COUNT] = core::array::from_fn(|i| SHARDS[i].0.lock());
+fn make_exact_holding(s: &SharedAtomics) -> AllLocked<'static, ShardData, SHARD_COUNT> {
+    let mut all = biased::lock_all(&SHARDS, Thread::current());
     if s.total.load(Ordering::Relaxed) & LAZY != 0 {
-        let credit = take_all_credit(all.iter_mut().map(|g| &mut **g));
+        let credit = take_all_credit(all.iter_mut());
         s.total
             .fetch_sub(credit.wrapping_add(LAZY), Ordering::Relaxed);
         EXACT_SWITCHES.fetch_add(1, Ordering::Relaxed);
@@ -735,7 +736,7 @@ pub fn complete_profile(profile: &mut Profile) {
     profile.meta.peak_bytes = s.peak.load(Ordering::Relaxed);
     profile.meta.peak_time_ns = s.peak_time_ns.load(Ordering::Relaxed);
     profile.meta.final_bytes = total();
-    for g in &all {
+    for g in all.iter() {
         profile.meta.total_allocs += g.allocs;
         profile.meta.total_alloc_bytes += g.alloc_bytes;
     }
@@ -772,12 +773,12 @@ static AT_FORK: AtomicU64 = AtomicU64::new(0);
 /// the shared mapping after the fork, where the parent goes on counting.
 pub fn fork_prepare() {
     let (mut credit, mut owed) = (0, 0);
-    for sh in &SHARDS {
-        let g = sh.0.lock();
+    let all = biased::lock_all(&SHARDS, Thread::current());
+    for g in all.iter() {
         credit += g.credit;
         owed += g.owed;
-        core::mem::forget(g);
     }
+    core::mem::forget(all);
     if on() {
         let s = shared();
         let total = s.total.load(Ordering::Relaxed) & !LAZY;
@@ -794,9 +795,7 @@ pub fn child_rose_since_fork() -> bool {
 
 /// Fork, in the parent: release what [`fork_prepare`] took.
 pub fn fork_parent() {
-    for sh in &SHARDS {
-        sh.0.force_unlock();
-    }
+    AllLocked::release_forgotten(&SHARDS);
 }
 
 /// Fork, in the child: the thread that held the locks is this one. The live file's
@@ -804,9 +803,10 @@ pub fn fork_parent() {
 /// ([`rebind`]) its totals go to private memory. Its total starts exact: the credit the
 /// parent's shards held is not in it, and its own shards start with none.
 pub fn fork_child(start_mono_ns: u64) {
+    let t = Thread::current();
     for sh in &SHARDS {
-        sh.0.reset_after_fork();
-        let mut g = sh.0.lock();
+        sh.reset_after_fork(t);
+        let mut g = sh.lock(t, true);
         g.credit = 0;
         g.credit_cap = 0;
         // Counted in the child's total already (the thread that owed it is not here).

@@ -334,6 +334,11 @@ fn start() -> Option<()> {
         rec.set_external_peak();
         let shared = rec.tracker().store().shared();
         sampled::activate(shared, start_mono_ns, limit, id);
+        // The size tables' locks are biased (PEAKPROF_BIASED_LOCKS=0: plain, for
+        // comparisons).
+        if env(c"PEAKPROF_BIASED_LOCKS").is_none_or(|v| v != "0") {
+            crate::biased::enable();
+        }
     }
     set_exec_word(rec.tracker().store().exec_word(), pid());
     // Lanes need the exact total at every event for `--limit`, and sampled mode has its
@@ -885,7 +890,7 @@ pub fn on_alloc(t: Thread, addr: usize, size: usize, origin: Option<unwind::Orig
     let rate = SAMPLE_RATE.load(Ordering::Relaxed);
     if rate == 0 || t.should_sample(size as u64, rate) {
         record_with_stack(t, addr, size, origin);
-    } else if !sampled::alloc(addr as u64, size as u64) {
+    } else if !sampled::alloc(t, addr as u64, size as u64) {
         record_unsampled_alloc(addr, size);
     }
 }

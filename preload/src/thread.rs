@@ -14,7 +14,7 @@ struct ThreadState {
     sample_left: i64,
     sample_rng: u64,
     lane: u32,
-    unused: u32,
+    bias_serial: u32,
 }
 
 extern "C" {
@@ -125,6 +125,28 @@ impl Thread {
     pub fn set_lane(self, lane: u32) {
         // SAFETY: as in `should_sample`.
         unsafe { (*self.0).lane = lane }
+    }
+
+    /// This thread's serial for biased locks, or 0 before [`Self::bias_serial`] gave it
+    /// one.
+    #[inline(always)]
+    pub fn bias_serial_if_any(self) -> u32 {
+        // SAFETY: as in `should_sample`.
+        unsafe { (*self.0).bias_serial }
+    }
+
+    /// This thread's serial for biased locks (see `crate::biased`), given on first use.
+    #[inline]
+    pub fn bias_serial(self) -> u32 {
+        // SAFETY: as in `should_sample`.
+        let serial = unsafe { (*self.0).bias_serial };
+        if serial != 0 {
+            return serial;
+        }
+        let serial = crate::biased::new_serial();
+        // SAFETY: as in `should_sample`.
+        unsafe { (*self.0).bias_serial = serial };
+        serial
     }
 
     /// True once every [`TICK_EVERY`] calls on this thread: time for periodic work.

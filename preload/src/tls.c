@@ -14,7 +14,7 @@ struct peakprof_thread {
     /* Exact mode's lane of this thread (lanes.rs): 0 none yet, i + 1 lane i, or
      * UINT32_MAX for none ever (the thread is ending, or no lane was free). */
     uint32_t lane;
-    uint32_t unused;
+    uint32_t bias_serial;
 };
 
 static __thread struct peakprof_thread thread_state __attribute__((tls_model("initial-exec")));
