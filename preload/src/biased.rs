@@ -14,11 +14,15 @@
 //! that userspace RCU and folly's asymmetric barriers rest on: after the barrier, either the
 //! owner's flag is visible to the other thread, or the owner's check sees the bias gone.
 //!
-//! A lock that a second thread took is *revoked*: an ordinary lock again, until one thread
-//! has taken it [`REBIAS_AFTER`] times in a row, which then owns it. Threads do touch
-//! each other's arenas now and then (each new thread of 4-thread churn made an allocation
-//! or two in the main arena and in a sibling's before settling in its own); a block freed
-//! by another thread than its allocator's every time must not cost a system call each.
+//! A lock that a second thread took is *revoked*: an ordinary lock again, until its first
+//! owner has taken it [`REBIAS_AFTER`] times in a row, which then owns it again. Threads do
+//! touch each other's arenas now and then (each new thread of 4-thread churn made an
+//! allocation or two in the main arena and in a sibling's before settling in its own); a
+//! block freed by another thread than its allocator's every time must not cost a system
+//! call each. Only the first owner, never another thread: `busy` must have one writer. An
+//! owner that read "mine" and was then preempted before raising its flag still raises and
+//! lowers it when it resumes; had the bias gone to another thread meanwhile, that lowering
+//! would clear the new owner's flag while it is inside (a reviewer's interleaving).
 //! Holders of every lock at once (fork, making sampled mode's total exact, writing a
 //! profile) only *pause* the owners and restore them when they let go. Revocations cost
 //! one `membarrier` each; pauses one per batch.
@@ -28,7 +32,7 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU32, Ordering};
 
 use crate::lock::{back_off, spin_lock};
 use crate::thread::Thread;
@@ -86,15 +90,21 @@ pub fn enable() -> bool {
 #[cold]
 pub fn new_serial() -> u32 {
     NEXT_SERIAL
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n <= MAX_SERIAL).then_some(n + 1)
-        })
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, serial_after)
         .unwrap_or(0)
+}
+
+/// What [`NEXT_SERIAL`] holds after handing out `n`; `None` once serials ran out.
+fn serial_after(n: u32) -> Option<u32> {
+    (n <= MAX_SERIAL).then_some(n + 1)
 }
 
 /// A full memory barrier on every running thread of the process (and this one).
 #[cold]
 fn barrier_on_every_thread() {
+    // The caller's store to `owner` comes before the barrier (the system call would keep
+    // it there anyway, being opaque to the compiler; this says so, at no cost here).
+    fence(Ordering::SeqCst);
     crate::guard::keep_errno(|| {
         // The global command needs no registration (slower; only if the expedited one
         // were ever refused after registering, which the kernel does not do).
@@ -117,9 +127,10 @@ pub struct BiasedLock<T> {
     /// [`NONE`], the owner's serial (with [`PAUSED`] while paused), or [`REVOKED`].
     /// Changed only with `word` held.
     owner: AtomicU32,
-    /// The thread that took a revoked lock last, and how many times in a row (`word`
-    /// held).
-    streak_of: AtomicU32,
+    /// The lock's first owner (0 while it has had none): the one thread that ever writes
+    /// `busy`, and the only one a revoked lock goes back to. Changed only with `word` held.
+    first_owner: AtomicU32,
+    /// How many times in a row the first owner took the revoked lock (`word` held).
     streak: AtomicU32,
     value: UnsafeCell<T>,
 }
@@ -145,7 +156,7 @@ impl<T> BiasedLock<T> {
             word: AtomicU32::new(0),
             busy: AtomicU32::new(0),
             owner: AtomicU32::new(NONE),
-            streak_of: AtomicU32::new(0),
+            first_owner: AtomicU32::new(0),
             streak: AtomicU32::new(0),
             value: UnsafeCell::new(value),
         }
@@ -173,8 +184,8 @@ impl<T> BiasedLock<T> {
         self.lock_by_word(t.bias_serial())
     }
 
-    /// [`Self::lock`] through the word: takes the bias when there is no owner (or after a
-    /// streak), ends another thread's.
+    /// [`Self::lock`] through the word: takes the bias when there is no owner (or, as the
+    /// first owner, after a streak), ends another thread's.
     #[inline(never)]
     fn lock_by_word(&self, me: u32) -> BiasedGuard<'_, T> {
         spin_lock(&self.word);
@@ -182,6 +193,7 @@ impl<T> BiasedLock<T> {
         match self.owner.load(Ordering::Relaxed) {
             NONE => {
                 if may_own {
+                    self.first_owner.store(me, Ordering::Relaxed);
                     self.owner.store(me, Ordering::Relaxed);
                 }
             }
@@ -197,19 +209,19 @@ impl<T> BiasedLock<T> {
                 self.owner.store(REVOKED, Ordering::Relaxed);
                 barrier_on_every_thread();
                 self.wait_for_owner();
-                self.count_streak(me);
+                self.streak.store(0, Ordering::Relaxed);
             }
         }
         self.guard(Some(&self.word))
     }
 
-    /// Counts a take of the revoked lock by `me` (the word held): how many in a row.
+    /// Counts a take of the revoked lock by `me` (the word held): how many times in a row
+    /// the first owner took it (0 when `me` is another thread, which breaks the streak).
     fn count_streak(&self, me: u32) -> u32 {
-        let n = if self.streak_of.load(Ordering::Relaxed) == me {
+        let n = if self.first_owner.load(Ordering::Relaxed) == me {
             self.streak.load(Ordering::Relaxed).saturating_add(1)
         } else {
-            self.streak_of.store(me, Ordering::Relaxed);
-            1
+            0
         };
         self.streak.store(n, Ordering::Relaxed);
         n
@@ -246,17 +258,12 @@ impl<T> BiasedLock<T> {
         }
     }
 
-    /// In a freshly forked child, where only thread `t` is left: the lock is free, and
-    /// owned by `t` if it was.
-    pub fn reset_after_fork(&self, t: Thread) {
-        self.reset_for(t.bias_serial_if_any());
-    }
-
-    fn reset_for(&self, me: u32) {
+    /// In a freshly forked child, where only the forking thread is left: the lock is free
+    /// and has had no owner (the next thread to take it owns it, this one included).
+    pub fn reset_after_fork(&self) {
         self.word.store(0, Ordering::Relaxed);
-        let owner = self.owner.load(Ordering::Relaxed) & !PAUSED;
-        let kept = if owner == me { me } else { NONE };
-        self.owner.store(kept, Ordering::Relaxed);
+        self.owner.store(NONE, Ordering::Relaxed);
+        self.first_owner.store(0, Ordering::Relaxed);
         self.busy.store(0, Ordering::Relaxed);
         self.streak.store(0, Ordering::Relaxed);
     }
@@ -415,18 +422,22 @@ mod tests {
         }
     }
 
+    /// Whether `lock`'s guard for `t` entered by the owner's flag.
+    fn enters_by_flag(lock: &BiasedLock<u64>, t: Thread) -> bool {
+        core::ptr::eq(lock.lock(t, false).release.unwrap(), &lock.busy)
+    }
+
     #[test]
-    fn a_second_user_revokes_the_bias_and_a_streak_restores_it() {
+    fn a_second_user_revokes_the_bias_and_only_the_first_owner_gets_it_back() {
         assert!(enable(), "membarrier is not available here");
         let lock = BiasedLock::new(0u64);
         let t = Thread::current();
         // The first user owns it, and enters by its flag from then on.
         drop(lock.lock(t, false));
         assert_eq!(lock.owner(), t.bias_serial());
-        assert!(core::ptr::eq(
-            lock.lock(t, false).release.unwrap(),
-            &lock.busy
-        ));
+        assert!(enters_by_flag(&lock, t));
+        // Two more threads take it while the owner does: each take of theirs that finds
+        // the bias back ends it while the owner may be inside.
         std::thread::scope(|s| {
             for _ in 0..2 {
                 let lock = &lock;
@@ -437,43 +448,47 @@ mod tests {
                     }
                 });
             }
+            for _ in 0..ROUNDS {
+                slow_increment(&mut lock.lock(t, false));
+            }
         });
-        assert_eq!(*lock.lock(t, false), 2 * ROUNDS);
-        // Revoked (each thread takes it by the word now) ...
-        assert_ne!(lock.owner(), t.bias_serial());
-        assert!(core::ptr::eq(
-            lock.lock(t, false).release.unwrap(),
-            &lock.word
-        ));
-        // ... until one thread has taken it often enough in a row.
+        assert_eq!(*lock.lock(t, false), 3 * ROUNDS);
+        assert!(matches!(lock.owner(), o if o == REVOKED || o == t.bias_serial()));
+        // Another thread, however often in a row: an ordinary lock for it, revoked.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let other = Thread::current();
+                for _ in 0..2 * REBIAS_AFTER {
+                    assert!(!core::ptr::eq(
+                        lock.lock(other, false).release.unwrap(),
+                        &lock.busy
+                    ));
+                }
+            });
+        });
+        assert_eq!(lock.owner(), REVOKED);
+        assert!(!enters_by_flag(&lock, t));
+        // The first owner has it back after a streak.
         for _ in 0..REBIAS_AFTER {
             drop(lock.lock(t, false));
         }
         assert_eq!(lock.owner(), t.bias_serial());
-        assert!(core::ptr::eq(
-            lock.lock(t, false).release.unwrap(),
-            &lock.busy
-        ));
+        assert!(enters_by_flag(&lock, t));
     }
 
     #[test]
-    fn a_forked_child_keeps_only_its_own_bias() {
+    fn a_forked_child_starts_from_no_owner() {
         let lock = BiasedLock::new(());
-        for (owner, me, kept) in [
-            (5, 5, 5),
-            (5 | PAUSED, 5, 5),
-            (5, 6, NONE),
-            (5 | PAUSED, 6, NONE),
-            (REVOKED, 5, NONE),
-            (NONE, 5, NONE),
-            (NONE, 0, NONE),
-        ] {
+        for owner in [5, 5 | PAUSED, REVOKED, NONE] {
             lock.owner.store(owner, Ordering::Relaxed);
+            lock.first_owner.store(5, Ordering::Relaxed);
             lock.busy.store(1, Ordering::Relaxed);
             lock.word.store(1, Ordering::Relaxed);
-            lock.reset_for(me);
-            let state = |o: Ordering| (lock.owner(), lock.busy.load(o), lock.word.load(o));
-            assert_eq!(state(Ordering::Relaxed), (kept, 0, 0));
+            lock.streak.store(7, Ordering::Relaxed);
+            lock.reset_after_fork();
+            let words = [&lock.busy, &lock.word, &lock.first_owner, &lock.streak];
+            assert!(words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+            assert_eq!(lock.owner(), NONE);
         }
     }
 
@@ -486,5 +501,10 @@ mod tests {
             assert!(state > MAX_SERIAL && state & PAUSED == 0);
         }
         assert_ne!(NONE, REVOKED);
+        // The last serial is handed out, then none: the counter stops at a value that is
+        // never one (so `new_serial` answers 0 from then on).
+        assert_eq!(serial_after(MAX_SERIAL), Some(MAX_SERIAL + 1));
+        assert_eq!(serial_after(MAX_SERIAL + 1), None);
+        assert_eq!(serial_after(u32::MAX), None);
     }
 }

@@ -805,7 +805,7 @@ pub fn fork_parent() {
 pub fn fork_child(start_mono_ns: u64) {
     let t = Thread::current();
     for sh in &SHARDS {
-        sh.reset_after_fork(t);
+        sh.reset_after_fork();
         let mut g = sh.lock(t, true);
         g.credit = 0;
         g.credit_cap = 0;
