@@ -96,7 +96,12 @@ pub fn new_serial() -> u32 {
 
 /// What [`NEXT_SERIAL`] holds after handing out `n`; `None` once serials ran out.
 fn serial_after(n: u32) -> Option<u32> {
-    (n <= MAX_SERIAL).then_some(n + 1)
+    // Not `then_some(n + 1)`: that adds before it tests, and overflows at u32::MAX.
+    if n <= MAX_SERIAL {
+        Some(n + 1)
+    } else {
+        None
+    }
 }
 
 /// A full memory barrier on every running thread of the process (and this one).
