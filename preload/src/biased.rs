@@ -46,9 +46,10 @@ const NONE: u32 = PAUSED - 1;
 const REVOKED: u32 = PAUSED - 2;
 /// Thread serials run from 1 to this.
 const MAX_SERIAL: u32 = PAUSED - 3;
-/// Takes of a revoked lock in a row by one thread that make it that thread's. A revocation
-/// costs a `membarrier` (microseconds: interrupts to the CPUs running the process's other
-/// threads), so threads that take turns at a lock pay at most this share of one per take.
+/// Takes of a revoked lock in a row by its first owner that make it that thread's again. A
+/// revocation costs a `membarrier` (microseconds: interrupts to the CPUs running the
+/// process's other threads), so threads that take turns at a lock pay at most this share
+/// of one per take.
 const REBIAS_AFTER: u32 = 1024;
 
 const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
