@@ -34,7 +34,7 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU32, Ordering};
 
-use crate::lock::{back_off, spin_lock};
+use crate::lock::{spin_lock, wait_until};
 use crate::thread::Thread;
 
 /// Set on the owner's serial while a holder of every lock keeps the owner out.
@@ -173,7 +173,7 @@ impl<T> BiasedLock<T> {
     #[inline]
     pub fn lock(&self, t: Thread, single: bool) -> BiasedGuard<'_, T> {
         if single {
-            return self.guard(None);
+            return self.lock_alone();
         }
         let me = t.bias_serial_if_any();
         if self.owner.load(Ordering::Relaxed) == me {
@@ -188,6 +188,13 @@ impl<T> BiasedLock<T> {
             self.busy.store(0, Ordering::Release);
         }
         self.lock_by_word(t.bias_serial())
+    }
+
+    /// [`Self::lock`] for a caller that knows the process has no other thread: nothing to
+    /// exclude, so neither word nor flag is touched.
+    #[inline]
+    pub fn lock_alone(&self) -> BiasedGuard<'_, T> {
+        self.guard(None)
     }
 
     /// [`Self::lock`] through the word: takes the bias when there is no owner (or, as the
@@ -236,15 +243,8 @@ impl<T> BiasedLock<T> {
     /// Waits until the owner is not inside (after withdrawing or pausing its bias and a
     /// barrier on every thread).
     fn wait_for_owner(&self) {
-        let mut rounds = 0u32;
-        let mut spins = 0u32;
-        while self.busy.load(Ordering::Acquire) != 0 {
-            if spins < 100 {
-                spins += 1;
-                core::hint::spin_loop();
-            } else {
-                back_off(&mut rounds);
-            }
+        if self.busy.load(Ordering::Acquire) != 0 {
+            wait_until(|| self.busy.load(Ordering::Acquire) == 0);
         }
     }
 

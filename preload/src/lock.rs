@@ -110,7 +110,7 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
         if SPIN {
             return spin_lock_slow(&self.state);
         }
-        if spin_for(&self.state) {
+        if spin_until(|| try_take(&self.state)) {
             return;
         }
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
@@ -151,31 +151,41 @@ pub fn spin_lock(word: &AtomicU32) {
 /// [`spin_lock`] when the word was held: spins, then yields and sleeps.
 #[cold]
 fn spin_lock_slow(word: &AtomicU32) {
-    let mut rounds = 0u32;
-    while !spin_for(word) {
-        back_off(&mut rounds);
-    }
+    wait_until(|| try_take(word));
 }
 
-/// Spins briefly for a lock word (critical sections are short); true when it got it.
-fn spin_for(word: &AtomicU32) -> bool {
+/// Takes a free lock word (reading it first, so that waiters do not write its line).
+fn try_take(word: &AtomicU32) -> bool {
+    word.load(Ordering::Relaxed) == UNLOCKED
+        && word
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// Spins briefly until `done` (critical sections are short); true when it came.
+fn spin_until(mut done: impl FnMut() -> bool) -> bool {
     for _ in 0..100 {
         core::hint::spin_loop();
-        if word.load(Ordering::Relaxed) == UNLOCKED
-            && word
-                .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
+        if done() {
             return true;
         }
     }
     false
 }
 
-/// One round of waiting for another thread (call again while still waiting; `rounds`
-/// counts them): a yield at first, then short sleeps.
+/// Waits until `done` for another thread to let go: spins, then yields and sleeps between
+/// spins (see [`back_off`]).
 #[cold]
-pub fn back_off(rounds: &mut u32) {
+pub fn wait_until(mut done: impl FnMut() -> bool) {
+    let mut rounds = 0u32;
+    while !spin_until(&mut done) {
+        back_off(&mut rounds);
+    }
+}
+
+/// One round of waiting for another thread (called again while still waiting; `rounds`
+/// counts them): a yield at first, then short sleeps.
+fn back_off(rounds: &mut u32) {
     *rounds = rounds.saturating_add(1);
     if *rounds < 64 {
         // The holder may be waiting for this CPU (more threads than cores).

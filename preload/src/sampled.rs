@@ -360,10 +360,7 @@ pub fn free_lookup_address(addr: u64) -> Option<usize> {
     if !PREFETCH.load(Ordering::Relaxed) || !threads::single() {
         return None;
     }
-    shard(addr)
-        .lock(Thread::current(), true)
-        .table
-        .home_address(addr)
+    shard(addr).lock_alone().table.home_address(addr)
 }
 
 /// An unsampled block of `size` bytes at `addr`; false when it does not pack into the
@@ -803,10 +800,9 @@ pub fn fork_parent() {
 /// ([`rebind`]) its totals go to private memory. Its total starts exact: the credit the
 /// parent's shards held is not in it, and its own shards start with none.
 pub fn fork_child(start_mono_ns: u64) {
-    let t = Thread::current();
     for sh in &SHARDS {
         sh.reset_after_fork();
-        let mut g = sh.lock(t, true);
+        let mut g = sh.lock_alone();
         g.credit = 0;
         g.credit_cap = 0;
         // Counted in the child's total already (the thread that owed it is not here).

@@ -138,8 +138,7 @@ impl Thread {
     /// This thread's serial for biased locks (see `crate::biased`), given on first use.
     #[inline]
     pub fn bias_serial(self) -> u32 {
-        // SAFETY: as in `should_sample`.
-        let serial = unsafe { (*self.0).bias_serial };
+        let serial = self.bias_serial_if_any();
         if serial != 0 {
             return serial;
         }

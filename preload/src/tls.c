@@ -5,7 +5,7 @@
 /* The hot per-thread state, reached from the thread pointer (see thread.rs, which calls
  * this once to learn its offset, then reads and writes the fields): whether the thread is
  * inside a hook, sampled mode's byte countdown and its random state, the countdown to
- * the next periodic tick, and the thread's lane. */
+ * the next periodic tick, the thread's lane and its biased-lock serial. */
 struct peakprof_thread {
     int32_t in_hook;
     uint32_t ticks_left;
@@ -14,6 +14,7 @@ struct peakprof_thread {
     /* Exact mode's lane of this thread (lanes.rs): 0 none yet, i + 1 lane i, or
      * UINT32_MAX for none ever (the thread is ending, or no lane was free). */
     uint32_t lane;
+    /* This thread's serial for sampled mode's biased locks (biased.rs): 0 none yet. */
     uint32_t bias_serial;
 };
 
