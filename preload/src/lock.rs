@@ -75,11 +75,7 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
         if single {
             return self.guard(false);
         }
-        if self
-            .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if !take(&self.state) {
             self.lock_slow();
         }
         self.guard(true)
@@ -93,10 +89,7 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
         }
         // Not `then_some(self.guard(true))`: that builds the guard even when the lock is
         // someone else's, and dropping it would release their lock.
-        self.state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            .then(|| self.guard(true))
+        take(&self.state).then(|| self.guard(true))
     }
 
     /// The guard of a lock this thread now owns (`taken`: whether it holds the lock word).
@@ -140,10 +133,7 @@ impl<T, const SPIN: bool> Lock<T, SPIN> {
 /// does (`crate::biased` keeps a word of its own).
 #[inline]
 pub fn spin_lock(word: &AtomicU32) {
-    if word
-        .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    if !take(word) {
         spin_lock_slow(word);
     }
 }
@@ -154,12 +144,16 @@ fn spin_lock_slow(word: &AtomicU32) {
     wait_until(|| try_take(word));
 }
 
-/// Takes a free lock word (reading it first, so that waiters do not write its line).
+/// Takes the lock word if it is free right now (one compare-and-swap).
+#[inline(always)]
+fn take(word: &AtomicU32) -> bool {
+    word.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// [`take`] for a waiter: reads the word first, so that waiters do not write its line.
 fn try_take(word: &AtomicU32) -> bool {
-    word.load(Ordering::Relaxed) == UNLOCKED
-        && word
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+    word.load(Ordering::Relaxed) == UNLOCKED && take(word)
 }
 
 /// Spins briefly until `done` (critical sections are short); true when it came.
