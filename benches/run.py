@@ -682,14 +682,33 @@ def fmt_ratio(r):
     return "–" if r is None else "%.2f×" % r
 
 
+def rounds_of(wl_result):
+    """The workload's runs by round, then by variant."""
+    by = collections.defaultdict(dict)
+    for r in wl_result["runs"]:
+        by[r["round"]][r["variant"]] = r
+    return by
+
+
+def valid_pairs(by, variant):
+    """(run of `variant`, unprofiled run) of each round where both were valid, in round
+    order (`by` as from rounds_of)."""
+    return [(by[k][variant], by[k]["base"]) for k in sorted(by)
+            if variant in by[k] and "base" in by[k]
+            and by[k][variant].get("valid") and by[k]["base"].get("valid")]
+
+
+def wall_ratios(pairs):
+    """Profiled / unprofiled wall time of each pair."""
+    return [a["wall_s"] / b["wall_s"] for a, b in pairs if b["wall_s"] > 0]
+
+
 def summarize(wl_result, variants):
     """Medians over rounds. Ratios are the median of per-round ratios (each profiled run
     divided by the unprofiled run of the same round), which is what interleaving is for:
     a slow spell on the shared machine hits both sides of a pair."""
     runs = wl_result["runs"]
-    by = collections.defaultdict(dict)
-    for r in runs:
-        by[r["round"]][r["variant"]] = r
+    by = rounds_of(wl_result)
     s = {}
     for v in variants:
         ok = [by[k][v] for k in sorted(by) if v in by[k] and by[k][v].get("valid")]
@@ -703,9 +722,8 @@ def summarize(wl_result, variants):
             "out": median([r.get("out_bytes") for r in ok]),
         }
         if v != "base":
-            pairs = [(by[k][v], by[k]["base"]) for k in by
-                     if v in by[k] and "base" in by[k] and by[k][v].get("valid") and by[k]["base"].get("valid")]
-            s[v]["ratio"] = median([a["wall_s"] / b["wall_s"] for a, b in pairs if b["wall_s"] > 0])
+            pairs = valid_pairs(by, v)
+            s[v]["ratio"] = median(wall_ratios(pairs))
             s[v]["rss_ratio"] = median([a["peak_rss_bytes"] / b["peak_rss_bytes"]
                                         for a, b in pairs if b["peak_rss_bytes"] > 0])
     s["ht_print_s"] = median([r.get("ht_print", {}).get("wall_s") for r in runs
@@ -723,15 +741,7 @@ def summarize(wl_result, variants):
 def round_ratios(wl_result, variant):
     """Per-round ratios of `variant` (profiled wall time / the same round's unprofiled
     one), in round order, for the rounds where both runs were valid."""
-    by = collections.defaultdict(dict)
-    for r in wl_result["runs"]:
-        by[r["round"]][r["variant"]] = r
-    out = []
-    for k in sorted(by):
-        a, b = by[k].get(variant), by[k].get("base")
-        if a and b and a.get("valid") and b.get("valid") and b["wall_s"] > 0:
-            out.append(a["wall_s"] / b["wall_s"])
-    return out
+    return wall_ratios(valid_pairs(rounds_of(wl_result), variant))
 
 
 def rounds_table(results):
