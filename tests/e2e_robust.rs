@@ -2454,6 +2454,43 @@ fn mimalloc_program_exact() {
     check_other_allocator("mimalloc", "libmimalloc-dev");
 }
 
+/// An allocator library whose free allocates (examples/journal_allocator.c): its free runs
+/// inside peakprof's reentrancy guard, so the journal it keeps for itself is not the
+/// program's. (glibc's free runs outside the guard, as a tail call: every other test
+/// checks that its blocks still count exactly.)
+#[test]
+fn an_allocator_whose_free_allocates_keeps_that_block_to_itself() {
+    let lib = compile(
+        "gcc",
+        "journal_allocator.c",
+        &["-g", "-O0", "-shared", "-fPIC"],
+    );
+    let lib = lib.to_str().unwrap();
+    let exe = compile(
+        "gcc",
+        "known_allocs.c",
+        &["-g", "-O0", "-Wl,--no-as-needed", lib],
+    );
+    for options in [&[][..], &["--sample-rate", "4096"][..]] {
+        let run = peakprof_run_with(&exe, &[], options);
+        let context = format!("known_allocs with journal_allocator {options:?}");
+        assert_status(&run, 0, Some(0), None);
+        // glibc's heap underneath, as without the library.
+        assert_eq!(
+            run.stdout_str(),
+            "known_allocs: usable=100008\n",
+            "{context}"
+        );
+        let folded = run.folded();
+        let journal = function_bytes(&folded, "journal_open");
+        assert_eq!(journal, 0, "{context}: the allocator's journal was counted");
+        if options.is_empty() {
+            assert_functions(&folded, KNOWN_ALLOCS, &context);
+        }
+        assert_peak_bytes(&run, 196_400 + outside_main(&folded));
+    }
+}
+
 /// libjemalloc and libtcmalloc bring libstdc++, whose static initializer mallocs its
 /// exception emergency pool (72704 bytes with GCC 12's libstdc++) before main, through the
 /// interposed malloc (see examples/peak_cpp.cpp). It is live at the peak and at exit.

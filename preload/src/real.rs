@@ -7,7 +7,7 @@
 //! bootstrap arena.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use crate::bootstrap;
 
@@ -15,6 +15,8 @@ const UNRESOLVED: u8 = 0;
 const RESOLVING: u8 = 1;
 const READY: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
+/// The next `free` is glibc's own (see [`free_is_glibcs`]).
+static GLIBC_FREE: AtomicBool = AtomicBool::new(false);
 
 macro_rules! next_fns {
     ($($slot:ident: $name:literal),* $(,)?) => {
@@ -63,6 +65,7 @@ fn resolve() -> bool {
     match STATE.compare_exchange(UNRESOLVED, RESOLVING, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
             resolve_all();
+            GLIBC_FREE.store(next_free_is_glibcs(), Ordering::Relaxed);
             crate::threads::init();
             STATE.store(READY, Ordering::Release);
             true
@@ -83,6 +86,24 @@ fn get(slot: &AtomicUsize) -> usize {
     } else {
         0
     }
+}
+
+/// Whether the next `free` is glibc's: the same address as glibc's `__libc_free`, which
+/// an allocator brought by a library (jemalloc, tcmalloc, libc_malloc_debug) does not
+/// define.
+fn next_free_is_glibcs() -> bool {
+    // SAFETY: as in resolve_all.
+    let libc_free = unsafe { libc::dlsym(libc::RTLD_NEXT, c"__libc_free".as_ptr()) };
+    let free = FREE.load(Ordering::Relaxed);
+    free != 0 && free == libc_free as usize
+}
+
+/// Whether the real `free` is glibc's, which calls nothing a hook interposes (its own
+/// munmap and madvise are internal calls) and allocates nothing: it may run outside the
+/// reentrancy guard. False until the next definitions are resolved.
+#[inline]
+pub fn free_is_glibcs() -> bool {
+    GLIBC_FREE.load(Ordering::Relaxed)
 }
 
 /// Makes sure the next definitions are resolved (called from the constructor).
@@ -426,4 +447,18 @@ real_exec! {
     fexecve(fd: c_int, argv: Argv, envp: Argv) = FEXECVE;
     /// The real `execveat`.
     execveat(dirfd: c_int, path: Path, argv: Argv, envp: Argv, flags: c_int) = EXECVEAT;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test binary gets glibc's allocator: its next `free` is glibc's.
+    #[test]
+    fn glibcs_free_is_recognised() {
+        init();
+        assert_ne!(FREE.load(Ordering::Relaxed), 0);
+        assert!(next_free_is_glibcs());
+        assert!(free_is_glibcs());
+    }
 }

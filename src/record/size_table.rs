@@ -389,8 +389,9 @@ impl SizeTable {
     }
 
     /// [`Self::remove`], also saying what an older block at the same address weighed if
-    /// this removed it too (see [`Taken::stale`]).
-    #[inline]
+    /// this removed it too (see [`Taken::stale`]). Always inlined: the profiler's `free`
+    /// hook must make no call on its common path (see `sampled::free` in the preload).
+    #[inline(always)]
     pub fn take(&mut self, addr: u64) -> Option<Taken> {
         let key = key_of(pack(addr, 0)?);
         if self.queues() {
