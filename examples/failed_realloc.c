@@ -9,6 +9,11 @@
  *   after_fail    malloc(20000)
  * Without the block put back, the total after the failed realloc would be 20000 and the
  * peak 40000, before it. Exits 0; 1 when the realloc did not fail.
+ *
+ * Before all that, zero_realloc_frees mallocs 10000 bytes and reallocs them to size 0,
+ * which glibc answers by freeing the block and returning NULL: a free. Were it missed, the
+ * 10000 bytes would stay live and the peak would be 70000 (the later blocks are larger, so
+ * none of them reuses the address, whose reuse would drop the stale block).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +24,14 @@
 static void *held[2];
 /* Volatile: a constant this large draws a compile-time warning. */
 static volatile size_t impossible = SIZE_MAX / 2;
+
+NOINLINE static void zero_realloc_frees(void) {
+    char *p = malloc(10000);
+    memset(p, 3, 10000);
+    /* glibc frees the block and returns NULL; were it another answer, free that. */
+    void *q = realloc(p, 0);
+    if (q) free(q);
+}
 
 NOINLINE static void keep_block(void) {
     held[0] = malloc(40000);
@@ -33,6 +46,7 @@ NOINLINE static void after_fail(void) {
 }
 
 int main(void) {
+    zero_realloc_frees();
     keep_block();
     if (!grow_fails()) return 1;
     after_fail();

@@ -191,6 +191,9 @@ unsafe fn resize(
         }
         return call();
     };
+    if !p.is_null() && !bootstrap::contains(p) && state::resize_in_one_event() {
+        return state::resized(g.thread(), p as usize, new_size, origin, call);
+    }
     let old = if p.is_null() || bootstrap::contains(p) {
         None
     } else {

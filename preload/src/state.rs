@@ -940,6 +940,52 @@ fn record_with_stack(t: Thread, addr: usize, size: usize, origin: Option<unwind:
     });
 }
 
+/// Whether a `realloc` may be recorded as one event ([`resized`]): exact mode, one
+/// thread, no lanes.
+#[inline]
+pub fn resize_in_one_event() -> bool {
+    SAMPLE_RATE.load(Ordering::Relaxed) == 0 && threads::single() && !lanes::active_knowing(true)
+}
+
+/// A `realloc` of the block at `old` (tracked or not) to `new_size` bytes, which `call`
+/// performs, recorded as one event: the real call first (no other thread can be handed
+/// `old` before the free is recorded, as in the `free` hook), then one clock reading and
+/// one entry into the profiler for the old block's free and the new block's allocation. A
+/// third of sqlite3's allocations are reallocs. A failed call records nothing (the block
+/// is still live), a NULL for size 0 records the free (glibc freed the block).
+#[inline(never)]
+pub fn resized(
+    t: Thread,
+    old: usize,
+    new_size: Option<usize>,
+    origin: Option<unwind::Origin>,
+    call: impl FnOnce() -> *mut core::ffi::c_void,
+) -> *mut core::ffi::c_void {
+    prefetch_for_free(old);
+    let q = call();
+    if q.is_null() {
+        if new_size == Some(0) {
+            record_free::<false>(t, old);
+        }
+        return q;
+    }
+    let new = q as usize;
+    prefetch_slot(new);
+    keep_errno(|| {
+        let mut room = unwind::Frames::new();
+        unwind::capture(&mut room, origin);
+        let clock = clock::monotonic_coarse_ns();
+        with_profiler(|p| {
+            let now = p.stamp(clock);
+            p.rec.on_free(old as u64, now);
+            let id = p.intern(&room, None);
+            p.rec
+                .on_alloc(new as u64, new_size.unwrap_or(0) as u64, id, now);
+        })
+    });
+    q
+}
+
 /// [`record_with_stack`] once the process has threads: the thread's lane alone when it
 /// can, else the recorder. Out of line, so that the single-threaded path stays as it was
 /// (inlined, its branches cost sqlite3 ~1% more instructions).
