@@ -12,14 +12,19 @@
  *
  * Before all that, zero_realloc_frees mallocs 10000 bytes and reallocs them to size 0,
  * which glibc answers by freeing the block and returning NULL: a free. Were it missed, the
- * 10000 bytes would stay live and the peak would be 70000 (the later blocks are larger, so
- * none of them reuses the address, whose reuse would drop the stale block).
+ * 10000 bytes would stay live and the peak would be 70000. A 16-byte spacer allocated
+ * after the block (and freed into glibc's per-thread cache, where it still counts as in
+ * use for the heap) keeps the freed chunk from merging into the top of the heap, where the
+ * next malloc would start at the same address: a new block there would drop the missed
+ * one as stale and hide the miss. The later blocks are all larger, so none reuses it.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NOINLINE __attribute__((noinline))
+
+static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 
 static void *held[2];
 /* Volatile: a constant this large draws a compile-time warning. */
@@ -28,9 +33,12 @@ static volatile size_t impossible = SIZE_MAX / 2;
 NOINLINE static void zero_realloc_frees(void) {
     char *p = malloc(10000);
     memset(p, 3, 10000);
+    void *spacer = malloc(16);
+    escape(spacer);
     /* glibc frees the block and returns NULL; were it another answer, free that. */
     void *q = realloc(p, 0);
     if (q) free(q);
+    free(spacer);
 }
 
 NOINLINE static void keep_block(void) {

@@ -2368,6 +2368,12 @@ fn check_other_allocator(lib: &str, package: &str) {
     assert_peak_bytes(&run, 196_400 + outside_main(&folded));
     let s = run.summary();
     assert_eq!(json_u64(&s, "leaked_bytes"), outside_main(&folded), "{s}");
+    // Sampled mode takes another free path (the allocator's free, inside the guard, after
+    // the size tables): the same exact peak.
+    let sampled = peakprof_run_with(&exe, &[], &["--sample-rate", "4096"]);
+    assert_status(&sampled, 0, Some(0), None);
+    assert_eq!(sampled.stdout, native.stdout, "-l{lib}, sampled: stdout");
+    assert_peak_bytes(&sampled, json_u64(&s, "peak_bytes"));
 }
 
 #[test]
@@ -2456,38 +2462,40 @@ fn mimalloc_program_exact() {
 
 /// An allocator library whose free allocates (examples/journal_allocator.c): its free runs
 /// inside peakprof's reentrancy guard, so the journal it keeps for itself is not the
-/// program's. (glibc's free runs outside the guard, as a tail call: every other test
-/// checks that its blocks still count exactly.)
+/// program's, also when it exports `__libc_free` as an alias of its free (as tcmalloc and
+/// mimalloc do). glibc's own free runs outside the guard, as the hook's tail call, on
+/// every path but exact single-threaded mode's (which frees inside the guard, then
+/// records): here the sampled run is the one that takes that path; every other test
+/// checks that glibc's blocks still count exactly.
 #[test]
 fn an_allocator_whose_free_allocates_keeps_that_block_to_itself() {
-    let lib = compile(
-        "gcc",
-        "journal_allocator.c",
-        &["-g", "-O0", "-shared", "-fPIC"],
-    );
-    let lib = lib.to_str().unwrap();
-    let exe = compile(
-        "gcc",
-        "known_allocs.c",
-        &["-g", "-O0", "-Wl,--no-as-needed", lib],
-    );
-    for options in [&[][..], &["--sample-rate", "4096"][..]] {
-        let run = peakprof_run_with(&exe, &[], options);
-        let context = format!("known_allocs with journal_allocator {options:?}");
-        assert_status(&run, 0, Some(0), None);
-        // glibc's heap underneath, as without the library.
-        assert_eq!(
-            run.stdout_str(),
-            "known_allocs: usable=100008\n",
-            "{context}"
+    for variant in [&[][..], &["-DALIAS_LIBC_FREE"][..]] {
+        let flags = [&["-g", "-O0", "-shared", "-fPIC"][..], variant].concat();
+        let lib = compile("gcc", "journal_allocator.c", &flags);
+        let lib = lib.to_str().unwrap();
+        let exe = compile(
+            "gcc",
+            "known_allocs.c",
+            &["-g", "-O0", "-Wl,--no-as-needed", lib],
         );
-        let folded = run.folded();
-        let journal = function_bytes(&folded, "journal_open");
-        assert_eq!(journal, 0, "{context}: the allocator's journal was counted");
-        if options.is_empty() {
-            assert_functions(&folded, KNOWN_ALLOCS, &context);
+        for options in [&[][..], &["--sample-rate", "4096"][..]] {
+            let run = peakprof_run_with(&exe, &[], options);
+            let context = format!("known_allocs with journal_allocator {variant:?} {options:?}");
+            assert_status(&run, 0, Some(0), None);
+            // glibc's heap underneath, as without the library.
+            assert_eq!(
+                run.stdout_str(),
+                "known_allocs: usable=100008\n",
+                "{context}"
+            );
+            let folded = run.folded();
+            let journal = function_bytes(&folded, "journal_open");
+            assert_eq!(journal, 0, "{context}: the allocator's journal was counted");
+            if options.is_empty() {
+                assert_functions(&folded, KNOWN_ALLOCS, &context);
+            }
+            assert_peak_bytes(&run, 196_400 + outside_main(&folded));
         }
-        assert_peak_bytes(&run, 196_400 + outside_main(&folded));
     }
 }
 

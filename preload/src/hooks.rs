@@ -1,9 +1,14 @@
 //! The exported allocation functions. Each one is a thin shell: call the real function,
-//! then tell the recorder, with the reentrancy guard held throughout and errno preserved.
+//! then tell the recorder, with the reentrancy guard held and errno preserved. One
+//! exception to the guard: glibc's own free is `free`'s tail call, outside it (see
+//! [`free`]).
 //!
 //! Ordering under threads: a block's removal is recorded *before* the real free/realloc (so
 //! another thread cannot be handed the same address and record it first), and an
-//! allocation is recorded *after* the real call returns.
+//! allocation is recorded *after* the real call returns. With one thread, exact mode
+//! records a free and a realloc after the real call (no other thread can be handed the
+//! address in between): the free overlaps its live-map miss with glibc's work, and the
+//! realloc is one event (`state::resized`).
 
 use core::ffi::{c_int, c_void};
 

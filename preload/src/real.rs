@@ -88,19 +88,50 @@ fn get(slot: &AtomicUsize) -> usize {
     }
 }
 
-/// Whether the next `free` is glibc's: the same address as glibc's `__libc_free`, which
-/// an allocator brought by a library (jemalloc, tcmalloc, libc_malloc_debug) does not
-/// define.
+/// Whether the next `free` is glibc's own, in a glibc without `__free_hook` (2.34 on):
+/// the definition `dlsym` finds in `libc.so.6` itself. (Comparing with `__libc_free`
+/// would not do: tcmalloc and mimalloc define that name too, as an alias of their free.)
 fn next_free_is_glibcs() -> bool {
-    // SAFETY: as in resolve_all.
-    let libc_free = unsafe { libc::dlsym(libc::RTLD_NEXT, c"__libc_free".as_ptr()) };
     let free = FREE.load(Ordering::Relaxed);
-    free != 0 && free == libc_free as usize
+    if free == 0 || !glibc_version_at_least(libc_version(), (2, 34)) {
+        return false;
+    }
+    // SAFETY: the name is a NUL-terminated literal; RTLD_NOLOAD only looks the already
+    // loaded libc up (the handle is kept: libc is never unloaded).
+    let libc = unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    if libc.is_null() {
+        return false;
+    }
+    // SAFETY: a valid handle and a NUL-terminated name.
+    let libc_free = unsafe { libc::dlsym(libc, c"free".as_ptr()) };
+    free == libc_free as usize
 }
 
-/// Whether the real `free` is glibc's, which calls nothing a hook interposes (its own
-/// munmap and madvise are internal calls) and allocates nothing: it may run outside the
-/// reentrancy guard. False until the next definitions are resolved.
+extern "C" {
+    /// glibc's version string, e.g. "2.36".
+    fn gnu_get_libc_version() -> *const core::ffi::c_char;
+}
+
+/// The running glibc's version string ("" if it is not UTF-8).
+fn libc_version() -> &'static str {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    let v = unsafe { core::ffi::CStr::from_ptr(gnu_get_libc_version()) };
+    v.to_str().unwrap_or("")
+}
+
+/// Whether a glibc version string ("2.36", "2.35.1") is at least `major.minor`.
+fn glibc_version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
+/// Whether the real `free` is glibc's (2.34 or later), which calls nothing a hook
+/// interposes (its own munmap and madvise are internal calls; 2.34 removed
+/// `__free_hook`) and allocates nothing: it may run outside the reentrancy guard. False
+/// until the next definitions are resolved.
 #[inline]
 pub fn free_is_glibcs() -> bool {
     GLIBC_FREE.load(Ordering::Relaxed)
@@ -453,12 +484,28 @@ real_exec! {
 mod tests {
     use super::*;
 
-    /// A test binary gets glibc's allocator: its next `free` is glibc's.
+    /// A test binary gets glibc's allocator: its next `free` is glibc's (this machine's
+    /// glibc is 2.36).
     #[test]
     fn glibcs_free_is_recognised() {
         init();
         assert_ne!(FREE.load(Ordering::Relaxed), 0);
+        assert!(glibc_version_at_least(libc_version(), (2, 34)));
         assert!(next_free_is_glibcs());
         assert!(free_is_glibcs());
+    }
+
+    #[test]
+    fn glibc_versions_compare() {
+        assert!(glibc_version_at_least("2.34", (2, 34)));
+        assert!(glibc_version_at_least("2.36", (2, 34)));
+        assert!(glibc_version_at_least("2.35.1", (2, 34)));
+        assert!(glibc_version_at_least("3.0", (2, 34)));
+        assert!(!glibc_version_at_least("2.33", (2, 34)));
+        assert!(!glibc_version_at_least("2.9", (2, 34)));
+        assert!(!glibc_version_at_least("1.99", (2, 34)));
+        assert!(!glibc_version_at_least("2", (2, 34)));
+        assert!(!glibc_version_at_least("", (2, 34)));
+        assert!(!glibc_version_at_least("x.y", (2, 34)));
     }
 }
