@@ -196,14 +196,16 @@ unsafe fn resize(
         }
         return call();
     };
-    if !p.is_null() && !bootstrap::contains(p) && state::resize_in_one_event() {
+    // A block of the real heap (not a new allocation, not a bootstrap block).
+    let tracked = !p.is_null() && !bootstrap::contains(p);
+    if tracked && state::resize_in_one_event() {
         return state::resized(g.thread(), p as usize, new_size, origin, call);
     }
-    let old = if p.is_null() || bootstrap::contains(p) {
-        None
-    } else {
+    let old = if tracked {
         state::prefetch_for_free(p as usize);
         state::on_free(g.thread(), p as usize)
+    } else {
+        None
     };
     let q = call();
     if !q.is_null() {
