@@ -15,6 +15,10 @@ struct ThreadState {
     sample_rng: u64,
     lane: u32,
     bias_serial: u32,
+    stack_lo: usize,
+    stack_hi: usize,
+    memo_set: *mut crate::unwind::MemoSet,
+    memo_policy: [u32; 2],
 }
 
 extern "C" {
@@ -148,6 +152,36 @@ impl Thread {
         serial
     }
 
+    /// The bounds of this thread's stack: 0/0 until known, 1/1 when they cannot be known
+    /// (see `crate::unwind`).
+    #[inline(always)]
+    pub fn stack_bounds(self) -> (usize, usize) {
+        // SAFETY: as in `should_sample`.
+        unsafe { ((*self.0).stack_lo, (*self.0).stack_hi) }
+    }
+
+    /// Sets the bounds of this thread's stack.
+    #[inline]
+    pub fn set_stack_bounds(self, lo: usize, hi: usize) {
+        // SAFETY: as in `should_sample`.
+        unsafe { ((*self.0).stack_lo, (*self.0).stack_hi) = (lo, hi) }
+    }
+
+    /// This thread's memo set, null until tls.c hands one out (`peakprof_memos`).
+    #[inline(always)]
+    pub fn memo_set(self) -> *mut crate::unwind::MemoSet {
+        // SAFETY: as in `should_sample`.
+        unsafe { (*self.0).memo_set }
+    }
+
+    /// This thread's memo policy words (see `crate::unwind`'s memo).
+    #[inline(always)]
+    pub fn memo_policy(self) -> *mut [u32; 2] {
+        // SAFETY: as in `should_sample`; a pointer, not a reference: the caller decides
+        // how long its access lasts.
+        unsafe { &raw mut (*self.0).memo_policy }
+    }
+
     /// True once every [`TICK_EVERY`] calls on this thread: time for periodic work.
     #[inline]
     pub fn tick(self) -> bool {
@@ -169,4 +203,25 @@ impl Thread {
 #[no_mangle]
 extern "C" fn peakprof_ln(x: f64) -> f64 {
     libm::log(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThreadState;
+
+    extern "C" {
+        fn peakprof_thread_layout(memo_policy_offset: *mut u64) -> u64;
+    }
+
+    #[test]
+    fn thread_state_is_laid_out_as_in_tls_c() {
+        let mut policy_offset = 0;
+        // SAFETY: a valid out-pointer; the C side writes it and returns a size.
+        let size = unsafe { peakprof_thread_layout(&mut policy_offset) };
+        assert_eq!(size, core::mem::size_of::<ThreadState>() as u64);
+        assert_eq!(
+            policy_offset,
+            core::mem::offset_of!(ThreadState, memo_policy) as u64
+        );
+    }
 }

@@ -1,11 +1,15 @@
 /* Per-thread state of the preload, in initial-exec TLS: accessing it never allocates and
  * never takes a lock, so it is safe inside malloc, during thread start-up and tear-down. */
+#include <stddef.h>
 #include <stdint.h>
+
+struct memo_set;
 
 /* The hot per-thread state, reached from the thread pointer (see thread.rs, which calls
  * this once to learn its offset, then reads and writes the fields): whether the thread is
  * inside a hook, sampled mode's byte countdown and its random state, the countdown to
- * the next periodic tick, the thread's lane and its biased-lock serial. */
+ * the next periodic tick, the thread's lane and its biased-lock serial, and what every
+ * capture reads first (the stack's bounds, the memo set, the memo policy). */
 struct peakprof_thread {
     int32_t in_hook;
     uint32_t ticks_left;
@@ -16,25 +20,26 @@ struct peakprof_thread {
     uint32_t lane;
     /* This thread's serial for sampled mode's biased locks (biased.rs): 0 none yet. */
     uint32_t bias_serial;
+    /* Bounds of the thread's stack, found once per thread (unwind/fast.rs): the fast
+     * unwinder reads only inside them. 0/0 until known; 1/1 when they cannot be known. */
+    uintptr_t stack_lo, stack_hi;
+    /* The thread's memo set (below), 0 until its first capture maps or takes one. */
+    struct memo_set *memo_set;
+    /* When the memo stops paying on this thread (its stacks share little from one capture
+     * to the next), captures skip it for a while: [0] captures left to skip, [1]
+     * unprofitable captures in a row (unwind/memo.rs). */
+    uint32_t memo_policy[2];
 };
 
 static __thread struct peakprof_thread thread_state __attribute__((tls_model("initial-exec")));
 
 struct peakprof_thread *peakprof_thread(void) { return &thread_state; }
 
-/* Bounds of the current thread's stack, found once per thread: the fast unwinder reads
- * only inside them. 0/0 until known; 1/1 when they cannot be known. */
-static __thread uintptr_t stack_lo __attribute__((tls_model("initial-exec")));
-static __thread uintptr_t stack_hi __attribute__((tls_model("initial-exec")));
-
-void peakprof_stack_bounds(uintptr_t *lo, uintptr_t *hi) {
-    *lo = stack_lo;
-    *hi = stack_hi;
-}
-
-void peakprof_set_stack_bounds(uintptr_t lo, uintptr_t hi) {
-    stack_lo = lo;
-    stack_hi = hi;
+/* thread.rs mirrors struct peakprof_thread; its tests compare the size and where the last
+ * field lies. */
+uint64_t peakprof_thread_layout(uint64_t *memo_policy_offset) {
+    *memo_policy_offset = offsetof(struct peakprof_thread, memo_policy);
+    return sizeof(struct peakprof_thread);
 }
 
 /* Poisson sampling by bytes, as tcmalloc and jemalloc do: each thread counts down bytes to
@@ -123,13 +128,11 @@ struct memo_set {
 };
 
 #include <pthread.h>
-#include <stddef.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static __thread struct memo_set *memo_set __attribute__((tls_model("initial-exec")));
 /* Set once the thread's key destructor has run: a capture made later in its tear-down
  * goes without a memo rather than mapping one that nothing would give back. */
 static __thread uint8_t memo_gone __attribute__((tls_model("initial-exec")));
@@ -160,7 +163,7 @@ static void give_set(struct memo_set *set) {
 
 /* The key's destructor, at the end of a thread that had a set. */
 static void memo_release(void *p) {
-    memo_set = 0;
+    thread_state.memo_set = 0;
     memo_gone = 1;
     give_set(p);
 }
@@ -227,14 +230,14 @@ static __attribute__((noinline)) struct memo_set *first_memos(void) {
         give_set(set);
         return 0;
     }
-    memo_set = set;
+    thread_state.memo_set = set;
     return set;
 }
 
 /* This thread's memos; 0 when the thread has none and cannot get one (no key, no memory,
  * or the thread is ending). */
 struct memo_set *peakprof_memos(void) {
-    struct memo_set *set = memo_set;
+    struct memo_set *set = thread_state.memo_set;
     if (__builtin_expect(set != 0, 1))
         return set;
     return first_memos();
@@ -251,7 +254,7 @@ void peakprof_memo_fork_parent(void) { unlock_free_sets(); }
 void peakprof_memo_fork_child(void) {
     struct memo_set *free = 0;
     for (struct memo_set *p = all_sets; p; p = p->next_all) {
-        if (p != memo_set) {
+        if (p != thread_state.memo_set) {
             p->next_free = free;
             free = p;
         }
@@ -269,11 +272,4 @@ int peakprof_memo_free_sets(void) {
     unlock_free_sets();
     return n;
 }
-
-/* When the memo stops paying on this thread (its stacks share little from one capture to
- * the next), captures skip it for a while: [0] captures left to skip, [1] unprofitable
- * captures in a row. */
-static __thread uint32_t memo_policy[2] __attribute__((tls_model("initial-exec")));
-
-uint32_t *peakprof_memo_policy(void) { return memo_policy; }
 

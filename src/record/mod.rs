@@ -570,6 +570,13 @@ impl<S: SiteStore> Recorder<S> {
         self.heap.table()
     }
 
+    /// Whether a free's slot in the live table is worth prefetching (see
+    /// [`queued::QueuedHeap::frees_reach_table`]).
+    #[inline]
+    pub fn frees_reach_table(&self) -> bool {
+        self.heap.frees_reach_table()
+    }
+
     /// The heap block at `addr`, if live.
     pub fn heap_block(&self, addr: u64) -> Option<LiveAlloc> {
         self.heap.get(addr)

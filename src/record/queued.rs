@@ -61,11 +61,19 @@ impl Dice {
     }
 }
 
+/// Bound of [`QueuedHeap::table_frees`] either way: how many frees of one kind in a row
+/// turn the answer of [`QueuedHeap::frees_reach_table`] from any state.
+const TABLE_FREES_LIMIT: i8 = 16;
+
 /// Address -> live allocation, inserts queued.
 #[derive(Clone, Debug)]
 pub struct QueuedHeap {
     table: LiveHeap,
     queue: TagQueue<LiveAlloc>,
+    /// Recent frees, counted up (to [`TABLE_FREES_LIMIT`]) for each that went to the
+    /// table and down (to its negative) for each that found its block queued: see
+    /// [`Self::frees_reach_table`].
+    table_frees: i8,
     /// Which frees of queued blocks ask the table.
     dice: Dice,
     /// `CHECK_ONE_IN - 1` (tests set 0: every such free asks).
@@ -77,6 +85,7 @@ impl Default for QueuedHeap {
         Self {
             table: LiveHeap::default(),
             queue: TagQueue::default(),
+            table_frees: 0,
             dice: Dice::new(0x9e37_79b9),
             check_mask: CHECK_ONE_IN - 1,
         }
@@ -119,6 +128,7 @@ impl QueuedHeap {
     #[inline]
     pub fn remove(&mut self, addr: u64) -> Option<Removed> {
         if let Some(i) = self.queue.position(addr) {
+            self.table_frees = (self.table_frees - 1).max(-TABLE_FREES_LIMIT);
             let block = self.queue.take(i);
             // Without this, a stale block would stay in the table for as long as each new
             // block at its address is freed while queued: counted live, possibly for good.
@@ -129,8 +139,18 @@ impl QueuedHeap {
             };
             return Some(Removed { block, stale });
         }
+        self.table_frees = (self.table_frees + 1).min(TABLE_FREES_LIMIT);
         let block = self.table.remove(addr)?;
         Some(Removed { block, stale: None })
+    }
+
+    /// Whether most recent frees went to the table rather than finding their block queued
+    /// (the caller prefetches a free's table slot only then: for a program whose blocks
+    /// mostly die young, as sqlite3's do, that line is seldom read, and fetching it on
+    /// every free cost more than it saved).
+    #[inline]
+    pub fn frees_reach_table(&self) -> bool {
+        self.table_frees > 0
     }
 
     /// Whether this free of a queued block asks the table (one in [`CHECK_ONE_IN`]).
@@ -169,6 +189,38 @@ mod tests {
 
     fn block(size: u64) -> LiveAlloc {
         LiveAlloc { size, stack: 1 }
+    }
+
+    #[test]
+    fn frees_reach_table_follows_where_recent_frees_found_their_blocks() {
+        let mut h = QueuedHeap::new();
+        let addr = |i: u64| 0x10_0000 + i * 64;
+        // Blocks freed young, while queued.
+        for i in 0..40 {
+            h.insert(addr(i), block(8));
+            assert!(h.remove(addr(i)).is_some());
+        }
+        assert!(!h.frees_reach_table());
+        // Blocks freed old, from the table: all but the last QUEUED of 100 are there.
+        for i in 0..100 {
+            h.insert(addr(i), block(8));
+        }
+        for i in 0..(100 - QUEUED as u64) {
+            assert!(h.remove(addr(i)).is_some());
+            if i == 0 {
+                assert!(!h.frees_reach_table(), "one free does not turn it");
+            }
+        }
+        assert!(h.frees_reach_table());
+        // And back.
+        for i in (100 - QUEUED as u64)..100 {
+            assert!(h.remove(addr(i)).is_some());
+        }
+        for i in 0..40 {
+            h.insert(addr(i), block(8));
+            assert!(h.remove(addr(i)).is_some());
+        }
+        assert!(!h.frees_reach_table());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use peakprof::format::TRUNCATED_FRAME;
 use peakprof::unwind::{Rule, PACKED16};
 
 use super::{memo, modules, self_range, Frames, Origin, MAX_DEPTH};
+use crate::thread::Thread;
 
 /// Sets in the rule cache; each set is one cache line of [`WAYS`] words.
 const SET_BITS: u32 = 12;
@@ -140,8 +141,6 @@ fn rule_at(pc: u64) -> Rule {
 }
 
 extern "C" {
-    fn peakprof_stack_bounds(lo: *mut usize, hi: *mut usize);
-    fn peakprof_set_stack_bounds(lo: usize, hi: usize);
     /// Top of the main thread's stack at start-up (glibc, exported by ld.so).
     static __libc_stack_end: *mut libc::c_void;
 }
@@ -151,14 +150,12 @@ const MAX_STACK: usize = 1 << 30;
 
 /// The top of this thread's stack, found once per thread. Frames lie between the stack
 /// pointer and it; reads outside are refused.
-fn stack_top(sp: u64) -> Option<u64> {
-    let (mut lo, mut hi) = (0usize, 0usize);
-    // SAFETY: valid out-pointers; the C side only reads initial-exec thread-locals.
-    unsafe { peakprof_stack_bounds(&mut lo, &mut hi) };
+#[inline(always)]
+fn stack_top(t: Thread, sp: u64) -> Option<u64> {
+    let (lo, mut hi) = t.stack_bounds();
     if lo == 0 && hi == 0 {
         hi = find_stack_top().unwrap_or(1);
-        // SAFETY: as above.
-        unsafe { peakprof_set_stack_bounds(1, hi) };
+        t.set_stack_bounds(1, hi);
     }
     let hi = hi as u64;
     (hi > sp && hi - sp < MAX_STACK as u64).then_some(hi)
@@ -237,8 +234,9 @@ fn same_state(
 #[inline(never)]
 pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Option<usize> {
     let (here_sp, here_bp, here_pc) = registers();
+    let t = Thread::current();
     // None on a signal stack or another foreign stack: the general unwinder copes.
-    let hi = stack_top(here_sp)?;
+    let hi = stack_top(t, here_sp)?;
     let lo = here_sp;
     out.clear();
     // The hook's caller: the state unwinding would reach on leaving the hook's frame (the
@@ -256,7 +254,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     let (self_lo, self_hi) = self_range();
     let bounds = ((lo, hi), (self_lo, self_hi));
     let first_sp = sp;
-    let wanted = use_memo && memo::wanted();
+    let wanted = use_memo && memo::wanted(t);
     let generation = memo::generation();
     // In the newest earlier walk: the first level worth matching (matches below are known
     // to fail).
@@ -264,7 +262,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
     // Some while this walk is being recorded: the newest earlier walk (if worth meeting),
     // the walk being written, and the order to update.
     let mut memos = None;
-    if let Some(mut walks) = wanted.then(memo::walks).flatten() {
+    if let Some(mut walks) = wanted.then(|| memo::walks(t)).flatten() {
         // A stack repeated whole (a program allocating from a few sites in turn) is met at
         // its first level, in any earlier walk. Further out only the newest is followed:
         // the older ones rarely meet a walk there, and following four at every level cost
@@ -282,7 +280,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
                     out.known_stack = prev.stack();
                     out.newest = true;
                     walks.promote(k);
-                    memo::account(total - walked, total);
+                    memo::account(t, total - walked, total);
                     return Some(total);
                 }
                 Err(first_worth) if k == 0 => min_j = first_worth,
@@ -320,7 +318,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
                                 order.push_next(first_sp);
                             }
                             out.newest = true;
-                            memo::account(total - walked, total);
+                            memo::account(t, total - walked, total);
                             return Some(total);
                         }
                         // The stacks differ further out: walk on, perhaps to a later match.
@@ -398,7 +396,7 @@ pub fn capture(out: &mut Frames, use_memo: bool, origin: Option<Origin>) -> Opti
         out.newest = true;
     }
     if wanted {
-        memo::account(0, out.len());
+        memo::account(t, 0, out.len());
     }
     Some(out.len())
 }
@@ -500,7 +498,92 @@ fn reuse_checked(
 
 /// Whether every stack word the earlier walk `prev` read from its level `j` on (`levels`
 /// are its levels `j..`) still holds: `Err` as for [`reuse`] when not, else whether a
-/// reloaded `bp` that differed had to be asked about. Out of line, with few values live, so
+/// reloaded `bp` that differed had to be asked about. A walk none of whose steps from `j`
+/// on reloaded a live `bp` (every walk of code built without frame pointers, sqlite3's)
+/// read only return addresses: those are checked here, in a loop of a few instructions a
+/// level ([`returns_unchanged`]); the others go to [`words_and_slots_unchanged`].
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn words_unchanged(
+    prev: &memo::Memo,
+    j: usize,
+    levels: &[memo::Level],
+    lo: u64,
+    hi: u64,
+) -> Result<bool, usize> {
+    if prev.bp_until() > j {
+        return words_and_slots_unchanged(prev, j, levels, lo, hi);
+    }
+    let len = j + levels.len();
+    // A word at `addr` lies in `[lo, hi)` when `addr - lo <= span` (see below).
+    let Some(span) = hi.saturating_sub(lo).checked_sub(8) else {
+        return Err(len);
+    };
+    returns_unchanged(levels, j, len, lo, span)?;
+    Ok(false)
+}
+
+/// The return address of each level of `levels` but the first (level `first` of a walk of
+/// `len` levels) is still at its `sp - 8`: `Err` with the level whose word changed, or
+/// `len` for a word outside `[lo, lo + span + 8)` (a memo the program wrote over).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn returns_unchanged(
+    levels: &[memo::Level],
+    first: usize,
+    len: usize,
+    lo: u64,
+    span: u64,
+) -> Result<(), usize> {
+    let outer = levels.get(1..).unwrap_or_default();
+    match first_changed(outer, lo.wrapping_add(8), span) {
+        Unchanged::All => Ok(()),
+        Unchanged::Until(bytes) => Err(first + 1 + bytes / core::mem::size_of::<memo::Level>()),
+        Unchanged::Outside => Err(len),
+    }
+}
+
+/// What [`first_changed`] found.
+enum Unchanged {
+    All,
+    /// The return address of the level this many bytes into the levels changed (bytes,
+    /// not an index: the loop then needs no counter besides its offset).
+    Until(usize),
+    /// A level's return address lies outside the stack.
+    Outside,
+}
+
+/// The first of `levels` whose return address changed. Out of line, with four values
+/// live, so the loop keeps them in registers (inlined into `capture` it spilled the
+/// bounds and ran 13 instructions a level; rustc's loop over the level pairs ran 12, with
+/// three induction variables): the level's index is worked out from its address only on
+/// the way out (by the caller). `lo8` is the stack's low end plus 8, `span` as in
+/// [`words_unchanged`].
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn first_changed(levels: &[memo::Level], lo8: u64, span: u64) -> Unchanged {
+    let start = levels.as_ptr_range();
+    let mut at = start.start;
+    while at != start.end {
+        // SAFETY: `at` walks `levels` from its start to its end, one level at a time.
+        let l = unsafe { &*at };
+        // `sp - 8 - lo`, with the 8 folded into the bound: the load below then takes the
+        // `- 8` in its addressing.
+        if l.sp.wrapping_sub(lo8) > span {
+            return Unchanged::Outside;
+        }
+        // SAFETY: `sp - 8` lies inside `[lo, hi)`, the live part of this thread's stack
+        // (see `read`). Unaligned-safe: a memo the program wrote over may hold any address.
+        if unsafe { (l.sp.wrapping_sub(8) as *const u64).read_unaligned() } != l.pc {
+            return Unchanged::Until(at as usize - start.start as usize);
+        }
+        at = at.wrapping_add(1);
+    }
+    Unchanged::All
+}
+
+/// [`words_unchanged`] for a walk with a step from `j` on that may have reloaded a live
+/// `bp`: its return addresses and those reloads. Out of line, with few values live, so
 /// the loops keep them in registers (inside `capture` they spilled and ran ~28
 /// instructions a level; 12-17 here). No saved `bp` at or past [`memo::Memo::bp_until`] is
 /// checked; below it, a walk worked out from `j` ([`memo::Memo::work_out_from`]) has no
@@ -508,7 +591,7 @@ fn reuse_checked(
 /// differs: asking at every check was a third of this loop's instructions on sqlite3.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-fn words_unchanged(
+fn words_and_slots_unchanged(
     prev: &memo::Memo,
     j: usize,
     levels: &[memo::Level],

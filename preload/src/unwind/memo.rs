@@ -25,6 +25,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::thread::Thread;
+
 /// Levels a memo holds (the deepest kept stack plus this library's own frames).
 pub const LEVELS: usize = 136;
 
@@ -345,6 +347,9 @@ impl<'a> Walks<'a> {
     /// write, and the order to update once it is written.
     #[inline(always)]
     pub fn into_parts(self) -> Option<(&'a mut Memo, &'a mut Memo, Order<'a>)> {
+        if !is_permutation(self.order) {
+            return None;
+        }
         let (e, n) = (usize::from(self.order[0]), usize::from(self.order[EARLIER]));
         let (newest, next) = if e < n {
             let (low, high) = self.memo.split_at_mut(n);
@@ -381,11 +386,15 @@ impl Order<'_> {
 #[inline(always)]
 fn to_front(order: &mut [u8; MEMOS], k: usize) {
     if k < MEMOS {
-        let moved = order[k];
-        for i in (0..k).rev() {
-            order[i + 1] = order[i];
-        }
-        order[0] = moved;
+        // In one word: as a loop of byte moves it still became a call to memmove.
+        let mut bytes = [0u8; 8];
+        bytes[..MEMOS].copy_from_slice(order);
+        let w = u64::from_le_bytes(bytes);
+        let below = (1u64 << (8 * k)) - 1; // bytes 0..k
+        let moved = (w >> (8 * k)) & 0xff;
+        let above = w & !((below << 8) | 0xff); // bytes k+1..
+        let w = above | ((w & below) << 8) | moved;
+        order.copy_from_slice(&w.to_le_bytes()[..MEMOS]);
     }
 }
 
@@ -417,7 +426,9 @@ pub fn levels_at(addr: usize, n: usize) -> Option<&'static [Level]> {
 
 /// Names the stack of the newest walk (the one the capture just made or repeated).
 pub fn remember_stack(id: u32) {
-    let Some(set) = set() else { return };
+    let Some(set) = set(Thread::current()) else {
+        return;
+    };
     if let Some(newest) = set.memo.get_mut(usize::from(set.order[0])) {
         // The last id has no "plus one": that stack is simply not remembered.
         newest.stack_plus_one = id.checked_add(1).unwrap_or(0);
@@ -426,7 +437,6 @@ pub fn remember_stack(id: u32) {
 
 extern "C" {
     fn peakprof_memos() -> *mut MemoSet;
-    fn peakprof_memo_policy() -> *mut [u32; 2];
     fn peakprof_memo_fork_prepare();
     fn peakprof_memo_fork_parent();
     fn peakprof_memo_fork_child();
@@ -469,9 +479,10 @@ const SKIP_FOR: u32 = 1024;
 /// Whether this capture should use (and record) the memo. Recording costs a few stores
 /// per frame, which only pays when later captures copy frames.
 #[inline(always)]
-pub fn wanted() -> bool {
-    // SAFETY: an initial-exec thread-local of this thread, touched only by its captures.
-    let policy = unsafe { &mut *peakprof_memo_policy() };
+pub fn wanted(t: Thread) -> bool {
+    // SAFETY: this thread's state, whose policy words only its captures touch, one at a
+    // time (no reference to them outlives the call).
+    let policy = unsafe { &mut *t.memo_policy() };
     if policy[0] > 0 {
         policy[0] -= 1;
         return false;
@@ -481,9 +492,9 @@ pub fn wanted() -> bool {
 
 /// Reports how much a memo-using capture copied: `copied` of `total` frames.
 #[inline(always)]
-pub fn account(copied: usize, total: usize) {
+pub fn account(t: Thread, copied: usize, total: usize) {
     // SAFETY: as in `wanted`.
-    let policy = unsafe { &mut *peakprof_memo_policy() };
+    let policy = unsafe { &mut *t.memo_policy() };
     if copied * 2 >= total {
         policy[1] = 0;
     } else {
@@ -498,29 +509,39 @@ pub fn account(copied: usize, total: usize) {
 /// This thread's memo set; `None` when the thread has none and cannot get one (the
 /// capture then goes without).
 #[inline(always)]
-fn set() -> Option<&'static mut MemoSet> {
+fn set(t: Thread) -> Option<&'static mut MemoSet> {
+    let mut p = t.memo_set();
+    if p.is_null() {
+        p = first_set();
+    }
     // SAFETY: the C side hands out a mapping of `struct memo_set` (whose leading fields
     // `MemoSet` mirrors) owned by this thread until it ends (its pthread key's destructor,
     // which runs after the thread's last capture can use it, gives it back), which only
     // this thread's captures and the interning right after one (never reentered: the hook
     // guard is held) touch, one at a time.
-    unsafe { peakprof_memos().as_mut() }
+    unsafe { p.as_mut() }
 }
 
-/// This thread's walks for a capture; `None` when it has no memo set, or one whose order
-/// is not a permutation (the program wrote over it).
+/// [`set`] for a thread that has none yet: tls.c maps or takes one (or says it cannot).
+#[cold]
+#[inline(never)]
+fn first_set() -> *mut MemoSet {
+    // SAFETY: returns this thread's set (making it if it can), or null.
+    unsafe { peakprof_memos() }
+}
+
+/// This thread's walks for a capture; `None` when it has no memo set. Reading an earlier
+/// walk needs no more of the order than in-range indices (each is checked where used);
+/// writing one needs it to be a permutation, which [`Walks::into_parts`] asks.
 #[inline(always)]
-pub fn walks() -> Option<Walks<'static>> {
+pub fn walks(t: Thread) -> Option<Walks<'static>> {
     let MemoSet {
         first_sp,
         repeated,
         order,
         memo,
-    } = set()?;
-    let seen = order.iter().fold(0u32, |m, &i| {
-        m | 1u32.checked_shl(u32::from(i)).unwrap_or(0)
-    });
-    (seen == (1 << MEMOS) - 1).then_some(Walks {
+    } = set(t)?;
+    Some(Walks {
         memo,
         order,
         first_sp,
@@ -528,10 +549,19 @@ pub fn walks() -> Option<Walks<'static>> {
     })
 }
 
+/// Whether `order` names every memo once (a program writing over it could make it name
+/// one twice, and a walk could then be written over the one being read).
+fn is_permutation(order: &[u8; MEMOS]) -> bool {
+    let seen = order.iter().fold(0u32, |m, &i| {
+        m | 1u32.checked_shl(u32::from(i)).unwrap_or(0)
+    });
+    seen == (1 << MEMOS) - 1
+}
+
 /// How many captures of this thread repeated an earlier walk whole (for tests, through
 /// [`crate::peakprof_debug_repeated_walks`]).
 pub fn repeated_walks() -> u64 {
-    set().map_or(0, |s| s.repeated)
+    set(Thread::current()).map_or(0, |s| s.repeated)
 }
 
 /// Writes `len` over the length of every memo of this thread, as a program writing over
@@ -539,7 +569,7 @@ pub fn repeated_walks() -> u64 {
 /// [`crate::peakprof_debug_overwrite_memo_lengths`]): a capture must not index past a
 /// memo's levels whatever its length says.
 pub fn overwrite_lengths(len: u32) {
-    if let Some(set) = set() {
+    if let Some(set) = set(Thread::current()) {
         for memo in &mut set.memo {
             memo.len = len;
         }
@@ -562,6 +592,26 @@ pub fn invalidate_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_front_moves_one_entry_and_keeps_the_others_in_order() {
+        for k in 0..=MEMOS {
+            let mut order = [3u8, 0, 4, 1, 2];
+            let mut want = order;
+            if k < MEMOS {
+                want[..=k].rotate_right(1);
+            }
+            to_front(&mut order, k);
+            assert_eq!(order, want, "k = {k}");
+        }
+    }
+
+    #[test]
+    fn only_a_permutation_lets_a_walk_be_written() {
+        assert!(is_permutation(&[4, 2, 0, 1, 3]));
+        assert!(!is_permutation(&[4, 2, 0, 1, 1]));
+        assert!(!is_permutation(&[4, 2, 0, 1, 200]));
+    }
 
     /// What a step did with `bp`, per level of a test walk.
     #[derive(Clone, Copy, Debug)]

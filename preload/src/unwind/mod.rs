@@ -14,6 +14,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+pub use memo::MemoSet;
 pub use memo::{
     fork_child as memo_fork_child, fork_parent as memo_fork_parent,
     fork_prepare as memo_fork_prepare, free_buffers as free_memo_buffers,
