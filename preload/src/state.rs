@@ -144,8 +144,9 @@ fn set_exec_word(word: *mut u64, owner: u32) {
 static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// Whether frees prefetch their live-map slot ([`Recorder::frees_reach_table`]),
-/// republished with [`LIVE_TABLE`]: sqlite3 ran ~1.5% faster without that prefetch (its
-/// blocks are mostly freed while queued, so the line is seldom read), jq ~4% slower.
+/// republished with [`LIVE_TABLE`]. Without that prefetch sqlite3's profiled CPU time
+/// read 0.015x of its unprofiled run lower (its blocks are mostly freed while queued, so
+/// the line is seldom read) and jq's 0.05x higher (interleaved A/B, 21 and 11 rounds).
 static PREFETCH_FREES: AtomicBool = AtomicBool::new(true);
 
 /// Starts loading the cache line where `addr`'s live-map slot is looked up first. Not in
