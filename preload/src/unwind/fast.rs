@@ -515,17 +515,23 @@ fn words_unchanged(
         return words_and_slots_unchanged(prev, j, levels, lo, hi);
     }
     let len = j + levels.len();
-    // A word at `addr` lies in `[lo, hi)` when `addr - lo <= span` (see below).
-    let Some(span) = hi.saturating_sub(lo).checked_sub(8) else {
-        return Err(len);
-    };
+    let span = span_of(lo, hi).ok_or(len)?;
     returns_unchanged(levels, j, len, lo, span)?;
     Ok(false)
 }
 
+/// The `span` of the stack part `[lo, hi)` for 8-byte reads: a word at `addr` lies inside
+/// when `addr - lo <= span`, one unsigned compare (an address below `lo` wraps to far
+/// above `span`). `None` when no word fits.
+#[inline(always)]
+fn span_of(lo: u64, hi: u64) -> Option<u64> {
+    hi.saturating_sub(lo).checked_sub(8)
+}
+
 /// The return address of each level of `levels` but the first (level `first` of a walk of
 /// `len` levels) is still at its `sp - 8`: `Err` with the level whose word changed, or
-/// `len` for a word outside `[lo, lo + span + 8)` (a memo the program wrote over).
+/// `len` for a word outside the stack (a memo the program wrote over; `span` as from
+/// [`span_of`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn returns_unchanged(
@@ -557,8 +563,8 @@ enum Unchanged {
 /// live, so the loop keeps them in registers (inlined into `capture` it spilled the
 /// bounds and ran 13 instructions a level; rustc's loop over the level pairs ran 12, with
 /// three induction variables): the level's index is worked out from its address only on
-/// the way out (by the caller). `lo8` is the stack's low end plus 8, `span` as in
-/// [`words_unchanged`].
+/// the way out (by the caller). `lo8` is the stack's low end plus 8, `span` as from
+/// [`span_of`].
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn first_changed(levels: &[memo::Level], lo8: u64, span: u64) -> Unchanged {
@@ -599,11 +605,7 @@ fn words_and_slots_unchanged(
     hi: u64,
 ) -> Result<bool, usize> {
     let len = j + levels.len();
-    // A word at `addr` lies in `[lo, hi)` when `addr - lo <= span`: one unsigned compare
-    // (an address below `lo` wraps to far above `span`).
-    let Some(span) = hi.saturating_sub(lo).checked_sub(8) else {
-        return Err(len);
-    };
+    let span = span_of(lo, hi).ok_or(len)?;
     // The steps of levels below `split` may have reloaded a live `bp`; the rest did not.
     let split = prev.bp_until().saturating_sub(j).min(levels.len());
     let with_slots = levels.get(..split + 1).unwrap_or(levels);
