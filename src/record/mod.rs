@@ -570,8 +570,9 @@ impl<S: SiteStore> Recorder<S> {
         self.heap.table()
     }
 
-    /// Whether a free's slot in the live table is worth prefetching (see
-    /// [`queued::QueuedHeap::frees_reach_table`]).
+    /// Whether a free's slot in the live table is worth prefetching: whether most recent
+    /// frees found their block in the table rather than in the insert queue in front of
+    /// it (a count the live map keeps, saturating at 16 either way).
     #[inline]
     pub fn frees_reach_table(&self) -> bool {
         self.heap.frees_reach_table()
