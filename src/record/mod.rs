@@ -277,6 +277,9 @@ impl<S: SiteStore> Recorder<S> {
         }
     }
 
+    /// Inlined: out of line it was a call with a 7-register prologue on every allocation
+    /// (inlined, cachegrind: sqlite3 -14 M instructions, cc1 -14 M, jq -9 M).
+    #[inline(always)]
     fn allocated(&mut self, share: Option<(u32, u64)>, size: u64, now_ns: u64) {
         self.total_allocs += 1;
         self.total_alloc_bytes += size;
