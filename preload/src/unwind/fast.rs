@@ -523,6 +523,7 @@ fn words_unchanged(
 /// The `span` of the stack part `[lo, hi)` for 8-byte reads: a word at `addr` lies inside
 /// when `addr - lo <= span`, one unsigned compare (an address below `lo` wraps to far
 /// above `span`). `None` when no word fits.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn span_of(lo: u64, hi: u64) -> Option<u64> {
     hi.saturating_sub(lo).checked_sub(8)
@@ -610,21 +611,22 @@ fn words_and_slots_unchanged(
     let split = prev.bp_until().saturating_sub(j).min(levels.len());
     let with_slots = levels.get(..split + 1).unwrap_or(levels);
     let asked = if prev.worked_out_from(j) {
-        steps_unchanged::<true, false>(with_slots, j, len, lo, span, prev)?
+        steps_unchanged::<false>(with_slots, j, len, lo, span, prev)?
     } else {
-        steps_unchanged::<true, true>(with_slots, j, len, lo, span, prev)?
+        steps_unchanged::<true>(with_slots, j, len, lo, span, prev)?
     };
-    steps_unchanged::<false, false>(&levels[split..], j + split, len, lo, span, prev)?;
+    // From `split` on, return addresses only: the loop every other walk's check uses.
+    returns_unchanged(&levels[split..], j + split, len, lo, span)?;
     Ok(asked)
 }
 
-/// [`words_unchanged`] for the steps between consecutive `levels` (the first of which is
-/// level `first` of `prev`, a walk of `len`), checking the reloads of `bp` when `SLOTS`;
-/// with `SCAN`, levels not worked out yet, whose reloads of a dead `bp` are still there
-/// (a differing one is then asked about).
+/// [`words_and_slots_unchanged`] for the steps between consecutive `levels` (the first of
+/// which is level `first` of `prev`, a walk of `len`): their return addresses and their
+/// reloads of `bp`; with `SCAN`, levels not worked out yet, whose reloads of a dead `bp`
+/// are still there (a differing one is then asked about).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn steps_unchanged<const SLOTS: bool, const SCAN: bool>(
+fn steps_unchanged<const SCAN: bool>(
     levels: &[memo::Level],
     first: usize,
     len: usize,
@@ -649,7 +651,7 @@ fn steps_unchanged<const SLOTS: bool, const SCAN: bool>(
         if unsafe { (ra_at as *const u64).read_unaligned() } != outer.pc {
             return Err(i);
         }
-        let slot = if SLOTS { this.bp_slot() } else { 0 };
+        let slot = this.bp_slot();
         if slot != 0 {
             if slot.wrapping_sub(lo) > span {
                 return Err(len);
