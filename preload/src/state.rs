@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use peakprof::format::{self, live, Meta, Module, WriteReason};
-use peakprof::record::{stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
+use peakprof::record::{slot_address, stack_hash, LiveAlloc, LiveHeap, Recorder, Region};
 
 use crate::guard::{keep_errno, Guard};
 use crate::lanes::{self, LaneSet};
@@ -143,8 +143,14 @@ fn set_exec_word(word: *mut u64, owner: u32) {
 /// allocator's work. Read without synchronization: a stale pair only makes a useless hint.
 static LIVE_TABLE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
+/// The stack table's slot array (address, slots), republished under the lock whenever a
+/// new stack is interned (the only time it moves), so that a capture whose stack is not
+/// known yet can prefetch where its lookup starts before the clock reading and the lock
+/// ([`prefetch_stack_slot`]). Read without synchronization, as [`LIVE_TABLE`].
+static STACK_SLOTS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
 /// Whether frees prefetch their live-map slot ([`Recorder::frees_reach_table`]),
-/// republished with [`LIVE_TABLE`]. Without that prefetch sqlite3's profiled CPU time
+/// republished after every free the recorder sees. Without that prefetch sqlite3's profiled CPU time
 /// read 0.015x of its unprofiled run lower (its blocks are mostly freed while queued, so
 /// the line is seldom read) and jq's 0.05x higher (interleaved A/B, 21 and 11 rounds).
 static PREFETCH_FREES: AtomicBool = AtomicBool::new(true);
@@ -178,6 +184,29 @@ pub fn prefetch_for_free(addr: usize) {
         return;
     }
     if let Some(line) = sampled::free_lookup_address(addr as u64) {
+        prefetch(line);
+    }
+}
+
+/// The hash of a captured stack that the capture could not name (`None` when it could),
+/// taken before the clock reading and the lock (whose holder makes other threads wait),
+/// with its lookup's slot prefetched so that the miss on it overlaps them.
+#[inline(always)]
+fn hash_unknown_stack(room: &unwind::Frames) -> Option<u64> {
+    room.known_stack().is_none().then(|| {
+        let hash = stack_hash(room.as_slice());
+        prefetch_stack_slot(hash);
+        hash
+    })
+}
+
+/// Starts loading the stack table's slot where the lookup of a stack hashing to `hash`
+/// starts: in a program with many distinct stacks (cc1: ~100 k) that slot is a cache miss.
+#[inline(always)]
+fn prefetch_stack_slot(hash: u64) {
+    let slots = STACK_SLOTS[1].load(Ordering::Relaxed);
+    let base = STACK_SLOTS[0].load(Ordering::Relaxed);
+    if let Some(line) = slot_address(base, slots, hash) {
         prefetch(line);
     }
 }
@@ -574,8 +603,19 @@ impl Profiler {
 
     /// The id of a captured stack: the one its capture knows when it repeated an earlier
     /// walk, else interned (with `hash` when the caller has it), and kept with the walk.
-    #[inline]
+    /// The first case inlined: out of line, it was a call with a 6-register prologue for
+    /// a bounds test (sqlite3: 28 instructions a capture).
+    #[inline(always)]
     fn intern(&mut self, room: &unwind::Frames, hash: Option<u64>) -> u32 {
+        match room.known_stack() {
+            Some(id) if (id as usize) < self.rec.stacks().len() && !unwind::checking() => id,
+            _ => self.intern_checked(room, hash),
+        }
+    }
+
+    /// [`Self::intern`] for a stack the capture did not name, or in check mode.
+    #[inline(never)]
+    fn intern_checked(&mut self, room: &unwind::Frames, hash: Option<u64>) -> u32 {
         // The frames are read only when the id is not known (the capture may have left
         // them in its memo: see `Frames::as_slice`).
         if let Some(id) = room.known_stack() {
@@ -594,6 +634,9 @@ impl Profiler {
         if new {
             self.log.append(&live::log_stack(id, frames));
             lanes::stacks_known(self.rec.stacks().len());
+            let (base, slots) = self.rec.stacks().slots();
+            STACK_SLOTS[0].store(base, Ordering::Relaxed);
+            STACK_SLOTS[1].store(slots, Ordering::Relaxed);
         }
         unwind::remember_stack(room, id);
         id
@@ -781,6 +824,12 @@ fn publish_live_table(p: &Profiler) {
     {
         store_live_table(base, slots);
     }
+}
+
+/// After a free: tells the hooks whether frees should prefetch their slot (only frees move
+/// [`Recorder::frees_reach_table`], so only they republish it).
+#[inline(always)]
+fn publish_prefetch_frees(p: &Profiler) {
     let prefetch_frees = p.rec.frees_reach_table();
     if PREFETCH_FREES.load(Ordering::Relaxed) != prefetch_frees {
         PREFETCH_FREES.store(prefetch_frees, Ordering::Relaxed);
@@ -938,10 +987,8 @@ fn record_with_stack(t: Thread, addr: usize, size: usize, origin: Option<unwind:
         // owns, so 1 KiB of frames is never moved after the walk.
         let mut room = unwind::Frames::new();
         unwind::capture(&mut room, origin);
+        let hash = hash_unknown_stack(&room);
         let clock = clock::monotonic_coarse_ns();
-        // With threads, hashed before the lock (its holder makes the others wait). Alone,
-        // inside: most stacks repeat the previous one there and need no hash at all.
-        let hash = (!single && room.known_stack().is_none()).then(|| stack_hash(room.as_slice()));
         if in_lanes {
             return alloc_in_lanes(t, addr, size, &room, hash, clock);
         }
@@ -987,11 +1034,13 @@ pub fn resized(
     keep_errno(|| {
         let mut room = unwind::Frames::new();
         unwind::capture(&mut room, origin);
+        let hash = hash_unknown_stack(&room);
         let clock = clock::monotonic_coarse_ns();
         with_profiler(|p| {
             let now = p.stamp(clock);
             p.rec.on_free(old as u64, now);
-            let id = p.intern(&room, None);
+            publish_prefetch_frees(p);
+            let id = p.intern(&room, hash);
             p.rec
                 .on_alloc(new as u64, new_size.unwrap_or(0) as u64, id, now);
         })
@@ -1084,6 +1133,7 @@ fn record_free<const KEEP: bool>(t: Thread, addr: usize) -> Option<LiveAlloc> {
         with_profiler(|p| {
             let now = p.stamp(clock);
             keep(p.rec.on_free(addr as u64, now));
+            publish_prefetch_frees(p);
         });
     });
     found.then_some(LiveAlloc { size, stack })
@@ -1098,7 +1148,9 @@ fn free_in_lanes(t: Thread, addr: usize, clock: u64) -> Option<LiveAlloc> {
     with_profiler(|p| {
         let now = p.stamp(clock);
         let mine = lanes::claim(t, p.release);
-        p.rec.lane_free(&LaneSet, mine, addr as u64, now)
+        let block = p.rec.lane_free(&LaneSet, mine, addr as u64, now);
+        publish_prefetch_frees(p);
+        block
     })
     .flatten()
 }

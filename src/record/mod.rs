@@ -28,7 +28,7 @@ pub use maps::{
 };
 pub use peak::{PeakTracker, Site, SiteStore, Totals, VecStore};
 pub use size_table::{pack as pack_size, SizeTable, Taken};
-pub use stacks::{stack_hash, StackId, StackTable};
+pub use stacks::{slot_address, stack_hash, StackId, StackTable};
 pub use timeline::Timeline;
 
 #[cfg(test)]
@@ -287,6 +287,7 @@ impl<S: SiteStore> Recorder<S> {
         self.observe(now_ns);
     }
 
+    #[inline(always)]
     fn drop_block(&mut self, block: LiveAlloc) {
         let share = self.share(block.stack, block.size);
         self.sites.remove_parts(share, block.size, true);
