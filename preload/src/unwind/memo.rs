@@ -51,6 +51,18 @@ pub struct Level {
 }
 
 impl Level {
+    /// A level entered at `sp` (whose return address the walk read at `sp - 8`) with `pc`,
+    /// for tests of the checks.
+    #[cfg(test)]
+    pub fn returning_to(pc: u64, sp: u64) -> Level {
+        Level {
+            pc,
+            sp,
+            bp: 0,
+            read_at: 0,
+        }
+    }
+
     /// Where the step read the caller's frame pointer, 0 when it kept `bp`.
     #[inline(always)]
     pub fn bp_slot(&self) -> u64 {

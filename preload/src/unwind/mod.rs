@@ -198,7 +198,7 @@ pub struct Origin {
 /// Fills `out` with the calling thread's return addresses (innermost first) and returns how
 /// many were written. A stack deeper than `MAX_DEPTH` ends with the truncation marker.
 /// `origin`, when known, is where the hook being served was entered.
-#[inline(never)]
+#[inline(always)]
 pub fn capture(out: &mut Frames, origin: Option<Origin>) -> usize {
     let n = match fast::capture(out, true, origin) {
         Some(n) => n,
