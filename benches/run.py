@@ -48,7 +48,7 @@ def log(msg=""):
 
 
 # --------------------------------------------------------------------------------------------
-# Workloads. Sizes: "full" is what the default run uses (chosen so that 5 interleaved rounds
+# Workloads. Sizes: "full" is what the default run uses (chosen so that 7 interleaved rounds
 # of everything fit in ~15 minutes on the 2-core bench machine, see README), "quick" ~10x
 # smaller for smoke runs.
 # --------------------------------------------------------------------------------------------
@@ -778,7 +778,7 @@ def render(results, machine, config):
         machine["date"], machine["load_start"], machine.get("load_end", "?")))
     lines.append("- peakprof: %s, %s (repo at %s); heaptrack: %s" % (
         machine["peakprof_version"], machine["peakprof_path"], machine["git"], machine["heaptrack_version"]))
-    lines.append("- runs: %d per variant, interleaved (base, exact, sampled, heaptrack per round)%s" % (
+    lines.append("- runs: %d per variant, interleaved (base, exact, sampled, heaptrack per round; round 1 of every workload, then round 2, ...)%s" % (
         config["runs"], ", QUICK sizes (smoke figures, not a measurement)" if config["quick"] else ""))
     lines.append("- peak RSS method: %s" % config["rss_method"])
     if not config["sampled_available"]:
@@ -923,7 +923,7 @@ def memory_cap():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=None, help="rounds per workload (default 5, --quick: 1)")
+    ap.add_argument("--runs", type=int, default=None, help="rounds per workload (default 7, --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="~10x smaller sizes, 1 round: a smoke test")
     ap.add_argument("--only", default="", help="comma-separated workload names, or stack_capture (%s)" %
                     ",".join(w.name for w in WORKLOADS))
@@ -941,7 +941,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release first")
     ap.add_argument("--keep", action="store_true", help="keep the profilers' outputs in target/bench/scratch")
     args = ap.parse_args()
-    runs = args.runs if args.runs is not None else (1 if args.quick else 5)
+    runs = args.runs if args.runs is not None else (1 if args.quick else 7)
     if runs < 1:
         ap.error("--runs must be at least 1")
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -1008,6 +1008,7 @@ def main():
         variants.append("heaptrack")
 
     results = collections.OrderedDict()
+    started = []
     interrupted = False
     try:
         for wl in selected:
@@ -1033,8 +1034,18 @@ def main():
             argv = wl.command(size)
             entry["argv"] = argv
             log("%s (size %s): %s" % (wl.name, size, " ".join(argv)[:150]))
-            run_workload(runner, args, wl.name, argv, runs, variants, entry)
-            entry["summary"] = summarize(entry, variants)
+            started.append(WorkloadRun(runner, args, wl.name, argv, runs, variants, entry))
+        # Round by round across the workloads rather than all rounds of one workload in a
+        # row: a slow spell of the host (another tenant's job, minutes long) then falls on
+        # one round of several workloads instead of on every round of one of them. In one
+        # earlier run, all five rounds of gcc met such a spell (its unprofiled run took
+        # 4.3-4.6 s, against 3.4-3.7 s in the runs before) and its ratio read 1.66x.
+        for rnd in range(1, runs + 1):
+            log("round %d of %d" % (rnd, runs))
+            for w in started:
+                w.round(rnd)
+        for w in started:
+            w.entry["summary"] = summarize(w.entry, variants)
     except KeyboardInterrupt:
         interrupted = True
         notes.append("INTERRUPTED: partial results")
@@ -1103,21 +1114,32 @@ def stack_capture_micro(notes_sink, runs=3):
     return "\n".join(lines)
 
 
-def run_workload(runner, args, name, argv, runs, variants, entry):
-    # One unmeasured run first: loads the binary and its input into the page cache so the
-    # first measured round is not the only one paying for cold I/O.
-    warm = runner.measure(argv, args.timeout)
-    ref_rc = warm.get("rc_norm") if warm.get("ok") else None
-    if not warm.get("ok") or warm.get("rc") != 0:
-        entry["notes"].append("unprofiled warm-up run: rc %s %s %s" % (
-            warm.get("rc"), warm.get("error", ""), (warm.get("stderr_tail") or "").strip()[-200:]))
-    # Profiled runs are allowed 100x the unprofiled time (exact mode on churn is ~40x),
-    # at least 2 minutes, at most --timeout: a hung run must not eat the whole budget.
-    base_s = warm.get("wall_s") or 0
-    timeout = min(args.timeout, max(120.0, 100 * base_s)) if warm.get("ok") else args.timeout
-    given_up = set()
-    for rnd in range(1, runs + 1):
-        for v in variants:
+class WorkloadRun:
+    """One workload's state across the rounds: its command, the unprofiled exit status
+    every profiled run must reproduce, its timeout, and the variants given up on."""
+
+    def __init__(self, runner, args, name, argv, runs, variants, entry):
+        self.runner, self.args, self.name, self.argv = runner, args, name, argv
+        self.runs, self.variants, self.entry = runs, variants, entry
+        # One unmeasured run first: loads the binary and its input into the page cache so
+        # the first measured round is not the only one paying for cold I/O.
+        warm = runner.measure(argv, args.timeout)
+        self.ref_rc = warm.get("rc_norm") if warm.get("ok") else None
+        if not warm.get("ok") or warm.get("rc") != 0:
+            entry["notes"].append("unprofiled warm-up run: rc %s %s %s" % (
+                warm.get("rc"), warm.get("error", ""), (warm.get("stderr_tail") or "").strip()[-200:]))
+        # Profiled runs are allowed 100x the unprofiled time (exact mode on churn is ~40x),
+        # at least 2 minutes, at most --timeout: a hung run must not eat the whole budget.
+        base_s = warm.get("wall_s") or 0
+        self.timeout = min(args.timeout, max(120.0, 100 * base_s)) if warm.get("ok") else args.timeout
+        self.given_up = set()
+
+    def round(self, rnd):
+        """Round `rnd`: every variant once, in turn."""
+        runner, args, name, argv, runs, entry = (
+            self.runner, self.args, self.name, self.argv, self.runs, self.entry)
+        timeout, given_up = self.timeout, self.given_up
+        for v in self.variants:
             if v in given_up:
                 continue
             out = None
@@ -1144,16 +1166,16 @@ def run_workload(runner, args, name, argv, runs, variants, entry):
                     files = [os.path.join(out, f) for f in os.listdir(out)]
                     if files:
                         r["ht_print"] = heaptrack_print(files[0], args.timeout)
-            if v == "base" and ref_rc is None and r.get("ok"):
-                ref_rc = r.get("rc_norm")
+            if v == "base" and self.ref_rc is None and r.get("ok"):
+                self.ref_rc = r.get("rc_norm")
             # A profiler must not change what the program returns.
-            if v != "base" and r.get("ok") and ref_rc is not None and r["rc_norm"] != ref_rc:
-                msg = "EXIT CODE MISMATCH: %s round %d exited %d, unprofiled %d" % (v, rnd, r["rc_norm"], ref_rc)
+            if v != "base" and r.get("ok") and self.ref_rc is not None and r["rc_norm"] != self.ref_rc:
+                msg = "EXIT CODE MISMATCH: %s round %d exited %d, unprofiled %d" % (v, rnd, r["rc_norm"], self.ref_rc)
                 log("!!! %s: %s" % (name, msg))
                 entry["rc_mismatch"][v] = True
                 entry["notes"].append(msg + ((": " + r.get("stderr_tail", "").strip()[-300:])
                                              if r.get("stderr_tail") else ""))
-            r["valid"] = bool(r.get("ok")) and (ref_rc is None or r.get("rc_norm") == ref_rc)
+            r["valid"] = bool(r.get("ok")) and (self.ref_rc is None or r.get("rc_norm") == self.ref_rc)
             if not r.get("ok"):
                 log("!!! %s/%s round %d failed: %s" % (name, v, rnd, r.get("error")))
                 entry["notes"].append("%s round %d failed: %s %s" % (
@@ -1164,8 +1186,8 @@ def run_workload(runner, args, name, argv, runs, variants, entry):
                     given_up.add(v)
                     if rnd < runs:
                         entry["notes"].append("%s not run in later rounds" % v)
-            log("  round %d %-9s %8.3f s  rc %-4s rss %9s  out %9s%s" % (
-                rnd, v, r.get("wall_s", 0), r.get("rc", "?"), fmt_bytes(r.get("peak_rss_bytes")),
+            log("  round %d %-8s %-9s %8.3f s  rc %-4s rss %9s  out %9s%s" % (
+                rnd, name, v, r.get("wall_s", 0), r.get("rc", "?"), fmt_bytes(r.get("peak_rss_bytes")),
                 fmt_bytes(r.get("out_bytes")) if out else "",
                 ("  heaptrack_print %.2f s" % r["ht_print"]["wall_s"]) if r.get("ht_print", {}).get("ok") else ""))
             if out and not args.keep:
