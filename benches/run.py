@@ -778,7 +778,7 @@ def render(results, machine, config):
         machine["date"], machine["load_start"], machine.get("load_end", "?")))
     lines.append("- peakprof: %s, %s (repo at %s); heaptrack: %s" % (
         machine["peakprof_version"], machine["peakprof_path"], machine["git"], machine["heaptrack_version"]))
-    lines.append("- runs: %d per variant, interleaved (base, exact, sampled, heaptrack per round; round 1 of every workload, then round 2, ...)%s" % (
+    lines.append("- runs: %d per variant, interleaved (base, exact, sampled, heaptrack in odd rounds, the reverse in even ones; round 1 of every workload, then round 2, ...)%s" % (
         config["runs"], ", QUICK sizes (smoke figures, not a measurement)" if config["quick"] else ""))
     lines.append("- peak RSS method: %s" % config["rss_method"])
     if not config["sampled_available"]:
@@ -1139,7 +1139,11 @@ class WorkloadRun:
         runner, args, name, argv, runs, entry = (
             self.runner, self.args, self.name, self.argv, self.runs, self.entry)
         timeout, given_up = self.timeout, self.given_up
-        for v in self.variants:
+        # Odd rounds in the order given, even rounds reversed: a variant's place in the
+        # round (right after the base run, or after heaptrack's big output) then biases
+        # no variant in particular.
+        order = self.variants if rnd % 2 == 1 else self.variants[::-1]
+        for v in order:
             if v in given_up:
                 continue
             out = None

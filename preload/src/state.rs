@@ -201,7 +201,8 @@ fn hash_unknown_stack(room: &unwind::Frames) -> Option<u64> {
 }
 
 /// Starts loading the stack table's slot where the lookup of a stack hashing to `hash`
-/// starts: in a program with many distinct stacks (cc1: ~100 k) that slot is a cache miss.
+/// starts: in a program with many distinct stacks that slot is often a cache miss (cc1 at
+/// 1500 functions: ~7,000 stacks in 256 KiB of slots, competing with cc1's own data).
 #[inline(always)]
 fn prefetch_stack_slot(hash: u64) {
     let slots = STACK_SLOTS[1].load(Ordering::Relaxed);
