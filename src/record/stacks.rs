@@ -135,11 +135,10 @@ impl StackTable {
     /// [`Self::intern`] with a hash already computed by [`Self::hash_frames`].
     pub fn intern_hashed(&mut self, hash: u64, frames: &[u64]) -> StackId {
         let tag = tag_of(hash);
-        let len = u32::try_from(frames.len()).unwrap_or(u32::MAX);
         let mask = self.slots.len().wrapping_sub(1);
         let mut i = hash as usize & mask;
         while let Some(e) = self.slots.get(i).filter(|e| e.tag != 0) {
-            if e.tag == tag && e.len == len {
+            if e.tag == tag && e.len as usize == frames.len() {
                 let start = match e.start {
                     FAR => self.starts[e.id as usize],
                     s => s as usize,
@@ -159,7 +158,7 @@ impl StackTable {
             tag,
             id,
             start: u32::try_from(start).unwrap_or(FAR),
-            len,
+            len: u32::try_from(frames.len()).unwrap_or(u32::MAX),
         };
         if (self.len() * 2 > self.slots.len()) || self.slots.is_empty() {
             self.grow();
@@ -213,7 +212,9 @@ impl StackTable {
 /// at `base` of `slots` slots (as from [`StackTable::slots`]); `None` for an empty table.
 pub fn slot_address(base: usize, slots: usize, hash: u64) -> Option<usize> {
     let i = hash as usize & slots.checked_sub(1)?;
-    Some(base + i * core::mem::size_of::<Entry>())
+    // Wrapping: the pair may be torn (read without the lock), and a prefetch of any
+    // address is harmless.
+    Some(base.wrapping_add(i.wrapping_mul(core::mem::size_of::<Entry>())))
 }
 
 #[cfg(test)]

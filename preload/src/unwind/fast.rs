@@ -607,9 +607,10 @@ fn first_changed(levels: &[memo::Level], lo8: u64, span: u64) -> Unchanged {
 /// The word at `l.sp - 8`, where the walk read `l`'s return address.
 ///
 /// # Safety
-/// `l.sp - 8` must lie inside `[lo, hi)`, the live part of this thread's stack (see
-/// `read`): [`first_changed`]'s `l.sp - lo8 <= span`. Unaligned reads are fine (a memo
-/// the program wrote over may hold any address).
+/// The 8 bytes from `l.sp - 8` must lie inside `[lo, hi)`, the live part of this
+/// thread's stack (see `read`), as [`first_changed`]'s `l.sp - lo8 <= span` ensures
+/// (`span` leaves room for the whole word). Unaligned reads are fine (a memo the program
+/// wrote over may hold any address).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn return_address(l: &memo::Level) -> u64 {
