@@ -151,9 +151,10 @@ static STACK_SLOTS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)
 
 /// Whether frees prefetch their live-map slot ([`Recorder::frees_reach_table`]),
 /// republished after every event that can move it (frees, and allocations through the
-/// recorder while lanes are on, which may drop a stale block). Without that prefetch sqlite3's profiled CPU time
-/// read 0.015x of its unprofiled run lower (its blocks are mostly freed while queued, so
-/// the line is seldom read) and jq's 0.05x higher (interleaved A/B, 21 and 11 rounds).
+/// recorder while lanes are on, which may drop a stale block). Without that prefetch
+/// sqlite3's profiled CPU time read 0.015x of its unprofiled run lower (its blocks are
+/// mostly freed while queued, so the line is seldom read) and jq's 0.05x higher
+/// (interleaved A/B, 21 and 11 rounds).
 static PREFETCH_FREES: AtomicBool = AtomicBool::new(true);
 
 /// Starts loading the cache line where `addr`'s live-map slot is looked up first. Not in

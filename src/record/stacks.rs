@@ -160,7 +160,8 @@ impl StackTable {
             start: u32::try_from(start).unwrap_or(FAR),
             len: u32::try_from(frames.len()).unwrap_or(u32::MAX),
         };
-        if (self.len() * 2 > self.slots.len()) || self.slots.is_empty() {
+        // At most half full (an empty table grows too: `len` counts the new stack).
+        if self.len() * 2 > self.slots.len() {
             self.grow();
         }
         self.place(hash, entry);
