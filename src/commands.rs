@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::analyze::{build_report, facts_report, status_from_profile};
 use crate::cli::{DiffArgs, LimitAction, ReportArgs, RunArgs};
+use crate::early_render::{self, EarlyRenders, Prerenders};
 use crate::exit_codes::{refuse, BUDGET_EXCEEDED, TOOL_FAILED};
 use crate::format::{self, Profile, WriteReason};
 use crate::launch::{self, Launch};
@@ -45,6 +46,15 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         LimitAction::Report => "report",
     };
     let limit = args.limit.map(|l| (l, action));
+    let early = EarlyRenders::start(
+        &raw,
+        early_render::Settings {
+            limit,
+            cgroup_limit: cgroup::memory_limit(),
+            system_lines: args.system_lines,
+            all: args.all_processes,
+        },
+    );
     let mut env = vec![("PEAKPROF_SAMPLE_RATE", args.sample_rate.to_string())];
     if let Some((bytes, action)) = limit {
         env.push(("PEAKPROF_LIMIT", bytes.to_string()));
@@ -60,6 +70,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         env,
     })
     .map_err(cleanup)?;
+    let early = early.finish();
     let code = launch::exit_code(finished.status);
     let status = json!({
         "pid": finished.pid,
@@ -78,7 +89,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let files = SymbolCache::with_system_lines(args.system_lines);
     let shown = (args.quiet, args.all_processes);
     let result = outputs::read_profiles(&raw)
-        .and_then(|read| render_run(&dir, read, Some(root), shown, budget, &files));
+        .and_then(|read| render_run(&dir, read, Some(root), shown, (budget, early), &files));
     match result {
         Ok(largest_peak) => {
             if args.open {
@@ -139,7 +150,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
         let files = SymbolCache::with_system_lines(args.system_lines);
         let shown = (args.quiet, args.all_processes);
-        render_run(&out, read, root, shown, None, &files)?;
+        render_run(&out, read, root, shown, (None, Prerenders::new()), &files)?;
         return Ok(0);
     }
     let profile = outputs::read_profile(input)?;
@@ -319,6 +330,20 @@ fn child_dir(dir: &Path, p: &Profile, taken: &mut Vec<PathBuf>) -> PathBuf {
     d
 }
 
+/// The reports of a process that is rendered (its call paths symbolized), and its state at
+/// the `--limit` if it reached it.
+pub(crate) fn process_report(
+    path: &Path,
+    p: &Profile,
+    status: ExitStatus,
+    (limit, cgroup_limit): (Option<(u64, &'static str)>, Option<u64>),
+    files: &SymbolCache,
+) -> (Report, Option<OomReport>) {
+    let mut report = build_report(p, status, Symbolizer::with_cache(&p.modules, files));
+    report.cgroup_limit_bytes = cgroup_limit;
+    (report, oom_report(path, limit))
+}
+
 /// The `--limit` report a process left beside its profile, if any.
 fn oom_report(profile_path: &Path, limit: Option<(u64, &'static str)>) -> Option<OomReport> {
     let (limit_bytes, action) = limit?;
@@ -356,7 +381,7 @@ fn render_run(
     (profiles, mut bad): (outputs::Profiles, Vec<anyhow::Error>),
     root: Option<RootStatus>,
     (quiet, all): (bool, bool),
-    budget: Option<u64>,
+    (budget, mut early): (Option<u64>, Prerenders),
     files: &SymbolCache,
 ) -> Result<u64> {
     let Some(root_idx) = outputs::root_index(&profiles, root.as_ref().map(|r| r.pid)) else {
@@ -377,6 +402,9 @@ fn render_run(
     let spinner = progress::Spinner::start(quiet, rendered.iter().filter(|&&r| r).count());
     let mut taken = Vec::new();
     let mut reports: Vec<(PathBuf, Report, Option<OomReport>)> = Vec::with_capacity(profiles.len());
+    // Reports made while the run went on (children only: the root's has the run's status
+    // and the process list), by process.
+    let mut made: Vec<Option<outputs::Rendered>> = Vec::with_capacity(profiles.len());
     for (i, (path, p)) in profiles.iter().enumerate() {
         let (out, status) = if i == root_idx {
             let status = root
@@ -389,12 +417,21 @@ fn render_run(
         // Only a rendered process's call paths (and state at the --limit) are ever
         // shown: the others are listed from their facts, without symbolizing (a big
         // tree's many small workers).
-        let (mut report, oom) = if rendered[i] {
-            let report = build_report(p, status, Symbolizer::with_cache(&p.modules, files));
-            let oom = oom_report(path, root.as_ref().and_then(|r| r.limit));
+        let pre = (rendered[i] && i != root_idx)
+            .then(|| early_render::take(&mut early, path, p, limit))
+            .flatten();
+        let (mut report, oom) = if let Some(e) = pre {
+            made.push(Some(e.outputs));
             spinner.tick();
-            (report, oom)
+            (e.report, e.oom)
+        } else if rendered[i] {
+            made.push(None);
+            let limits = (root.as_ref().and_then(|r| r.limit), limit);
+            let built = process_report(path, p, status, limits, files);
+            spinner.tick();
+            built
         } else {
+            made.push(None);
             (facts_report(p, status), None)
         };
         report.cgroup_limit_bytes = limit;
@@ -442,7 +479,10 @@ fn render_run(
             extra,
             oom: oom.as_ref(),
         };
-        let files = outputs::write_reports(out, &set)?;
+        let files = match made[i].take() {
+            Some(r) => outputs::write_rendered(out, &set, &r)?,
+            None => outputs::write_reports(out, &set)?,
+        };
         if is_root {
             root_files = files;
         }

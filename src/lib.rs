@@ -23,6 +23,8 @@ pub mod cli;
 #[cfg(feature = "cli")]
 pub mod commands;
 #[cfg(feature = "cli")]
+pub mod early_render;
+#[cfg(feature = "cli")]
 pub mod exit_codes;
 #[cfg(feature = "cli")]
 pub mod fast_map;

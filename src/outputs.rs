@@ -105,6 +105,23 @@ pub fn read_profile(path: &Path) -> Result<Profile> {
     format::decode(&bytes).with_context(|| format!("cannot read profile {}", path.display()))
 }
 
+/// The final profiles in `raw` (not live files, not ones being written), by path.
+pub fn final_profiles(raw: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(raw) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(image_file)
+                .is_some_and(|(_, ext)| ext == format::EXTENSION)
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Raw profiles that were read, each with its file.
 pub type Profiles = Vec<(PathBuf, Profile)>;
 
@@ -409,19 +426,37 @@ pub fn partial_parts(name: &str) -> Option<(&str, u32)> {
     Some((file, pid.parse().ok().filter(|_| all_digits)?))
 }
 
+/// The rendered reports of one process, not yet written: what takes the time (symbol
+/// names aside), so that a child's can be made while the rest of the run goes on (see
+/// [`crate::early_render`]). Nothing in them depends on the directory they go to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    flame: Vec<u8>,
+    flame_reversed: Vec<u8>,
+    folded: String,
+    leaks: Vec<u8>,
+    timeline: String,
+    pprof: Vec<u8>,
+    oom: Option<Vec<u8>>,
+    page: String,
+}
+
 /// Writes the reports of one process into `dir`; returns the files written, by name:
 /// `peak.svg`, `peak-reversed.svg`, `peak.folded`, `leaks.svg`, `timeline.svg`,
 /// `peak.pb.gz`, `oom.svg` (with `--limit`), `index.html` and `summary.json`.
 pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static str, PathBuf)>> {
-    let report = set.report;
+    create_output_dir(dir)?;
+    write_rendered(dir, set, &render_reports(set)?)
+}
+
+fn create_output_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot write to output directory {}", dir.display()))?;
-    crate::stale_outputs::remove_partials(dir);
-    let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
-        let p = dir.join(name);
-        write_atomically(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        Ok(p)
-    };
+        .with_context(|| format!("cannot write to output directory {}", dir.display()))
+}
+
+/// Renders the reports of one process (see [`Rendered`]).
+pub fn render_reports(set: &ReportSet<'_>) -> Result<Rendered> {
+    let report = set.report;
     // The renders are independent: half of them on a second thread (a short run's report
     // time is mostly rendering, and the machine that ran the program has cores to spare).
     let reversed = FlameOptions {
@@ -451,32 +486,24 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
         };
         anyhow::Ok((flame, folded, leaks, here.0?, here.1, here.2?))
     })?;
-    let mut files = vec![
-        ("flamegraph", write("peak.svg", &flame)?),
-        (
-            "flamegraph_reversed",
-            write("peak-reversed.svg", &flame_reversed)?,
-        ),
-        ("folded", write("peak.folded", folded.as_bytes())?),
-        ("leaks", write("leaks.svg", &leaks)?),
-        ("timeline", write("timeline.svg", timeline.as_bytes())?),
-        ("pprof", write("peak.pb.gz", &pprof)?),
-    ];
-    if let Some(oom) = set.oom {
-        let opts = FlameOptions {
-            title: Some(format!(
-                "Live heap when the limit of {} was exceeded: {}",
-                render::human_bytes(oom.limit_bytes),
-                render::human_bytes(oom.report.peak_bytes)
-            )),
-            ..FlameOptions::default()
-        };
-        let svg = render::flamegraph_svg(&oom.report, &oom.report.at_peak, &opts)?;
-        files.push(("oom", write("oom.svg", &svg)?));
-    } else {
-        // An earlier rendering's, in a directory used again: not this run's.
-        crate::stale_outputs::remove_oom(dir);
-    }
+    let oom = match set.oom {
+        Some(oom) => {
+            let opts = FlameOptions {
+                title: Some(format!(
+                    "Live heap when the limit of {} was exceeded: {}",
+                    render::human_bytes(oom.limit_bytes),
+                    render::human_bytes(oom.report.peak_bytes)
+                )),
+                ..FlameOptions::default()
+            };
+            Some(render::flamegraph_svg(
+                &oom.report,
+                &oom.report.at_peak,
+                &opts,
+            )?)
+        }
+        None => None,
+    };
     let page = render::index_html(
         report,
         set.processes,
@@ -484,6 +511,60 @@ pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static st
         &String::from_utf8_lossy(&flame_reversed),
         &timeline,
     );
+    Ok(Rendered {
+        flame,
+        flame_reversed,
+        folded,
+        leaks,
+        timeline,
+        pprof,
+        oom,
+        page,
+    })
+}
+
+/// Writes what [`render_reports`] made of `set` into `dir` (created if missing), with
+/// `summary.json` (which names the files written); returns the files, by name.
+pub fn write_rendered(
+    dir: &Path,
+    set: &ReportSet<'_>,
+    r: &Rendered,
+) -> Result<Vec<(&'static str, PathBuf)>> {
+    let report = set.report;
+    create_output_dir(dir)?;
+    crate::stale_outputs::remove_partials(dir);
+    let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
+        let p = dir.join(name);
+        write_atomically(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        Ok(p)
+    };
+    let Rendered {
+        flame,
+        flame_reversed,
+        folded,
+        leaks,
+        timeline,
+        pprof,
+        oom,
+        page,
+    } = r;
+    let mut files = vec![
+        ("flamegraph", write("peak.svg", flame)?),
+        (
+            "flamegraph_reversed",
+            write("peak-reversed.svg", flame_reversed)?,
+        ),
+        ("folded", write("peak.folded", folded.as_bytes())?),
+        ("leaks", write("leaks.svg", leaks)?),
+        ("timeline", write("timeline.svg", timeline.as_bytes())?),
+        ("pprof", write("peak.pb.gz", pprof)?),
+    ];
+    if let Some(svg) = oom {
+        files.push(("oom", write("oom.svg", svg)?));
+    } else {
+        // An earlier rendering's, in a directory used again: not this run's.
+        crate::stale_outputs::remove_oom(dir);
+    }
     files.push(("report", write("index.html", page.as_bytes())?));
     let summary_path = dir.join("summary.json");
     files.push(("summary", summary_path));

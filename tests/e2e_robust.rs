@@ -1679,6 +1679,33 @@ fn a_large_tree_renders_the_largest_peaks_and_lists_every_process() {
             }
         }
     }
+    // The run's own reports of its children (most made while the parent still ran, see
+    // `early_render`) are the ones a later rendering makes, byte for byte (summary.json
+    // but for the directory its paths name).
+    let mut compared = 0;
+    for dir in std::fs::read_dir(&run.out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("pid-") {
+            continue;
+        }
+        for f in REPORT_FILES.iter().filter(|f| dir.join(f).is_file()) {
+            let mine = std::fs::read(dir.join(f)).unwrap();
+            let again = std::fs::read(all.join(&name).join(f)).unwrap();
+            if *f == "summary.json" {
+                let mine = String::from_utf8(mine)
+                    .unwrap()
+                    .replace(&*run.out_dir.to_string_lossy(), &all.to_string_lossy());
+                assert_eq!(mine.as_bytes(), &again[..], "{name}/{f}");
+            } else {
+                assert!(mine == again, "{name}/{f} differs from its rendering again");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 31 * 8, "{compared} files compared");
     // Rendered again without --all-processes: the 9 reports it does not write are gone,
     // not left to be read as this rendering's; a directory holding a file of the user's
     // stays.
