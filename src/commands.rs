@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::analyze::{build_report, facts_report, status_from_profile};
 use crate::cli::{DiffArgs, LimitAction, ReportArgs, RunArgs};
-use crate::early_render::{self, EarlyRenders, Prerenders};
+use crate::early_render::{self, Early, EarlyRenders};
 use crate::exit_codes::{refuse, BUDGET_EXCEEDED, TOOL_FAILED};
 use crate::format::{self, Profile, WriteReason};
 use crate::launch::{self, Launch};
@@ -46,15 +46,18 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         LimitAction::Report => "report",
     };
     let limit = args.limit.map(|l| (l, action));
-    let early = EarlyRenders::start(
-        &raw,
-        early_render::Settings {
+    // Children's reports made while the run goes on, on a spare core (none with one CPU,
+    // and no children without their profiles).
+    let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let early = (spare_core && !args.no_children).then(|| {
+        let settings = early_render::Settings {
             limit,
             cgroup_limit: cgroup::memory_limit(),
             system_lines: args.system_lines,
             all: args.all_processes,
-        },
-    );
+        };
+        EarlyRenders::start(&raw, settings)
+    });
     let mut env = vec![("PEAKPROF_SAMPLE_RATE", args.sample_rate.to_string())];
     if let Some((bytes, action)) = limit {
         env.push(("PEAKPROF_LIMIT", bytes.to_string()));
@@ -70,7 +73,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         env,
     })
     .map_err(cleanup)?;
-    let early = early.finish();
+    let early = Early::stopping(early);
     let code = launch::exit_code(finished.status);
     let status = json!({
         "pid": finished.pid,
@@ -150,7 +153,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
         let files = SymbolCache::with_system_lines(args.system_lines);
         let shown = (args.quiet, args.all_processes);
-        render_run(&out, read, root, shown, (None, Prerenders::new()), &files)?;
+        render_run(&out, read, root, shown, (None, Early::none()), &files)?;
         return Ok(0);
     }
     let profile = outputs::read_profile(input)?;
@@ -381,7 +384,7 @@ fn render_run(
     (profiles, mut bad): (outputs::Profiles, Vec<anyhow::Error>),
     root: Option<RootStatus>,
     (quiet, all): (bool, bool),
-    (budget, mut early): (Option<u64>, Prerenders),
+    (budget, mut early): (Option<u64>, Early),
     files: &SymbolCache,
 ) -> Result<u64> {
     let Some(root_idx) = outputs::root_index(&profiles, root.as_ref().map(|r| r.pid)) else {
@@ -418,7 +421,7 @@ fn render_run(
         // shown: the others are listed from their facts, without symbolizing (a big
         // tree's many small workers).
         let pre = (rendered[i] && i != root_idx)
-            .then(|| early_render::take(&mut early, path, p, limit))
+            .then(|| early.take(path, p, limit))
             .flatten();
         let (mut report, oom) = if let Some(e) = pre {
             made.push(Some(e.outputs));
@@ -437,6 +440,8 @@ fn render_run(
         report.cgroup_limit_bytes = limit;
         reports.push((out, report, oom));
     }
+    // What was made early and not taken (processes not rendered after all).
+    drop(early);
     let listed: Vec<(Option<PathBuf>, &Report)> = reports
         .iter()
         .enumerate()
@@ -615,6 +620,94 @@ fn open_in_browser(page: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::early_render::tests::child;
+    use crate::early_render::Prerendered;
+
+    /// The run's report writes a child's early reports when they were made of the profile
+    /// it read (marked here by a command line of their own), and makes its own otherwise;
+    /// never the root's.
+    #[test]
+    fn a_run_writes_the_early_reports_made_of_the_profile_it_read() {
+        let dir = std::env::temp_dir().join(format!("peakprof-take-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut root = child(10, 500, WriteReason::Exit);
+        root.meta.ppid = 1;
+        let mut kid = child(11, 700, WriteReason::Exit);
+        kid.meta.ppid = 10;
+        let mut other = child(12, 900, WriteReason::Exit);
+        other.meta.ppid = 10;
+        let path = |p: &Profile| dir.join(format!("raw/{}-17.ppf", p.meta.pid));
+        let files = SymbolCache::new();
+        let limit = cgroup::memory_limit();
+        let marked = |p: &Profile, made_of: &Profile| {
+            let status = status_from_profile(p);
+            let (mut report, oom) = process_report(&path(p), p, status, (None, limit), &files);
+            report.argv = vec![format!("EARLY-{}", p.meta.pid)];
+            let set = ReportSet {
+                report: &report,
+                processes: &[],
+                extra: Vec::new(),
+                oom: oom.as_ref(),
+            };
+            let outputs = outputs::render_reports(&set).unwrap();
+            (
+                path(p),
+                Prerendered {
+                    profile: made_of.clone(),
+                    report,
+                    oom,
+                    outputs,
+                },
+            )
+        };
+        let mut changed = other.clone();
+        changed.meta.total_allocs += 1;
+        let made = [
+            marked(&kid, &kid),
+            marked(&other, &changed),
+            marked(&root, &root),
+        ];
+        let profiles: outputs::Profiles = [&root, &kid, &other]
+            .iter()
+            .map(|p| (path(p), (*p).clone()))
+            .collect();
+        let status = RootStatus {
+            pid: 10,
+            status: ExitStatus::default(),
+            limit: None,
+        };
+        let early = Early::made(made.into_iter().collect());
+        render_run(
+            &dir,
+            (profiles, Vec::new()),
+            Some(status),
+            (true, false),
+            (None, early),
+            &files,
+        )
+        .unwrap();
+        let command = |sub: &str| {
+            read_json(&dir.join(sub).join("summary.json"))["command"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(command("pid-11"), "EARLY-11");
+        assert!(std::fs::read_to_string(dir.join("pid-11/index.html"))
+            .unwrap()
+            .contains("EARLY-11"));
+        assert_eq!(
+            command("pid-12"),
+            "./child '<12>'",
+            "made of another profile"
+        );
+        assert_eq!(command(""), "./child '<10>'", "the root's own");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn read_json(path: &Path) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
 
     #[test]
     fn sizes_that_read_the_same_are_written_in_bytes() {

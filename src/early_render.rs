@@ -8,16 +8,24 @@
 //! made here only for a profile equal to the one it reads itself, so an early report is
 //! never a stale one.
 //!
-//! Only children that can still be among the rendered ones (fewer than
-//! [`RENDERED_PROCESSES`]` - 1` larger peaks seen so far) are done, so a tree of many small
-//! workers costs a few renders more than it shows, not one per worker.
+//! Only children that can still be among the rendered ones are done (fewer larger peaks
+//! seen so far than the run's report renders), largest first within what one look finds,
+//! and those pushed out by larger ones later are dropped: a tree of many small workers
+//! costs a few renders more than it shows, and holds at most that many.
+//!
+//! Costs and a difference: the rendering competes with the program's own processes for
+//! the CPU and counts in the process tree's memory (tens of MiB for a big child, after
+//! that child is gone); with one CPU there is no spare core and nothing is done early. A
+//! child's files are read when it is rendered: a binary deleted or rebuilt later in the
+//! run (a configure script's test programs) is named when rendered early, and falls back
+//! to `module+0xoffset` names when rendered at the end, as before.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::analyze::status_from_profile;
 use crate::commands::{process_report, RENDERED_PROCESSES};
@@ -85,67 +93,180 @@ impl EarlyRenders {
         self.looked_at.load(Ordering::Acquire)
     }
 
-    /// Stops the watching (a report under way is finished: the run's report would make it
-    /// again otherwise) and returns the reports made.
-    pub fn finish(mut self) -> Prerenders {
+    /// Tells the thread to stop: it starts nothing new (a report under way is finished:
+    /// the run's report would make it again otherwise).
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+
+    /// Stops the watching and returns the reports made.
+    pub fn finish(mut self) -> Prerenders {
+        self.stop();
         let Some(thread) = self.thread.take() else {
             return Prerenders::new();
         };
-        thread.thread().unpark();
         // A panic in there (a bug) costs only the early reports.
         thread.join().unwrap_or_default()
+    }
+}
+
+/// The early reports of a run, for its report to take: the thread is told to stop when
+/// the run ends, and joined only when a child's report is first asked for (the root's is
+/// made meanwhile).
+pub struct Early {
+    thread: Option<EarlyRenders>,
+    made: Prerenders,
+}
+
+impl Early {
+    /// None (`peakprof report`, or a run without the thread).
+    pub fn none() -> Early {
+        Early {
+            thread: None,
+            made: Prerenders::new(),
+        }
+    }
+
+    /// These reports, made already (for tests).
+    #[cfg(test)]
+    pub fn made(made: Prerenders) -> Early {
+        Early { thread: None, made }
+    }
+
+    /// Those of `thread`, which is told to stop now.
+    pub fn stopping(thread: Option<EarlyRenders>) -> Early {
+        if let Some(t) = &thread {
+            t.stop();
+        }
+        Early {
+            thread,
+            made: Prerenders::new(),
+        }
+    }
+
+    /// The early reports of the profile at `path`, if made of `profile` (see [`take`]).
+    pub fn take(
+        &mut self,
+        path: &Path,
+        profile: &Profile,
+        cgroup_limit: Option<u64>,
+    ) -> Option<Prerendered> {
+        if let Some(t) = self.thread.take() {
+            self.made = t.finish();
+        }
+        take(&mut self.made, path, profile, cgroup_limit)
     }
 }
 
 impl Drop for EarlyRenders {
     /// A run that failed to start: the thread stops at its next look.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
-        }
+        self.stop();
     }
 }
 
 /// Makes the reports of children as their final profiles appear, until told to stop.
 fn watch(raw: &Path, settings: Settings, stop: &AtomicBool, looked: &AtomicUsize) -> Prerenders {
     let files = SymbolCache::with_system_lines(settings.system_lines);
-    let mut seen = HashSet::new();
-    let mut peaks = Vec::new();
+    let mut listing = Listing::default();
+    let mut largest = Largest::default();
     let mut done = Prerenders::new();
     while !stop.load(Ordering::Acquire) {
-        let mut found = outputs::final_profiles(raw);
-        // Pid order, as the run's report lists them (and the same choices every time).
-        found.sort();
-        for path in found {
+        // Read first, then render the largest peaks first: of a batch, the ones that can
+        // still be shown at the end.
+        let mut batch: Vec<(PathBuf, Profile)> = Vec::new();
+        for path in listing.new_profiles(raw) {
+            match wanted_profile(&path) {
+                Some(p) => {
+                    largest.add(p.meta.peak_bytes);
+                    batch.push((path, p));
+                }
+                None => {
+                    looked.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+        batch.sort_by_key(|(_, p)| std::cmp::Reverse(p.meta.peak_bytes));
+        for (path, profile) in batch {
             if stop.load(Ordering::Acquire) {
                 break;
             }
-            if !seen.insert(path.clone()) {
-                continue;
-            }
-            let made = prerender_if_wanted(&path, settings, &files, &mut peaks);
-            if let Some(r) = made {
-                done.insert(path, r);
+            if settings.all || !largest.beaten(profile.meta.peak_bytes) {
+                if let Some(r) = prerender(&path, profile, settings, &files) {
+                    done.insert(path, r);
+                }
             }
             looked.fetch_add(1, Ordering::AcqRel);
+        }
+        // Ones that larger peaks seen since have pushed out of the rendered set.
+        if !settings.all {
+            done.retain(|_, e| !largest.beaten(e.profile.meta.peak_bytes));
         }
         std::thread::park_timeout(POLL);
     }
     done
 }
 
-/// The reports of the child whose final profile is at `path`, if they can be needed;
-/// `peaks` holds those of the children seen before it.
-fn prerender_if_wanted(
-    path: &Path,
-    settings: Settings,
-    files: &SymbolCache,
-    peaks: &mut Vec<u64>,
-) -> Option<Prerendered> {
-    // Unreadable: the run's report says why. A snapshot may give way to the live files of
-    // a process that went on running (see `outputs::read_profiles`).
+/// The final profiles of `raw/` not seen before, in file-name order (as the run's report
+/// reads them).
+#[derive(Default)]
+struct Listing {
+    seen: HashSet<PathBuf>,
+    /// The directory's modification time at the last listing.
+    listed_at: Option<SystemTime>,
+}
+
+/// A directory unchanged for this long is not listed again until it changes: a long run
+/// with many processes holds thousands of files there. (Its time may be a kernel tick
+/// coarse, so a change within the tick of a listing shows only by listing again.)
+const SETTLED: Duration = Duration::from_secs(1);
+
+impl Listing {
+    fn new_profiles(&mut self, raw: &Path) -> Vec<PathBuf> {
+        let modified = std::fs::metadata(raw).and_then(|m| m.modified()).ok();
+        let settled = modified.is_some_and(|t| {
+            Some(t) == self.listed_at && t.elapsed().is_ok_and(|age| age > SETTLED)
+        });
+        if settled {
+            return Vec::new();
+        }
+        self.listed_at = modified;
+        let mut found = outputs::final_profiles(raw);
+        found.retain(|p| !self.seen.contains(p));
+        found.sort();
+        self.seen.extend(found.iter().cloned());
+        found
+    }
+}
+
+/// The largest peaks among the children seen: the [`RENDERED_PROCESSES`] - 1 of them the
+/// run's report may render (besides the root).
+#[derive(Default)]
+struct Largest(BinaryHeap<std::cmp::Reverse<u64>>);
+
+impl Largest {
+    fn add(&mut self, peak: u64) {
+        self.0.push(std::cmp::Reverse(peak));
+        if self.0.len() > RENDERED_PROCESSES - 1 {
+            self.0.pop();
+        }
+    }
+
+    /// Whether a child with this peak has as many larger peaks seen as can be rendered,
+    /// so that it will not be (the run's report sees at least the same).
+    fn beaten(&self, peak: u64) -> bool {
+        self.0.len() == RENDERED_PROCESSES - 1 && self.0.peek().is_some_and(|m| m.0 > peak)
+    }
+}
+
+/// The profile at `path`, if its reports can be made early: not a snapshot (which may give
+/// way to the live files of a process that went on running, see
+/// `outputs::read_profiles`), not the root's, and readable (else the run's report says
+/// why).
+fn wanted_profile(path: &Path) -> Option<Profile> {
     let profile = outputs::read_profile(path).ok()?;
     if profile.meta.reason == WriteReason::Snapshot {
         return None;
@@ -156,14 +277,7 @@ fn prerender_if_wanted(
     if profile.meta.ppid == std::process::id() {
         return None;
     }
-    let peak = profile.meta.peak_bytes;
-    let larger = peaks.iter().filter(|&&p| p > peak).count();
-    peaks.push(peak);
-    // Not among the largest: not rendered.
-    if !settings.all && larger >= RENDERED_PROCESSES - 1 {
-        return None;
-    }
-    prerender(path, profile, settings, files)
+    Some(profile)
 }
 
 /// A child's reports, as the run's report would make them.
@@ -204,7 +318,7 @@ pub fn take(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use super::*;
@@ -218,7 +332,7 @@ mod tests {
     }
 
     /// A child's profile: `peak` bytes live at its peak on a stack of its own.
-    fn child(pid: u32, peak: u64, reason: WriteReason) -> Profile {
+    pub(crate) fn child(pid: u32, peak: u64, reason: WriteReason) -> Profile {
         Profile {
             meta: Meta {
                 pid,
@@ -364,6 +478,33 @@ mod tests {
         };
         let made = made_after(EarlyRenders::start(&raw, all), n as usize);
         assert_eq!(made.len(), n as usize);
+        let _ = std::fs::remove_dir_all(&raw);
+    }
+
+    /// Children ending one after another with rising peaks: each is made when it ends
+    /// (the largest so far), and dropped once as many larger ones have ended as can be
+    /// rendered; what is left is the largest.
+    #[test]
+    fn children_pushed_out_by_larger_ones_are_dropped() {
+        let raw = scratch("rising");
+        let n = RENDERED_PROCESSES as u32 + 3;
+        let early = EarlyRenders::start(&raw, SETTINGS);
+        for i in 0..n {
+            put(
+                &raw,
+                &child(1000 + i, u64::from(i + 1) * 100, WriteReason::Exit),
+            );
+            let start = Instant::now();
+            while early.looked_at() <= i as usize {
+                assert!(start.elapsed() < Duration::from_secs(60), "stuck at {i}");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let made = early.finish();
+        let mut pids: Vec<u32> = made.keys().map(|p| made[p].profile.meta.pid).collect();
+        pids.sort_unstable();
+        let largest: Vec<u32> = (1000 + n + 1 - RENDERED_PROCESSES as u32..1000 + n).collect();
+        assert_eq!(pids, largest);
         let _ = std::fs::remove_dir_all(&raw);
     }
 }
