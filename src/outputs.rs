@@ -538,34 +538,24 @@ pub fn write_rendered(
         write_atomically(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(p)
     };
-    let Rendered {
-        flame,
-        flame_reversed,
-        folded,
-        leaks,
-        timeline,
-        pprof,
-        oom,
-        page,
-    } = r;
     let mut files = vec![
-        ("flamegraph", write("peak.svg", flame)?),
+        ("flamegraph", write("peak.svg", &r.flame)?),
         (
             "flamegraph_reversed",
-            write("peak-reversed.svg", flame_reversed)?,
+            write("peak-reversed.svg", &r.flame_reversed)?,
         ),
-        ("folded", write("peak.folded", folded.as_bytes())?),
-        ("leaks", write("leaks.svg", leaks)?),
-        ("timeline", write("timeline.svg", timeline.as_bytes())?),
-        ("pprof", write("peak.pb.gz", pprof)?),
+        ("folded", write("peak.folded", r.folded.as_bytes())?),
+        ("leaks", write("leaks.svg", &r.leaks)?),
+        ("timeline", write("timeline.svg", r.timeline.as_bytes())?),
+        ("pprof", write("peak.pb.gz", &r.pprof)?),
     ];
-    if let Some(svg) = oom {
+    if let Some(svg) = &r.oom {
         files.push(("oom", write("oom.svg", svg)?));
     } else {
         // An earlier rendering's, in a directory used again: not this run's.
         crate::stale_outputs::remove_oom(dir);
     }
-    files.push(("report", write("index.html", page.as_bytes())?));
+    files.push(("report", write("index.html", r.page.as_bytes())?));
     let summary_path = dir.join("summary.json");
     files.push(("summary", summary_path));
     let mut summary = render::summary_json(report, &files);
