@@ -423,7 +423,7 @@ fn render_run(
         let pre = (rendered[i] && i != root_idx)
             .then(|| early.take(path, p, limit))
             .flatten();
-        let (mut report, oom) = if let Some(e) = pre {
+        let (report, oom) = if let Some(e) = pre {
             made.push(Some(e.outputs));
             spinner.tick();
             (e.report, e.oom)
@@ -435,9 +435,10 @@ fn render_run(
             built
         } else {
             made.push(None);
-            (facts_report(p, status), None)
+            let mut facts = facts_report(p, status);
+            facts.cgroup_limit_bytes = limit;
+            (facts, None)
         };
-        report.cgroup_limit_bytes = limit;
         reports.push((out, report, oom));
     }
     // What was made early and not taken (processes not rendered after all).
@@ -621,7 +622,7 @@ fn open_in_browser(page: &Path) {
 mod tests {
     use super::*;
     use crate::early_render::tests::child;
-    use crate::early_render::Prerendered;
+    use crate::early_render::{render_child, Prerendered};
 
     /// The run's report writes a child's early reports when they were made of the profile
     /// it read (marked here by a command line of their own), and makes its own otherwise;
@@ -643,13 +644,7 @@ mod tests {
             let status = status_from_profile(p);
             let (mut report, oom) = process_report(&path(p), p, status, (None, limit), &files);
             report.argv = vec![format!("EARLY-{}", p.meta.pid)];
-            let set = ReportSet {
-                report: &report,
-                processes: &[],
-                extra: Vec::new(),
-                oom: oom.as_ref(),
-            };
-            let outputs = outputs::render_reports(&set).unwrap();
+            let outputs = render_child(&report, oom.as_ref()).unwrap();
             (
                 path(p),
                 Prerendered {

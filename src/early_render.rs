@@ -290,18 +290,23 @@ fn prerender(
     let status = status_from_profile(&profile);
     let limits = (settings.limit, settings.cgroup_limit);
     let (report, oom) = process_report(path, &profile, status, limits, files);
-    let set = ReportSet {
-        report: &report,
-        processes: &[],
-        extra: Vec::new(),
-        oom: oom.as_ref(),
-    };
-    let outputs = outputs::render_reports(&set).ok()?;
+    let outputs = render_child(&report, oom.as_ref()).ok()?;
     Some(Prerendered {
         profile,
         report,
         oom,
         outputs,
+    })
+}
+
+/// The rendered reports of a child: as the run's report renders every process but the
+/// root, without the process list or extra summary fields.
+pub(crate) fn render_child(report: &Report, oom: Option<&OomReport>) -> anyhow::Result<Rendered> {
+    outputs::render_reports(&ReportSet {
+        report,
+        processes: &[],
+        extra: Vec::new(),
+        oom,
     })
 }
 
@@ -418,13 +423,7 @@ pub(crate) mod tests {
         for (path, p) in paths.iter().zip(&children) {
             let limits = (None, SETTINGS.cgroup_limit);
             let (report, oom) = process_report(path, p, status_from_profile(p), limits, &files);
-            let set = ReportSet {
-                report: &report,
-                processes: &[],
-                extra: Vec::new(),
-                oom: oom.as_ref(),
-            };
-            let rendered = outputs::render_reports(&set).unwrap();
+            let rendered = render_child(&report, oom.as_ref()).unwrap();
             let e = take(&mut made, path, p, SETTINGS.cgroup_limit).expect("made early");
             assert_eq!(e.report, report);
             assert_eq!(e.report.peak_bytes, p.meta.peak_bytes);

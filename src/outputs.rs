@@ -445,13 +445,7 @@ pub struct Rendered {
 /// `peak.svg`, `peak-reversed.svg`, `peak.folded`, `leaks.svg`, `timeline.svg`,
 /// `peak.pb.gz`, `oom.svg` (with `--limit`), `index.html` and `summary.json`.
 pub fn write_reports(dir: &Path, set: &ReportSet<'_>) -> Result<Vec<(&'static str, PathBuf)>> {
-    create_output_dir(dir)?;
     write_rendered(dir, set, &render_reports(set)?)
-}
-
-fn create_output_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot write to output directory {}", dir.display()))
 }
 
 /// Renders the reports of one process (see [`Rendered`]).
@@ -531,7 +525,8 @@ pub fn write_rendered(
     r: &Rendered,
 ) -> Result<Vec<(&'static str, PathBuf)>> {
     let report = set.report;
-    create_output_dir(dir)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot write to output directory {}", dir.display()))?;
     crate::stale_outputs::remove_partials(dir);
     let write = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
         let p = dir.join(name);
